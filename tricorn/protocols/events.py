@@ -1,0 +1,175 @@
+"""The protocol-neutral events that the sans-IO protocols and the server layer exchange.
+
+Events from the peer come out of ``receive_data``; events for the peer go into ``send``.
+Header names are lower-case bytes and values are bytes, as ASGI wants them. Every event
+names the stream it belongs to: HTTP/2 uses its stream ids, HTTP/1.1 numbers the requests
+on a connection 1, 2, 3, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Event:
+    """Base class of every protocol event."""
+
+    __slots__ = ()
+
+
+# --- from the peer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request(Event):
+    """A request head: the start of a new stream.
+
+    ``target`` is the raw request target (path and query, undecoded). ``http_version`` is
+    ``"1.0"``, ``"1.1"`` or ``"2"``. ``scheme`` is the HTTP/2 ``:scheme`` pseudo-header
+    (``None`` on HTTP/1.1, where the connection decides). For HTTP/2 ``:authority`` is
+    already turned into a ``host`` header; ``protocol`` is the RFC 8441 ``:protocol``.
+    """
+
+    stream_id: int
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: str
+    scheme: bytes | None = None
+    protocol: bytes | None = None
+    #: True when the request carries no body at all (the stream's ``EndBody`` follows).
+    expects_body: bool = True
+    #: True when the client sent ``Expect: 100-continue``: the protocol answers
+    #: ``100 Continue`` when the server calls ``continue_request`` (the app's first read).
+    expect_continue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Body(Event):
+    """A piece of a message body (request body from the peer, response body to it)."""
+
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndBody(Event):
+    """The end of a message body; for requests no more ``Body`` follows on this stream."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trailers(Event):
+    """Trailing headers; they also end the message."""
+
+    stream_id: int
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset(Event):
+    """The stream was reset (HTTP/2 RST_STREAM), by the peer or, when sent, by us."""
+
+    stream_id: int
+    error_code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The peer closed the connection, or the protocol decided it must close.
+
+    After this event the server writes what ``data_to_send`` still holds, then closes.
+    """
+
+    error_code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError(Event):
+    """The peer broke the protocol.
+
+    The answer (an error response, a GOAWAY or RST_STREAM, a close frame) is already
+    queued in ``data_to_send``. ``stream_id`` is ``None`` when the whole connection is
+    concerned, in which case a ``ConnectionClosed`` follows. ``status`` is the HTTP status
+    sent (HTTP/1.1), ``error_code`` the HTTP/2 error code or the WebSocket close code.
+    """
+
+    stream_id: int | None
+    message: str
+    status: int | None = None
+    error_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class H2CPrefaceReceived(Event):
+    """An HTTP/1.1 connection received the HTTP/2 connection preface (prior knowledge).
+
+    ``data`` holds every byte received so far, preface included, to feed an HTTP/2
+    protocol object. The HTTP/1.1 protocol produces nothing after this event.
+    """
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRequested(Event):
+    """An HTTP/1.1 request asks to switch protocols (``Upgrade: h2c`` or ``websocket``).
+
+    ``request`` is the request head, also given to the server so that, if it does not take
+    the upgrade, it can serve the request as plain HTTP by calling ``decline_upgrade``.
+    ``data`` holds the bytes received after the request head (the start of the new
+    protocol, or the request body when the upgrade is declined).
+    """
+
+    stream_id: int
+    upgrade: bytes
+    request: Request
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUpdated(Event):
+    """HTTP/2: the peer opened a flow-control window; ``stream_id`` 0 is the connection."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityUpdated(Event):
+    """HTTP/2: the sending order among streams changed."""
+
+    stream_id: int
+
+
+# --- to the peer -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Response(Event):
+    """A final response head."""
+
+    stream_id: int
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InformationalResponse(Event):
+    """A 1xx response head (100 Continue, 103 Early Hints)."""
+
+    stream_id: int
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PushPromise(Event):
+    """HTTP/2 server push: promise a response for ``path`` on a new stream."""
+
+    stream_id: int
+    path: bytes
+    headers: Headers = field(default_factory=list)

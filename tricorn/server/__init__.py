@@ -1,0 +1,1 @@
+"""The worker layer: sockets, tasks, time and ASGI, written once on anyio."""
