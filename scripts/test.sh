@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md's quick start gives it: set up .venv with the test
+# dependencies, install the Debian tools the tests drive (when missing and we are root),
+# then run pytest (which also runs ruff and mypy --strict).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+need=()
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    else
+        echo "scripts/test.sh: please install: ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,94 @@
+"""Test helpers: run a real tricorn on 127.0.0.1 (random port) inside the test's event loop."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from tricorn import Config, serve
+from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.listeners import BoundAddress
+
+
+@dataclass
+class RunningServer:
+    addresses: list[BoundAddress]
+    shutdown: anyio.Event
+
+    @property
+    def host(self) -> str:
+        address = self.addresses[0].address
+        assert isinstance(address, tuple)
+        return address[0]
+
+    @property
+    def port(self) -> int:
+        address = self.addresses[0].address
+        assert isinstance(address, tuple)
+        return address[1]
+
+    @property
+    def url(self) -> str:
+        return self.addresses[0].url()
+
+
+@asynccontextmanager
+async def serving(app: ASGI3App, **settings: Any) -> AsyncIterator[RunningServer]:
+    """Serve ``app`` on a free port for the body of the ``async with``; shut down gracefully."""
+    settings.setdefault("bind", ["127.0.0.1:0"])
+    settings.setdefault("access_log", False)
+    settings.setdefault("graceful_timeout", 5.0)
+    config = Config(**settings)
+    shutdown = anyio.Event()
+    async with anyio.create_task_group() as group:
+        addresses = await group.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
+        try:
+            yield RunningServer(addresses, shutdown)
+        finally:
+            shutdown.set()
+
+
+async def open_raw(server: RunningServer) -> anyio.abc.SocketStream:
+    return await anyio.connect_tcp(server.host, server.port)
+
+
+async def read_until_closed(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> bytes:
+    """Read everything until the server closes the connection (fails after ``timeout``)."""
+    chunks = []
+    with anyio.fail_after(timeout):
+        while True:
+            try:
+                chunk = await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_response(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> bytes:
+    """Read one response with a content-length (or none) from a raw stream."""
+    data = b""
+    with anyio.fail_after(timeout):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += await stream.receive()
+    return head + b"\r\n\r\n" + rest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,112 @@
+"""Small ASGI apps the integration tests serve."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+
+from tricorn.server.asgi_types import Receive, Scope, Send
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-length", str(len(body)).encode()), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    await respond(send, 200, b"Hello, world!", [(b"content-type", b"text/plain")])
+
+
+async def read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return body
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer with the request body."""
+    if scope["type"] != "http":
+        return
+    body = await read_body(receive)
+    await respond(send, 200, body)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items() if key != "state"}
+    return value
+
+
+async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer with the scope as JSON (bytes as latin-1 strings)."""
+    if scope["type"] != "http":
+        return
+    await read_body(receive)
+    document = _jsonable(dict(scope))
+    document["state_keys"] = sorted(scope.get("state", {}))
+    await respond(send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")])
+
+
+async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
+    """Stream three chunks with no content-length (chunked on HTTP/1.1)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for part in (b"one,", b"two,", b"three"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def raises(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    raise RuntimeError("secret detail that must not reach the client")
+
+
+async def no_response(scope: Scope, receive: Receive, send: Send) -> None:
+    return
+
+
+def bad_message(message: dict[str, Any]) -> Any:
+    """An app that sends ``message`` first (and a valid response after, if it can)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send(message)
+        await respond(send, 200, b"should not be seen")
+
+    return app
+
+
+def sleeper(seconds: float, started: anyio.Event | None = None) -> Any:
+    """An app that waits ``seconds`` before answering."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if started is not None:
+            started.set()
+        await anyio.sleep(seconds)
+        await respond(send, 200, b"slept")
+
+    return app

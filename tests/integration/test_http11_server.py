@@ -1,0 +1,391 @@
+"""A real tricorn on 127.0.0.1 driven by httpx and raw sockets, on trio and on asyncio."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests.helpers import open_raw, read_response, read_until_closed, serving
+from tests.integration import apps
+from tricorn.server.asgi_types import Receive, Scope, Send
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_hello_world_over_httpx() -> None:
+    async with serving(apps.hello) as server, httpx.AsyncClient() as client:
+        response = await client.get(server.url + "/")
+    assert response.status_code == 200
+    assert response.text == "Hello, world!"
+    assert response.headers["server"] == "tricorn"
+    assert "date" in response.headers
+
+
+async def test_server_header_can_be_omitted_and_date_turned_off() -> None:
+    async with (
+        serving(apps.hello, server_header="", date_header=False) as server,
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(server.url)
+    assert "server" not in response.headers
+    assert "date" not in response.headers
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
+    async with serving(apps.echo) as server:
+        stream = await open_raw(server)
+        for index in range(5):
+            body = f"request {index}".encode()
+            await stream.send(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            response = await read_response(stream)
+            assert response.endswith(body)
+        await stream.aclose()
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with serving(apps.scope_dump) as server:
+        stream = await open_raw(server)
+        await stream.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(4)))
+        for index in range(4):
+            response = await read_response(stream)
+            assert json.loads(response.partition(b"\r\n\r\n")[2])["path"] == f"/{index}"
+        await stream.aclose()
+
+
+async def test_scope_has_every_http_key() -> None:
+    async with serving(apps.scope_dump, root_path="/api") as server:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(server.url + "/caf%C3%A9/x?a=1&b=%20", headers={"X-Y": "z"})
+    scope = response.json()
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/api/café/x"
+    assert scope["raw_path"] == "/api/caf%C3%A9/x"
+    assert scope["query_string"] == "a=1&b=%20"
+    assert scope["root_path"] == "/api"
+    assert ["x-y", "z"] in scope["headers"]
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["server"] == ["127.0.0.1", server.port]
+
+
+async def test_request_body_is_streamed_with_more_body() -> None:
+    received: list[tuple[int, bool]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            received.append((len(message["body"]), message["more_body"]))
+            if not message["more_body"]:
+                break
+        await apps.respond(send, 200, b"ok")
+
+    async def body() -> Any:
+        for _ in range(4):
+            yield b"x" * 100_000
+            await anyio.sleep(0.01)
+
+    async with serving(app) as server, httpx.AsyncClient() as client:
+        response = await client.post(server.url, content=body())
+    assert response.status_code == 200
+    assert sum(size for size, _ in received) == 400_000
+    assert received[-1][1] is False
+    assert all(more for _, more in received[:-1])
+
+
+async def test_chunked_response_when_app_gives_no_length() -> None:
+    async with serving(apps.streaming) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await read_until_closed(stream)
+    assert b"transfer-encoding: chunked" in response.lower()
+    assert response.endswith(b"0\r\n\r\n")
+    async with serving(apps.streaming) as server, httpx.AsyncClient() as client:
+        assert (await client.get(server.url)).text == "one,two,three"
+
+
+async def test_head_request_sends_no_body() -> None:
+    async with serving(apps.hello) as server:
+        stream = await open_raw(server)
+        await stream.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await read_response(stream)
+        # content-length says 13, but no body follows: the next bytes are the GET's response.
+        assert b"content-length: 13" in head.lower()
+        assert head.endswith(b"\r\n\r\nHello, world!")  # that body belongs to the GET
+        await stream.aclose()
+
+
+async def test_http10_closes_unless_keep_alive_asked() -> None:
+    async with serving(apps.hello) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.0\r\n\r\n")
+        response = await read_until_closed(stream)
+        assert response.startswith(b"HTTP/1.1 200")
+        assert response.endswith(b"Hello, world!")
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        await read_response(stream)
+        await stream.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert (await read_response(stream)).endswith(b"Hello, world!")
+        await stream.aclose()
+
+
+async def test_expect_100_continue_is_sent_when_the_app_reads() -> None:
+    reading = anyio.Event()
+    proceed = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await proceed.wait()
+        reading.set()
+        body = await apps.read_body(receive)
+        await apps.respond(send, 200, body)
+
+    async with serving(app) as server:
+        stream = await open_raw(server)
+        await stream.send(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        with anyio.move_on_after(0.2):
+            early = await stream.receive()
+            pytest.fail(f"100 Continue sent before the app read the body: {early!r}")
+        proceed.set()
+        with anyio.fail_after(5):
+            interim = await stream.receive()
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        await stream.send(b"hello")
+        assert (await read_response(stream)).endswith(b"hello")
+        await stream.aclose()
+
+
+async def test_app_exception_gives_500_without_detail(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="tricorn.error")
+    async with serving(apps.raises) as server, httpx.AsyncClient() as client:
+        response = await client.get(server.url)
+        assert response.status_code == 500
+        assert b"secret" not in response.content
+        assert (await client.get(server.url)).status_code == 500  # the server stays up
+    assert any("Exception in ASGI app" in r.message and r.exc_info for r in caplog.records)
+
+
+async def test_app_returning_without_response_gives_500(caplog: pytest.LogCaptureFixture) -> None:
+    async with serving(apps.no_response) as server, httpx.AsyncClient() as client:
+        assert (await client.get(server.url)).status_code == 500
+    assert any("without sending a response" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "http.response.body", "body": b"early"},
+        {"type": "http.response.start", "status": "200"},
+        {"type": "http.response.start", "status": 200, "headers": [("a", "b")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b"a",)]},
+        {"type": "no.such.message"},
+    ],
+)
+async def test_invalid_message_is_logged_and_answered_500(
+    message: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(apps.bad_message(message)) as server, httpx.AsyncClient() as client:
+        response = await client.get(server.url)
+    assert response.status_code == 500
+    assert any("invalid message" in r.message for r in caplog.records)
+
+
+async def test_second_start_after_body_began_closes_the_connection() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async with serving(app) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await read_until_closed(stream)
+    assert response.startswith(b"HTTP/1.1 200")
+    assert not response.endswith(b"0\r\n\r\n")  # the chunked body was cut short, not completed
+
+
+async def test_disconnect_is_reported_while_the_app_streams() -> None:
+    disconnected = anyio.Event()
+    failed_send = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        message = await receive()
+        assert message["type"] == "http.request"
+        message = await receive()
+        assert message["type"] == "http.disconnect"
+        disconnected.set()
+        try:
+            await send({"type": "http.response.body", "body": b"more", "more_body": True})
+        except OSError:
+            failed_send.set()
+
+    async with serving(app) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await stream.receive()
+        await stream.aclose()
+        with anyio.fail_after(5):
+            await disconnected.wait()
+            await failed_send.wait()
+
+
+async def test_keep_alive_timeout_closes_idle_connections() -> None:
+    async with serving(apps.hello, keep_alive_timeout=0.2) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_response(stream)
+        start = anyio.current_time()
+        assert await read_until_closed(stream, timeout=5) == b""
+        assert anyio.current_time() - start < 3
+
+
+async def test_slow_request_head_gets_408() -> None:
+    async with serving(apps.hello, header_read_timeout=0.3) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+        response = await read_until_closed(stream, timeout=5)
+    assert response.startswith(b"HTTP/1.1 408")
+
+
+async def test_bad_request_gets_400_and_the_server_keeps_serving() -> None:
+    async with serving(apps.hello) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        assert (await read_until_closed(stream)).startswith(b"HTTP/1.1 400")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(server.url)).status_code == 200
+
+
+async def test_http2_preface_on_plain_port_closes_cleanly() -> None:
+    async with serving(apps.hello) as server:
+        stream = await open_raw(server)
+        await stream.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        assert await read_until_closed(stream) == b""
+
+
+async def test_websocket_upgrade_is_served_as_plain_http() -> None:
+    async with serving(apps.hello) as server:
+        stream = await open_raw(server)
+        await stream.send(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+        await stream.aclose()
+
+
+async def test_client_that_does_not_read_stalls_the_app_not_memory() -> None:
+    sent = 0
+    chunk = b"x" * 65536
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(2000):  # 128 MiB if nothing held it back
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(app) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await anyio.sleep(1.0)
+        # Only what the kernel's socket buffers hold can have been sent.
+        assert sent < 16 * 1024 * 1024
+        await stream.aclose()
+
+
+async def test_app_that_does_not_read_stops_the_server_reading() -> None:
+    release = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await release.wait()
+        body = await apps.read_body(receive)
+        await apps.respond(send, 200, str(len(body)).encode())
+
+    total = 64 * 1024 * 1024
+    async with serving(app) as server:
+        stream = await open_raw(server)
+        await stream.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        pushed = 0
+        with anyio.move_on_after(1.0):
+            while pushed < total:
+                await stream.send(b"y" * 65536)
+                pushed += 65536
+        # The server stopped reading: the client is stuck well before the whole body.
+        assert pushed < 32 * 1024 * 1024
+        release.set()
+
+        async def push_rest() -> None:
+            remaining = total - pushed
+            while remaining:
+                size = min(remaining, 65536)
+                await stream.send(b"y" * size)
+                remaining -= size
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(push_rest)
+            response = await read_response(stream, timeout=30)
+        assert response.endswith(str(total).encode())
+        await stream.aclose()
+
+
+async def test_graceful_shutdown_lets_in_flight_requests_finish() -> None:
+    started = anyio.Event()
+    async with serving(apps.sleeper(0.5, started)) as server:
+        result: list[int] = []
+
+        async def request() -> None:
+            async with httpx.AsyncClient() as client:
+                result.append((await client.get(server.url)).status_code)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(request)
+            await started.wait()
+            server.shutdown.set()
+    assert result == [200]
+
+
+async def test_graceful_timeout_cancels_slow_requests() -> None:
+    started = anyio.Event()
+    begin = anyio.current_time()
+    async with serving(apps.sleeper(60, started), graceful_timeout=0.3) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await started.wait()
+        server.shutdown.set()
+    assert anyio.current_time() - begin < 10
+    assert await read_until_closed(stream) == b""
+
+
+async def test_several_binds_and_ipv6() -> None:
+    async with serving(apps.hello, bind=["127.0.0.1:0", "[::1]:0"]) as server:
+        assert len(server.addresses) == 2
+        async with httpx.AsyncClient() as client:
+            for address in server.addresses:
+                assert (await client.get(address.url())).status_code == 200

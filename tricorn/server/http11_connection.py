@@ -1,0 +1,293 @@
+"""One HTTP/1.1 connection: socket -> ``HTTP11Protocol`` -> ``HTTPStream``s, and back.
+
+One reader task per connection feeds the protocol; each request runs the app in its own
+task (``HTTPStream.run``). The app's ``send`` writes through the protocol to the socket
+under a lock, so ``await send()`` returns once the bytes are in the kernel's buffer: a
+client that does not read stalls its own app, never the server's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import anyio
+from anyio.abc import ByteStream, TaskGroup
+
+from tricorn.errors import ClientDisconnected
+from tricorn.protocols.events import (
+    Body,
+    ConnectionClosed,
+    EndBody,
+    Event,
+    H2CPrefaceReceived,
+    Headers,
+    InformationalResponse,
+    ProtocolError,
+    Request,
+    Response,
+    UpgradeRequested,
+)
+from tricorn.protocols.http11 import HTTP11Protocol
+from tricorn.server.http_stream import HTTPStream, build_scope
+from tricorn.server.state import ServerState
+
+error_log = logging.getLogger("tricorn.error")
+
+RECEIVE_SIZE = 65536
+_DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class HTTP11Connection:
+    """Drives one HTTP/1.1 connection until it closes."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: ByteStream,
+        *,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        scheme: str = "http",
+        extensions: dict[str, object] | None = None,
+    ) -> None:
+        config = state.config
+        self.state = state
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.extensions = extensions or {}
+        self.protocol = HTTP11Protocol(
+            max_request_line_size=config.max_request_line_size,
+            max_head_size=config.max_head_size,
+            max_headers=config.max_headers,
+            max_request_body_size=config.max_request_body_size,
+            h2c_preface=True,
+        )
+        self._write_lock = anyio.Lock()
+        self._task_group: TaskGroup | None = None
+        self._current: HTTPStream | None = None
+        self._closing = False
+        self._broken = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._resume: anyio.Event | None = None
+        self._idle_since = anyio.current_time()
+        self._head_started: float | None = None
+        self._served_requests = 0
+
+    # --- the reader ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.state.add(self)
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                await self._read_loop()
+        finally:
+            self.state.discard(self)
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+
+    def _deadline(self) -> float:
+        if self._current is not None:
+            return math.inf
+        config = self.state.config
+        if self._head_started is not None:
+            return self._head_started + config.header_read_timeout
+        if self._served_requests == 0:
+            return self._idle_since + config.header_read_timeout
+        return self._idle_since + config.keep_alive_timeout
+
+    def _must_wait(self) -> bool:
+        """Backpressure: stop reading while the app has not taken enough of what we read."""
+        current = self._current
+        if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
+            return True
+        return self.protocol.paused and self.protocol.buffered_size >= self.state.config.max_head_size
+
+    async def _read_loop(self) -> None:
+        protocol = self.protocol
+        while not self._closing:
+            if self._must_wait():
+                self._resume = anyio.Event()
+                await self._resume.wait()
+                continue
+            deadline = self._deadline()
+            with anyio.CancelScope(deadline=deadline) as scope:
+                self._read_scope = scope
+                try:
+                    data = await self.transport.receive(RECEIVE_SIZE)
+                except anyio.EndOfStream:
+                    data = b""
+                except _DISCONNECT_ERRORS:
+                    data = b""
+            self._read_scope = None
+            if scope.cancelled_caught:
+                if self._closing:
+                    break
+                if anyio.current_time() >= self._deadline():
+                    await self._timed_out()
+                    break
+                continue
+            had_partial_head = protocol.has_partial_head
+            await self._handle(protocol.receive_data(data))
+            if protocol.has_partial_head:
+                if not had_partial_head or self._head_started is None:
+                    self._head_started = anyio.current_time()
+            else:
+                self._head_started = None
+            if not data:
+                break
+
+    async def _timed_out(self) -> None:
+        if self.protocol.has_partial_head:
+            error_log.info("%s: request head not received in time; answering 408", self._peer())
+            self.protocol.request_timeout()
+            await self._flush()
+        self._closing = True
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+
+    async def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Body):
+                if self._current is not None:
+                    self._current.feed_body(event.data)
+            elif isinstance(event, Request):
+                self._start_stream(event)
+            elif isinstance(event, EndBody):
+                if self._current is not None:
+                    self._current.feed_end()
+            elif isinstance(event, UpgradeRequested):
+                # Until the HTTP/2 and WebSocket layers take upgrades, serve them as plain HTTP.
+                await self._handle(self.protocol.decline_upgrade())
+            elif isinstance(event, ConnectionClosed):
+                self._disconnect()
+            elif isinstance(event, ProtocolError):
+                error_log.info("%s: bad request: %s", self._peer(), event.message)
+                self._disconnect()
+            elif isinstance(event, H2CPrefaceReceived):
+                error_log.info("%s: HTTP/2 preface on an HTTP/1.1 connection; closing", self._peer())
+                self._disconnect()
+        await self._flush()
+
+    def _disconnect(self) -> None:
+        if self._current is not None:
+            self._current.feed_disconnect()
+        self._stop_reading()
+
+    def _start_stream(self, request: Request) -> None:
+        self._head_started = None
+        scope = build_scope(
+            request,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            root_path=self.state.config.root_path,
+            state=self.state.lifespan_state,
+            extensions=self.extensions,
+        )
+        stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
+        self._current = stream
+        assert self._task_group is not None
+        self._task_group.start_soon(stream.run)
+
+    def _wake_reader(self) -> None:
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
+
+    def _stop_reading(self) -> None:
+        self._closing = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        self._wake_reader()
+
+    # --- writing ------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        data = self.protocol.data_to_send()
+        if data:
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        if self._broken:
+            raise ClientDisconnected("the client has gone away")
+        try:
+            async with self._write_lock:
+                await self.transport.send(data)
+        except _DISCONNECT_ERRORS:
+            self._broken = True
+            self._disconnect()
+            self._stop_reading()
+            raise ClientDisconnected("the client has gone away") from None
+
+    # --- StreamOwner ---------------------------------------------------------------
+
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        protocol = self.protocol
+        protocol.send(Response(stream_id, status, headers))
+        if body:
+            protocol.send(Body(stream_id, body))
+        if end:
+            protocol.send(EndBody(stream_id))
+        await self._write(protocol.data_to_send())
+        if end:
+            await self._response_finished()
+
+    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        protocol = self.protocol
+        if body:
+            protocol.send(Body(stream_id, body))
+        if end:
+            protocol.send(EndBody(stream_id))
+        await self._write(protocol.data_to_send())
+        if end:
+            await self._response_finished()
+
+    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        self.protocol.send(InformationalResponse(stream_id, status, headers))
+        await self._flush()
+
+    async def request_body(self, stream_id: int) -> None:
+        current = self._current
+        if current is not None and current.request.expect_continue:
+            self.protocol.continue_request(stream_id)
+            await self._flush()
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        self._wake_reader()
+
+    async def abort(self, stream_id: int) -> None:
+        self._stop_reading()
+
+    def stream_done(self, stream_id: int) -> None:
+        if self._current is not None and self._current.stream_id == stream_id:
+            # The app ended without completing its response (abort() closed the connection).
+            self._current = None
+            self._stop_reading()
+
+    async def _response_finished(self) -> None:
+        self._current = None
+        self._served_requests += 1
+        self._idle_since = anyio.current_time()
+        if self.protocol.should_close or self.state.shutting_down:
+            self._stop_reading()
+            return
+        # Requests pipelined behind this one are already buffered in the protocol.
+        await self._handle(self.protocol.next_events())
+        if self._read_scope is not None:
+            self._read_scope.deadline = self._deadline()
+        self._wake_reader()
+
+    # --- shutdown -----------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        if self._current is None and not self.protocol.has_partial_head:
+            self._stop_reading()
+        else:
+            self.protocol.close_after_response()

@@ -1,0 +1,329 @@
+"""One HTTP request <-> one ASGI app instance: the scope, ``receive`` and ``send``.
+
+The stream is protocol-neutral: it talks to its connection through ``StreamOwner`` (HTTP/1.1
+and HTTP/2 connections both implement it), so the ASGI rules live here once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import anyio
+
+from tricorn.errors import ClientDisconnected, TricornError
+from tricorn.protocols.events import Headers, Request
+from tricorn.server.access_log import AccessLogger
+from tricorn.server.asgi_types import ASGI3App, Message, Scope
+from tricorn.server.state import ServerState
+
+error_log = logging.getLogger("tricorn.error")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
+class ASGIMessageError(TricornError):
+    """The app sent a message that breaks the ASGI HTTP spec."""
+
+
+class StreamOwner(Protocol):
+    """What an ``HTTPStream`` needs from its connection."""
+
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        """Send the response head, the first body bytes and maybe the end, in one write."""
+
+    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        """Send more body bytes; return once they fit the transport (backpressure)."""
+
+    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        """Send a 1xx response (103 Early Hints)."""
+
+    async def request_body(self, stream_id: int) -> None:
+        """The app waits for the request body: send ``100 Continue`` if the client asked."""
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        """The app took ``size`` buffered body bytes: the connection may read more."""
+
+    async def abort(self, stream_id: int) -> None:
+        """The response cannot be completed: close the connection or reset the stream."""
+
+    def stream_done(self, stream_id: int) -> None:
+        """The app instance ended; the connection forgets the stream."""
+
+
+def build_scope(
+    request: Request,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    root_path: str,
+    state: dict[str, Any],
+    extensions: dict[str, Any],
+) -> Scope:
+    """The ASGI HTTP scope for a request head (ASGI HTTP spec 2.4)."""
+    target = request.target
+    raw_path, _, query_string = target.partition(b"?")
+    if not raw_path.startswith(b"/") and raw_path != b"*":
+        # absolute-form (RFC 9112 3.2.2): keep only the path of "http://host/path".
+        after_scheme = raw_path.partition(b"://")[2]
+        slash = after_scheme.find(b"/")
+        raw_path = after_scheme[slash:] if slash >= 0 else b"/"
+    path = unquote(raw_path.decode("ascii", "replace"))
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "method": request.method.decode("ascii"),
+        "scheme": request.scheme.decode("ascii") if request.scheme else scheme,
+        "path": root_path + path,
+        "raw_path": root_path.encode() + raw_path if root_path else raw_path,
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": request.headers,
+        "client": client,
+        "server": server,
+        "state": dict(state),
+        "extensions": extensions,
+    }
+
+
+def _check_headers(value: object) -> Headers:
+    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
+        raise ASGIMessageError(f"response headers must be an iterable of pairs, not {value!r}")
+    headers: Headers = []
+    for pair in value:
+        try:
+            name, header_value = pair
+        except (TypeError, ValueError):
+            raise ASGIMessageError(f"response header {pair!r} is not a (name, value) pair") from None
+        if not isinstance(name, bytes) or not isinstance(header_value, bytes):
+            raise ASGIMessageError(f"response header {pair!r}: name and value must be bytes")
+        headers.append((name.lower(), header_value))
+    return headers
+
+
+class HTTPStream:
+    """Runs the ASGI app for one request and translates its messages for the connection."""
+
+    __slots__ = (
+        "_access_log",
+        "_body",
+        "_body_complete",
+        "_body_requested",
+        "_bytes_sent",
+        "_disconnected",
+        "_final_body_delivered",
+        "_owner",
+        "_pending_headers",
+        "_response_complete",
+        "_started",
+        "_status",
+        "_wakeup",
+        "app",
+        "request",
+        "scope",
+        "server_state",
+        "start_time",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        owner: StreamOwner,
+        request: Request,
+        scope: Scope,
+        app: ASGI3App,
+        server_state: ServerState,
+        access_log: AccessLogger | None,
+    ) -> None:
+        self._owner = owner
+        self.request = request
+        self.stream_id = request.stream_id
+        self.scope = scope
+        self.app = app
+        self.server_state = server_state
+        self._access_log = access_log
+        self._body: deque[bytes] = deque()
+        self._body_complete = not request.expects_body
+        self._body_requested = False
+        self._disconnected = False
+        self._final_body_delivered = False
+        self._wakeup: anyio.Event | None = None
+        self._started = False
+        self._status = 0
+        self._pending_headers: Headers | None = None
+        self._response_complete = False
+        self._bytes_sent = 0
+        self.start_time = server_state.clock()
+
+    # --- fed by the connection ---------------------------------------------------
+
+    @property
+    def buffered_body_size(self) -> int:
+        return sum(map(len, self._body))
+
+    def feed_body(self, data: bytes) -> None:
+        if data:
+            self._body.append(data)
+            self._wake()
+
+    def feed_end(self) -> None:
+        self._body_complete = True
+        self._wake()
+
+    def feed_disconnect(self) -> None:
+        self._disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def _wait(self) -> None:
+        self._wakeup = event = anyio.Event()
+        await event.wait()
+
+    # --- running the app ---------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            error_log.debug("stream %d: the app stopped after the client went away", self.stream_id)
+        except Exception as error:
+            await self._app_failed(error)
+        else:
+            if not self._started:
+                await self._app_failed(None)
+            elif not self._response_complete:
+                error_log.error(
+                    "ASGI app returned before finishing the response to %s %s",
+                    self.scope["method"],
+                    self.scope["path"],
+                )
+                await self._owner.abort(self.stream_id)
+        finally:
+            self._owner.stream_done(self.stream_id)
+
+    async def _app_failed(self, error: Exception | None) -> None:
+        if error is None:
+            error_log.error(
+                "ASGI app returned without sending a response to %s %s",
+                self.scope["method"],
+                self.scope["path"],
+            )
+        elif isinstance(error, ASGIMessageError):
+            error_log.error("ASGI app sent an invalid message: %s", error)
+        else:
+            error_log.error(
+                "Exception in ASGI app (%s %s)",
+                self.scope["method"],
+                self.scope["path"],
+                exc_info=error,
+            )
+        if self._disconnected:
+            return
+        if self._started and self._pending_headers is None:
+            await self._owner.abort(self.stream_id)  # the head is on the wire: too late for a 500
+            return
+        self._started = True
+        self._status = 500
+        body = b"Internal Server Error"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            *self.server_state.default_headers(),
+        ]
+        try:
+            await self._owner.send_response(self.stream_id, 500, headers, body, True)
+        except ClientDisconnected:
+            return
+        self._bytes_sent = len(body)
+        self._finish()
+
+    async def receive(self) -> Message:
+        """ASGI ``receive``: request body chunks, then ``http.disconnect``."""
+        if not self._body_requested:
+            self._body_requested = True
+            if not self._body_complete and not self._body and not self._disconnected:
+                await self._owner.request_body(self.stream_id)
+        while True:
+            if self._body:
+                data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+                self._body.clear()
+                self._owner.body_consumed(self.stream_id, len(data))
+                more = not self._body_complete
+                if not more:
+                    self._final_body_delivered = True
+                return {"type": "http.request", "body": data, "more_body": more}
+            if self._disconnected or self._response_complete:
+                return {"type": "http.disconnect"}
+            if self._body_complete and not self._final_body_delivered:
+                self._final_body_delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self._wait()
+
+    async def send(self, message: Message) -> None:
+        """ASGI ``send``: ``http.response.start`` then ``http.response.body`` messages."""
+        if self._disconnected:
+            raise ClientDisconnected(f"stream {self.stream_id}: the client has gone away")
+        message_type = message.get("type")
+        if message_type == "http.response.body":
+            await self._send_body(message)
+        elif message_type == "http.response.start":
+            if self._started:
+                raise ASGIMessageError("http.response.start sent twice")
+            status = message.get("status")
+            if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 999:
+                raise ASGIMessageError(f"http.response.start status must be an int >= 200: {status!r}")
+            headers = _check_headers(message.get("headers", ()))
+            headers.extend(self.server_state.default_headers())
+            self._started = True
+            self._status = status
+            self._pending_headers = headers
+        elif message_type == "http.response.early_hint":
+            if self._started:
+                return
+            links = message.get("links", ())
+            hints = [(b"link", link) for link in links if isinstance(link, bytes)]
+            await self._owner.send_informational(self.stream_id, 103, hints)
+        else:
+            raise ASGIMessageError(f"unknown message type {message_type!r}")
+
+    async def _send_body(self, message: Message) -> None:
+        if not self._started:
+            raise ASGIMessageError("http.response.body sent before http.response.start")
+        if self._response_complete:
+            raise ASGIMessageError("http.response.body sent after the response was complete")
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise ASGIMessageError(f"http.response.body body must be bytes, not {type(body).__name__}")
+        body = bytes(body)
+        end = not more_body
+        try:
+            if self._pending_headers is not None:
+                headers, self._pending_headers = self._pending_headers, None
+                await self._owner.send_response(self.stream_id, self._status, headers, body, end)
+            elif body or end:
+                await self._owner.send_body(self.stream_id, body, end)
+        except ClientDisconnected:
+            self._disconnected = True
+            raise
+        self._bytes_sent += len(body)
+        if end:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._response_complete = True
+        self._wake()
+        if self._access_log is not None:
+            duration = self.server_state.clock() - self.start_time
+            self._access_log.log(self.scope, self._status, self._bytes_sent, duration)

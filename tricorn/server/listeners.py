@@ -1,0 +1,149 @@
+"""Binds: turn the configured addresses into listening sockets and anyio listeners."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
+
+from tricorn.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAddress:
+    """One address the server listens on, as returned by ``serve`` through ``task_status``."""
+
+    family: socket.AddressFamily
+    #: ``(host, port)`` for TCP, the socket path for unix sockets.
+    address: tuple[str, int] | str
+
+    def url(self, scheme: str = "http") -> str:
+        if isinstance(self.address, str):
+            return f"{scheme}+unix://{self.address}"
+        host, port = self.address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{port}"
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` or ``[V6]:PORT`` into host and port; raise ConfigError if neither."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"config: bind = {value!r}: expected 'HOST:PORT' or '[V6]:PORT'")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"config: bind = {value!r}: an IPv6 host must be in brackets")
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"config: bind = {value!r}: port must be 0-65535")
+    return host, port
+
+
+def _tcp_sockets(value: str, backlog: int) -> list[socket.socket]:
+    host, port = parse_bind(value)
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+        )
+    except socket.gaierror as error:
+        raise ConfigError(f"config: bind = {value!r}: cannot resolve host ({error})") from None
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, str]] = set()
+    for family, kind, proto, _, address in infos:
+        key = (family, str(address[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and sockets:
+                # "localhost:0" gives two families; keep them on one port number.
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+        except OSError as error:
+            sock.close()
+            for other in sockets:
+                other.close()
+            raise ConfigError(f"config: bind = {value!r}: cannot listen ({error.strerror})") from None
+        sockets.append(sock)
+    return sockets
+
+
+def _unix_socket(path: str, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # a stale socket from an earlier run
+        sock.bind(path)
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"config: bind = 'unix:{path}': cannot listen ({error.strerror})") from None
+    return sock
+
+
+def _fd_socket(value: str) -> socket.socket:
+    text = value.removeprefix("fd://")
+    if not text.isdigit():
+        raise ConfigError(f"config: bind = {value!r}: expected 'fd://N' with N a file descriptor")
+    try:
+        sock = socket.socket(fileno=int(text))
+    except OSError as error:
+        raise ConfigError(f"config: bind = {value!r}: not a socket ({error.strerror})") from None
+    return sock
+
+
+def open_sockets(binds: list[str], backlog: int) -> list[socket.socket]:
+    """Create, bind and listen on one socket per address (two for a name with v4 and v6)."""
+    sockets: list[socket.socket] = []
+    try:
+        for value in binds:
+            if value.startswith("unix:"):
+                sockets.append(_unix_socket(value.removeprefix("unix:"), backlog))
+            elif value.startswith("fd://"):
+                sockets.append(_fd_socket(value))
+            else:
+                sockets.extend(_tcp_sockets(value, backlog))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    for sock in sockets:
+        sock.setblocking(False)
+    return sockets
+
+
+def bound_address(sock: socket.socket) -> BoundAddress:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return BoundAddress(sock.family, str(name))
+    return BoundAddress(sock.family, (str(name[0]), int(name[1])))
+
+
+async def to_listener(sock: socket.socket) -> SocketListener:
+    """Wrap a listening socket for the running backend (the listener takes ownership)."""
+    return await SocketListener.from_socket(sock)
+
+
+def peer_addresses(
+    stream: SocketStream,
+) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """The ASGI ``client`` and ``server`` of a connection (None where there is no address)."""
+    try:
+        remote = stream.extra(SocketAttribute.remote_address)
+        local = stream.extra(SocketAttribute.local_address)
+    except anyio.TypedAttributeLookupError:  # pragma: no cover - every socket has them
+        return None, None
+    client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
+    server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+    return client, server

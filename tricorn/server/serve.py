@@ -1,0 +1,216 @@
+"""``serve``: the embeddable server, and ``run``: the blocking entry point for scripts and CLI."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import SocketListener, SocketStream, TaskGroup, TaskStatus
+
+from tricorn.config import Config
+from tricorn.errors import ConfigError, TricornError
+from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.http11_connection import HTTP11Connection
+from tricorn.server.lifespan import Lifespan, LifespanFailure
+from tricorn.server.listeners import (
+    BoundAddress,
+    bound_address,
+    open_sockets,
+    peer_addresses,
+    to_listener,
+)
+from tricorn.server.state import ServerState
+
+error_log = logging.getLogger("tricorn.error")
+
+#: Seconds to back off when accept() fails for lack of file descriptors.
+ACCEPT_BACKOFF = 0.1
+
+
+async def serve(
+    app: ASGI3App,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    task_status: TaskStatus[list[BoundAddress]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with ``config`` until ``shutdown_trigger()`` returns or until cancelled.
+
+    Start it with ``await nursery.start(serve, app, config)`` (trio) or
+    ``await task_group.start(serve, app, config)`` (anyio, asyncio): that returns the list
+    of ``BoundAddress`` the server listens on, once the app's lifespan startup has
+    completed and the sockets accept connections.
+
+    When ``shutdown_trigger`` returns, the server shuts down gracefully: it stops accepting,
+    lets in-flight requests finish for up to ``config.graceful_timeout`` seconds, cancels
+    what is left, then runs the app's lifespan shutdown. Cancelling ``serve`` instead stops
+    everything at once (no lifespan shutdown).
+
+    Raises ``ConfigError`` when a bind cannot be opened and ``LifespanFailure`` when the
+    app's lifespan startup or shutdown fails.
+    """
+    lifespan = Lifespan(
+        app,
+        config.lifespan,
+        startup_timeout=config.startup_timeout,
+        shutdown_timeout=config.shutdown_timeout,
+    )
+    state = ServerState(config, app, lifespan.state)
+    sockets = open_sockets(config.bind, config.backlog)
+    try:
+        await _serve(lifespan, state, sockets, shutdown_trigger, task_status)
+    except BaseExceptionGroup as group:
+        # Give embedders the one TricornError (bind, lifespan) rather than a group of one.
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], TricornError):
+            raise leaves[0] from None
+        raise
+    finally:
+        for sock in sockets:
+            sock.close()
+    error_log.info("Server stopped")
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return leaves
+
+
+async def _serve(
+    lifespan: Lifespan,
+    state: ServerState,
+    sockets: list[socket.socket],
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None,
+    task_status: TaskStatus[list[BoundAddress]],
+) -> None:
+    config = state.config
+    async with anyio.create_task_group() as lifespan_group:
+        await lifespan.startup(lifespan_group)
+        addresses = [bound_address(sock) for sock in sockets]
+        listeners = [await to_listener(sock) for sock in sockets]
+        backend = backend_name()
+        for address in addresses:
+            error_log.info("tricorn serving on %s (%s; press CTRL+C to quit)", address.url(), backend)
+        async with anyio.create_task_group() as connections:
+            with anyio.CancelScope() as accepting:
+                for listener in listeners:
+                    connections.start_soon(_accept_loop, listener, state, connections)
+                task_status.started(addresses)
+                if shutdown_trigger is None:
+                    await anyio.sleep_forever()
+                else:
+                    await shutdown_trigger()
+                accepting.cancel()
+            for listener in listeners:
+                await listener.aclose()
+            error_log.info("Shutting down: waiting for in-flight requests to finish")
+            with anyio.move_on_after(config.graceful_timeout) as grace:
+                await state.shutdown_connections()
+            if grace.cancelled_caught:
+                error_log.warning(
+                    "Graceful timeout (%g s) passed: cancelling %d connection(s)",
+                    config.graceful_timeout,
+                    len(state.connections),
+                )
+            connections.cancel_scope.cancel()
+        await lifespan.shutdown()
+        lifespan_group.cancel_scope.cancel()
+
+
+async def _accept_loop(listener: SocketListener, state: ServerState, group: TaskGroup) -> None:
+    while not state.shutting_down:
+        try:
+            transport = await listener.accept()
+        except OSError as error:
+            # EMFILE/ENFILE/ENOBUFS: keep the server alive and try again shortly.
+            error_log.warning("accept() failed: %s", error)
+            await anyio.sleep(ACCEPT_BACKOFF)
+            continue
+        except anyio.ClosedResourceError:
+            return
+        group.start_soon(_handle_connection, transport, state)
+
+
+async def _handle_connection(transport: SocketStream, state: ServerState) -> None:
+    client, server = peer_addresses(transport)
+    connection = HTTP11Connection(state, transport, client=client, server=server)
+    try:
+        await connection.run()
+    except Exception:
+        error_log.exception("Unexpected error on the connection from %s", client)
+
+
+def backend_name() -> str:
+    """The running backend, as shown to users: "trio", "asyncio" or "asyncio with uvloop"."""
+    import sniffio
+
+    name = sniffio.current_async_library()
+    if name == "asyncio":
+        import asyncio
+
+        if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+            return "asyncio with uvloop"
+    return name
+
+
+def backend_options(config: Config) -> tuple[str, dict[str, Any]]:
+    """The anyio backend name and options for ``config.backend``."""
+    if config.backend == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "config: backend = 'uvloop': uvloop is not installed (pip install 'tricorn[uvloop]')"
+            ) from None
+        return "asyncio", {"use_uvloop": True}
+    return config.backend, {}
+
+
+async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
+    shutdown = anyio.Event()
+    async with anyio.create_task_group() as group:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if shutdown.is_set():
+                        error_log.warning("Second signal: stopping now")
+                        group.cancel_scope.cancel()
+                        return
+                    error_log.info(
+                        "Received %s: shutting down gracefully (send it again to stop now)",
+                        signal.Signals(signum).name,
+                    )
+                    shutdown.set()
+
+        group.start_soon(watch_signals)
+        await serve(app, config, shutdown_trigger=shutdown.wait)
+        group.cancel_scope.cancel()
+
+
+def run(app: ASGI3App, config: Config) -> int:
+    """Serve ``app`` until SIGINT or SIGTERM; return the process exit status.
+
+    0 after a clean shutdown, 2 for a configuration problem (a bind that cannot be opened),
+    3 when the app's lifespan startup or shutdown failed.
+    """
+    try:
+        backend, options = backend_options(config)
+        anyio.run(_serve_until_signalled, app, config, backend=backend, backend_options=options)
+    except ConfigError as error:
+        error_log.error("%s", error)
+        return 2
+    except LifespanFailure as error:
+        error_log.error("%s", error)
+        return 3
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
