@@ -14,8 +14,11 @@ from typing import Any, Literal
 Backend = Literal["trio", "asyncio", "uvloop"]
 Lifespan = Literal["auto", "on", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+VerifyMode = Literal["none", "optional", "required"]
 
-DEFAULT_ACCESS_LOG_FORMAT = '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
+DEFAULT_ACCESS_LOG_FORMAT = (
+    '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
+)
 
 
 def setting(
@@ -121,10 +124,93 @@ class Config:
 
     # --- logging -------------------------------------------------------------------
     log_level: LogLevel = setting("info", "Level of the error log.", group="logging")
-    access_log: bool = setting(True, "Write an access log line per response to stdout.", group="logging")
+    access_log: bool = setting(
+        True, "Write an access log line per response to stdout.", group="logging"
+    )
     access_log_format: str = setting(
         DEFAULT_ACCESS_LOG_FORMAT,
         "Access log line, a str.format template; fields: client, method, path, query, "
         "status, bytes, duration_ms, protocol, user_agent, referer.",
         group="logging",
+    )
+
+    # --- TLS -----------------------------------------------------------------------
+    certfile: str = setting(
+        "", "PEM certificate (chain) file; setting it turns TLS on.", group="tls"
+    )
+    keyfile: str = setting("", "PEM private key file (if not inside certfile).", group="tls")
+    keyfile_password: str = setting("", "Password of an encrypted keyfile.", group="tls")
+    ca_certs: str = setting("", "CA certificates (PEM) to verify client certificates.", group="tls")
+    verify_mode: VerifyMode = setting(
+        "none", "Client certificates: 'none', 'optional' or 'required' (mTLS).", group="tls"
+    )
+    ciphers: str = setting(
+        "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20",
+        "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults).",
+        group="tls",
+    )
+    alpn_protocols: list[str] = setting(
+        ["h2", "http/1.1"], "ALPN protocols offered, in order of preference.", group="tls"
+    )
+    tls_handshake_timeout: float = setting(
+        10.0, "Seconds a client has to complete the TLS handshake.", minimum=0, group="tls"
+    )
+
+    # --- HTTP/2 --------------------------------------------------------------------
+    h2_max_concurrent_streams: int = setting(
+        100,
+        "Most concurrent streams per connection (beyond: REFUSED_STREAM).",
+        minimum=1,
+        group="http2",
+    )
+    h2_max_header_list_size: int = setting(
+        65536, "Largest decoded request header list, in bytes.", minimum=1024, group="http2"
+    )
+    h2_initial_window_size: int = setting(
+        65535,
+        "Flow-control window of each request stream, in bytes.",
+        minimum=1,
+        maximum=2**31 - 1,
+        group="http2",
+    )
+    h2_connection_window_size: int = setting(
+        1048576,
+        "Flow-control window of the whole connection, in bytes.",
+        minimum=65535,
+        maximum=2**31 - 1,
+        group="http2",
+    )
+    h2_max_frame_size: int = setting(
+        16384,
+        "Largest frame we accept, in bytes.",
+        minimum=16384,
+        maximum=16777215,
+        group="http2",
+    )
+    h2_max_continuation_frames: int = setting(
+        32, "Most CONTINUATION frames in one header block.", minimum=1, group="http2"
+    )
+    h2_max_resets_per_window: int = setting(
+        200,
+        "Streams the client may reset per flood window (rapid reset guard).",
+        minimum=1,
+        group="http2",
+    )
+    h2_max_pings_per_window: int = setting(
+        100, "PING frames per flood window.", minimum=1, group="http2"
+    )
+    h2_max_settings_per_window: int = setting(
+        100, "SETTINGS frames per flood window.", minimum=1, group="http2"
+    )
+    h2_max_empty_frames_per_window: int = setting(
+        100,
+        "Empty DATA/HEADERS frames (no END_STREAM) per flood window.",
+        minimum=1,
+        group="http2",
+    )
+    h2_flood_window: float = setting(
+        10.0,
+        "Seconds over which the HTTP/2 frame-rate limits are counted.",
+        minimum=0.1,
+        group="http2",
     )

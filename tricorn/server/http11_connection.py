@@ -104,7 +104,9 @@ class HTTP11Connection:
         current = self._current
         if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
             return True
-        return self.protocol.paused and self.protocol.buffered_size >= self.state.config.max_head_size
+        return bool(
+            self.protocol.paused and self.protocol.buffered_size >= self.state.config.max_head_size
+        )
 
     async def _read_loop(self) -> None:
         protocol = self.protocol

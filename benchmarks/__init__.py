@@ -1,0 +1,1 @@
+"""Side-by-side load runs of tricorn against other ASGI servers (see README.md)."""

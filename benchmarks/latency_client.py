@@ -1,0 +1,218 @@
+"""Paced (open-loop) latency client for HTTP/1.1 and HTTP/2 (h2c prior knowledge).
+
+Requests are scheduled at a fixed total rate, spread evenly over the connections.
+HTTP/1.1 keeps one request in flight per connection: when a slow response makes a request
+leave after its scheduled time, its latency is counted from the *scheduled* time, so a
+stall is counted in full for every request it delays (no coordinated omission, as in
+wrk2); otherwise from the moment it is written (the event loop's timers are only
+millisecond-precise, and their lateness is the client's, not the server's). HTTP/2 sends
+each request on a new stream when its time comes, whatever is still in flight, and counts
+from the moment it is written.
+
+    python benchmarks/latency_client.py --port 8000 --proto h1 --rate 1000 --duration 5
+
+prints one JSON object: requests, errors, achieved rate, p50/p90/p99/max in ms, and the
+client's own CPU use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+
+clock = time.perf_counter
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+
+async def h1_connection(
+    host: str, port: int, path: str, *, times: list[float], stats: Stats, deadline: float
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    try:
+        for scheduled in times:
+            delay = scheduled - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                start = clock()
+            else:  # late because the previous response was: count from the schedule
+                start = scheduled
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - clock())
+            status_line, _, rest = head.partition(b"\r\n")
+            length = 0
+            for line in rest.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            if status_line.split(b" ", 2)[1] != b"200":
+                stats.errors.append(status_line.decode(errors="replace"))
+                continue
+            stats.latencies.append(clock() - start)
+    finally:
+        writer.close()
+
+
+async def h2_connection(
+    host: str, port: int, path: str, *, times: list[float], stats: Stats, deadline: float
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    writer.write(conn.data_to_send())
+    scheduled_at: dict[int, float] = {}
+    status: dict[int, bytes] = {}
+    done = asyncio.Event()
+    sent_all = False
+
+    async def read_loop() -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                if scheduled_at:
+                    stats.errors.append("connection closed with requests in flight")
+                done.set()
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status[event.stream_id] = dict(event.headers).get(b":status", b"")
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    start = scheduled_at.pop(event.stream_id, None)
+                    code = status.pop(event.stream_id, b"")
+                    if start is not None:
+                        if code == b"200":
+                            stats.latencies.append(clock() - start)
+                        else:
+                            stats.errors.append(f"status {code!r}")
+                elif isinstance(event, h2.events.StreamReset):
+                    scheduled_at.pop(event.stream_id, None)
+                    stats.errors.append(f"stream reset {event.error_code!r}")
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    stats.errors.append(f"GOAWAY {event.error_code!r}")
+                    done.set()
+                    return
+            writer.write(conn.data_to_send())
+            if sent_all and not scheduled_at:
+                done.set()
+                return
+
+    reader_task = asyncio.create_task(read_loop())
+    headers = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", f"{host}:{port}"),
+        (":path", path),
+    ]
+    try:
+        for scheduled in times:
+            delay = scheduled - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if done.is_set():
+                break
+            stream_id = conn.get_next_available_stream_id()
+            scheduled_at[stream_id] = clock()
+            conn.send_headers(stream_id, headers, end_stream=True)
+            writer.write(conn.data_to_send())
+        sent_all = True
+        if not scheduled_at:
+            done.set()
+        await asyncio.wait_for(done.wait(), max(0.1, deadline - clock()))
+    finally:
+        reader_task.cancel()
+        writer.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stats = Stats()
+    interval = args.connections / args.rate  # per connection
+    per_connection = int(args.duration / interval)
+    start = clock() + 0.2
+    deadline = start + args.duration + args.timeout
+    connection = h1_connection if args.proto == "h1" else h2_connection
+    tasks = []
+    for i in range(args.connections):
+        offset = start + i * interval / args.connections
+        times = [offset + k * interval for k in range(per_connection)]
+        tasks.append(
+            connection(args.host, args.port, args.path, times=times, stats=stats, deadline=deadline)
+        )
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    cpu1, t1 = time.process_time(), time.perf_counter()
+    for result in results:
+        if isinstance(result, BaseException):
+            stats.errors.append(f"{type(result).__name__}: {result}")
+    values = sorted(stats.latencies)
+    ms = [v * 1000 for v in values]
+    return {
+        "proto": args.proto,
+        "target_rate": args.rate,
+        "requests": len(values),
+        "achieved_rate": round(len(values) / args.duration, 1),
+        "errors": len(stats.errors),
+        "first_errors": stats.errors[:3],
+        "p50_ms": round(percentile(ms, 0.50), 3),
+        "p90_ms": round(percentile(ms, 0.90), 3),
+        "p99_ms": round(percentile(ms, 0.99), 3),
+        "max_ms": round(ms[-1], 3) if ms else float("nan"),
+        "client_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--proto", choices=["h1", "h2"], default="h1")
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests/s in total")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of sending")
+    parser.add_argument("--timeout", type=float, default=10.0, help="grace after sending")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("load is sent to the loopback interface only")
+    runner: Any = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        pass
+    try:
+        result: dict[str, Any] = runner(run(args))
+    except (OSError, TimeoutError) as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    print(json.dumps(result))
+    return 0 if result["requests"] and not result["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""One HTTP/2 connection: socket -> ``HTTP2Protocol`` -> ``HTTPStream``s, and back.
+
+A reader task feeds the protocol; each request stream runs the app in its own task. Response
+bodies go through one writer task that hands DATA to the protocol in priority order, only as
+much as the stream and connection windows allow, and writes to the socket: ``await send()``
+returns once the app's bytes are on their way, so a client that does not read, or advertises
+a zero window, costs bounded memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import anyio
+from anyio.abc import ByteStream, TaskGroup
+
+from tricorn.errors import ClientDisconnected
+from tricorn.protocols.events import (
+    Body,
+    ConnectionClosed,
+    EndBody,
+    Event,
+    Headers,
+    InformationalResponse,
+    ProtocolError,
+    PushPromise,
+    Request,
+    Response,
+    StreamReset,
+    Trailers,
+    WindowUpdated,
+)
+from tricorn.protocols.http2 import HTTP2Protocol
+from tricorn.server.http_stream import HTTPStream, build_scope
+from tricorn.server.state import ServerState
+
+error_log = logging.getLogger("tricorn.error")
+
+RECEIVE_SIZE = 65536
+#: Largest slice of one stream's body handed to the protocol before the writer looks again
+#: at the priorities (a few frames' worth).
+SEND_QUANTUM = 65536
+INTERNAL_ERROR = 0x2
+_DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class _Outbox:
+    """Body bytes of one stream waiting for flow-control window."""
+
+    __slots__ = ("data", "done", "end", "failed", "offset")
+
+    def __init__(self, data: bytes, end: bool) -> None:
+        self.data = memoryview(data)
+        self.offset = 0
+        self.end = end
+        self.failed = False
+        self.done = anyio.Event()
+
+
+class HTTP2Connection:
+    """Drives one HTTP/2 connection until it closes."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: ByteStream,
+        *,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        scheme: str,
+        extensions: dict[str, object] | None = None,
+    ) -> None:
+        config = state.config
+        self.state = state
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.extensions = extensions or {}
+        self.protocol = HTTP2Protocol(
+            clock=time.monotonic,
+            max_concurrent_streams=config.h2_max_concurrent_streams,
+            max_header_list_size=config.h2_max_header_list_size,
+            initial_window_size=config.h2_initial_window_size,
+            connection_window_size=config.h2_connection_window_size,
+            max_frame_size=config.h2_max_frame_size,
+            max_continuation_frames=config.h2_max_continuation_frames,
+            max_resets_per_window=config.h2_max_resets_per_window,
+            max_pings_per_window=config.h2_max_pings_per_window,
+            max_settings_per_window=config.h2_max_settings_per_window,
+            max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
+            reset_window_seconds=config.h2_flood_window,
+            enable_connect_protocol=False,
+            max_body_buffer=config.max_body_buffer,
+        )
+        self._streams: dict[int, HTTPStream] = {}
+        self._outboxes: dict[int, _Outbox] = {}
+        self._write_lock = anyio.Lock()
+        self._writer_wakeup = anyio.Event()
+        self._task_group: TaskGroup | None = None
+        self._closing = False
+        self._broken = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._idle_since = anyio.current_time()
+
+    # --- running --------------------------------------------------------------------
+
+    async def run(self, initial_data: bytes = b"", upgrade: tuple[bytes, Request] | None = None) -> None:
+        """Serve the connection; ``initial_data`` was already read (the preface, or what
+        followed an h2c upgrade request); ``upgrade`` is the HTTP2-Settings value and the
+        request that asked for the upgrade, answered on stream 1."""
+        self.state.add(self)
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                task_group.start_soon(self._writer)
+                if upgrade is None:
+                    self.protocol.initiate()
+                else:
+                    await self._handle(self.protocol.initiate_upgrade(*upgrade))
+                if initial_data:
+                    await self._handle(self.protocol.receive_data(initial_data))
+                await self._flush()
+                await self._read_loop()
+                await self._wait_for_streams()
+                task_group.cancel_scope.cancel()
+        finally:
+            self.state.discard(self)
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+
+    async def _wait_for_streams(self) -> None:
+        while self._streams and not self._broken:
+            self._idle_event = anyio.Event()
+            await self._idle_event.wait()
+        with anyio.move_on_after(1.0):
+            await self._flush()
+
+    _idle_event: anyio.Event | None = None
+
+    def _deadline(self) -> float:
+        if self._streams:
+            return math.inf
+        return self._idle_since + self.state.config.keep_alive_timeout
+
+    async def _read_loop(self) -> None:
+        protocol = self.protocol
+        while not self._closing:
+            if protocol.paused:
+                # Our output is not drained: the peer does not read. Stop reading its frames.
+                self._wake_writer()
+                await anyio.sleep(0)
+                async with self._write_lock:
+                    pass
+                if protocol.paused:
+                    await self._flush()
+                continue
+            with anyio.CancelScope(deadline=self._deadline()) as scope:
+                self._read_scope = scope
+                try:
+                    data = await self.transport.receive(RECEIVE_SIZE)
+                except (anyio.EndOfStream, *_DISCONNECT_ERRORS):
+                    data = b""
+            self._read_scope = None
+            if scope.cancelled_caught:
+                if self._closing:
+                    break
+                if not self._streams and anyio.current_time() >= self._deadline():
+                    protocol.goaway(graceful=True)
+                    await self._flush()
+                    break
+                continue
+            await self._handle(protocol.receive_data(data))
+            if not data:
+                break
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+
+    async def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Body):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.feed_body(event.data)
+            elif isinstance(event, Request):
+                self._start_stream(event)
+            elif isinstance(event, EndBody | Trailers):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream.feed_end()
+            elif isinstance(event, WindowUpdated):
+                self._wake_writer()
+            elif isinstance(event, StreamReset):
+                self._stream_gone(event.stream_id)
+            elif isinstance(event, ProtocolError):
+                error_log.info("%s: HTTP/2 protocol error: %s", self._peer(), event.message)
+                if event.stream_id is not None:
+                    self._stream_gone(event.stream_id)
+            elif isinstance(event, ConnectionClosed):
+                self._closing = True
+                for stream_id in list(self._streams):
+                    self._stream_gone(stream_id)
+        await self._flush()
+
+    def _stream_gone(self, stream_id: int) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream.feed_disconnect()
+        outbox = self._outboxes.pop(stream_id, None)
+        if outbox is not None:
+            outbox.failed = True
+            outbox.done.set()
+
+    def _start_stream(self, request: Request) -> None:
+        scope = build_scope(
+            request,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            root_path=self.state.config.root_path,
+            state=self.state.lifespan_state,
+            extensions=self.extensions,
+        )
+        stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
+        self._streams[request.stream_id] = stream
+        assert self._task_group is not None
+        self._task_group.start_soon(stream.run)
+
+    # --- writing --------------------------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        self._writer_wakeup.set()
+
+    async def _flush(self) -> None:
+        if self._broken:
+            return
+        async with self._write_lock:
+            data = self.protocol.data_to_send()
+            if not data:
+                return
+            try:
+                await self.transport.send(data)
+            except _DISCONNECT_ERRORS:
+                self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        self._broken = True
+        self._closing = True
+        for stream_id in list(self._streams):
+            self._stream_gone(stream_id)
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        if self._idle_event is not None:
+            self._idle_event.set()
+
+    async def _writer(self) -> None:
+        """Hand queued body bytes to the protocol in priority order, as windows allow."""
+        protocol = self.protocol
+        while True:
+            ready = [
+                stream_id
+                for stream_id, outbox in self._outboxes.items()
+                if protocol.sendable(stream_id) > 0 or outbox.offset == len(outbox.data)
+            ]
+            if not ready:
+                await self._flush()
+                self._writer_wakeup = anyio.Event()
+                await self._writer_wakeup.wait()
+                continue
+            stream_id = protocol.prioritized(ready)[0]
+            outbox = self._outboxes[stream_id]
+            size = min(protocol.sendable(stream_id), len(outbox.data) - outbox.offset, SEND_QUANTUM)
+            if size:
+                protocol.send(Body(stream_id, bytes(outbox.data[outbox.offset : outbox.offset + size])))
+                outbox.offset += size
+            if outbox.offset == len(outbox.data):
+                if outbox.end:
+                    protocol.send(EndBody(stream_id))
+                del self._outboxes[stream_id]
+                outbox.done.set()
+            await self._flush()
+
+    async def _send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        if self._broken or stream_id not in self._streams:
+            raise ClientDisconnected(f"stream {stream_id} is closed")
+        protocol = self.protocol
+        if not self._outboxes and (not data or protocol.sendable(stream_id) >= len(data)):
+            # Fast path: nothing else waits and the window is open for all of it.
+            if data:
+                protocol.send(Body(stream_id, data))
+            if end:
+                protocol.send(EndBody(stream_id))
+            await self._flush()
+            return
+        outbox = _Outbox(data, end)
+        self._outboxes[stream_id] = outbox
+        self._wake_writer()
+        await outbox.done.wait()
+        if outbox.failed or self._broken:
+            raise ClientDisconnected(f"stream {stream_id} was reset by the client")
+
+    # --- StreamOwner ------------------------------------------------------------------
+
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        if self._broken or stream_id not in self._streams:
+            raise ClientDisconnected(f"stream {stream_id} is closed")
+        self.protocol.send(Response(stream_id, status, headers))
+        await self._send_data(stream_id, body, end)
+
+    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        await self._send_data(stream_id, body, end)
+
+    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        self.protocol.send(InformationalResponse(stream_id, status, headers))
+        await self._flush()
+
+    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        if self._broken or stream_id not in self._streams:
+            raise ClientDisconnected(f"stream {stream_id} is closed")
+        self.protocol.send(Trailers(stream_id, headers))
+        await self._flush()
+
+    async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        request = self.protocol.push(PushPromise(stream_id, path, headers))
+        if request is not None:
+            self._start_stream(request)
+        await self._flush()
+
+    async def request_body(self, stream_id: int) -> None:
+        return  # HTTP/2 clients do not wait for 100 Continue: the window is the signal.
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        self.protocol.acknowledge_received(stream_id, size)
+        self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+
+    async def abort(self, stream_id: int) -> None:
+        if stream_id in self._streams and not self._broken:
+            self.protocol.send(StreamReset(stream_id, INTERNAL_ERROR))
+            await self._flush()
+
+    def stream_done(self, stream_id: int) -> None:
+        self._streams.pop(stream_id, None)
+        self._outboxes.pop(stream_id, None)
+        if not self._streams:
+            self._idle_since = anyio.current_time()
+            if self._read_scope is not None:
+                self._read_scope.deadline = self._deadline()
+            if self._idle_event is not None:
+                self._idle_event.set()
+            if self.state.shutting_down:
+                self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        self._closing = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    # --- shutdown ---------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        self.protocol.goaway(graceful=True)
+        self._wake_writer()
+        if not self._streams:
+            self._stop_reading()
