@@ -11,6 +11,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -93,6 +94,12 @@ def run_tool(ctx: Context, argv: list[str], timeout: float) -> tuple[int, str]:
     return proc.returncode, out
 
 
+def shown(ctx: Context, argv: list[str], port: int) -> str:
+    """A command as RESULTS.md shows it: the port and the scratch directory as names."""
+    text = shlex.join(argv).replace(f":{port}", ":PORT")
+    return text.replace(str(ctx.workdir), "$TMP")
+
+
 def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
@@ -110,7 +117,7 @@ def _seconds(number: str, unit: str) -> float:
 def _wrk(ctx: Context, server: RunningServer, extra: list[str], key: str) -> Outcome:
     dur = max(1, round(ctx.duration))
     argv = ["wrk", "-t1", "-c64", f"-d{dur}s", *extra, f"http://127.0.0.1:{server.port}/"]
-    ctx.commands.setdefault(key, " ".join(argv).replace(str(server.port), "PORT"))
+    ctx.commands.setdefault(key, shown(ctx, argv, server.port))
     code, out = run_tool(ctx, argv, dur + 30)
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", out)
     if code != 0 or not m:
@@ -147,7 +154,7 @@ def _h2load(
     scheme = "https" if server.tls else "http"
     url = f"{scheme}://127.0.0.1:{server.port}{path}"
     argv = ["h2load", "-t1", "-D", str(dur), *options, url]
-    ctx.commands.setdefault(key, " ".join(argv).replace(str(server.port), "PORT"))
+    ctx.commands.setdefault(key, shown(ctx, argv, server.port))
     code, out = run_tool(ctx, argv, dur + 30)
     parsed: dict[str, float] = {}
     fin = re.search(r"finished in ([\d.]+)(us|ms|s|m|h)", out)
@@ -170,7 +177,7 @@ def _h2load(
         return Outcome(
             {}, detail, error=f"h2load: no successful response ({code}): {_tail(out)}"
         ), {}
-    wanted = "http/1.1" if "--h1" in options else "h2"
+    wanted = "http/1.1" if "--h1" in options else "h2" if server.tls else "h2c"
     if proto and proto.group(1) != wanted:
         return Outcome({}, detail, error=f"negotiated {proto.group(1)}, not {wanted}"), {}
     return Outcome({}, detail), parsed
@@ -239,7 +246,7 @@ def _own_client(
 ) -> tuple[Outcome, dict[str, object]]:
     argv = [sys.executable, str(HERE / script), "--port", str(server.port), *options]
     shown = ["python", f"benchmarks/{script}", "--port", "PORT", *options]
-    ctx.commands.setdefault(key, " ".join(shown))
+    ctx.commands.setdefault(key, shlex.join(shown))
     code, out = run_tool(ctx, argv, ctx.duration + 40)
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     if not lines:

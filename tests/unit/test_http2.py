@@ -31,7 +31,12 @@ from tricorn.protocols.events import (
 from tricorn.protocols.http2 import PREFACE, HTTP2Protocol
 from tricorn.protocols.http2_priority import PriorityScheduler, parse_priority_field
 
-GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.com"), (b":path", b"/")]
+GET = [
+    (b":method", b"GET"),
+    (b":scheme", b"https"),
+    (b":authority", b"example.com"),
+    (b":path", b"/"),
+]
 
 
 def post(path: bytes = b"/upload", *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
@@ -54,7 +59,9 @@ class Clock:
 
 def frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     length = len(payload)
-    return struct.pack(">BHBBL", length >> 16, length & 0xFFFF, frame_type, flags, stream_id) + payload
+    return (
+        struct.pack(">BHBBL", length >> 16, length & 0xFFFF, frame_type, flags, stream_id) + payload
+    )
 
 
 class Pair:
@@ -70,7 +77,7 @@ class Pair:
         self.events = self.to_server()
         self.to_client()
 
-    def to_server(self) -> list[Event]:
+    def to_server(self) -> list[Any]:
         data = self.client.data_to_send()
         return self.server.receive_data(data) if data else []
 
@@ -86,7 +93,7 @@ class Pair:
         *,
         end_stream: bool = True,
         **kw: Any,
-    ) -> tuple[int, list[Event]]:
+    ) -> tuple[int, list[Any]]:
         """Open a stream; without ``body`` and with ``end_stream`` the request is complete."""
         stream_id = self.client.get_next_available_stream_id()
         self.client.send_headers(stream_id, headers, end_stream=end_stream and body is None, **kw)
@@ -94,7 +101,7 @@ class Pair:
             self.client.send_data(stream_id, body, end_stream=True)
         return stream_id, self.to_server()
 
-    def raw(self, data: bytes) -> list[Event]:
+    def raw(self, data: bytes) -> list[Any]:
         """Send bytes the h2 client would refuse to produce."""
         self.to_server()
         return self.server.receive_data(data)
@@ -400,6 +407,7 @@ def test_h2c_upgrade_makes_the_request_stream_1() -> None:
     server = HTTP2Protocol(clock=Clock())
     client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
     settings = client.initiate_upgrade_connection()
+    assert settings is not None
     request = Request(
         1,
         b"GET",
@@ -407,7 +415,7 @@ def test_h2c_upgrade_makes_the_request_stream_1() -> None:
         [(b"host", b"example.com"), (b"connection", b"Upgrade"), (b"http2-settings", settings)],
         "1.1",
     )
-    events = server.initiate_upgrade(settings, request)
+    events: list[Any] = server.initiate_upgrade(settings, request)
     assert events[0].stream_id == 1
     assert events[0].headers == [(b"host", b"example.com")]
     server.receive_data(client.data_to_send())
@@ -697,12 +705,15 @@ def test_input_pauses_while_output_is_not_drained() -> None:
     assert pair.server.paused
     assert pair.server.pending_output_size <= 200
     acks = len(pair.server_frames())
-    assert not pair.server.paused
-    pair.server.resume()
-    acks += len(pair.server_frames())
-    while pair.server.resume() or pair.server.pending_output_size:
+    rounds = 0
+    while pair.server.paused:
+        pair.server.resume()
         acks += len(pair.server_frames())
-    assert acks == 30
+        rounds += 1
+    assert acks == 30 and rounds > 1
+    # Once drained, input flows again.
+    _, events = pair.request(GET)
+    assert of(events, Request)
 
 
 # --- shutdown ---------------------------------------------------------------------------
@@ -730,3 +741,26 @@ def test_invalid_http2_settings_header_closes_the_connection() -> None:
     server = HTTP2Protocol(clock=Clock())
     events = server.initiate_upgrade(b"AAAA", Request(1, b"GET", b"/", [], "1.1"))
     assert of(events, ConnectionClosed)
+
+
+def test_preface_must_be_followed_by_settings() -> None:
+    server = HTTP2Protocol(clock=Clock())
+    server.initiate()
+    events = server.receive_data(PREFACE + frame(6, 0, 0, b"\x00" * 8))
+    assert of(events, ProtocolError)[0].error_code == ErrorCodes.PROTOCOL_ERROR
+    assert goaway_code(_frames(server.data_to_send())) == ErrorCodes.PROTOCOL_ERROR
+
+
+def test_window_update_reserved_bit_is_ignored() -> None:
+    pair = Pair()
+    events = pair.raw(frame(8, 0, 0, struct.pack(">L", 0x80000000 | 100)))
+    assert events == [WindowUpdated(0)]
+
+
+def test_head_response_carries_no_content() -> None:
+    pair = Pair()
+    stream_id, _ = pair.request([(b":method", b"HEAD"), *GET[1:]])
+    pair.server.send(Response(stream_id, 200, [(b"content-length", b"5")]))
+    pair.server.send_data(stream_id, b"hello", end_stream=True)
+    got = pair.to_client()
+    assert not any(e.data for e in of(got, h2e.DataReceived)) and of(got, h2e.StreamEnded)

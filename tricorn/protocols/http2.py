@@ -103,6 +103,7 @@ class _Stream:
         "authority",
         "content_length",
         "expect_continue",
+        "head",
         "local_closed",
         "received",
         "remote_closed",
@@ -123,6 +124,8 @@ class _Stream:
         self.local_closed = False
         self.response_started = False
         self.expect_continue = False
+        #: A HEAD request: response content is dropped (RFC 9110 9.3.2).
+        self.head = False
 
 
 def _frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -201,11 +204,14 @@ class HTTP2Protocol:
         self._inbuf = bytearray()
         self._out = bytearray()
         self._preface_left = len(PREFACE)
+        #: RFC 9113 3.4: the preface must be followed by a SETTINGS frame.
+        self._first_frame = True
         self._header_block_stream = 0
         self._header_block_frames = 0
         self._header_block_bytes = 0
         self._initiated = False
         self._closed = False
+        self._held = False
         self._goaway_last_stream: int | None = None
         self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
             H2RequestReceived: self._on_request,
@@ -308,12 +314,13 @@ class HTTP2Protocol:
 
     @property
     def paused(self) -> bool:
-        """True while more than ``max_output_buffer`` bytes wait to be written.
+        """True while input is held back because ``max_output_buffer`` bytes wait to be sent.
 
-        The protocol then stops processing input (bytes stay buffered); the server should
-        stop reading, write ``data_to_send()``, and call ``resume()``.
+        The peer is sending PINGs/SETTINGS faster than it reads the answers. The server
+        should stop reading the socket, write ``data_to_send()``, then call ``resume()``
+        (which processes the held input and may pause again), until this is False.
         """
-        return self.pending_output_size > self._max_output_buffer
+        return self._held
 
     @property
     def closed(self) -> bool:
@@ -376,6 +383,7 @@ class HTTP2Protocol:
         """Check frame headers, hand runs of complete frames to h2; return bytes consumed."""
         end_of_data = len(buf)
         pos = 0
+        self._held = False
         if self._preface_left:
             offset = len(PREFACE) - self._preface_left
             take = min(self._preface_left, end_of_data)
@@ -412,6 +420,12 @@ class HTTP2Protocol:
             elif frame_type == _PUSH_PROMISE:
                 raise _ConnectionError(ErrorCodes.PROTOCOL_ERROR, "a client sent PUSH_PROMISE")
             frame_end = pos + 9 + length
+            if self._first_frame:
+                if frame_type != _SETTINGS or flags & _ACK:
+                    raise _ConnectionError(
+                        ErrorCodes.PROTOCOL_ERROR, "the preface is not followed by SETTINGS"
+                    )
+                self._first_frame = False
             if frame_end > end_of_data:
                 break
             if frame_type == _DATA:
@@ -476,6 +490,7 @@ class HTTP2Protocol:
                 else:
                     answers += 9
                     if answers > max_output:
+                        self._held = True
                         break
                     if self._settings.hit():
                         raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "SETTINGS flood")
@@ -483,9 +498,17 @@ class HTTP2Protocol:
                 if not flags & _ACK:
                     answers += 17
                     if answers > max_output:
+                        self._held = True
                         break
                     if self._pings.hit():
                         raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "PING flood")
+            elif frame_type == _WINDOW_UPDATE and length == 4 and buf[pos + 9] & 0x80:
+                # The reserved bit must be ignored (RFC 9113 6.9); hyperframe rejects it.
+                self._feed(buf, start, pos, events)
+                fixed = bytearray(buf[pos:frame_end])
+                fixed[9] &= 0x7F
+                self._feed(bytes(fixed), 0, len(fixed), events)
+                start = frame_end
             elif frame_type == _GOAWAY:
                 self._feed(buf, start, frame_end, events)
                 return frame_end
@@ -761,6 +784,7 @@ class HTTP2Protocol:
             if ended and stream.content_length:
                 raise _Malformed("content-length without a body")
         stream.expect_continue = expect_continue and not ended
+        stream.head = method == b"HEAD"
         request = Request(
             stream_id=stream_id,
             method=method,
@@ -1010,6 +1034,8 @@ class HTTP2Protocol:
             raise LocalProtocolError(f"stream {stream_id}: body before the Response")
         h2 = self._h2
         size = len(data)
+        if size and stream.head:
+            size = 0  # a HEAD response has no content, whatever the app sends
         if size:
             window = h2.local_flow_control_window(stream_id)
             if size > window:

@@ -38,6 +38,13 @@ RECEIVE_SIZE = 65536
 _DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
+def _header(headers: Headers, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
 class HTTP11Connection:
     """Drives one HTTP/1.1 connection until it closes."""
 
@@ -75,6 +82,9 @@ class HTTP11Connection:
         self._idle_since = anyio.current_time()
         self._head_started: float | None = None
         self._served_requests = 0
+        #: Set when the connection switches to HTTP/2: ``(initial_data, upgrade)`` for
+        #: ``HTTP2Connection.run``. The transport is then left open for it.
+        self.switch_to_http2: tuple[bytes, tuple[bytes, Request] | None] | None = None
 
     # --- the reader ---------------------------------------------------------------
 
@@ -86,8 +96,9 @@ class HTTP11Connection:
                 await self._read_loop()
         finally:
             self.state.discard(self)
-            with anyio.CancelScope(shield=True):
-                await self.transport.aclose()
+            if self.switch_to_http2 is None:
+                with anyio.CancelScope(shield=True):
+                    await self.transport.aclose()
 
     def _deadline(self) -> float:
         if self._current is not None:
@@ -163,17 +174,31 @@ class HTTP11Connection:
                 if self._current is not None:
                     self._current.feed_end()
             elif isinstance(event, UpgradeRequested):
-                # Until the HTTP/2 and WebSocket layers take upgrades, serve them as plain HTTP.
-                await self._handle(self.protocol.decline_upgrade())
+                await self._upgrade(event)
             elif isinstance(event, ConnectionClosed):
                 self._disconnect()
             elif isinstance(event, ProtocolError):
                 error_log.info("%s: bad request: %s", self._peer(), event.message)
                 self._disconnect()
             elif isinstance(event, H2CPrefaceReceived):
-                error_log.info("%s: HTTP/2 preface on an HTTP/1.1 connection; closing", self._peer())
-                self._disconnect()
+                # HTTP/2 with prior knowledge (RFC 9113 3.3).
+                self.switch_to_http2 = (event.data, None)
+                self._stop_reading()
         await self._flush()
+
+    async def _upgrade(self, event: UpgradeRequested) -> None:
+        settings = _header(event.request.headers, b"http2-settings")
+        if event.upgrade == b"h2c" and settings is not None and not self.state.shutting_down:
+            # RFC 7540 3.2: 101, then HTTP/2 with the request answered on stream 1.
+            trailing = self.protocol.accept_upgrade(
+                [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]
+            )
+            await self._flush()
+            self.switch_to_http2 = (trailing, (settings, event.request))
+            self._stop_reading()
+            return
+        # Upgrades we do not take are served as plain HTTP (RFC 9110 7.8 lets us ignore them).
+        await self._handle(self.protocol.decline_upgrade())
 
     def _disconnect(self) -> None:
         if self._current is not None:

@@ -27,7 +27,6 @@ from tricorn.protocols.events import (
     ProtocolError,
     PushPromise,
     Request,
-    Response,
     StreamReset,
     Trailers,
     WindowUpdated,
@@ -78,7 +77,12 @@ class HTTP2Connection:
         self.client = client
         self.server = server
         self.scheme = scheme
-        self.extensions = extensions or {}
+        self.extensions = {
+            **(extensions or {}),
+            "http.response.trailers": {},
+            "http.response.push": {},
+            "http.response.early_hint": {},
+        }
         self.protocol = HTTP2Protocol(
             clock=time.monotonic,
             max_concurrent_streams=config.h2_max_concurrent_streams,
@@ -91,9 +95,8 @@ class HTTP2Connection:
             max_pings_per_window=config.h2_max_pings_per_window,
             max_settings_per_window=config.h2_max_settings_per_window,
             max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
-            reset_window_seconds=config.h2_flood_window,
+            rate_window_seconds=config.h2_flood_window,
             enable_connect_protocol=False,
-            max_body_buffer=config.max_body_buffer,
         )
         self._streams: dict[int, HTTPStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
@@ -107,7 +110,9 @@ class HTTP2Connection:
 
     # --- running --------------------------------------------------------------------
 
-    async def run(self, initial_data: bytes = b"", upgrade: tuple[bytes, Request] | None = None) -> None:
+    async def run(
+        self, initial_data: bytes = b"", upgrade: tuple[bytes, Request] | None = None
+    ) -> None:
         """Serve the connection; ``initial_data`` was already read (the preface, or what
         followed an h2c upgrade request); ``upgrade`` is the HTTP2-Settings value and the
         request that asked for the upgrade, answered on stream 1."""
@@ -149,13 +154,10 @@ class HTTP2Connection:
         protocol = self.protocol
         while not self._closing:
             if protocol.paused:
-                # Our output is not drained: the peer does not read. Stop reading its frames.
-                self._wake_writer()
-                await anyio.sleep(0)
-                async with self._write_lock:
-                    pass
-                if protocol.paused:
-                    await self._flush()
+                # Our output is not drained: the peer does not read. Stop reading its frames
+                # until the socket takes what is queued (the write blocks meanwhile).
+                await self._flush()
+                await self._handle(protocol.resume())
                 continue
             with anyio.CancelScope(deadline=self._deadline()) as scope:
                 self._read_scope = scope
@@ -273,12 +275,12 @@ class HTTP2Connection:
             stream_id = protocol.prioritized(ready)[0]
             outbox = self._outboxes[stream_id]
             size = min(protocol.sendable(stream_id), len(outbox.data) - outbox.offset, SEND_QUANTUM)
-            if size:
-                protocol.send(Body(stream_id, bytes(outbox.data[outbox.offset : outbox.offset + size])))
-                outbox.offset += size
-            if outbox.offset == len(outbox.data):
-                if outbox.end:
-                    protocol.send(EndBody(stream_id))
+            start = outbox.offset
+            outbox.offset += size
+            finished = outbox.offset == len(outbox.data)
+            chunk = bytes(outbox.data[start : outbox.offset])
+            protocol.send_data(stream_id, chunk, end_stream=finished and outbox.end)
+            if finished:
                 del self._outboxes[stream_id]
                 outbox.done.set()
             await self._flush()
@@ -289,10 +291,8 @@ class HTTP2Connection:
         protocol = self.protocol
         if not self._outboxes and (not data or protocol.sendable(stream_id) >= len(data)):
             # Fast path: nothing else waits and the window is open for all of it.
-            if data:
-                protocol.send(Body(stream_id, data))
-            if end:
-                protocol.send(EndBody(stream_id))
+            if data or end:
+                protocol.send_data(stream_id, data, end_stream=end)
             await self._flush()
             return
         outbox = _Outbox(data, end)
@@ -309,7 +309,11 @@ class HTTP2Connection:
     ) -> None:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
-        self.protocol.send(Response(stream_id, status, headers))
+        if end and not body:
+            self.protocol.send_response(stream_id, status, headers, end_stream=True)
+            await self._flush()
+            return
+        self.protocol.send_response(stream_id, status, headers)
         await self._send_data(stream_id, body, end)
 
     async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:

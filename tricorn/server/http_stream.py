@@ -43,6 +43,12 @@ class StreamOwner(Protocol):
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         """Send a 1xx response (103 Early Hints)."""
 
+    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        """Send trailers, ending the response (only where the trailers extension is offered)."""
+
+    async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        """Server push (only where the push extension is offered)."""
+
     async def request_body(self, stream_id: int) -> None:
         """The app waits for the request body: send ``100 Continue`` if the client asked."""
 
@@ -101,7 +107,9 @@ def _check_headers(value: object) -> Headers:
         try:
             name, header_value = pair
         except (TypeError, ValueError):
-            raise ASGIMessageError(f"response header {pair!r} is not a (name, value) pair") from None
+            raise ASGIMessageError(
+                f"response header {pair!r} is not a (name, value) pair"
+            ) from None
         if not isinstance(name, bytes) or not isinstance(header_value, bytes):
             raise ASGIMessageError(f"response header {pair!r}: name and value must be bytes")
         headers.append((name.lower(), header_value))
@@ -116,6 +124,7 @@ class HTTPStream:
         "_body",
         "_body_complete",
         "_body_requested",
+        "_body_sent",
         "_bytes_sent",
         "_disconnected",
         "_final_body_delivered",
@@ -124,6 +133,8 @@ class HTTPStream:
         "_response_complete",
         "_started",
         "_status",
+        "_trailers",
+        "_trailers_expected",
         "_wakeup",
         "app",
         "request",
@@ -157,9 +168,12 @@ class HTTPStream:
         self._wakeup: anyio.Event | None = None
         self._started = False
         self._status = 0
+        self._trailers_expected = False
+        self._trailers: Headers = []
         self._pending_headers: Headers | None = None
         self._response_complete = False
         self._bytes_sent = 0
+        self._body_sent = False
         self.start_time = server_state.clock()
 
     # --- fed by the connection ---------------------------------------------------
@@ -282,12 +296,26 @@ class HTTPStream:
                 raise ASGIMessageError("http.response.start sent twice")
             status = message.get("status")
             if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 999:
-                raise ASGIMessageError(f"http.response.start status must be an int >= 200: {status!r}")
+                raise ASGIMessageError(
+                    f"http.response.start status must be an int >= 200: {status!r}"
+                )
             headers = _check_headers(message.get("headers", ()))
             headers.extend(self.server_state.default_headers())
             self._started = True
             self._status = status
             self._pending_headers = headers
+            self._trailers_expected = bool(message.get("trailers", False)) and (
+                "http.response.trailers" in self.scope["extensions"]
+            )
+        elif message_type == "http.response.trailers":
+            await self._send_trailers(message)
+        elif message_type == "http.response.push":
+            if "http.response.push" in self.scope["extensions"]:
+                path = message.get("path")
+                if not isinstance(path, str):
+                    raise ASGIMessageError(f"http.response.push path must be a str: {path!r}")
+                push_headers = _check_headers(message.get("headers", ()))
+                await self._owner.push(self.stream_id, path.encode(), push_headers)
         elif message_type == "http.response.early_hint":
             if self._started:
                 return
@@ -305,9 +333,12 @@ class HTTPStream:
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
         if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIMessageError(f"http.response.body body must be bytes, not {type(body).__name__}")
+            raise ASGIMessageError(
+                f"http.response.body body must be bytes, not {type(body).__name__}"
+            )
         body = bytes(body)
-        end = not more_body
+        body_done = not more_body
+        end = body_done and not self._trailers_expected
         try:
             if self._pending_headers is not None:
                 headers, self._pending_headers = self._pending_headers, None
@@ -318,8 +349,26 @@ class HTTPStream:
             self._disconnected = True
             raise
         self._bytes_sent += len(body)
+        if body_done:
+            self._body_sent = True
         if end:
             self._finish()
+
+    async def _send_trailers(self, message: Message) -> None:
+        if not self._trailers_expected or not self._body_sent or self._response_complete:
+            raise ASGIMessageError(
+                "http.response.trailers sent without trailers=True in the start message, "
+                "or before the last body message"
+            )
+        self._trailers.extend(_check_headers(message.get("headers", ())))
+        if message.get("more_trailers", False):
+            return
+        try:
+            await self._owner.send_trailers(self.stream_id, self._trailers)
+        except ClientDisconnected:
+            self._disconnected = True
+            raise
+        self._finish()
 
     def _finish(self) -> None:
         self._response_complete = True

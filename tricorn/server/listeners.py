@@ -55,8 +55,8 @@ def _tcp_sockets(value: str, backlog: int) -> list[socket.socket]:
         raise ConfigError(f"config: bind = {value!r}: cannot resolve host ({error})") from None
     sockets: list[socket.socket] = []
     seen: set[tuple[int, str]] = set()
-    for family, kind, proto, _, address in infos:
-        key = (family, str(address[0]))
+    for family, kind, proto, _, resolved in infos:
+        key = (family, str(resolved[0]))
         if key in seen:
             continue
         seen.add(key)
@@ -65,16 +65,19 @@ def _tcp_sockets(value: str, backlog: int) -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            address = resolved
             if port == 0 and sockets:
                 # "localhost:0" gives two families; keep them on one port number.
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                address = (resolved[0], sockets[0].getsockname()[1], *resolved[2:])
             sock.bind(address)
             sock.listen(backlog)
         except OSError as error:
             sock.close()
             for other in sockets:
                 other.close()
-            raise ConfigError(f"config: bind = {value!r}: cannot listen ({error.strerror})") from None
+            raise ConfigError(
+                f"config: bind = {value!r}: cannot listen ({error.strerror})"
+            ) from None
         sockets.append(sock)
     return sockets
 
@@ -88,7 +91,9 @@ def _unix_socket(path: str, backlog: int) -> socket.socket:
         sock.listen(backlog)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"config: bind = 'unix:{path}': cannot listen ({error.strerror})") from None
+        raise ConfigError(
+            f"config: bind = 'unix:{path}': cannot listen ({error.strerror})"
+        ) from None
     return sock
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from anyio.abc import SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.abc import ByteStream, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from tricorn.config import Config
+from tricorn.config.tls import build_ssl_context
 from tricorn.errors import ConfigError, TricornError
 from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
 from tricorn.server.listeners import (
@@ -24,6 +27,7 @@ from tricorn.server.listeners import (
     to_listener,
 )
 from tricorn.server.state import ServerState
+from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -60,9 +64,10 @@ async def serve(
         shutdown_timeout=config.shutdown_timeout,
     )
     state = ServerState(config, app, lifespan.state)
+    tls = build_ssl_context(config)
     sockets = open_sockets(config.bind, config.backlog)
     try:
-        await _serve(lifespan, state, sockets, shutdown_trigger, task_status)
+        await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status)
     except BaseExceptionGroup as group:
         # Give embedders the one TricornError (bind, lifespan) rather than a group of one.
         leaves = _leaves(group)
@@ -86,6 +91,7 @@ async def _serve(
     lifespan: Lifespan,
     state: ServerState,
     sockets: list[socket.socket],
+    tls: ssl.SSLContext | None,
     shutdown_trigger: Callable[[], Awaitable[Any]] | None,
     task_status: TaskStatus[list[BoundAddress]],
 ) -> None:
@@ -96,11 +102,15 @@ async def _serve(
         listeners = [await to_listener(sock) for sock in sockets]
         backend = backend_name()
         for address in addresses:
-            error_log.info("tricorn serving on %s (%s; press CTRL+C to quit)", address.url(), backend)
+            error_log.info(
+                "tricorn serving on %s (%s; press CTRL+C to quit)",
+                address.url("https" if tls else "http"),
+                backend,
+            )
         async with anyio.create_task_group() as connections:
             with anyio.CancelScope() as accepting:
                 for listener in listeners:
-                    connections.start_soon(_accept_loop, listener, state, connections)
+                    connections.start_soon(_accept_loop, listener, state, connections, tls)
                 task_status.started(addresses)
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
@@ -123,7 +133,9 @@ async def _serve(
         lifespan_group.cancel_scope.cancel()
 
 
-async def _accept_loop(listener: SocketListener, state: ServerState, group: TaskGroup) -> None:
+async def _accept_loop(
+    listener: SocketListener, state: ServerState, group: TaskGroup, tls: ssl.SSLContext | None
+) -> None:
     while not state.shutting_down:
         try:
             transport = await listener.accept()
@@ -134,16 +146,51 @@ async def _accept_loop(listener: SocketListener, state: ServerState, group: Task
             continue
         except anyio.ClosedResourceError:
             return
-        group.start_soon(_handle_connection, transport, state)
+        group.start_soon(_handle_connection, transport, state, tls)
 
 
-async def _handle_connection(transport: SocketStream, state: ServerState) -> None:
+async def _handle_connection(
+    transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
+) -> None:
     client, server = peer_addresses(transport)
-    connection = HTTP11Connection(state, transport, client=client, server=server)
+    stream: ByteStream = transport
+    scheme = "http"
+    extensions: dict[str, object] = {}
     try:
+        if tls is not None:
+            try:
+                tls_stream = await wrap_server_side(
+                    transport, tls, state.config.tls_handshake_timeout
+                )
+            except HandshakeFailed as error:
+                error_log.debug("TLS handshake with %s failed: %s", client, error)
+                return
+            stream, scheme = tls_stream, "https"
+            extensions["tls"] = tls_extension(tls_stream)
+            if alpn_protocol(tls_stream) == "h2":
+                h2 = HTTP2Connection(
+                    state,
+                    stream,
+                    client=client,
+                    server=server,
+                    scheme=scheme,
+                    extensions=extensions,
+                )
+                await h2.run()
+                return
+        connection = HTTP11Connection(
+            state, stream, client=client, server=server, scheme=scheme, extensions=extensions
+        )
         await connection.run()
+        if connection.switch_to_http2 is not None:
+            initial_data, upgrade = connection.switch_to_http2
+            h2 = HTTP2Connection(
+                state, stream, client=client, server=server, scheme=scheme, extensions=extensions
+            )
+            await h2.run(initial_data, upgrade)
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
+        await anyio.aclose_forcefully(stream)
 
 
 def backend_name() -> str:
@@ -166,7 +213,8 @@ def backend_options(config: Config) -> tuple[str, dict[str, Any]]:
             import uvloop  # noqa: F401
         except ImportError:
             raise ConfigError(
-                "config: backend = 'uvloop': uvloop is not installed (pip install 'tricorn[uvloop]')"
+                "config: backend = 'uvloop': uvloop is not installed "
+                "(pip install 'tricorn[uvloop]')"
             ) from None
         return "asyncio", {"use_uvloop": True}
     return config.backend, {}
@@ -212,5 +260,3 @@ def run(app: ASGI3App, config: Config) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
-
-

@@ -42,7 +42,13 @@ async def wrap_server_side(
             return await TLSStream.wrap(
                 transport, server_side=True, ssl_context=context, standard_compatible=False
             )
-    except (TimeoutError, ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream) as error:
+    except (
+        TimeoutError,
+        ssl.SSLError,
+        OSError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+    ) as error:
         await anyio.aclose_forcefully(transport)
         raise HandshakeFailed(str(error) or type(error).__name__) from None
 

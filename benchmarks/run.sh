@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The full benchmark run, in one command (from anywhere):
+#
+#     bash benchmarks/run.sh                 # every server, every scenario, 5 s x 2
+#     bash benchmarks/run.sh --duration 3    # any run.py option passes through
+#
+# 1. installs wrk and h2load (nghttp2-client) from Debian if they are missing;
+# 2. makes benchmarks/.venv-peers with the peer servers from PyPI and tricorn itself
+#    (editable, from this checkout), so every server runs under the same Python;
+# 3. runs benchmarks/run.py with that Python, which writes benchmarks/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update
+    $SUDO apt-get install -y wrk nghttp2-client
+fi
+
+VENV=benchmarks/.venv-peers
+if [ ! -x "$VENV/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet \
+    'hypercorn[trio,uvloop]' 'uvicorn[standard]' granian daphne \
+    trustme wsproto h2
+"$VENV/bin/python" -m pip install --quiet -e '.[uvloop]'
+
+exec "$VENV/bin/python" benchmarks/run.py "$@"
