@@ -46,12 +46,19 @@ async def serving(app: ASGI3App, **settings: Any) -> AsyncIterator[RunningServer
     settings.setdefault("graceful_timeout", 5.0)
     config = Config(**settings)
     shutdown = anyio.Event()
-    async with anyio.create_task_group() as group:
-        addresses = await group.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
-        try:
-            yield RunningServer(addresses, shutdown)
-        finally:
-            shutdown.set()
+    try:
+        async with anyio.create_task_group() as group:
+            start = partial(serve, app, config, shutdown_trigger=shutdown.wait)
+            addresses = await group.start(start)
+            try:
+                yield RunningServer(addresses, shutdown)
+            finally:
+                shutdown.set()
+    except BaseExceptionGroup as errors:
+        # serve() raised one error (a lifespan failure, say): let the test see it as is.
+        if len(errors.exceptions) == 1 and not isinstance(errors.exceptions[0], BaseExceptionGroup):
+            raise errors.exceptions[0] from None
+        raise
 
 
 async def open_raw(server: RunningServer) -> anyio.abc.SocketStream:

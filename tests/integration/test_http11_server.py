@@ -277,11 +277,14 @@ async def test_bad_request_gets_400_and_the_server_keeps_serving() -> None:
             assert (await client.get(server.url)).status_code == 200
 
 
-async def test_http2_preface_on_plain_port_closes_cleanly() -> None:
+async def test_http2_preface_on_plain_port_switches_to_http2() -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
-        await stream.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        assert await read_until_closed(stream) == b""
+        await stream.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        with anyio.fail_after(5):
+            frame = await stream.receive()
+        assert frame[3] == 0x4  # the server's SETTINGS frame: it speaks HTTP/2 now
+        await stream.aclose()
 
 
 async def test_websocket_upgrade_is_served_as_plain_http() -> None:

@@ -44,7 +44,8 @@ class Config:
     # --- application ---------------------------------------------------------------
     app: str = setting(
         "",
-        "The ASGI app as 'module:attribute'; empty serves the built-in demo app.",
+        "The ASGI app as 'module:attribute' (dotted; 'module:factory()' calls a factory); "
+        "empty serves the built-in demo app.",
         group="app",
     )
     factory: bool = setting(
@@ -53,7 +54,7 @@ class Config:
     app_dir: str = setting(
         ".", "Directory put first on sys.path before the app is imported.", group="app"
     )
-    lifespan: Lifespan = setting(
+    lifespan: Lifespan = setting(  # noqa: RUF009
         "auto",
         "ASGI lifespan: 'on' requires it, 'off' skips it, 'auto' uses it if the app supports it.",
         group="app",
@@ -69,11 +70,12 @@ class Config:
     )
 
     # --- binding and running -------------------------------------------------------
-    bind: list[str] = setting(
+    bind: list[str] = setting(  # noqa: RUF009
         ["127.0.0.1:8000"],
-        "Addresses to listen on: 'HOST:PORT', '[V6]:PORT'; repeat for several. Port 0 picks one.",
+        "Addresses to listen on: 'HOST:PORT', '[V6]:PORT', 'unix:PATH' or 'fd://N'; "
+        "repeat for several. Port 0 picks a free port.",
     )
-    backend: Backend = setting(
+    backend: Backend = setting(  # noqa: RUF009
         "trio", "Event loop: 'trio', 'asyncio', or 'uvloop' (asyncio with uvloop installed)."
     )
     backlog: int = setting(2048, "Listen backlog of each socket.", minimum=1)
@@ -123,7 +125,7 @@ class Config:
     )
 
     # --- logging -------------------------------------------------------------------
-    log_level: LogLevel = setting("info", "Level of the error log.", group="logging")
+    log_level: LogLevel = setting("info", "Level of the error log.", group="logging")  # noqa: RUF009
     access_log: bool = setting(
         True, "Write an access log line per response to stdout.", group="logging"
     )
@@ -141,7 +143,7 @@ class Config:
     keyfile: str = setting("", "PEM private key file (if not inside certfile).", group="tls")
     keyfile_password: str = setting("", "Password of an encrypted keyfile.", group="tls")
     ca_certs: str = setting("", "CA certificates (PEM) to verify client certificates.", group="tls")
-    verify_mode: VerifyMode = setting(
+    verify_mode: VerifyMode = setting(  # noqa: RUF009
         "none", "Client certificates: 'none', 'optional' or 'required' (mTLS).", group="tls"
     )
     ciphers: str = setting(
@@ -149,7 +151,7 @@ class Config:
         "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults).",
         group="tls",
     )
-    alpn_protocols: list[str] = setting(
+    alpn_protocols: list[str] = setting(  # noqa: RUF009
         ["h2", "http/1.1"], "ALPN protocols offered, in order of preference.", group="tls"
     )
     tls_handshake_timeout: float = setting(

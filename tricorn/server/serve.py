@@ -251,12 +251,18 @@ def run(app: ASGI3App, config: Config) -> int:
     try:
         backend, options = backend_options(config)
         anyio.run(_serve_until_signalled, app, config, backend=backend, backend_options=options)
-    except ConfigError as error:
-        error_log.error("%s", error)
-        return 2
-    except LifespanFailure as error:
-        error_log.error("%s", error)
-        return 3
     except KeyboardInterrupt:
         return 0
+    except (ConfigError, LifespanFailure) as error:
+        return _exit_status(error)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], ConfigError | LifespanFailure):
+            return _exit_status(leaves[0])
+        raise
     return 0
+
+
+def _exit_status(error: ConfigError | LifespanFailure) -> int:
+    error_log.error("%s", error)
+    return 2 if isinstance(error, ConfigError) else 3

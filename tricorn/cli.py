@@ -1,0 +1,50 @@
+"""The ``tricorn`` command: flags and TOML -> ``Config`` -> load the app -> run the server."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from tricorn.config.loader import load_config
+from tricorn.config.logging import configure_logging
+from tricorn.errors import AppLoadError, ConfigError
+from tricorn.server.app import load_app
+from tricorn.server.asgi_types import ASGI3App
+
+DEMO_MESSAGE = "No app given: serving the built-in demo app. Serve yours with: tricorn module:app"
+
+
+def _fail(message: object) -> int:
+    print(f"tricorn: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``tricorn`` with ``argv`` (``sys.argv[1:]`` when None); return the exit status.
+
+    0 after a clean shutdown (and for ``--help``/``--version``); 2 with one line on stderr
+    for a configuration or app loading problem; otherwise what the server's ``run`` returns.
+    """
+    try:
+        config = load_config(argv)
+    except ConfigError as error:
+        return _fail(error)
+    except SystemExit as done:  # --help and --version print and exit
+        return done.code if isinstance(done.code, int) else 0
+    configure_logging(config)
+    app: ASGI3App
+    if not config.app:
+        logging.getLogger("tricorn.error").info(DEMO_MESSAGE)
+        from tricorn.server.demo import app
+    else:
+        try:
+            app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        except AppLoadError as error:
+            if error.__cause__ is not None:
+                # The app's own code failed: its traceback says where.
+                traceback.print_exception(error.__cause__, file=sys.stderr)
+            return _fail(error)
+    from tricorn.server.serve import run
+
+    return run(app, config)
