@@ -33,7 +33,7 @@ async def read_body(receive: Receive) -> bytes:
         message = await receive()
         if message["type"] == "http.disconnect":
             return body
-        body += message.get("body", b"")
+        body += bytes(message.get("body", b""))
         if not message.get("more_body", False):
             return body
 
@@ -63,7 +63,9 @@ async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
     await read_body(receive)
     document = _jsonable(dict(scope))
     document["state_keys"] = sorted(scope.get("state", {}))
-    await respond(send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")])
+    await respond(
+        send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")]
+    )
 
 
 async def streaming(scope: Scope, receive: Receive, send: Send) -> None:

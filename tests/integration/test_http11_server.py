@@ -60,9 +60,11 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
 
 
 async def test_scope_has_every_http_key() -> None:
-    async with serving(apps.scope_dump, root_path="/api") as server:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(server.url + "/caf%C3%A9/x?a=1&b=%20", headers={"X-Y": "z"})
+    async with (
+        serving(apps.scope_dump, root_path="/api") as server,
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(server.url + "/caf%C3%A9/x?a=1&b=%20", headers={"X-Y": "z"})
     scope = response.json()
     assert scope["type"] == "http"
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
@@ -271,7 +273,9 @@ async def test_slow_request_head_gets_408() -> None:
 async def test_bad_request_gets_400_and_the_server_keeps_serving() -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
-        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await stream.send(
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         assert (await read_until_closed(stream)).startswith(b"HTTP/1.1 400")
         async with httpx.AsyncClient() as client:
             assert (await client.get(server.url)).status_code == 200
@@ -280,7 +284,9 @@ async def test_bad_request_gets_400_and_the_server_keeps_serving() -> None:
 async def test_http2_preface_on_plain_port_switches_to_http2() -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
-        await stream.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        await stream.send(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        )
         with anyio.fail_after(5):
             frame = await stream.receive()
         assert frame[3] == 0x4  # the server's SETTINGS frame: it speaks HTTP/2 now

@@ -109,7 +109,9 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_curl_http2_prior_knowledge_and_h2c_upgrade() -> None:
     async with serving(apps.scope_dump) as server:
         result = await anyio.to_thread.run_sync(
-            lambda: _curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}", server.url)
+            lambda: _curl(
+                "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}", server.url
+            )
         )
         assert result.stdout == "2", result.stderr
         upgrade = await anyio.to_thread.run_sync(
@@ -125,7 +127,9 @@ async def test_curl_over_tls_uses_http2(certificates: Certificates) -> None:
     async with serving(apps.hello, **tls_settings(certificates)) as server:
         url = f"https://127.0.0.1:{server.port}/"
         result = await anyio.to_thread.run_sync(
-            lambda: _curl("--http2", "--cacert", str(certificates.ca_file), "-w", "\n%{http_version}", url)
+            lambda: _curl(
+                "--http2", "--cacert", str(certificates.ca_file), "-w", "\n%{http_version}", url
+            )
         )
     assert result.stdout == "Hello, world!\n2", result.stderr
 
@@ -150,5 +154,5 @@ async def test_bad_certificate_paths_are_one_line_errors(tmp_path: Path) -> None
     from tricorn.errors import ConfigError
 
     config = Config(bind=["127.0.0.1:0"], certfile=str(tmp_path / "missing.pem"))
-    with pytest.raises(ConfigError, match="certfile = .*missing.pem.*no such file"):
+    with pytest.raises(ConfigError, match=r"certfile = .*missing\.pem.*no such file"):
         await serve(apps.hello, config)

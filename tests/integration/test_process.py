@@ -120,7 +120,10 @@ def test_missing_app_exits_2_with_one_line() -> None:
 
 
 def test_second_signal_stops_at_once() -> None:
-    with tricorn("tests.integration.class_app:hangs", "--graceful-timeout", "60") as (process, port):
+    with tricorn("tests.integration.class_app:hangs", "--graceful-timeout", "60") as (
+        process,
+        port,
+    ):
         client = socket.create_connection(("127.0.0.1", port))
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.3)
@@ -189,4 +192,3 @@ def test_run_blocks_until_sigterm() -> None:
     finally:
         if process.poll() is None:
             process.kill()
-

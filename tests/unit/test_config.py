@@ -14,6 +14,7 @@ import pytest
 from tricorn.config import Config, setting
 from tricorn.config.loader import (
     build_parser,
+    check_config,
     config_from_mapping,
     config_from_toml,
     field_specs,
@@ -199,7 +200,7 @@ def test_list_defaults_are_not_shared_between_configs() -> None:
         ('bind = ["::1:8000"]', "expected an IPv6 host in brackets"),
         ('bind = ["[nothex]:8000"]', "expected an IPv6 address inside the brackets"),
         ('bind = ["localhost:65536"]', "expected a port between 0 and 65535"),
-        ('bind = ["localhost:http"]', "bind = \"localhost:http\" (from tricorn.toml): expected"),
+        ('bind = ["localhost:http"]', 'bind = "localhost:http" (from tricorn.toml): expected'),
         ('bind = ["unix:"]', "expected 'unix:PATH' with a socket path"),
         ('bind = ["fd://x"]', "expected 'fd://N' with N a number"),
         (
@@ -212,7 +213,7 @@ def test_list_defaults_are_not_shared_between_configs() -> None:
         ("[server]\nbacklog = 5", "config: server = {backlog = 5} (from tricorn.toml)"),
         (
             'access_log_format = "{client} {nope}"',
-            "access_log_format = \"{client} {nope}\" (from tricorn.toml): expected a str.format "
+            'access_log_format = "{client} {nope}" (from tricorn.toml): expected a str.format '
             "template using only the fields client, method",
         ),
         ('access_log_format = "{status:q}"', "expected a valid str.format template"),
@@ -281,6 +282,15 @@ def test_a_file_that_is_not_utf8_is_one_line(in_tmp: Path) -> None:
     assert "not valid TOML" in one_line_error(excinfo)
 
 
+def test_a_config_built_in_code_can_be_checked() -> None:
+    check_config(Config(bind=["[::1]:0", "unix:/tmp/s"], keep_alive_timeout=0))
+    with pytest.raises(ConfigError) as excinfo:
+        check_config(Config(backlog=0))
+    assert one_line_error(excinfo) == (
+        "config: backlog = 0 (from Config(...)): expected an integer >= 1"
+    )
+
+
 # --- binds ----------------------------------------------------------------------------
 
 
@@ -322,8 +332,8 @@ def test_every_field_is_understood_by_the_loader() -> None:
 @dataclass(slots=True)
 class _Extra:
     limit: int | None = setting(None, "An optional limit.", minimum=0, group="extra")
-    ratios: list[float] = setting([0.5], "Some ratios.", group="extra")
-    mode: Literal["fast", "slow"] = setting("fast", "A mode.", group="extra")  # noqa: RUF009
+    ratios: list[float] = setting([0.5], "Some ratios.", group="extra")  # noqa: RUF009
+    mode: Literal["fast", "slow"] = setting("fast", "A mode.", group="extra")
 
 
 def test_field_specs_follow_the_annotations_of_any_config_dataclass() -> None:

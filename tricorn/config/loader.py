@@ -336,6 +336,14 @@ def config_from_mapping(mapping: Mapping[str, Any], source: str) -> Config:
     return Config(**validate_mapping(mapping, source))
 
 
+def check_config(config: Config, source: str = "Config(...)") -> None:
+    """Validate a ``Config`` built in code (embedding) as the loader validates files/flags.
+
+    Raises the same one-line ``ConfigError`` for the first field that does not fit.
+    """
+    validate_mapping({name: getattr(config, name) for name in field_specs()}, source)
+
+
 def config_from_toml(path: str) -> dict[str, Any]:
     """Read a TOML file into a dict (not yet validated); ``ConfigError`` if that fails."""
     try:

@@ -39,7 +39,7 @@ class Request(Event):
     http_version: str
     scheme: bytes | None = None
     protocol: bytes | None = None
-    #: True when the request carries no body at all (the stream's ``EndBody`` follows).
+    #: False when the request carries no body at all (no ``Body``/``EndBody`` follows).
     expects_body: bool = True
     #: True when the client sent ``Expect: 100-continue``: the protocol answers
     #: ``100 Continue`` when the server calls ``continue_request`` (the app's first read).

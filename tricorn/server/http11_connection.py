@@ -14,7 +14,7 @@ import math
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
-from tricorn.errors import ClientDisconnected
+from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols.events import (
     Body,
     ConnectionClosed,
@@ -279,6 +279,13 @@ class HTTP11Connection:
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         self.protocol.send(InformationalResponse(stream_id, status, headers))
         await self._flush()
+
+    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        # HTTPStream only sends trailers where the extension is in the scope: never here.
+        raise LocalProtocolError(f"stream {stream_id}: trailers are not offered on HTTP/1.1")
+
+    async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
+        return  # HTTP/1.1 has no server push; the extension is not offered.
 
     async def request_body(self, stream_id: int) -> None:
         current = self._current
