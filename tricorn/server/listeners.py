@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
+from tricorn.config.loader import parse_bind
 from tricorn.errors import ConfigError
 
 
@@ -28,21 +29,6 @@ class BoundAddress:
         if ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{port}"
-
-
-def parse_bind(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` or ``[V6]:PORT`` into host and port; raise ConfigError if neither."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ConfigError(f"config: bind = {value!r}: expected 'HOST:PORT' or '[V6]:PORT'")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"config: bind = {value!r}: an IPv6 host must be in brackets")
-    port = int(port_text)
-    if port > 65535:
-        raise ConfigError(f"config: bind = {value!r}: port must be 0-65535")
-    return host, port
 
 
 def _tcp_sockets(value: str, backlog: int) -> list[socket.socket]:

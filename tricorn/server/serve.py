@@ -13,8 +13,10 @@ import anyio
 from anyio.abc import ByteStream, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from tricorn.config import Config
+from tricorn.config.loader import check_config
 from tricorn.config.tls import build_ssl_context
 from tricorn.errors import ConfigError, TricornError
+from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
@@ -54,9 +56,13 @@ async def serve(
     what is left, then runs the app's lifespan shutdown. Cancelling ``serve`` instead stops
     everything at once (no lifespan shutdown).
 
-    Raises ``ConfigError`` when a bind cannot be opened and ``LifespanFailure`` when the
+    ``app`` may be an ASGI 3 or ASGI 2 app, or a class whose instances are ASGI 3 apps.
+    Raises ``ConfigError`` for an invalid setting or a bind that cannot be opened,
+    ``AppLoadError`` when ``app`` is no ASGI app, and ``LifespanFailure`` when the
     app's lifespan startup or shutdown fails.
     """
+    check_config(config)
+    app = as_asgi3(app)
     lifespan = Lifespan(
         app,
         config.lifespan,
