@@ -28,14 +28,14 @@ async def hello(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def read_body(receive: Receive) -> bytes:
-    body = b""
+    body = bytearray()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return body
-        body += bytes(message.get("body", b""))
+            return bytes(body)
+        body += message.get("body", b"")
         if not message.get("more_body", False):
-            return body
+            return bytes(body)
 
 
 async def echo(scope: Scope, receive: Receive, send: Send) -> None:

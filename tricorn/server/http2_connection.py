@@ -262,6 +262,8 @@ class HTTP2Connection:
         """Hand queued body bytes to the protocol in priority order, as windows allow."""
         protocol = self.protocol
         while True:
+            # A fresh event before looking: a wake-up during the flush below is not lost.
+            self._writer_wakeup = anyio.Event()
             ready = [
                 stream_id
                 for stream_id, outbox in self._outboxes.items()
@@ -269,7 +271,6 @@ class HTTP2Connection:
             ]
             if not ready:
                 await self._flush()
-                self._writer_wakeup = anyio.Event()
                 await self._writer_wakeup.wait()
                 continue
             stream_id = protocol.prioritized(ready)[0]
