@@ -216,3 +216,38 @@ class Config:
         minimum=0.1,
         group="http2",
     )
+
+    # --- WebSocket -----------------------------------------------------------------
+    ws_compression: bool = setting(
+        True, "Negotiate permessage-deflate when the client offers it.", group="websocket"
+    )
+    ws_max_message_size: int = setting(
+        16 * 1024 * 1024,
+        "Largest WebSocket message accepted, after decompression (else close 1009).",
+        minimum=1,
+        group="websocket",
+    )
+    ws_max_fragments: int = setting(
+        65536,
+        "Most frames in one fragmented message (else close 1008).",
+        minimum=1,
+        group="websocket",
+    )
+    ws_ping_interval: float = setting(
+        20.0,
+        "Seconds between keepalive pings on an open WebSocket; 0 turns them off.",
+        minimum=0,
+        group="websocket",
+    )
+    ws_ping_timeout: float = setting(
+        20.0,
+        "Seconds to wait for the pong before closing with 1011.",
+        minimum=0,
+        group="websocket",
+    )
+    ws_close_timeout: float = setting(
+        5.0,
+        "Seconds to wait for the client's close frame after ours.",
+        minimum=0,
+        group="websocket",
+    )

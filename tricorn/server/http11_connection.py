@@ -29,8 +29,11 @@ from tricorn.protocols.events import (
     UpgradeRequested,
 )
 from tricorn.protocols.http11 import HTTP11Protocol
+from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
+from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
 from tricorn.server.state import ServerState
+from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -85,6 +88,9 @@ class HTTP11Connection:
         #: Set when the connection switches to HTTP/2: ``(initial_data, upgrade)`` for
         #: ``HTTP2Connection.run``. The transport is then left open for it.
         self.switch_to_http2: tuple[bytes, tuple[bytes, Request] | None] | None = None
+        #: A WebSocket handshake waiting for the app's accept or refusal, then the open one.
+        self._upgrading: WSStream | None = None
+        self._websocket: WSStream | None = None
 
     # --- the reader ---------------------------------------------------------------
 
@@ -101,7 +107,7 @@ class HTTP11Connection:
                     await self.transport.aclose()
 
     def _deadline(self) -> float:
-        if self._current is not None:
+        if self._current is not None or self._websocket is not None:
             return math.inf
         config = self.state.config
         if self._head_started is not None:
@@ -112,6 +118,10 @@ class HTTP11Connection:
 
     def _must_wait(self) -> bool:
         """Backpressure: stop reading while the app has not taken enough of what we read."""
+        if self._upgrading is not None:
+            return True  # the app has not yet accepted or refused the WebSocket
+        if self._websocket is not None:
+            return self._websocket.buffered_size >= self.state.config.max_body_buffer
         current = self._current
         if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
             return True
@@ -141,6 +151,11 @@ class HTTP11Connection:
                     break
                 if anyio.current_time() >= self._deadline():
                     await self._timed_out()
+                    break
+                continue
+            if self._websocket is not None:
+                await self._websocket.feed_data(data)
+                if not data:
                     break
                 continue
             had_partial_head = protocol.has_partial_head
@@ -197,17 +212,43 @@ class HTTP11Connection:
             self.switch_to_http2 = (trailing, (settings, event.request))
             self._stop_reading()
             return
+        if event.upgrade == b"websocket":
+            await self._start_websocket(event.request)
+            return
         # Upgrades we do not take are served as plain HTTP (RFC 9110 7.8 lets us ignore them).
         await self._handle(self.protocol.decline_upgrade())
+
+    async def _start_websocket(self, request: Request) -> None:
+        try:
+            info = parse_upgrade_request(request)
+        except HandshakeError as error:
+            error_log.info("%s: bad WebSocket handshake: %s", self._peer(), error.message)
+            self.protocol.decline_upgrade()
+            body = error.message.encode()
+            headers = [
+                *error.headers,
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *self.state.default_headers(),
+            ]
+            await self.send_response(request.stream_id, error.status, headers, body, True)
+            return
+        scope = websocket_scope(self._scope(request), info)
+        stream = WSStream(self, request, info, scope, self.state.app, self.state)
+        self._upgrading = stream
+        assert self._task_group is not None
+        self._task_group.start_soon(stream.run)
 
     def _disconnect(self) -> None:
         if self._current is not None:
             self._current.feed_disconnect()
+        for websocket in (self._upgrading, self._websocket):
+            if websocket is not None:
+                websocket.feed_disconnect()
         self._stop_reading()
 
-    def _start_stream(self, request: Request) -> None:
-        self._head_started = None
-        scope = build_scope(
+    def _scope(self, request: Request) -> Scope:
+        return build_scope(
             request,
             scheme=self.scheme,
             client=self.client,
@@ -216,6 +257,10 @@ class HTTP11Connection:
             state=self.state.lifespan_state,
             extensions=self.extensions,
         )
+
+    def _start_stream(self, request: Request) -> None:
+        self._head_started = None
+        scope = self._scope(request)
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
         self._current = stream
         assert self._task_group is not None
@@ -299,7 +344,36 @@ class HTTP11Connection:
     async def abort(self, stream_id: int) -> None:
         self._stop_reading()
 
+    # --- WebSocketOwner ------------------------------------------------------------
+
+    async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        stream = self._upgrading
+        assert stream is not None
+        trailing = self.protocol.accept_upgrade(headers)
+        await self._flush()
+        self._upgrading = None
+        self._websocket = stream
+        if trailing:
+            await stream.feed_data(trailing)
+        self._wake_reader()
+
+    async def ws_decline(self, stream_id: int) -> None:
+        self.protocol.decline_upgrade()  # the request is answered as plain HTTP next
+        self._upgrading = None
+
+    async def ws_write(self, stream_id: int, data: bytes) -> None:
+        if data:
+            await self._write(data)
+
+    async def ws_finish(self, stream_id: int) -> None:
+        self._stop_reading()
+
     def stream_done(self, stream_id: int) -> None:
+        if self._upgrading is not None and self._upgrading.stream_id == stream_id:
+            self._upgrading = None
+            self._stop_reading()
+        if self._websocket is not None and self._websocket.stream_id == stream_id:
+            self._stop_reading()
         if self._current is not None and self._current.stream_id == stream_id:
             # The app ended without completing its response (abort() closed the connection).
             self._current = None

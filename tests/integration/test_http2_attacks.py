@@ -1,0 +1,752 @@
+"""HTTP/2 attacks on a real tricorn process: the answer on the wire, bounded memory, others served.
+
+Each test starts ``python -m tricorn tests.integration.attack_apps:app`` on 127.0.0.1 (trio
+and asyncio backends), measures the server's resident memory from ``/proc/PID/status``, sends
+one attack with a raw-frame client (the h2spec client core), and checks three things:
+
+1. the answer on the wire: GOAWAY(ENHANCE_YOUR_CALM), RST_STREAM(REFUSED_STREAM), 431, or
+   (for flow-control attacks) nothing more than the windows allow;
+2. memory: the server's peak RSS during the attack (``VmHWM``, reset through ``clear_refs``
+   just before it) minus its RSS before stays under ``RSS_BOUND_KIB`` (32 MiB);
+3. another client is served meanwhile: HTTP/1.1 and HTTP/2 requests on fresh connections get
+   200 within ``BYSTANDER_TIMEOUT`` seconds.
+
+Every attack is bounded in frames and in time and stops by itself; the tests kill only the
+server process they started. ``pytest -s`` prints one summary line per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from h2spec import frames as f
+from h2spec import hpackraw
+from h2spec.connection import Connection, ConnectionClosed, Target
+from h2spec.frames import Frame
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.integration.attack_apps:app"
+BACKENDS = ["trio", "asyncio"]
+
+#: Largest growth of the server's resident memory an attack may cause.
+RSS_BOUND_KIB = 32 * 1024
+#: A request of another client must be answered within this many seconds.
+BYSTANDER_TIMEOUT = 2.0
+#: How long an attack may take to get its answer.
+ANSWER_TIMEOUT = 5.0
+#: How long the flow-control attacks (tests 6 and 7) keep the server busy.
+HOLD_SECONDS = 3.0
+
+MAX_STREAMS = 100  # tricorn's default h2_max_concurrent_streams
+MAX_HEADER_LIST = 65536  # default h2_max_header_list_size
+MAX_RESETS = 200  # default h2_max_resets_per_window
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS)
+
+
+# --- the server process ---------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    backend: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def memory(self) -> dict[str, int]:
+        """VmRSS and VmHWM of the server, in KiB."""
+        values: dict[str, int] = {}
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                name, _, rest = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    values[name] = int(rest.split()[0])
+        return values
+
+    def rss(self) -> int:
+        return self.memory()["VmRSS"]
+
+    def reset_peak(self) -> None:
+        """Start a new VmHWM measurement (Linux ``clear_refs`` 5); a no-op where refused."""
+        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/clear_refs", "w") as clear:
+            clear.write("5")
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def target(self, timeout: float = 2.0) -> Target:
+        return Target("127.0.0.1", self.port, timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            pass
+        # Wait a moment for the process rather than spin; it must not exit meanwhile.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.02)
+        if process.poll() is not None:
+            raise AssertionError(f"tricorn exited early: {log.read_text(errors='replace')}")
+    raise AssertionError("tricorn did not start listening within 15 s")
+
+
+@contextlib.contextmanager
+def tricorn(backend: str, tmp_path: Path, *flags: str) -> Iterator[Server]:
+    port = free_port()
+    log = tmp_path / f"tricorn-{backend}-{port}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tricorn",
+                APP,
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--no-access-log",
+                "--backend",
+                backend,
+                *flags,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_port(process, port, log)
+        yield Server(process, port, log, backend)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+# --- other clients --------------------------------------------------------------------------
+
+
+def bystander(server: Server) -> str:
+    """One HTTP/1.1 and one HTTP/2 GET on fresh connections; both must be 200 in time."""
+    start = time.monotonic()
+    response = httpx.get(f"http://127.0.0.1:{server.port}/", timeout=BYSTANDER_TIMEOUT)
+    h1 = time.monotonic() - start
+    assert response.status_code == 200, f"HTTP/1.1 bystander got {response.status_code}"
+    start = time.monotonic()
+    conn = Connection(server.target(BYSTANDER_TIMEOUT))
+    try:
+        conn.handshake()
+        status = conn.roundtrip().status
+    finally:
+        conn.close()
+    h2 = time.monotonic() - start
+    assert status == 200, f"HTTP/2 bystander got {status}"
+    assert h1 < BYSTANDER_TIMEOUT and h2 < BYSTANDER_TIMEOUT, (h1, h2)
+    return f"bystanders h1 200 in {h1 * 1000:.0f} ms, h2 200 in {h2 * 1000:.0f} ms"
+
+
+def counts(server: Server) -> dict[str, int]:
+    """The app's counters: live /hang and /stream instances, their peak, how many started."""
+    response = httpx.get(f"http://127.0.0.1:{server.port}/count", timeout=BYSTANDER_TIMEOUT)
+    assert response.status_code == 200
+    document: dict[str, int] = json.loads(response.content)
+    return document
+
+
+def wait_for_live(server: Server, live: int, timeout: float = 3.0) -> dict[str, int]:
+    """Poll /count until ``live`` instances remain (or the timeout); return the last counts."""
+    deadline = time.monotonic() + timeout
+    seen = counts(server)
+    while seen["live"] != live and time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(timeout=0.05)
+        seen = counts(server)
+    return seen
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    """The server's memory around an attack, in KiB."""
+
+    before: int
+    after: int = 0
+    peak: int = 0
+
+    @property
+    def growth(self) -> int:
+        return max(self.after, self.peak) - self.before
+
+    def __str__(self) -> str:
+        return (
+            f"RSS before {self.before} KiB, after {self.after} KiB, peak {self.peak} KiB "
+            f"(growth {self.growth} KiB, bound {RSS_BOUND_KIB} KiB)"
+        )
+
+
+def start_measuring(server: Server) -> Memory:
+    server.reset_peak()
+    return Memory(before=server.rss())
+
+
+def stop_measuring(server: Server, memory: Memory) -> Memory:
+    values = server.memory()
+    memory.after = values["VmRSS"]
+    memory.peak = values["VmHWM"]
+    return memory
+
+
+def check_memory(server: Server, memory: Memory, what: str) -> None:
+    assert memory.growth < RSS_BOUND_KIB, f"{what}: {memory}\n{server.log_tail()}"
+
+
+# --- the attacker ---------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What the server sent back during an attack."""
+
+    goaway: Frame | None = None
+    resets: dict[int, int] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)
+    data_bytes: int = 0
+    closed: bool = False
+    units_sent: int = 0
+    seconds: float = 0.0
+
+    def note(self, frame: Frame) -> None:
+        if frame.type == f.GOAWAY:
+            self.goaway = frame
+        elif frame.type == f.RST_STREAM:
+            self.resets[frame.stream_id] = frame.error_code
+        elif frame.type == f.HEADERS:
+            status = dict(frame.headers).get(":status")
+            if status is not None and frame.stream_id not in self.statuses:
+                self.statuses[frame.stream_id] = int(status)
+        elif frame.type == f.DATA:
+            self.data_bytes += len(frame.payload)
+
+    @property
+    def over(self) -> bool:
+        return self.closed or self.goaway is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.goaway is not None:
+            parts.append(self.goaway.describe())
+        if self.resets:
+            codes = sorted({f.error_name(code) for code in self.resets.values()})
+            parts.append(f"{len(self.resets)} RST_STREAM ({', '.join(codes)})")
+        if self.statuses:
+            parts.append(f"{len(self.statuses)} responses {sorted(set(self.statuses.values()))}")
+        if self.data_bytes:
+            parts.append(f"{self.data_bytes} DATA bytes")
+        if self.closed:
+            parts.append("connection closed")
+        return "; ".join(parts) or "nothing"
+
+
+def connect(server: Server, settings: Iterable[tuple[int, int]] = ()) -> Connection:
+    conn = Connection(server.target())
+    conn.handshake(list(settings))
+    return conn
+
+
+def drain(conn: Connection, answer: Answer, timeout: float) -> None:
+    """Read and note what the server sent, for up to ``timeout`` s (0.001: what is there)."""
+    deadline = time.monotonic() + timeout
+    while not answer.closed:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            answer.note(conn.recv(min(remaining, 0.25)))
+        except TimeoutError:
+            continue
+        except ConnectionClosed:
+            answer.closed = True
+
+
+def blast(
+    conn: Connection,
+    batches: Iterable[tuple[bytes, int]],
+    *,
+    until: float = ANSWER_TIMEOUT,
+) -> Answer:
+    """Send ``(bytes, units)`` batches, reading answers between them, until the server ends the
+    connection or every batch is sent; then wait up to ``until`` s for GOAWAY or the close."""
+    answer = Answer()
+    start = time.monotonic()
+    deadline = start + until
+    for data, units in batches:
+        if answer.over or time.monotonic() > deadline:
+            break
+        conn.sock.settimeout(1.0)
+        try:
+            conn.sock.sendall(data)
+        except OSError:  # reset, broken pipe, or the server stopped reading for 1 s
+            break
+        answer.units_sent += units
+        drain(conn, answer, 0.001)
+    while not answer.over and time.monotonic() < deadline:
+        drain(conn, answer, deadline - time.monotonic())
+    answer.seconds = time.monotonic() - start
+    return answer
+
+
+def batched(frame: bytes, count: int, per_batch: int = 500) -> Iterator[tuple[bytes, int]]:
+    """``count`` copies of ``frame`` in batches of ``per_batch``."""
+    sent = 0
+    while sent < count:
+        size = min(per_batch, count - sent)
+        yield frame * size, size
+        sent += size
+
+
+def goaway_text(answer: Answer) -> str:
+    if answer.goaway is None:
+        return ""
+    return answer.goaway.payload[8:].decode("utf-8", "replace")
+
+
+def report(name: str, server: Server, *parts: str) -> None:
+    print(f"\n[attack] {name} [{server.backend}]: " + " | ".join(parts))
+
+
+def request_headers(conn: Connection, path: str, method: str = "GET") -> list[tuple[str, str]]:
+    return conn.request_headers(method=method, path=path)
+
+
+def header_frames(stream_id: int, block: bytes, *, end_stream: bool) -> bytes:
+    """HEADERS (+ CONTINUATION) frames carrying ``block`` in 16 KiB pieces."""
+    size = f.DEFAULT_MAX_FRAME_SIZE
+    pieces = [block[i : i + size] for i in range(0, len(block), size)] or [b""]
+    out = bytearray()
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        flags = f.END_HEADERS if last else 0
+        if index == 0:
+            flags |= f.END_STREAM if end_stream else 0
+        out += f.frame(f.HEADERS if index == 0 else f.CONTINUATION, flags, stream_id, piece)
+    return bytes(out)
+
+
+# --- 1. concurrent streams ------------------------------------------------------------------
+
+
+def test_streams_beyond_the_concurrency_limit_are_refused(backend: str, tmp_path: Path) -> None:
+    total = MAX_STREAMS + 20
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        conn = connect(server)
+        ids = [conn.new_stream_id() for _ in range(total)]
+        headers = request_headers(conn, "/hang")
+        conn.send(
+            b"".join(header_frames(sid, conn.encode(headers), end_stream=True) for sid in ids)
+        )
+        answer = Answer()
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while len(answer.resets) < total - MAX_STREAMS and not answer.over:
+            assert time.monotonic() < deadline, f"no REFUSED_STREAMs in time: {answer.describe()}"
+            drain(conn, answer, 0.25)
+        answer.seconds = ANSWER_TIMEOUT - (deadline - time.monotonic())
+        live = counts(server)
+        others = bystander(server)
+        stop_measuring(server, memory)
+        conn.close()
+        after_close = wait_for_live(server, 0)
+        refused = sorted(sid for sid, code in answer.resets.items() if code == f.REFUSED_STREAM)
+        report(
+            "1 concurrent streams",
+            server,
+            f"{total} streams of /hang -> {answer.describe()} in {answer.seconds:.2f} s",
+            f"refused {refused[0]}..{refused[-1]}" if refused else "none refused",
+            f"app live during {live['live']}, after close {after_close['live']}",
+            str(memory),
+            others,
+        )
+        assert answer.goaway is None, answer.describe()
+        assert refused == ids[MAX_STREAMS:], f"refused {refused}: {answer.describe()}"
+        assert set(answer.resets) == set(refused), answer.describe()
+        assert live["live"] == MAX_STREAMS, live
+        assert after_close["live"] == 0, after_close
+        check_memory(server, memory, "concurrent streams")
+
+
+# --- 2. header list size and HPACK bombs ----------------------------------------------------
+
+_BOMB_VALUE = b"b" * 4000  # one dynamic-table entry of 4038 octets (the table holds 4096)
+_STATIC_GET = bytes([0x82, 0x86, 0x84])  # :method GET, :scheme http, :path /
+
+
+def _bomb_block(authority: str, references: int) -> bytes:
+    """GET / with the newest dynamic-table entry (index 62) referenced ``references`` times."""
+    head = _STATIC_GET + bytes([0x01]) + hpackraw.string(authority)  # :authority, not indexed
+    return head + bytes([0x80 | 62]) * references
+
+
+def _bomb_connection(server: Server) -> Connection:
+    """A connection whose server-side HPACK table holds x-bomb: 4000 octets (after a 200)."""
+    conn = connect(server)
+    authority = conn.target.authority
+    block = (
+        _STATIC_GET
+        + bytes([0x01])
+        + hpackraw.string(authority)
+        + bytes([0x40])  # literal with incremental indexing, new name
+        + hpackraw.string("x-bomb")
+        + hpackraw.string(_BOMB_VALUE)
+    )
+    sid = conn.new_stream_id()
+    conn.send_headers(sid, block, end_stream=True)
+    assert conn.expect_response(sid).status == 200
+    return conn
+
+
+def test_oversized_header_lists_and_hpack_bombs(backend: str, tmp_path: Path) -> None:
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        results: list[str] = []
+
+        # a. 20 headers of 4000 octets: 80 KiB decoded, over the 64 KiB limit -> 431, and the
+        #    connection carries on.
+        conn = connect(server)
+        big = [(f"x-big-{i}", "a" * 4000) for i in range(20)]
+        sid = conn.new_stream_id()
+        block = conn.encode([*request_headers(conn, "/"), *big], huffman=False)
+        conn.send(header_frames(sid, block, end_stream=True))
+        oversized = Answer()
+        drain_until = time.monotonic() + ANSWER_TIMEOUT
+        while sid not in oversized.statuses and not oversized.over:
+            assert time.monotonic() < drain_until, oversized.describe()
+            drain(conn, oversized, 0.25)
+        assert oversized.statuses.get(sid) == 431, f"a: {oversized.describe()}"
+        assert conn.roundtrip().status == 200, "a: the connection must carry on after a 431"
+        conn.close()
+        results.append(f"a. {len(block)} octets of headers -> {oversized.describe()}")
+
+        # b. HPACK bomb within the decoder's hard cap: 20 one-octet references to a 4 KiB
+        #    entry decode to ~80 KiB -> 431, the connection carries on.
+        conn = _bomb_connection(server)
+        sid = conn.new_stream_id()
+        conn.send_headers(sid, _bomb_block(conn.target.authority, 20), end_stream=True)
+        small_bomb = Answer()
+        drain_until = time.monotonic() + ANSWER_TIMEOUT
+        while sid not in small_bomb.statuses and not small_bomb.over:
+            assert time.monotonic() < drain_until, small_bomb.describe()
+            drain(conn, small_bomb, 0.25)
+        assert small_bomb.statuses.get(sid) == 431, f"b: {small_bomb.describe()}"
+        assert conn.roundtrip().status == 200, "b: the connection must carry on after a 431"
+        conn.close()
+        results.append(f"b. 20 refs x 4 KiB entry -> {small_bomb.describe()}")
+
+        # c. HPACK bomb: 16000 references (64 MB decoded) in one 16000-octet HEADERS frame ->
+        #    the decoder stops at its cap: GOAWAY(ENHANCE_YOUR_CALM) (or a 431).
+        conn = _bomb_connection(server)
+        sid = conn.new_stream_id()
+        start = time.monotonic()
+        conn.send_headers(sid, _bomb_block(conn.target.authority, 16000), end_stream=True)
+        big_bomb = Answer()
+        while not big_bomb.over and sid not in big_bomb.statuses:
+            assert time.monotonic() - start < ANSWER_TIMEOUT, big_bomb.describe()
+            drain(conn, big_bomb, 0.25)
+        big_bomb.seconds = time.monotonic() - start
+        conn.close()
+        results.append(
+            f"c. 16000 refs (64 MB decoded) -> {big_bomb.describe()} in {big_bomb.seconds:.2f} s"
+        )
+
+        others = bystander(server)
+        stop_measuring(server, memory)
+        report("2 header list size / HPACK bomb", server, *results, str(memory), others)
+        answered_431 = big_bomb.statuses.get(sid) == 431
+        calm = big_bomb.goaway is not None and big_bomb.goaway.error_code == f.ENHANCE_YOUR_CALM
+        assert answered_431 or calm, f"c: {big_bomb.describe()}"
+        check_memory(server, memory, "header lists")
+
+
+# --- 3. CONTINUATION flood ------------------------------------------------------------------
+
+
+def test_continuation_flood_gets_enhance_your_calm(backend: str, tmp_path: Path) -> None:
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        results: list[str] = []
+        answers: list[Answer] = []
+        # Many small CONTINUATIONs (the count limit), then a few 16 KiB ones (the size limit).
+        for piece, count in ((b"a" * 16, 10_000), (b"a" * 16_384, 64)):
+            conn = connect(server)
+            sid = conn.new_stream_id()
+            block = conn.encode(request_headers(conn, "/"))
+            # A literal header whose value runs on through every CONTINUATION.
+            opening = (
+                block
+                + bytes([0x00])
+                + hpackraw.string("x-long")
+                + hpackraw.integer(len(piece) * count, 7)
+            )
+            first = f.frame(f.HEADERS, f.END_STREAM, sid, opening)
+            continuation = f.frame(f.CONTINUATION, 0, sid, piece)
+            batches = [(first, 0), *batched(continuation, count, 100 if len(piece) > 16 else 500)]
+            answer = blast(conn, batches)
+            conn.close()
+            answers.append(answer)
+            results.append(
+                f"{len(piece)}-octet CONTINUATIONs: sent {answer.units_sent} -> "
+                f"{answer.describe()} ({goaway_text(answer)!r}) in {answer.seconds:.2f} s"
+            )
+        others = bystander(server)
+        stop_measuring(server, memory)
+        report("3 CONTINUATION flood", server, *results, str(memory), others)
+        for answer, text in zip(answers, results, strict=True):
+            assert answer.goaway is not None, text
+            assert answer.goaway.error_code == f.ENHANCE_YOUR_CALM, text
+        check_memory(server, memory, "CONTINUATION flood")
+
+
+# --- 4. rapid reset (CVE-2023-44487) --------------------------------------------------------
+
+
+def test_rapid_reset_gets_enhance_your_calm(backend: str, tmp_path: Path) -> None:
+    streams = 5000
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        conn = connect(server)
+        headers = request_headers(conn, "/hang")
+        cancel = f.rst_payload(f.CANCEL)
+
+        def batches() -> Iterator[tuple[bytes, int]]:
+            for _ in range(streams // 100):
+                chunk = bytearray()
+                for _ in range(100):
+                    sid = conn.new_stream_id()
+                    chunk += f.frame(
+                        f.HEADERS, f.END_STREAM | f.END_HEADERS, sid, conn.encode(headers)
+                    )
+                    chunk += f.frame(f.RST_STREAM, 0, sid, cancel)
+                yield bytes(chunk), 100
+
+        answer = blast(conn, batches())
+        conn.close()
+        during = counts(server)
+        others = bystander(server)
+        after = wait_for_live(server, 0)
+        stop_measuring(server, memory)
+        report(
+            "4 rapid reset",
+            server,
+            f"sent {answer.units_sent} HEADERS+RST_STREAM pairs -> {answer.describe()} "
+            f"({goaway_text(answer)!r}) in {answer.seconds:.2f} s",
+            f"app instances: started {after['started']}, peak live {after['peak']}, "
+            f"live after {during['live']} -> {after['live']}",
+            str(memory),
+            others,
+        )
+        assert answer.goaway is not None, answer.describe()
+        assert answer.goaway.error_code == f.ENHANCE_YOUR_CALM, answer.describe()
+        assert answer.units_sent < streams, "the server must not take every reset"
+        # The streams it took: at most the reset budget plus one read's worth of frames.
+        assert after["started"] <= MAX_RESETS + MAX_STREAMS, after
+        assert after["peak"] <= MAX_STREAMS, after
+        assert after["live"] == 0, after
+        check_memory(server, memory, "rapid reset")
+
+
+# --- 5. PING / SETTINGS / empty frame floods (CVE-2019-9512, 9515, 9518) ------------------------
+
+
+def _flood_frames(kind: str, conn: Connection) -> list[tuple[bytes, int]]:
+    count = 20_000
+    if kind == "ping":
+        return list(batched(f.frame(f.PING, 0, 0, b"12345678"), count))
+    if kind == "settings":
+        payload = f.settings_payload((f.SETTINGS_HEADER_TABLE_SIZE, 4096))
+        return list(batched(f.frame(f.SETTINGS, 0, 0, payload), count))
+    if kind == "empty-data":
+        sid = conn.new_stream_id()
+        block = conn.encode(request_headers(conn, "/hang", method="POST"))
+        opening = f.frame(f.HEADERS, f.END_HEADERS, sid, block)
+        return [(opening, 0), *batched(f.frame(f.DATA, 0, sid, b""), count)]
+    if kind == "empty-headers":
+        # Zero-length HEADERS (END_HEADERS, no END_STREAM) opening new streams: each is a
+        # malformed request (no pseudo-headers).
+        frames = [
+            f.frame(f.HEADERS, f.END_HEADERS, 2 * index + 1, b"") for index in range(count // 4)
+        ]
+        return [(b"".join(frames[i : i + 500]), 500) for i in range(0, len(frames), 500)]
+    assert kind == "empty-continuation"
+    # An empty HEADERS without END_HEADERS, then empty CONTINUATIONs (the server runs with a
+    # high CONTINUATION limit so that the empty-frame counter is what answers).
+    opening = f.frame(f.HEADERS, 0, 1, b"")
+    return [(opening, 1), *batched(f.frame(f.CONTINUATION, 0, 1, b""), count)]
+
+
+FLOOD_FLAGS = {"empty-continuation": ("--h2-max-continuation-frames", "100000")}
+FLOOD_EXPECTED = {
+    "ping": "PING flood",
+    "settings": "SETTINGS flood",
+    "empty-data": "empty DATA",
+    "empty-headers": "too many malformed",
+    "empty-continuation": "empty HEADERS/CONTINUATION",
+}
+
+
+@pytest.mark.parametrize("kind", list(FLOOD_EXPECTED))
+def test_floods_get_enhance_your_calm(backend: str, kind: str, tmp_path: Path) -> None:
+    with tricorn(backend, tmp_path, *FLOOD_FLAGS.get(kind, ())) as server:
+        memory = start_measuring(server)
+        conn = connect(server)
+        batches = _flood_frames(kind, conn)
+        answer = blast(conn, batches)
+        conn.close()
+        others = bystander(server)
+        stop_measuring(server, memory)
+        report(
+            f"5 {kind} flood",
+            server,
+            f"sent {answer.units_sent} frames -> {answer.describe()} "
+            f"({goaway_text(answer)!r}) in {answer.seconds:.2f} s",
+            str(memory),
+            others,
+        )
+        assert answer.goaway is not None, answer.describe()
+        assert answer.goaway.error_code == f.ENHANCE_YOUR_CALM, answer.describe()
+        assert FLOOD_EXPECTED[kind] in goaway_text(answer), goaway_text(answer)
+        check_memory(server, memory, f"{kind} flood")
+
+
+# --- 6. zero-window reader ------------------------------------------------------------------
+
+
+def _open_streams(conn: Connection, path: str, count: int) -> list[int]:
+    ids = [conn.new_stream_id() for _ in range(count)]
+    headers = request_headers(conn, path)
+    conn.send(b"".join(header_frames(sid, conn.encode(headers), end_stream=True) for sid in ids))
+    return ids
+
+
+def test_zero_window_reader_costs_bounded_memory(backend: str, tmp_path: Path) -> None:
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        # A: SETTINGS_INITIAL_WINDOW_SIZE = 0; B: default windows, never a WINDOW_UPDATE.
+        zero = connect(server, [(f.SETTINGS_INITIAL_WINDOW_SIZE, 0)])
+        stingy = connect(server)
+        zero.auto_window_update = stingy.auto_window_update = False
+        _open_streams(zero, "/stream", MAX_STREAMS)
+        _open_streams(stingy, "/stream", MAX_STREAMS)
+        zero_answer, stingy_answer = Answer(), Answer()
+        samples: list[int] = []
+        others = ""
+        start = time.monotonic()
+        while time.monotonic() - start < HOLD_SECONDS:
+            drain(zero, zero_answer, 0.1)
+            drain(stingy, stingy_answer, 0.1)
+            samples.append(server.rss())
+            if not others and time.monotonic() - start > HOLD_SECONDS / 2:
+                others = bystander(server)  # while the streams are blocked
+        live = counts(server)
+        stop_measuring(server, memory)
+        zero.close()
+        stingy.close()
+        after = wait_for_live(server, 0)
+        report(
+            "6 zero-window reader",
+            server,
+            f"window 0, {MAX_STREAMS} x /stream -> {zero_answer.describe()}",
+            f"window 65535 never updated, {MAX_STREAMS} x /stream -> {stingy_answer.describe()}",
+            f"held {HOLD_SECONDS:.0f} s, RSS samples {min(samples)}..{max(samples)} KiB",
+            f"app live {live['live']} -> {after['live']} after close",
+            str(memory),
+            others,
+        )
+        assert zero_answer.data_bytes == 0, zero_answer.describe()
+        assert stingy_answer.data_bytes <= f.DEFAULT_WINDOW, stingy_answer.describe()
+        assert len(zero_answer.statuses) == MAX_STREAMS, zero_answer.describe()
+        assert not zero_answer.over and not stingy_answer.over
+        assert live["live"] == 2 * MAX_STREAMS, live
+        assert after["live"] == 0, after
+        check_memory(server, memory, "zero-window reader")
+
+
+# --- 7. a client that never reads -----------------------------------------------------------
+
+
+def test_client_that_never_reads_costs_bounded_memory(backend: str, tmp_path: Path) -> None:
+    # The PING limit is lifted so that only the output-buffer backpressure can stop the flood.
+    with tricorn(backend, tmp_path, "--h2-max-pings-per-window", "100000000") as server:
+        memory = start_measuring(server)
+        # A: opens every window wide, asks for 100 x 1 GiB, never reads a byte.
+        greedy = connect(server, [(f.SETTINGS_INITIAL_WINDOW_SIZE, f.MAX_WINDOW)])
+        greedy.send(
+            f.frame(f.WINDOW_UPDATE, 0, 0, f.window_update_payload(f.MAX_WINDOW - f.DEFAULT_WINDOW))
+        )
+        _open_streams(greedy, "/stream", MAX_STREAMS)
+        # B: floods PINGs and never reads the ACKs, until its socket will not take more.
+        pinger = connect(server)
+        ping = f.frame(f.PING, 0, 0, b"12345678")
+        pings = 0
+        send_stalled = False
+        start = time.monotonic()
+        pinger.sock.settimeout(0.5)
+        while time.monotonic() - start < HOLD_SECONDS and pings < 2_000_000:
+            try:
+                pinger.sock.sendall(ping * 1000)
+            except TimeoutError:
+                send_stalled = True
+                break
+            pings += 1000
+        stall = time.monotonic() - start
+        others = bystander(server)
+        # Keep both connections unread for the rest of the hold time.
+        rest = HOLD_SECONDS - (time.monotonic() - start)
+        if rest > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.process.wait(timeout=rest)
+        assert server.alive()
+        live = counts(server)
+        stop_measuring(server, memory)
+        greedy.close()
+        pinger.close()
+        after = wait_for_live(server, 0)
+        report(
+            "7 client never reads",
+            server,
+            f"100 x /stream, windows 2^31-1, unread for {HOLD_SECONDS:.0f} s; app live "
+            f"{live['live']} -> {after['live']} after close",
+            f"PING flood unread: {pings} PINGs ({pings * 17 // 1024} KiB) taken before the "
+            f"server stopped reading (send stalled: {send_stalled}, after {stall:.2f} s)",
+            str(memory),
+            others,
+        )
+        assert send_stalled, f"the server read {pings} PINGs without its answers being read"
+        assert pings * 17 < 64 * 1024 * 1024, pings
+        assert live["live"] == MAX_STREAMS, live
+        assert after["live"] == 0, after
+        check_memory(server, memory, "client that never reads")

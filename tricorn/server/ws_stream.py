@@ -1,0 +1,392 @@
+"""One WebSocket <-> one ASGI app instance, over HTTP/1.1 (Upgrade) or HTTP/2 (RFC 8441).
+
+The connection feeds the bytes that arrive for the WebSocket (the socket after the 101, or
+the stream's DATA) with ``feed_data``; the stream parses them, answers pings and closes, and
+queues whole messages for the app's ``receive``. The connection stops feeding while the app
+has more than ``max_body_buffer`` bytes of unread messages, so an app that does not receive
+stops the server reading. What the app sends is written through ``WebSocketOwner.ws_write``,
+which returns once the bytes are on their way (socket or flow-control window).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Protocol
+
+import anyio
+
+from tricorn.errors import ClientDisconnected, LocalProtocolError
+from tricorn.protocols.events import ConnectionClosed, Event, Headers, ProtocolError, Request
+from tricorn.protocols.websocket import (
+    CloseReceived,
+    HandshakeError,
+    Message,
+    PongReceived,
+    WebSocketProtocol,
+    WebSocketRequestInfo,
+    accept_headers,
+)
+from tricorn.server.asgi_types import ASGI3App, Scope
+from tricorn.server.asgi_types import Message as ASGIMessage
+from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
+from tricorn.server.state import ServerState
+
+error_log = logging.getLogger("tricorn.error")
+
+ABNORMAL_CLOSURE = 1006
+INTERNAL_ERROR = 1011
+
+
+class WebSocketOwner(StreamOwner, Protocol):
+    """What a ``WSStream`` needs from its connection, beyond ``StreamOwner``."""
+
+    async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        """Send the handshake answer (101 on HTTP/1.1, 200 on HTTP/2); frames follow."""
+
+    async def ws_decline(self, stream_id: int) -> None:
+        """The app answers the handshake with a plain HTTP response (send_response next)."""
+
+    async def ws_write(self, stream_id: int, data: bytes) -> None:
+        """Write WebSocket frame bytes."""
+
+    async def ws_finish(self, stream_id: int) -> None:
+        """The WebSocket is closed: end the stream or the connection."""
+
+
+class WSStream:
+    """Runs the ASGI app for one WebSocket and translates its messages."""
+
+    def __init__(
+        self,
+        owner: WebSocketOwner,
+        request: Request,
+        info: WebSocketRequestInfo,
+        scope: Scope,
+        app: ASGI3App,
+        server_state: ServerState,
+    ) -> None:
+        config = server_state.config
+        self._owner = owner
+        self.request = request
+        self.stream_id = request.stream_id
+        self.info = info
+        self.app = app
+        self.server_state = server_state
+        self.scope = scope
+        self.protocol: WebSocketProtocol | None = None
+        self._connect_delivered = False
+        self._accepted = False
+        self._declined = False
+        self._response_started = False
+        self._closed_by_app = False
+        self._finished = False
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._messages: deque[str | bytes] = deque()
+        self._buffered = 0
+        self._unacknowledged = 0
+        self._limit = config.max_body_buffer
+        self._pending_status = 0
+        self._pending_headers: Headers | None = None
+        self._wakeup: anyio.Event | None = None
+        self._peer_closed = anyio.Event()
+        self._pong = anyio.Event()
+        self._compression = config.ws_compression
+        self._max_message_size = config.ws_max_message_size
+        self._max_fragments = config.ws_max_fragments
+
+    # --- fed by the connection -----------------------------------------------------
+
+    @property
+    def buffered_size(self) -> int:
+        """Bytes of received messages the app has not taken yet."""
+        return self._buffered
+
+    async def feed_data(self, data: bytes) -> None:
+        """Bytes that arrived for this WebSocket; ``b""`` when the transport ended."""
+        protocol = self.protocol
+        if protocol is None or protocol.closed:
+            if not data:
+                self._peer_gone(ABNORMAL_CLOSURE, "")
+            return
+        self._handle(protocol.receive_data(data))
+        self._unacknowledged += len(data)
+        if self._buffered < self._limit:
+            self._acknowledge()
+        await self._flush()
+        if protocol.closed:
+            await self._finish()
+
+    def feed_disconnect(self) -> None:
+        self._peer_gone(ABNORMAL_CLOSURE, "")
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Message):
+                self._messages.append(event.data)
+                self._buffered += len(event.data)
+            elif isinstance(event, PongReceived):
+                self._pong.set()
+            elif isinstance(event, CloseReceived):
+                self._peer_gone(event.code, event.reason)
+            elif isinstance(event, ProtocolError):
+                error_log.info("WebSocket closed (%s): %s", event.error_code, event.message)
+                self._peer_gone(event.error_code or ABNORMAL_CLOSURE, "")
+            elif isinstance(event, ConnectionClosed):
+                self._peer_gone(ABNORMAL_CLOSURE, "")
+        self._wake()
+
+    def _peer_gone(self, code: int, reason: str) -> None:
+        if self._close_code is None:
+            self._close_code = code
+            self._close_reason = reason
+        self._peer_closed.set()
+        self._wake()
+
+    def _acknowledge(self) -> None:
+        """Let the connection read (HTTP/1.1) or reopen the window (HTTP/2) for what we took."""
+        size, self._unacknowledged = self._unacknowledged, 0
+        self._owner.body_consumed(self.stream_id, size)
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def _flush(self) -> None:
+        if self.protocol is None:
+            return
+        data = self.protocol.data_to_send()
+        if data:
+            try:
+                await self._owner.ws_write(self.stream_id, data)
+            except ClientDisconnected:
+                self._peer_gone(ABNORMAL_CLOSURE, "")
+
+    async def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            await self._owner.ws_finish(self.stream_id)
+
+    # --- running the app -----------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keepalive, group.cancel_scope)
+                await self._run_app()
+                group.cancel_scope.cancel()
+        finally:
+            self._owner.stream_done(self.stream_id)
+
+    async def _run_app(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except Exception as error:
+            if isinstance(error, ASGIMessageError):
+                error_log.error("ASGI app sent an invalid WebSocket message: %s", error)
+            else:
+                error_log.error(
+                    "Exception in ASGI app (WebSocket %s)", self.scope["path"], exc_info=error
+                )
+            if self._accepted:
+                await self._close(INTERNAL_ERROR, "")
+            elif not self._response_started:
+                await self._deny(500, b"Internal Server Error")
+            else:
+                await self._owner.abort(self.stream_id)
+            return
+        if not self._accepted and not self._declined:
+            await self._deny(403, b"Forbidden")  # the app returned without accepting
+        elif self._accepted:
+            await self._close(1000, "")
+
+    async def _keepalive(self, scope: anyio.CancelScope) -> None:
+        config = self.server_state.config
+        if config.ws_ping_interval <= 0:
+            return
+        while True:
+            await anyio.sleep(config.ws_ping_interval)
+            protocol = self.protocol
+            if protocol is None or protocol.closed or self._close_code is not None:
+                if protocol is None and not self._declined:
+                    continue
+                return
+            self._pong = anyio.Event()
+            protocol.ping(b"tricorn")
+            await self._flush()
+            with anyio.move_on_after(config.ws_ping_timeout) as timeout:
+                await self._pong.wait()
+            if timeout.cancelled_caught:
+                error_log.info("WebSocket keepalive: no pong within %g s", config.ws_ping_timeout)
+                self._peer_gone(ABNORMAL_CLOSURE, "")
+                await self._close(INTERNAL_ERROR, "keepalive ping timeout")
+                return
+
+    async def _close(self, code: int, reason: str) -> None:
+        protocol = self.protocol
+        if protocol is None:
+            return
+        protocol.close(code, reason)
+        await self._flush()
+        if not protocol.closed:
+            # Wait (bounded) for the peer's close frame, then close the transport (RFC 6455 7.1.1).
+            with anyio.move_on_after(self.server_state.config.ws_close_timeout):
+                await self._peer_closed.wait()
+        await self._finish()
+
+    async def _deny(self, status: int, body: bytes) -> None:
+        if not self._declined:
+            self._declined = True
+            await self._owner.ws_decline(self.stream_id)
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            *self.server_state.default_headers(),
+        ]
+        self._response_started = True
+        await self._owner.send_response(self.stream_id, status, headers, body, True)
+
+    async def receive(self) -> ASGIMessage:
+        """ASGI ``receive``: connect, then messages, then disconnect."""
+        if not self._connect_delivered:
+            self._connect_delivered = True
+            return {"type": "websocket.connect"}
+        while True:
+            if self._messages:
+                data = self._messages.popleft()
+                self._buffered -= len(data)
+                if self._unacknowledged and self._buffered < self._limit:
+                    self._acknowledge()
+                if isinstance(data, str):
+                    return {"type": "websocket.receive", "text": data}
+                return {"type": "websocket.receive", "bytes": data}
+            if self._close_code is not None or self._declined or self._closed_by_app:
+                return {
+                    "type": "websocket.disconnect",
+                    "code": self._close_code if self._close_code is not None else 1000,
+                    "reason": self._close_reason,
+                }
+            self._wakeup = event = anyio.Event()
+            await event.wait()
+
+    async def send(self, message: ASGIMessage) -> None:
+        """ASGI ``send``: accept, send, close, or the denial response."""
+        kind = message.get("type")
+        if kind == "websocket.send":
+            await self._send_message(message)
+        elif kind == "websocket.accept":
+            await self._accept(message)
+        elif kind == "websocket.close":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            if not isinstance(code, int) or not isinstance(reason, str):
+                raise ASGIMessageError(
+                    f"websocket.close code/reason of the wrong type: {message!r}"
+                )
+            if self._accepted:
+                self._closed_by_app = True
+                try:
+                    await self._close(code, reason)
+                except LocalProtocolError as error:
+                    raise ASGIMessageError(f"websocket.close: {error}") from None
+            elif not self._declined:
+                await self._deny(403, b"Forbidden")
+        elif kind == "websocket.http.response.start":
+            await self._denial_start(message)
+        elif kind == "websocket.http.response.body":
+            await self._denial_body(message)
+        else:
+            raise ASGIMessageError(f"unknown WebSocket message type {kind!r}")
+
+    async def _send_message(self, message: ASGIMessage) -> None:
+        if not self._accepted:
+            raise ASGIMessageError("websocket.send before websocket.accept")
+        protocol = self.protocol
+        assert protocol is not None
+        if self._close_code is not None or protocol.closed or self._closed_by_app:
+            raise ClientDisconnected(f"WebSocket {self.stream_id} is closed")
+        text = message.get("text")
+        data = message.get("bytes")
+        if text is not None:
+            if not isinstance(text, str):
+                raise ASGIMessageError("websocket.send text must be a str")
+            protocol.send_message(text)
+        elif data is not None:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise ASGIMessageError("websocket.send bytes must be bytes")
+            protocol.send_message(bytes(data))
+        else:
+            raise ASGIMessageError("websocket.send needs text or bytes")
+        await self._owner.ws_write(self.stream_id, protocol.data_to_send())
+
+    async def _accept(self, message: ASGIMessage) -> None:
+        if self._accepted or self._declined:
+            raise ASGIMessageError("websocket.accept sent twice or after a denial response")
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            raise ASGIMessageError("websocket.accept subprotocol must be a str")
+        extra = _check_headers(message.get("headers", ()))
+        try:
+            answer = accept_headers(self.info, subprotocol, extra, compression=self._compression)
+        except LocalProtocolError as error:
+            raise ASGIMessageError(f"websocket.accept: {error}") from None
+        self.protocol = WebSocketProtocol(
+            deflate=answer.deflate,
+            max_message_size=self._max_message_size,
+            max_fragments=self._max_fragments,
+        )
+        self._accepted = True
+        await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
+
+    async def _denial_start(self, message: ASGIMessage) -> None:
+        if self._accepted or self._response_started:
+            raise ASGIMessageError("websocket.http.response.start after accept or twice")
+        status = message.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 999:
+            raise ASGIMessageError(f"websocket.http.response.start status: {status!r}")
+        self._pending_status = status
+        self._pending_headers = [
+            *_check_headers(message.get("headers", ())),
+            *self.server_state.default_headers(),
+        ]
+        self._response_started = True
+        if not self._declined:
+            self._declined = True
+            await self._owner.ws_decline(self.stream_id)
+
+    async def _denial_body(self, message: ASGIMessage) -> None:
+        if not self._response_started or not self._declined:
+            raise ASGIMessageError("websocket.http.response.body before its start message")
+        body = message.get("body", b"")
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise ASGIMessageError("websocket.http.response.body body must be bytes")
+        end = not message.get("more_body", False)
+        headers, self._pending_headers = self._pending_headers, None
+        if headers is not None:
+            await self._owner.send_response(
+                self.stream_id, self._pending_status, headers, bytes(body), end
+            )
+        else:
+            await self._owner.send_body(self.stream_id, bytes(body), end)
+
+
+def websocket_scope(http_scope: Scope, info: WebSocketRequestInfo) -> Scope:
+    """The ASGI WebSocket scope from the HTTP scope of the handshake request."""
+    scope = dict(http_scope)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
+    scope["subprotocols"] = list(info.subprotocols)
+    del scope["method"]
+    extensions = dict(http_scope.get("extensions") or {})
+    extensions["websocket.http.response"] = {}
+    for name in ("http.response.trailers", "http.response.push", "http.response.early_hint"):
+        extensions.pop(name, None)
+    scope["extensions"] = extensions
+    return scope
+
+
+__all__ = ["HandshakeError", "WSStream", "WebSocketOwner", "websocket_scope"]
