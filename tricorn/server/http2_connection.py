@@ -32,8 +32,10 @@ from tricorn.protocols.events import (
     WindowUpdated,
 )
 from tricorn.protocols.http2 import HTTP2Protocol
+from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.http_stream import HTTPStream, build_scope
 from tricorn.server.state import ServerState
+from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -96,9 +98,9 @@ class HTTP2Connection:
             max_settings_per_window=config.h2_max_settings_per_window,
             max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
             rate_window_seconds=config.h2_flood_window,
-            enable_connect_protocol=False,
+            enable_connect_protocol=True,
         )
-        self._streams: dict[int, HTTPStream] = {}
+        self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
         self._write_lock = anyio.Lock()
         self._writer_wakeup = anyio.Event()
@@ -185,13 +187,17 @@ class HTTP2Connection:
         for event in events:
             if isinstance(event, Body):
                 stream = self._streams.get(event.stream_id)
-                if stream is not None:
+                if isinstance(stream, WSStream):
+                    await stream.feed_data(event.data)
+                elif stream is not None:
                     stream.feed_body(event.data)
             elif isinstance(event, Request):
                 self._start_stream(event)
             elif isinstance(event, EndBody | Trailers):
                 stream = self._streams.get(event.stream_id)
-                if stream is not None:
+                if isinstance(stream, WSStream):
+                    await stream.feed_data(b"")
+                elif stream is not None:
                     stream.feed_end()
             elif isinstance(event, WindowUpdated):
                 self._wake_writer()
@@ -217,6 +223,9 @@ class HTTP2Connection:
             outbox.done.set()
 
     def _start_stream(self, request: Request) -> None:
+        if request.protocol is not None:
+            self._start_websocket(request)
+            return
         scope = build_scope(
             request,
             scheme=self.scheme,
@@ -227,6 +236,33 @@ class HTTP2Connection:
             extensions=self.extensions,
         )
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
+        self._streams[request.stream_id] = stream
+        assert self._task_group is not None
+        self._task_group.start_soon(stream.run)
+
+    def _start_websocket(self, request: Request) -> None:
+        try:
+            if request.protocol != b"websocket":
+                raise HandshakeError(f"unknown :protocol {request.protocol!r}", 501)
+            info = parse_upgrade_request(request)
+        except HandshakeError as error:
+            error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
+            self.protocol.send_response(
+                request.stream_id, error.status, [*error.headers], end_stream=True
+            )
+            return
+        scope = build_scope(
+            request,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            root_path=self.state.config.root_path,
+            state=self.state.lifespan_state,
+            extensions=self.extensions,
+        )
+        stream = WSStream(
+            self, request, info, websocket_scope(scope, info), self.state.app, self.state
+        )
         self._streams[request.stream_id] = stream
         assert self._task_group is not None
         self._task_group.start_soon(stream.run)
@@ -346,6 +382,24 @@ class HTTP2Connection:
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:
             self.protocol.send(StreamReset(stream_id, INTERNAL_ERROR))
+            await self._flush()
+
+    # --- WebSocketOwner -----------------------------------------------------------------
+
+    async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        self.protocol.send_response(stream_id, status, headers)
+        await self._flush()
+
+    async def ws_decline(self, stream_id: int) -> None:
+        return  # the denial is an ordinary response on the stream
+
+    async def ws_write(self, stream_id: int, data: bytes) -> None:
+        if data:
+            await self._send_data(stream_id, data, False)
+
+    async def ws_finish(self, stream_id: int) -> None:
+        if stream_id in self._streams and not self._broken:
+            self.protocol.send_data(stream_id, b"", end_stream=True)
             await self._flush()
 
     def stream_done(self, stream_id: int) -> None:
