@@ -293,14 +293,14 @@ async def test_http2_preface_on_plain_port_switches_to_http2() -> None:
         await stream.aclose()
 
 
-async def test_websocket_upgrade_is_served_as_plain_http() -> None:
+async def test_websocket_to_an_app_that_does_not_accept_gets_403() -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
         await stream.send(
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
-        assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+        assert (await read_response(stream)).startswith(b"HTTP/1.1 403")
         await stream.aclose()
 
 

@@ -459,6 +459,8 @@ class H11Protocol:
             raise _PeerError(error.error_status_hint, str(error)) from None
         if not isinstance(parsed, h11.Request):  # unreachable: h11 was given a whole head
             raise _PeerError(400, "h11 did not parse the request head")
+        # From here h11 frames any answer, an error's too, as the answer to this method.
+        self._head_request = method == b"HEAD"
         if chunked is False:  # unreachable: h11 refuses these codings with 501 (above)
             self._raise_coding_error(head)
         limit = self._body_limit
@@ -487,7 +489,6 @@ class H11Protocol:
         self._stream_id += 1
         stream_id = self._stream_id
         self._http10 = http10
-        self._head_request = method == b"HEAD"
         self._connect = method == b"CONNECT"
         # h11 offers no keep-alive to HTTP/1.0 clients, Connection: keep-alive or not.
         self._keep_alive = not (
@@ -669,11 +670,11 @@ class H11Protocol:
         # h11 lets a server answer from IDLE or SEND_RESPONSE, even after a peer's error, and
         # only those states reach here; were h11 to refuse, the connection closes unanswered.
         with contextlib.suppress(h11.LocalProtocolError):
-            self._out += (
-                connection.send(h11.Response(status_code=status, headers=headers, reason=body)),
-                connection.send(h11.Data(data=body)),
-                connection.send(h11.EndOfMessage()),
-            )
+            out = [connection.send(h11.Response(status_code=status, headers=headers, reason=body))]
+            if not self._head_request:  # RFC 9110 9.3.2: no content in answer to HEAD
+                out.append(connection.send(h11.Data(data=body)))
+            out.append(connection.send(h11.EndOfMessage()))
+            self._out += out
 
     def _enter_closed(self) -> None:
         self._state = _CLOSED
@@ -933,5 +934,6 @@ class H11Protocol:
         ):
             connection.start_next_cycle()
             self._state = _HEAD
+            self._head_request = False
         elif self._state != _CLOSED:
             self._enter_closed()
