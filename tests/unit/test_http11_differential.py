@@ -30,12 +30,13 @@ from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 
 Protocol = HTTP11Protocol | H11Protocol
-SEEDS = [1, 2, 3, 4]
+SEEDS = [1, 2, 3, 4, 5, 6]
 CASES_PER_SEED = 300
 # Fields h11 rewrites on the way in (duplicate identical Content-Length folded into one,
 # Transfer-Encoding lower-cased); the body framing they decide is compared through the body.
 FRAMING_FIELDS = (b"content-length", b"transfer-encoding")
 STATUS_RE = re.compile(rb"HTTP/1\.1 ([0-9]{3}) ")
+CONTENT_LENGTH_RE = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)[ \t]*\r\n", re.I)
 
 # --- the generator -----------------------------------------------------------------------
 
@@ -256,7 +257,9 @@ def generate(rng: random.Random) -> tuple[list[bytes], dict[str, int]]:
         pieces = [data[index : index + 1] for index in range(len(data))]
     else:
         cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randrange(5)))
-        pieces = [data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        pieces = [
+            data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)
+        ]
     return [piece for piece in pieces if piece], limits
 
 
@@ -361,6 +364,30 @@ def comparable(transcript: Transcript) -> tuple[object, ...]:
     return (tuple(requests), tuple(statuses), error)
 
 
+def same_length_spelled_twice(data: bytes) -> bool:
+    """Two Content-Length fields with the same decimal value written differently (8, 08)."""
+    values = set(CONTENT_LENGTH_RE.findall(data))
+    return len(values) > len({int(value) for value in values})
+
+
+def agree(ours: Transcript, theirs: Transcript, data: bytes) -> bool:
+    """Both served the same and answered alike, but for the one known difference.
+
+    ``Content-Length: 8`` with ``Content-Length: 08``: our parser takes the one decimal value
+    (RFC 9110 8.6 allows that, or rejecting), h11 compares the field values as text and
+    answers 400. So there h11 stops with 400 where ours serves; what h11 served before the
+    request must still be what ours served.
+    """
+    if comparable(ours) == comparable(theirs):
+        return True
+    served = len(theirs.requests)
+    return (
+        same_length_spelled_twice(data)
+        and theirs.error == 400
+        and theirs.requests == ours.requests[:served]
+    )
+
+
 def run_case(seed: int, case: int) -> tuple[Transcript, Transcript, list[bytes], dict[str, int]]:
     rng = random.Random(seed * 1_000_003 + case)
     pieces, limits = generate(rng)
@@ -374,7 +401,7 @@ def test_both_parsers_serve_the_same_requests_and_answer_the_same_errors(seed: i
     disagreements = []
     for case in range(CASES_PER_SEED):
         ours, theirs, pieces, limits = run_case(seed, case)
-        if comparable(ours) != comparable(theirs):
+        if not agree(ours, theirs, b"".join(pieces)):
             disagreements.append((case, b"".join(pieces)[:300], limits, ours, theirs))
     assert not disagreements, disagreements[:3]
 
