@@ -203,7 +203,12 @@ class HTTP11Connection:
 
     async def _upgrade(self, event: UpgradeRequested) -> None:
         settings = _header(event.request.headers, b"http2-settings")
-        if event.upgrade == b"h2c" and settings is not None and not self.state.shutting_down:
+        if (
+            event.upgrade == b"h2c"
+            and settings is not None
+            and self.scheme == "http"  # h2c is cleartext only; over TLS only ALPN picks h2
+            and not self.state.shutting_down
+        ):
             # RFC 7540 3.2: 101, then HTTP/2 with the request answered on stream 1.
             trailing = self.protocol.accept_upgrade(
                 [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]

@@ -214,7 +214,10 @@ class HTTPStream:
         except Exception as error:
             await self._app_failed(error)
         else:
-            if not self._started:
+            if self._disconnected and not self._response_complete:
+                # The client left first: stopping was the right thing for the app to do.
+                error_log.debug("stream %d: the app returned after the client left", self.stream_id)
+            elif not self._started:
                 await self._app_failed(None)
             elif not self._response_complete:
                 error_log.error(

@@ -29,6 +29,38 @@ CIPHER_SUITES = {
 }
 
 
+#: Short attribute names of RFC 4514 section 3.
+RFC4514_KEYS = {
+    "commonName": "CN",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _escape_rfc4514(value: str) -> str:
+    escaped = "".join(f"\\{char}" if char in ',+"\\<>;' else char for char in value)
+    if escaped.startswith(("#", " ")):
+        escaped = "\\" + escaped
+    if escaped.endswith(" ") and not escaped.endswith("\\ "):
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def rfc4514_name(subject: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
+    """A certificate subject as an RFC 4514 string: most specific part first, short names."""
+    parts = [
+        "+".join(f"{RFC4514_KEYS.get(key, key)}={_escape_rfc4514(value)}" for key, value in rdn)
+        for rdn in reversed(subject)
+    ]
+    return ",".join(parts) or None
+
+
 class HandshakeFailed(Exception):
     """The TLS handshake failed or timed out; the connection is dropped."""
 
@@ -66,7 +98,7 @@ def tls_extension(stream: TLSStream) -> dict[str, Any]:
         chain.append(ssl.DER_cert_to_PEM_cert(der))
     peer: dict[str, Any] = dict(ssl_object.getpeercert() or {})
     subject: tuple[tuple[tuple[str, str], ...], ...] = peer.get("subject", ())
-    name = ",".join(f"{key}={value}" for rdn in subject for key, value in rdn) or None
+    name = rfc4514_name(subject)
     cipher = ssl_object.cipher()
     return {
         "server_cert": None,

@@ -1,0 +1,249 @@
+"""Run the Autobahn WebSocket fuzzing client (``wstest``) against tricorn and judge the result.
+
+    python tests/autobahn/run_autobahn.py --backend trio
+    python tests/autobahn/run_autobahn.py --backend asyncio --cases 1.* 2.*
+
+It starts ``python -m tricorn tests.autobahn.echo_app:app`` on 127.0.0.1 (a free port, read
+back from the server's start-up line) as a subprocess, writes a spec derived from
+``tests/autobahn/fuzzingclient.json`` (same cases and exclusions; the server URL, agent name
+and report folder filled in), runs ``wstest -m fuzzingclient`` with a bounded timeout, reads
+``reports/index.json`` and prints a summary: how many cases ended with each behavior (OK,
+NON-STRICT, INFORMATIONAL, UNIMPLEMENTED, FAILED) and each close behavior, and which cases
+failed. The exit status is 0 only if no case is FAILED or UNIMPLEMENTED (outside the allow-list
+below, which is empty) and every selected case has a result.
+
+``wstest`` (Python 2.7) is installed by ``bash ../shared/tools/install-autobahn.sh .autobahn``;
+this script looks for it at ``.autobahn/bin/wstest`` in the repository unless ``--wstest`` says
+otherwise. Reports land in ``.autobahn/reports/<backend>/`` (HTML per case, and index.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = Path(__file__).with_name("fuzzingclient.json")
+DEFAULT_WSTEST = ROOT / ".autobahn" / "bin" / "wstest"
+DEFAULT_REPORTS = ROOT / ".autobahn" / "reports"
+
+BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+BAD_BEHAVIORS = ("FAILED", "UNIMPLEMENTED")
+
+#: Case ids allowed to be FAILED or UNIMPLEMENTED, each with the reason. Keep it empty.
+ALLOWED: dict[str, str] = {}
+
+_SERVING = re.compile(r"serving on http://127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class Summary:
+    behaviors: collections.Counter[str] = field(default_factory=collections.Counter)
+    close_behaviors: collections.Counter[str] = field(default_factory=collections.Counter)
+    bad: dict[str, str] = field(default_factory=dict)
+    allowed: dict[str, str] = field(default_factory=dict)
+    total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.total > 0 and not self.bad
+
+
+def _case_key(case_id: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in case_id.split(".") if part.isdigit())
+
+
+def summarize(index: dict[str, Any], agent: str) -> Summary:
+    """Count behaviors in wstest's ``index.json`` for ``agent``."""
+    summary = Summary()
+    for case_id, result in sorted(index.get(agent, {}).items(), key=lambda item: _case_key(item[0])):
+        behavior = str(result.get("behavior"))
+        close = str(result.get("behaviorClose"))
+        summary.total += 1
+        summary.behaviors[behavior] += 1
+        summary.close_behaviors[close] += 1
+        worst = behavior if behavior in BAD_BEHAVIORS else close if close in BAD_BEHAVIORS else ""
+        if worst:
+            if case_id in ALLOWED:
+                summary.allowed[case_id] = f"{worst} (allowed: {ALLOWED[case_id]})"
+            else:
+                summary.bad[case_id] = f"behavior={behavior} close={close}"
+    return summary
+
+
+def format_summary(summary: Summary, backend: str, seconds: float) -> str:
+    lines = [f"Autobahn fuzzingclient against tricorn ({backend}): {summary.total} cases"]
+    lines.append(f"  {'result':<15}{'behavior':>10}{'close':>10}")
+    names = list(BEHAVIORS) + sorted(
+        (set(summary.behaviors) | set(summary.close_behaviors)) - set(BEHAVIORS)
+    )
+    for name in names:
+        lines.append(
+            f"  {name:<15}{summary.behaviors[name]:>10}{summary.close_behaviors[name]:>10}"
+        )
+    lines.append(f"  run time: {seconds:.1f} s")
+    for case_id, why in summary.allowed.items():
+        lines.append(f"  allowed {case_id}: {why}")
+    if summary.bad:
+        lines.append("  FAILED/UNIMPLEMENTED cases:")
+        lines.extend(f"    {case_id}: {why}" for case_id, why in summary.bad.items())
+    return "\n".join(lines)
+
+
+class Server:
+    """tricorn serving the echo app in a subprocess; its log goes to ``log_path``."""
+
+    def __init__(self, backend: str, log_path: Path) -> None:
+        self.backend = backend
+        self.log_path = log_path
+        self.port = 0
+        self._ready = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "tricorn",
+            "tests.autobahn.echo_app:app",
+            "--bind",
+            "127.0.0.1:0",
+            "--backend",
+            self.backend,
+            "--no-access-log",
+            "--ws-ping-interval",
+            "0",
+        ]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+        assert self._process.stderr is not None
+        self._reader = threading.Thread(target=self._read, args=(self._process.stderr,), daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout) or not self.port:
+            self.stop()
+            raise RuntimeError(f"tricorn did not start within {timeout} s; see {self.log_path}")
+
+    def _read(self, stream: IO[bytes]) -> None:
+        with self.log_path.open("wb") as log:
+            for line in stream:
+                log.write(line)
+                log.flush()
+                if not self._ready.is_set():
+                    match = _SERVING.search(line.decode(errors="replace"))
+                    if match:
+                        self.port = int(match.group(1))
+                        self._ready.set()
+        self._ready.set()  # the process ended: stop waiting either way
+
+    def stop(self) -> int | None:
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._reader is not None:
+            self._reader.join(5)
+        return process.returncode
+
+
+def build_spec(base: dict[str, Any], args: argparse.Namespace, port: int, outdir: Path) -> dict[str, Any]:
+    spec = dict(base)
+    spec["outdir"] = str(outdir)
+    spec["servers"] = [{"agent": args.agent, "url": f"ws://127.0.0.1:{port}"}]
+    if args.cases:
+        spec["cases"] = list(args.cases)
+    if args.exclude is not None:
+        spec["exclude-cases"] = list(args.exclude)
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    wstest = Path(args.wstest)
+    if not os.access(wstest, os.X_OK):
+        print(
+            f"run_autobahn: wstest not found at {wstest}; install it with\n"
+            f"  bash /work/shared/tools/install-autobahn.sh {DEFAULT_WSTEST.parent.parent}",
+            file=sys.stderr,
+        )
+        return 2
+    outdir = Path(args.reports) / args.backend
+    outdir.mkdir(parents=True, exist_ok=True)
+    index_path = outdir / "index.json"
+    index_path.unlink(missing_ok=True)
+    base = json.loads(SPEC.read_text())
+    server = Server(args.backend, outdir / "tricorn.log")
+    started = time.monotonic()
+    server.start(args.start_timeout)
+    try:
+        spec = build_spec(base, args, server.port, outdir)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec_file:
+            json.dump(spec, spec_file)
+        try:
+            completed = subprocess.run(
+                [str(wstest), "-m", "fuzzingclient", "-s", spec_file.name],
+                cwd=outdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=args.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            print(f"run_autobahn: wstest did not finish within {args.timeout} s", file=sys.stderr)
+            return 3
+        finally:
+            os.unlink(spec_file.name)
+        (outdir / "wstest.log").write_bytes(completed.stdout)
+    finally:
+        server_status = server.stop()
+    seconds = time.monotonic() - started
+    if completed.returncode != 0 or not index_path.exists():
+        tail = completed.stdout.decode(errors="replace")[-3000:]
+        print(f"run_autobahn: wstest exited {completed.returncode}:\n{tail}", file=sys.stderr)
+        return 3
+    summary = summarize(json.loads(index_path.read_text()), args.agent)
+    print(format_summary(summary, args.backend, seconds))
+    print(f"  reports: {outdir}/index.html; server log: {server.log_path}")
+    if server_status not in (0, None):
+        print(f"run_autobahn: tricorn exited with status {server_status}", file=sys.stderr)
+        return 1
+    return 0 if summary.ok else 1
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=("trio", "asyncio", "uvloop"), default="trio")
+    parser.add_argument("--cases", nargs="*", help="case patterns (default: the spec's)")
+    parser.add_argument("--exclude", nargs="*", help="excluded patterns (default: the spec's)")
+    parser.add_argument("--wstest", default=str(DEFAULT_WSTEST))
+    parser.add_argument("--reports", default=str(DEFAULT_REPORTS))
+    parser.add_argument("--agent", default="tricorn")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds for wstest")
+    parser.add_argument("--start-timeout", type=float, default=30.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
