@@ -38,9 +38,14 @@ class RunningServer:
         return self.addresses[0].url()
 
 
+#: Settings every ``serving`` call starts from; tests may parametrize them (http1_parser).
+DEFAULT_SETTINGS: dict[str, Any] = {}
+
+
 @asynccontextmanager
 async def serving(app: ASGI3App, **settings: Any) -> AsyncIterator[RunningServer]:
     """Serve ``app`` on a free port for the body of the ``async with``; shut down gracefully."""
+    settings = {**DEFAULT_SETTINGS, **settings}
     settings.setdefault("bind", ["127.0.0.1:0"])
     settings.setdefault("access_log", False)
     settings.setdefault("graceful_timeout", 5.0)

@@ -68,7 +68,9 @@ def _case_key(case_id: str) -> tuple[int, ...]:
 def summarize(index: dict[str, Any], agent: str) -> Summary:
     """Count behaviors in wstest's ``index.json`` for ``agent``."""
     summary = Summary()
-    for case_id, result in sorted(index.get(agent, {}).items(), key=lambda item: _case_key(item[0])):
+    for case_id, result in sorted(
+        index.get(agent, {}).items(), key=lambda item: _case_key(item[0])
+    ):
         behavior = str(result.get("behavior"))
         close = str(result.get("behaviorClose"))
         summary.total += 1
@@ -132,7 +134,9 @@ class Server:
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
         assert self._process.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self._process.stderr,), daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process.stderr,), daemon=True
+        )
         self._reader.start()
         if not self._ready.wait(timeout) or not self.port:
             self.stop()
@@ -166,7 +170,9 @@ class Server:
         return process.returncode
 
 
-def build_spec(base: dict[str, Any], args: argparse.Namespace, port: int, outdir: Path) -> dict[str, Any]:
+def build_spec(
+    base: dict[str, Any], args: argparse.Namespace, port: int, outdir: Path
+) -> dict[str, Any]:
     spec = dict(base)
     spec["outdir"] = str(outdir)
     spec["servers"] = [{"agent": args.agent, "url": f"ws://127.0.0.1:{port}"}]

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
+from tests import helpers
 from tests.helpers import open_raw, read_response, read_until_closed, serving
 from tests.integration import apps
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True, params=["h11", "tricorn"])
+def http1_parser(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on both HTTP/1.1 implementations."""
+    helpers.DEFAULT_SETTINGS["http1_parser"] = request.param
+    yield str(request.param)
+    helpers.DEFAULT_SETTINGS.pop("http1_parser", None)
 
 
 async def test_hello_world_over_httpx() -> None:
@@ -128,7 +138,7 @@ async def test_head_request_sends_no_body() -> None:
         await stream.aclose()
 
 
-async def test_http10_closes_unless_keep_alive_asked() -> None:
+async def test_http10_closes_unless_keep_alive_asked(http1_parser: str) -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
         await stream.send(b"GET / HTTP/1.0\r\n\r\n")
@@ -137,6 +147,10 @@ async def test_http10_closes_unless_keep_alive_asked() -> None:
         assert response.endswith(b"Hello, world!")
         stream = await open_raw(server)
         await stream.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        if http1_parser == "h11":
+            # h11 never keeps an HTTP/1.0 connection alive: the answer ends with a close.
+            assert (await read_until_closed(stream)).endswith(b"Hello, world!")
+            return
         await read_response(stream)
         await stream.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         assert (await read_response(stream)).endswith(b"Hello, world!")

@@ -13,6 +13,10 @@ one attack with a raw-frame client (the h2spec client core), and checks three th
 
 Every attack is bounded in frames and in time and stops by itself; the tests kill only the
 server process they started. ``pytest -s`` prints one summary line per test.
+
+Two known server problems are marked xfail (remove the marks once fixed): a client that never
+reads pins about 2 x streams x chunk of response bytes (7a with 256 KiB chunks, strict), and
+on asyncio an unread flood can fill anyio's read queue without bound (7b, intermittent).
 """
 
 from __future__ import annotations
@@ -240,8 +244,12 @@ class Answer:
     closed: bool = False
     units_sent: int = 0
     seconds: float = 0.0
+    #: time.monotonic() of the last GOAWAY, RST_STREAM or response head received.
+    answered_at: float = 0.0
 
     def note(self, frame: Frame) -> None:
+        if frame.type in (f.GOAWAY, f.RST_STREAM, f.HEADERS):
+            self.answered_at = time.monotonic()
         if frame.type == f.GOAWAY:
             self.goaway = frame
         elif frame.type == f.RST_STREAM:
@@ -317,7 +325,7 @@ def blast(
         drain(conn, answer, 0.001)
     while not answer.over and time.monotonic() < deadline:
         drain(conn, answer, deadline - time.monotonic())
-    answer.seconds = time.monotonic() - start
+    answer.seconds = (answer.answered_at or time.monotonic()) - start
     return answer
 
 
@@ -372,11 +380,12 @@ def test_streams_beyond_the_concurrency_limit_are_refused(backend: str, tmp_path
             b"".join(header_frames(sid, conn.encode(headers), end_stream=True) for sid in ids)
         )
         answer = Answer()
-        deadline = time.monotonic() + ANSWER_TIMEOUT
+        start = time.monotonic()
+        deadline = start + ANSWER_TIMEOUT
         while len(answer.resets) < total - MAX_STREAMS and not answer.over:
             assert time.monotonic() < deadline, f"no REFUSED_STREAMs in time: {answer.describe()}"
             drain(conn, answer, 0.25)
-        answer.seconds = ANSWER_TIMEOUT - (deadline - time.monotonic())
+        answer.seconds = answer.answered_at - start
         live = counts(server)
         others = bystander(server)
         stop_measuring(server, memory)
@@ -695,58 +704,110 @@ def test_zero_window_reader_costs_bounded_memory(backend: str, tmp_path: Path) -
         check_memory(server, memory, "zero-window reader")
 
 
-# --- 7. a client that never reads -----------------------------------------------------------
+# --- 7. a client that never reads ---------------------------------------------------------
+
+_COPIES_XFAIL = (
+    "server bug: a response body chunk is queued in the protocol before the write lock is "
+    "taken (HTTP2Connection._send_data fast path), so while the socket is full every stream "
+    "parks one chunk there and the writer copies them all into one send: ~2 x streams x chunk"
+)
 
 
-def test_client_that_never_reads_costs_bounded_memory(backend: str, tmp_path: Path) -> None:
-    # The PING limit is lifted so that only the output-buffer backpressure can stop the flood.
-    with tricorn(backend, tmp_path, "--h2-max-pings-per-window", "100000000") as server:
+@pytest.mark.parametrize(
+    "chunk_kib", [64, pytest.param(256, marks=pytest.mark.xfail(strict=True, reason=_COPIES_XFAIL))]
+)
+def test_client_that_never_reads_responses_costs_bounded_memory(
+    backend: str, chunk_kib: int, tmp_path: Path
+) -> None:
+    with tricorn(backend, tmp_path) as server:
         memory = start_measuring(server)
-        # A: opens every window wide, asks for 100 x 1 GiB, never reads a byte.
+        # Opens every window wide, asks for 100 x 1 GiB, never reads a byte.
         greedy = connect(server, [(f.SETTINGS_INITIAL_WINDOW_SIZE, f.MAX_WINDOW)])
-        greedy.send(
-            f.frame(f.WINDOW_UPDATE, 0, 0, f.window_update_payload(f.MAX_WINDOW - f.DEFAULT_WINDOW))
-        )
-        _open_streams(greedy, "/stream", MAX_STREAMS)
-        # B: floods PINGs and never reads the ACKs, until its socket will not take more.
-        pinger = connect(server)
-        ping = f.frame(f.PING, 0, 0, b"12345678")
-        pings = 0
-        send_stalled = False
+        increment = f.window_update_payload(f.MAX_WINDOW - f.DEFAULT_WINDOW)
+        greedy.send(f.frame(f.WINDOW_UPDATE, 0, 0, increment))
+        _open_streams(greedy, f"/stream?kib={chunk_kib}", MAX_STREAMS)
         start = time.monotonic()
-        pinger.sock.settimeout(0.5)
-        while time.monotonic() - start < HOLD_SECONDS and pings < 2_000_000:
-            try:
-                pinger.sock.sendall(ping * 1000)
-            except TimeoutError:
-                send_stalled = True
-                break
-            pings += 1000
-        stall = time.monotonic() - start
         others = bystander(server)
-        # Keep both connections unread for the rest of the hold time.
         rest = HOLD_SECONDS - (time.monotonic() - start)
-        if rest > 0:
+        if rest > 0:  # keep the connection unread for the rest of the hold time
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(timeout=rest)
         assert server.alive()
         live = counts(server)
         stop_measuring(server, memory)
         greedy.close()
-        pinger.close()
         after = wait_for_live(server, 0)
         report(
-            "7 client never reads",
+            f"7a client never reads responses ({chunk_kib} KiB chunks)",
             server,
-            f"100 x /stream, windows 2^31-1, unread for {HOLD_SECONDS:.0f} s; app live "
-            f"{live['live']} -> {after['live']} after close",
-            f"PING flood unread: {pings} PINGs ({pings * 17 // 1024} KiB) taken before the "
-            f"server stopped reading (send stalled: {send_stalled}, after {stall:.2f} s)",
+            f"{MAX_STREAMS} x /stream?kib={chunk_kib}, windows 2^31-1, unread for "
+            f"{HOLD_SECONDS:.0f} s; app live {live['live']} -> {after['live']} after close",
             str(memory),
             others,
         )
-        assert send_stalled, f"the server read {pings} PINGs without its answers being read"
-        assert pings * 17 < 64 * 1024 * 1024, pings
         assert live["live"] == MAX_STREAMS, live
         assert after["live"] == 0, after
-        check_memory(server, memory, "client that never reads")
+        check_memory(server, memory, f"client that never reads {chunk_kib} KiB chunks")
+
+
+class SmallBufferConnection(Connection):
+    """A client connection with a 64 KiB receive buffer (set before connect: no autotuning),
+    so that a client that never reads fills the server's socket quickly."""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(2.0)
+        sock.connect((self.target.host, self.target.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+_ANYIO_XFAIL = (
+    "anyio's asyncio SocketStream pauses the transport only after a receive() had to wait; "
+    "a peer that sends from the first byte on fills anyio's read queue without bound while "
+    "the server has stopped calling receive() (intermittent: about half the runs)"
+)
+
+
+def test_unread_ping_flood_stops_the_reader(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "asyncio":
+        request.applymarker(pytest.mark.xfail(strict=False, reason=_ANYIO_XFAIL))
+    max_pings = 1_200_000  # 20 MB of PINGs at most
+    flood_seconds = 8.0
+    # The PING limit is lifted so that only the output-buffer backpressure can stop the flood.
+    with tricorn(backend, tmp_path, "--h2-max-pings-per-window", "100000000") as server:
+        memory = start_measuring(server)
+        pinger = SmallBufferConnection(server.target())
+        pinger.handshake()
+        ping = f.frame(f.PING, 0, 0, b"12345678")
+        pings = 0
+        send_stalled = False
+        start = time.monotonic()
+        pinger.sock.settimeout(0.5)
+        while time.monotonic() - start < flood_seconds and pings < max_pings:
+            try:
+                pinger.sock.sendall(ping * 1000)
+            except TimeoutError:
+                send_stalled = True  # the server stopped reading: its window is closed
+                break
+            pings += 1000
+        stall = time.monotonic() - start
+        others = bystander(server)
+        stop_measuring(server, memory)
+        pinger.close()
+        report(
+            "7b unread PING flood",
+            server,
+            f"{pings} PINGs ({pings * 17 // 1024} KiB) taken, their ACKs never read; "
+            f"server stopped reading: {send_stalled} after {stall:.2f} s",
+            str(memory),
+            others,
+        )
+        assert send_stalled, (
+            f"the server read {pings} PINGs ({pings * 17 // 1024} KiB) in {stall:.2f} s "
+            f"without its answers being read; {memory}"
+        )
+        check_memory(server, memory, "unread PING flood")

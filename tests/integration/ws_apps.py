@@ -60,15 +60,25 @@ def _jsonable(value: Any) -> Any:
 
 
 async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
-    """Accept, send the scope as JSON text (bytes as latin-1; ``state`` as its key list)."""
+    """Accept, send the scope as JSON text (bytes as latin-1), wait for the client to go.
+
+    It runs the lifespan too, putting ``{"ready": True}`` in the lifespan state, so that the
+    test can see the state reach the WebSocket scope.
+    """
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["ready"] = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
     if scope["type"] != "websocket":
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.accept", "subprotocol": pick_subprotocol(scope)})
-    dumped = {key: value for key, value in scope.items() if key != "state"}
-    dumped["has_state"] = "state" in scope
-    dumped["state_type"] = type(scope.get("state")).__name__
-    await send({"type": "websocket.send", "text": json.dumps(_jsonable(dumped))})
+    await send({"type": "websocket.send", "text": json.dumps(_jsonable(scope))})
     await receive()  # until the client goes
 
 
@@ -142,8 +152,16 @@ class Probe:
     messages: list[Message] = field(default_factory=list)
     done: anyio.Event = field(default_factory=anyio.Event)
     release: anyio.Event = field(default_factory=anyio.Event)
+    progress: anyio.Event = field(default_factory=anyio.Event)
     count: int = 0
     size: int = 0
+
+    def tick(self, size: int) -> None:
+        """One more message: count it and wake whoever awaits ``progress``."""
+        self.count += 1
+        self.size += size
+        self.progress.set()
+        self.progress = anyio.Event()
 
 
 def recording(probe: Probe) -> ASGI3App:
@@ -175,23 +193,24 @@ def lazy_reader(probe: Probe) -> ASGI3App:
         await receive()
         await send({"type": "websocket.accept"})
         await probe.release.wait()
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                probe.messages.append(message)
-                probe.done.set()
-                return
-            probe.count += 1
-            probe.size += len(message.get("bytes") or b"")
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    probe.messages.append(message)
+                    return
+                probe.tick(len(message.get("bytes") or b""))
+        finally:
+            probe.done.set()
 
     return app
 
 
-def eager_sender(probe: Probe, chunk: int, total: int, stall: float) -> ASGI3App:
-    """Accept, then send ``chunk``-byte messages up to ``total`` bytes.
+def eager_sender(probe: Probe, chunk: int, total: int) -> ASGI3App:
+    """Accept, then send ``chunk``-byte messages until ``total`` bytes or an error.
 
-    A send that does not return within ``stall`` seconds is the backpressure the test wants
-    to see: the app records how far it got, sets ``probe.done`` and stops sending.
+    Each completed ``send`` ticks the probe, so the test can see the sends stall; the error
+    that ends the loop (the client went away) is recorded in ``probe.messages``.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -202,15 +221,11 @@ def eager_sender(probe: Probe, chunk: int, total: int, stall: float) -> ASGI3App
         payload = b"x" * chunk
         try:
             while probe.size < total:
-                with anyio.move_on_after(stall) as waited:
-                    await send({"type": "websocket.send", "bytes": payload})
-                if waited.cancelled_caught:
-                    probe.messages.append({"type": "stalled"})
-                    return
-                probe.count += 1
-                probe.size += chunk
+                await send({"type": "websocket.send", "bytes": payload})
+                probe.tick(chunk)
+        except Exception as error:
+            probe.messages.append({"type": "error", "error": repr(error)})
         finally:
             probe.done.set()
-        await probe.release.wait()
 
     return app

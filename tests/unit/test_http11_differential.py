@@ -295,6 +295,7 @@ def drive(
     protocol = protocol_class(**limits)  # type: ignore[arg-type]
     transcript = Transcript()
     bodies: dict[int, bytearray] = {}
+    methods: dict[int, bytes] = {}
     out = bytearray()
 
     def handle(events: list[Event]) -> None:
@@ -303,6 +304,7 @@ def drive(
                 handle(protocol.decline_upgrade())
             elif isinstance(event, Request):
                 bodies[event.stream_id] = bytearray()
+                methods[event.stream_id] = event.method
                 transcript.requests.append(head_key(event))
                 if event.expect_continue:
                     protocol.continue_request(event.stream_id)
@@ -310,7 +312,9 @@ def drive(
                 bodies[event.stream_id] += event.data
             elif isinstance(event, EndBody):
                 transcript.requests.append(("body", bytes(bodies[event.stream_id])))
-                protocol.send(Response(event.stream_id, 200, [(b"content-length", b"2")]))
+                # A 2xx to CONNECT opens a tunnel, which neither protocol offers.
+                status = 405 if methods[event.stream_id] == b"CONNECT" else 200
+                protocol.send(Response(event.stream_id, status, [(b"content-length", b"2")]))
                 protocol.send(Body(event.stream_id, b"ok"))
                 protocol.send(EndBody(event.stream_id))
             elif isinstance(event, ProtocolError):
@@ -336,9 +340,9 @@ def drive(
     for piece in pieces:
         pump(protocol.receive_data(piece))
     pump(protocol.receive_data(b""))
-    # Nothing is left waiting: the peer closed, so the connection closes or the server, told
-    # by ConnectionClosed, gives up on the unfinished request.
-    assert protocol.should_close or transcript.closed
+    # Nothing is left waiting: the peer closed, so the connection closes, or the server, told
+    # by ConnectionClosed, gives up on the unfinished request, or HTTP/2 took the connection.
+    assert protocol.should_close or transcript.closed or ("h2c",) in transcript.requests
     assert protocol.data_to_send() == b""
     transcript.statuses = [int(status) for status in STATUS_RE.findall(bytes(out))]
     return transcript

@@ -15,6 +15,7 @@ Backend = Literal["trio", "asyncio", "uvloop"]
 Lifespan = Literal["auto", "on", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
+HTTP1Parser = Literal["h11", "tricorn"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
@@ -102,6 +103,12 @@ class Config:
     )
 
     # --- HTTP/1.1 limits -----------------------------------------------------------
+    http1_parser: HTTP1Parser = setting(  # noqa: RUF009
+        "h11",
+        "HTTP/1.1 implementation: 'h11' (the h11 library) or 'tricorn' (our own strict parser, "
+        "about 4x faster per request).",
+        group="limits",
+    )
     max_request_line_size: int = setting(
         8192, "Longest request line accepted (else 414).", minimum=16, group="limits"
     )

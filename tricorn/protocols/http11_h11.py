@@ -606,7 +606,9 @@ class H11Protocol:
             # The line was checked above; h11 gets it without the extensions it would refuse.
             self._feed(b"%x\r\n" % size, events)
             return True
-        # _TRAILERS: field lines are checked, then parsed (and dropped) by h11.
+        # _TRAILERS: field lines are checked here and dropped (ASGI has no request trailers);
+        # h11 gets only the end of the section, as it would refuse a trailer field named
+        # Content-Length or Transfer-Encoding that cannot change the framing any more.
         if line_end < 0:
             if len(buffer) + self._trailer_size > self._max_head:
                 raise _PeerError(431, "trailer section too large")
@@ -621,7 +623,8 @@ class H11Protocol:
             name, colon, _ = line.partition(b":")
             if not colon or _TOKEN_RE.fullmatch(name) is None or _BAD_HEAD_BYTE_RE.search(line):
                 raise _PeerError(400, f"malformed trailer field {line[:100]!r}")
-        self._feed(line + b"\r\n", events)
+            return True
+        self._feed(b"\r\n", events)
         return True
 
     def _chunk_size(self, line: bytes) -> int:

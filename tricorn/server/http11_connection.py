@@ -29,6 +29,7 @@ from tricorn.protocols.events import (
     UpgradeRequested,
 )
 from tricorn.protocols.http11 import HTTP11Protocol
+from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
@@ -68,7 +69,8 @@ class HTTP11Connection:
         self.server = server
         self.scheme = scheme
         self.extensions = extensions or {}
-        self.protocol = HTTP11Protocol(
+        protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol
+        self.protocol = protocol_class(
             max_request_line_size=config.max_request_line_size,
             max_head_size=config.max_head_size,
             max_headers=config.max_headers,

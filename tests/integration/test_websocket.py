@@ -1,0 +1,647 @@
+"""WebSocket on a real tricorn, driven by real clients, on both backends.
+
+- the ``websockets`` library (its trio client under trio, its asyncio client under asyncio)
+  over ws:// and wss://, with and without permessage-deflate;
+- a raw wsproto client over a raw socket where the test must misbehave (never answer pings,
+  push without limit, never read);
+- RFC 8441: an h2 client opening a WebSocket with extended CONNECT over h2c, next to a plain
+  HTTP/2 request on the same connection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import pytest
+import sniffio
+import trustme
+import websockets.asyncio.client
+import websockets.trio.client
+from anyio.abc import SocketAttribute, SocketStream
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as WSFrameConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+from tests.helpers import RunningServer, open_raw, serving
+from tests.integration import ws_apps
+from tests.integration.ws_apps import Probe
+
+pytestmark = pytest.mark.anyio
+
+Client = websockets.asyncio.client.ClientConnection | websockets.trio.client.ClientConnection
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def ws_connect(url: str, **options: Any) -> AsyncIterator[Client]:
+    """A ``websockets`` client on the running backend: its trio client or its asyncio one."""
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", 5)
+    options.setdefault("close_timeout", 5)
+    if sniffio.current_async_library() == "trio":
+        async with websockets.trio.client.connect(url, **options) as trio_client:
+            yield trio_client
+    else:
+        async with websockets.asyncio.client.connect(url, **options) as asyncio_client:
+            yield asyncio_client
+
+
+async def ws_close(client: Client, code: int = 1000, reason: str = "") -> None:
+    """Close handshake (the trio client calls it ``aclose``, the asyncio one ``close``)."""
+    if isinstance(client, websockets.trio.client.ClientConnection):
+        await client.aclose(code, reason)
+    else:
+        await client.close(code, reason)
+
+
+def ws_url(server: RunningServer, path: str = "/", scheme: str = "ws") -> str:
+    return f"{scheme}://127.0.0.1:{server.port}{path}"
+
+
+class RawWebSocket:
+    """A wsproto client on a raw socket: every frame is the test's business (pings too)."""
+
+    def __init__(self, stream: SocketStream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self._events: list[Event] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, server: RunningServer, path: str = "/") -> AsyncIterator[RawWebSocket]:
+        stream = await open_raw(server)
+        async with stream:
+            client = cls(stream)
+            await client.send(Request(host=f"127.0.0.1:{server.port}", target=path))
+            event = await client.next_event()
+            assert isinstance(event, AcceptConnection), event
+            yield client
+
+    async def send(self, event: Event) -> None:
+        await self.stream.send(self.ws.send(event))
+
+    async def next_event(self, timeout: float = 5.0) -> Event:
+        with anyio.fail_after(timeout):
+            while not self._events:
+                try:
+                    data: bytes | None = await self.stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    data = None
+                self.ws.receive_data(data)
+                self._events.extend(self.ws.events())
+                if data is None and not self._events:
+                    raise AssertionError("the server closed the connection without an event")
+            return self._events.pop(0)
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Certificates:
+    ca_file: Path
+    certfile: Path
+    keyfile: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
+    folder = tmp_path_factory.mktemp("ws-tls")
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("127.0.0.1", "localhost")
+    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    authority.cert_pem.write_to_path(str(files.ca_file))
+    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
+    server_cert.private_key_pem.write_to_path(str(files.keyfile))
+    yield files
+
+
+# --- echo, TLS, compression, subprotocols ------------------------------------------------------
+
+
+async def _echo_round_trips(client: Client) -> None:
+    await client.send("hello")
+    assert await client.recv() == "hello"
+    await client.send(b"\x00\x01binary\xff")
+    assert await client.recv() == b"\x00\x01binary\xff"
+    big = "é" * 100_000  # 200 kB of UTF-8: several reads, compressible
+    await client.send(big)
+    assert await client.recv() == big
+    await client.send([b"frag", b"mented", b"!"])  # one message in three frames
+    assert await client.recv() == b"fragmented!"
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_echo_over_ws(compression: str | None) -> None:
+    async with (
+        serving(ws_apps.echo) as server,
+        ws_connect(ws_url(server), compression=compression) as client,
+    ):
+        extensions = client.response.headers.get("Sec-WebSocket-Extensions")
+        if compression:
+            assert extensions is not None
+            assert "permessage-deflate" in extensions
+        else:
+            assert extensions is None
+        await _echo_round_trips(client)
+        await ws_close(client)
+        assert client.close_code == 1000
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_echo_over_wss(certificates: Certificates, compression: str | None) -> None:
+    settings = {"certfile": str(certificates.certfile), "keyfile": str(certificates.keyfile)}
+    async with (
+        serving(ws_apps.echo, **settings) as server,
+        ws_connect(
+            ws_url(server, scheme="wss"),
+            ssl=certificates.client_context(),
+            compression=compression,
+        ) as client,
+    ):
+        assert ("Sec-WebSocket-Extensions" in client.response.headers) == bool(compression)
+        await _echo_round_trips(client)
+    async with (
+        serving(ws_apps.scope_dump, **settings) as server,
+        ws_connect(ws_url(server, scheme="wss"), ssl=certificates.client_context()) as client,
+    ):
+        scope = json.loads(await client.recv())
+        assert scope["scheme"] == "wss"
+        assert "tls" in scope["extensions"]
+
+
+async def test_compression_is_off_when_the_server_says_so() -> None:
+    async with (
+        serving(ws_apps.echo, ws_compression=False) as server,
+        ws_connect(ws_url(server)) as client,  # offers permessage-deflate
+    ):
+        assert "Sec-WebSocket-Extensions" not in client.response.headers
+        await _echo_round_trips(client)
+
+
+async def test_subprotocol_chosen_by_the_app() -> None:
+    async with serving(ws_apps.echo) as server:
+        async with ws_connect(ws_url(server), subprotocols=["chat.v0", "chat.v1"]) as client:
+            assert client.subprotocol == "chat.v1"
+            assert client.response.headers["Sec-WebSocket-Protocol"] == "chat.v1"
+        async with ws_connect(ws_url(server), subprotocols=["chat.v0"]) as client:
+            assert client.subprotocol is None
+            assert "Sec-WebSocket-Protocol" not in client.response.headers
+            await client.send("still works")
+            assert await client.recv() == "still works"
+
+
+async def test_scope() -> None:
+    async with (
+        serving(ws_apps.scope_dump) as server,
+        ws_connect(
+            ws_url(server, "/chat/room%201?a=1&b=%20"),
+            subprotocols=["chat.v2", "chat.v1"],
+            additional_headers={"X-Custom": "yes"},
+        ) as client,
+    ):
+        scope = json.loads(await client.recv())
+        local_port = client.local_address[1]
+    assert scope["type"] == "websocket"
+    assert scope["asgi"]["version"] == "3.0"
+    assert scope["http_version"] == "1.1"
+    assert scope["scheme"] == "ws"
+    assert scope["path"] == "/chat/room 1"
+    assert scope["raw_path"] == "/chat/room%201"
+    assert scope["query_string"] == "a=1&b=%20"
+    assert scope["root_path"] == ""
+    assert scope["client"] == ["127.0.0.1", local_port]
+    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["subprotocols"] == ["chat.v2", "chat.v1"]
+    assert scope["state"] == {"ready": True}
+    assert "method" not in scope
+    assert "websocket.http.response" in scope["extensions"]
+    headers = {name: value for name, value in scope["headers"]}
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+    assert headers["x-custom"] == "yes"
+    assert headers["sec-websocket-protocol"] == "chat.v2, chat.v1"
+    assert all(name == name.lower() for name in headers)
+
+
+# --- closing -----------------------------------------------------------------------------
+
+
+async def test_app_closes_with_a_code_and_reason() -> None:
+    async with serving(ws_apps.close_with_bye) as server, ws_connect(ws_url(server)) as client:
+        await client.send("go")
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "bye")
+        assert closed.value.sent is not None  # the client answered: a clean close handshake
+        assert client.close_code == 4000
+
+
+async def test_client_close_code_reaches_the_app() -> None:
+    probe = Probe()
+    async with serving(ws_apps.recording(probe)) as server:
+        async with ws_connect(ws_url(server)) as client:
+            await client.send("one")
+            await client.send(b"two")
+            await ws_close(client, 4001, "client leaves")
+        with anyio.fail_after(5):
+            await probe.done.wait()
+    assert probe.messages == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "one"},
+        {"type": "websocket.receive", "bytes": b"two"},
+        {"type": "websocket.disconnect", "code": 4001, "reason": "client leaves"},
+    ]
+
+
+async def test_client_vanishing_gives_the_app_1006() -> None:
+    probe = Probe()
+    async with serving(ws_apps.recording(probe)) as server:
+        async with RawWebSocket.open(server) as raw:
+            await raw.send(TextMessage("hi"))
+        with anyio.fail_after(5):
+            await probe.done.wait()
+    assert probe.messages[-1]["type"] == "websocket.disconnect"
+    assert probe.messages[-1]["code"] == 1006
+
+
+@pytest.mark.parametrize("app", [ws_apps.close_before_accept, ws_apps.return_before_accept])
+async def test_app_refusing_before_accept_is_403(app: Any) -> None:
+    async with serving(app) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with ws_connect(ws_url(server)):
+                pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_denial_response() -> None:
+    async with serving(ws_apps.deny_401) as server:
+        with pytest.raises(InvalidStatus) as denied:
+            async with ws_connect(ws_url(server)):
+                pass
+        response = denied.value.response
+        assert response.status_code == 401
+        assert response.body == ws_apps.DENIAL_BODY
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="tricorn"'
+        # The same through wsproto: a RejectConnection with its body, then the stream ends.
+        async with await open_raw(server) as stream:
+            client = RawWebSocket(stream)
+            await client.send(Request(host=f"127.0.0.1:{server.port}", target="/"))
+            rejection = await client.next_event()
+            assert isinstance(rejection, RejectConnection)
+            assert rejection.status_code == 401
+            assert rejection.has_body
+            body = b""
+            while True:
+                data = await client.next_event()
+                assert isinstance(data, RejectData)
+                body += data.data
+                if data.body_finished:
+                    break
+            assert body == ws_apps.DENIAL_BODY
+
+
+async def test_app_exception_after_accept_closes_1011() -> None:
+    async with (
+        serving(ws_apps.crash_after_accept) as server,
+        ws_connect(ws_url(server)) as client,
+    ):
+        await client.send("boom")
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1011
+
+
+async def test_app_exception_before_accept_is_500() -> None:
+    async with serving(ws_apps.crash_before_accept) as server:
+        with pytest.raises(InvalidStatus) as failed:
+            async with ws_connect(ws_url(server)):
+                pass
+        assert failed.value.response.status_code == 500
+        assert b"RuntimeError" not in (failed.value.response.body or b"")
+
+
+# --- limits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_message_over_the_size_limit_closes_1009(compression: str | None) -> None:
+    async with (
+        serving(ws_apps.echo, ws_max_message_size=1024) as server,
+        ws_connect(ws_url(server), compression=compression) as client,
+    ):
+        await client.send(b"a" * 1024)  # exactly the limit: fine
+        assert await client.recv() == b"a" * 1024
+        await client.send(b"b" * 2048)
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+
+async def test_size_limit_counts_decompressed_bytes() -> None:
+    async with (
+        serving(ws_apps.echo, ws_max_message_size=65536) as server,
+        ws_connect(ws_url(server)) as client,
+    ):
+        assert "permessage-deflate" in client.response.headers["Sec-WebSocket-Extensions"]
+        await client.send(b"\x00" * (1 << 20))  # 1 MiB that deflates to about 1 kB
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+
+async def test_too_many_fragments_closes_1008() -> None:
+    async with (
+        serving(ws_apps.echo, ws_max_fragments=4) as server,
+        ws_connect(ws_url(server), compression=None) as client,
+    ):
+        # websockets ends a fragmented message with an empty frame: 3 fragments are 4 frames.
+        await client.send([b"1", b"2", b"3"])
+        assert await client.recv() == b"123"
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.send([b"%d" % i for i in range(10)])  # may fail already
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+# --- backpressure --------------------------------------------------------------------------
+
+
+async def _until_stalled(probe: Probe, quiet: float, limit: float = 30.0) -> None:
+    """Return once ``probe`` has not ticked for ``quiet`` seconds (fails after ``limit``)."""
+    with anyio.fail_after(limit):
+        while True:
+            progress = probe.progress
+            with anyio.move_on_after(quiet) as waited:
+                await progress.wait()
+            if waited.cancelled_caught:
+                return
+
+
+async def test_app_that_does_not_receive_stops_the_server_reading() -> None:
+    """The client can push only what the socket buffers hold until the app receives."""
+    probe = Probe()
+    pusher = Probe()
+    message, count = 1 << 20, 48  # 48 MiB offered
+    async with serving(ws_apps.lazy_reader(probe)) as server, RawWebSocket.open(server) as raw:
+        sock = raw.stream.extra(SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        frame = raw.ws.send(BytesMessage(b"m" * message))
+
+        async def push() -> None:
+            for _ in range(count):
+                await raw.stream.send(frame)
+                pusher.tick(len(frame))
+            await raw.send(CloseConnection(1000))
+            pusher.done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(push)
+            await _until_stalled(pusher, quiet=1.0)
+            stalled_at = pusher.size
+            assert probe.count == 0
+            assert not pusher.done.is_set(), "the whole 48 MiB went through"
+            assert stalled_at < 16 * message, f"{stalled_at} bytes went in before the stall"
+            probe.release.set()  # the app starts receiving: the rest flows
+            with anyio.fail_after(30):
+                await pusher.done.wait()
+                await probe.done.wait()
+    assert probe.count == count
+    assert probe.size == count * message
+    assert probe.messages == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+async def test_client_that_does_not_read_blocks_the_apps_send() -> None:
+    """``await send()`` returns only as the bytes leave: a non-reading client costs bounded memory."""
+    probe = Probe()
+    chunk, total = 1 << 16, 64 << 20  # 64 MiB the app would send
+    async with serving(ws_apps.eager_sender(probe, chunk, total)) as server:
+        async with RawWebSocket.open(server) as raw:
+            sock = raw.stream.extra(SocketAttribute.raw_socket)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+            await _until_stalled(probe, quiet=1.0)
+            assert not probe.done.is_set()
+            assert probe.size < 16 << 20, f"the app sent {probe.size} bytes into a closed window"
+            stalled_at = probe.size
+        # The client is gone: the blocked send fails and the app ends.
+        with anyio.fail_after(10):
+            await probe.done.wait()
+    assert stalled_at < total
+    assert probe.messages and probe.messages[0]["type"] == "error"
+
+
+# --- keepalive -----------------------------------------------------------------------------
+
+
+async def test_keepalive_closes_1011_when_pings_go_unanswered() -> None:
+    async with (
+        serving(ws_apps.echo, ws_ping_interval=0.2, ws_ping_timeout=0.2) as server,
+        RawWebSocket.open(server) as raw,
+    ):
+        started = anyio.current_time()
+        event = await raw.next_event()
+        assert isinstance(event, Ping), event  # not answered
+        event = await raw.next_event()
+        assert isinstance(event, CloseConnection), event
+        assert event.code == 1011
+        assert anyio.current_time() - started >= 0.35
+        # The peer is unresponsive, so the server need not wait for our close frame: it
+        # may already have closed the TCP connection (then our close frame draws a reset).
+        with anyio.fail_after(5):
+            try:
+                await raw.send(event.response())
+                while await raw.stream.receive():
+                    pass
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+
+
+async def test_keepalive_keeps_an_answering_client() -> None:
+    async with (
+        serving(ws_apps.echo, ws_ping_interval=0.1, ws_ping_timeout=0.5) as server,
+        ws_connect(ws_url(server), ping_interval=None) as client,  # answers, never pings itself
+    ):
+        await anyio.sleep(0.8)  # several ping rounds
+        await client.send("still here")
+        assert await client.recv() == "still here"
+
+
+# --- RFC 8441 over HTTP/2 ------------------------------------------------------------------
+
+
+class H2WebSocketClient:
+    """An h2 client (h2c by prior knowledge) with one WebSocket stream framed by wsproto.
+
+    Events of the WebSocket stream become wsproto events in ``ws_events``; everything else
+    goes to ``other`` for the test to look at. Sends respect HTTP/2 flow control.
+    """
+
+    def __init__(self, stream: SocketStream) -> None:
+        self.stream = stream
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.frames = WSFrameConnection(ConnectionType.CLIENT)
+        self.ws_stream = 0
+        self.ws_ended = False
+        self.ws_events: list[Event] = []
+        self.other: list[h2.events.Event] = []
+
+    async def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            await self.stream.send(data)
+
+    async def pump(self) -> None:
+        """Read once from the socket and route the events."""
+        data = await self.stream.receive()
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == self.ws_stream:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if event.data:  # not the empty DATA that carries END_STREAM
+                    self.frames.receive_data(event.data)
+                    self.ws_events.extend(self.frames.events())
+                continue
+            if isinstance(event, h2.events.StreamEnded) and event.stream_id == self.ws_stream:
+                self.ws_ended = True
+            assert not isinstance(event, h2.events.StreamReset), event
+            self.other.append(event)
+        await self.flush()  # SETTINGS ACKs, WINDOW_UPDATEs
+
+    async def wait_for(self, kind: type[h2.events.Event], stream_id: int | None) -> Any:
+        with anyio.fail_after(5):
+            while True:
+                for event in self.other:
+                    if isinstance(event, kind) and getattr(event, "stream_id", None) == stream_id:
+                        return event
+                await self.pump()
+
+    async def ws_event(self) -> Event:
+        with anyio.fail_after(5):
+            while not self.ws_events:
+                await self.pump()
+            return self.ws_events.pop(0)
+
+    async def ws_message(self) -> str | bytes:
+        """One whole WebSocket message, however the server framed it."""
+        parts: list[Any] = []
+        while True:
+            event = await self.ws_event()
+            assert isinstance(event, TextMessage | BytesMessage), event
+            parts.append(event.data)
+            if event.message_finished:
+                return "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
+
+    async def ws_send(self, event: Event) -> None:
+        data = memoryview(self.frames.send(event))
+        with anyio.fail_after(5):
+            while data:
+                size = min(
+                    len(data),
+                    self.conn.local_flow_control_window(self.ws_stream),
+                    self.conn.max_outbound_frame_size,
+                )
+                if size == 0:
+                    await self.pump()  # until a WINDOW_UPDATE
+                    continue
+                self.conn.send_data(self.ws_stream, data[:size].tobytes())
+                data = data[size:]
+                await self.flush()
+
+
+async def test_rfc8441_websocket_over_http2() -> None:
+    async with serving(ws_apps.echo) as server, await open_raw(server) as stream:
+        client = H2WebSocketClient(stream)
+        client.conn.initiate_connection()
+        await client.flush()
+        settings = await client.wait_for(h2.events.RemoteSettingsChanged, None)
+        enable = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
+        assert settings.changed_settings[enable].new_value == 1
+
+        authority = f"127.0.0.1:{server.port}"
+        client.ws_stream = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            client.ws_stream,
+            [
+                (":method", "CONNECT"),
+                (":protocol", "websocket"),
+                (":scheme", "http"),
+                (":path", "/chat"),
+                (":authority", authority),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-protocol", "chat.v1"),
+            ],
+        )
+        await client.flush()
+        response = await client.wait_for(h2.events.ResponseReceived, client.ws_stream)
+        headers = dict(response.headers)
+        assert headers[b":status"] == b"200"
+        assert headers[b"sec-websocket-protocol"] == b"chat.v1"
+        assert b"sec-websocket-accept" not in headers  # RFC 8441 5: no key, no accept
+
+        await client.ws_send(TextMessage("hello over h2"))
+        assert await client.ws_message() == "hello over h2"
+
+        # A normal request on the same connection while the WebSocket stays open.
+        get_stream = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            get_stream,
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/plain"),
+                (":authority", authority),
+            ],
+            end_stream=True,
+        )
+        await client.flush()
+        payload = b"\x00binary over h2\xff" * 10_000  # 170 kB: over the 64 kB windows
+        await client.ws_send(BytesMessage(payload))
+        assert await client.ws_message() == payload
+        get_response = await client.wait_for(h2.events.ResponseReceived, get_stream)
+        assert dict(get_response.headers)[b":status"] == b"200"
+        await client.wait_for(h2.events.StreamEnded, get_stream)
+        body = b"".join(
+            event.data
+            for event in client.other
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == get_stream
+        )
+        assert body == b"http ok"
+
+        # Close handshake: ours, the server's answer, then the server ends the stream.
+        await client.ws_send(CloseConnection(1000, "done"))
+        closing = await client.ws_event()
+        assert isinstance(closing, CloseConnection)
+        assert closing.code == 1000
+        await client.wait_for(h2.events.StreamEnded, client.ws_stream)
+        assert client.ws_ended
