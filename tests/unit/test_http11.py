@@ -1044,3 +1044,11 @@ def test_stream_ids_number_the_requests_on_the_connection(make: Make) -> None:
         assert isinstance(request, Request) and request.stream_id == expected
         assert protocol.stream_id == expected
         respond(protocol, expected)
+
+
+def test_error_response_to_head_has_no_body(make: Make) -> None:
+    protocol = make()
+    protocol.receive_data(b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    out = protocol.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400")
+    assert out.endswith(b"\r\n\r\n")  # the head only: RFC 9110 9.3.2

@@ -114,13 +114,14 @@ _REQUEST_NAMES: dict[bytes, bytes] = {}
 _RESPONSE_NAMES: dict[bytes, bytes] = {}
 
 
-def _error_response(status: int) -> bytes:
+def _error_response(status: int, head_request: bool = False) -> bytes:
+    """A short plain-text error response; without its body when answering HEAD."""
     body = HTTPStatus(status).phrase.encode("ascii")
     return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s\r\n%s" % (
         _STATUS_LINES[status],
         len(body),
         _CLOSE_HEADER,
-        body,
+        b"" if head_request else body,
     )
 
 
@@ -651,7 +652,7 @@ class HTTP11Protocol:
         status: int | None = None
         if self._response_state != _R_BODY:
             status = error.status
-            self._out.append(_error_response(status))
+            self._out.append(_error_response(status, in_request and self._head_request))
         self._response_state = _R_DONE
         self._errored = True
         self._enter_closed()
