@@ -14,9 +14,8 @@ one attack with a raw-frame client (the h2spec client core), and checks three th
 Every attack is bounded in frames and in time and stops by itself; the tests kill only the
 server process they started. ``pytest -s`` prints one summary line per test.
 
-Two known server problems are marked xfail (remove the marks once fixed): a client that never
-reads pins about 2 x streams x chunk of response bytes (7a with 256 KiB chunks, strict), and
-on asyncio an unread flood can fill anyio's read queue without bound (7b, intermittent).
+A client that never reads costs about one slice of response bytes per connection (7a), and
+an unread flood stops the reader on both backends (7b).
 """
 
 from __future__ import annotations
@@ -50,8 +49,10 @@ RSS_BOUND_KIB = 32 * 1024
 BYSTANDER_TIMEOUT = 2.0
 #: How long an attack may take to get its answer.
 ANSWER_TIMEOUT = 5.0
-#: How long the flow-control attacks (tests 6 and 7) keep the server busy.
+#: How long the zero-window readers (test 6) keep the server busy.
 HOLD_SECONDS = 3.0
+#: How long the client that never reads (test 7a) keeps its streams open.
+UNREAD_HOLD_SECONDS = 2.0
 
 MAX_STREAMS = 100  # tricorn's default h2_max_concurrent_streams
 MAX_HEADER_LIST = 65536  # default h2_max_header_list_size
@@ -706,16 +707,8 @@ def test_zero_window_reader_costs_bounded_memory(backend: str, tmp_path: Path) -
 
 # --- 7. a client that never reads ---------------------------------------------------------
 
-_COPIES_XFAIL = (
-    "server bug: a response body chunk is queued in the protocol before the write lock is "
-    "taken (HTTP2Connection._send_data fast path), so while the socket is full every stream "
-    "parks one chunk there and the writer copies them all into one send: ~2 x streams x chunk"
-)
 
-
-@pytest.mark.parametrize(
-    "chunk_kib", [64, pytest.param(256, marks=pytest.mark.xfail(strict=True, reason=_COPIES_XFAIL))]
-)
+@pytest.mark.parametrize("chunk_kib", [64, 256])
 def test_client_that_never_reads_responses_costs_bounded_memory(
     backend: str, chunk_kib: int, tmp_path: Path
 ) -> None:
@@ -728,7 +721,7 @@ def test_client_that_never_reads_responses_costs_bounded_memory(
         _open_streams(greedy, f"/stream?kib={chunk_kib}", MAX_STREAMS)
         start = time.monotonic()
         others = bystander(server)
-        rest = HOLD_SECONDS - (time.monotonic() - start)
+        rest = UNREAD_HOLD_SECONDS - (time.monotonic() - start)
         if rest > 0:  # keep the connection unread for the rest of the hold time
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(timeout=rest)
@@ -741,7 +734,7 @@ def test_client_that_never_reads_responses_costs_bounded_memory(
             f"7a client never reads responses ({chunk_kib} KiB chunks)",
             server,
             f"{MAX_STREAMS} x /stream?kib={chunk_kib}, windows 2^31-1, unread for "
-            f"{HOLD_SECONDS:.0f} s; app live {live['live']} -> {after['live']} after close",
+            f"{UNREAD_HOLD_SECONDS:.0f} s; app live {live['live']} -> {after['live']} after close",
             str(memory),
             others,
         )
@@ -763,18 +756,9 @@ class SmallBufferConnection(Connection):
         return sock
 
 
-_ANYIO_XFAIL = (
-    "anyio's asyncio SocketStream pauses the transport only after a receive() had to wait; "
-    "a peer that sends from the first byte on fills anyio's read queue without bound while "
-    "the server has stopped calling receive() (intermittent: about half the runs)"
-)
-
-
 def test_unread_ping_flood_stops_the_reader(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "asyncio":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=_ANYIO_XFAIL))
     max_pings = 1_200_000  # 20 MB of PINGs at most
     flood_seconds = 8.0
     # The PING limit is lifted so that only the output-buffer backpressure can stop the flood.

@@ -326,8 +326,14 @@ class HTTP2Connection:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
         protocol = self.protocol
-        if not self._outboxes and (not data or protocol.sendable(stream_id) >= len(data)):
-            # Fast path: nothing else waits and the window is open for all of it.
+        if (
+            not self._outboxes
+            and not self._write_lock.locked()
+            and (not data or protocol.sendable(stream_id) >= len(data))
+        ):
+            # Fast path: nothing else waits, the socket is not busy (a client that does not
+            # read holds the lock: then the writer queues one slice at a time) and the window
+            # is open for all of it.
             if data or end:
                 protocol.send_data(stream_id, data, end_stream=end)
             await self._flush()

@@ -159,6 +159,7 @@ async def _handle_connection(
     transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
     client, server = peer_addresses(transport)
+    _pause_asyncio_reading(transport)
     stream: ByteStream = transport
     scheme = "http"
     extensions: dict[str, object] = {}
@@ -197,6 +198,19 @@ async def _handle_connection(
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
         await anyio.aclose_forcefully(stream)
+
+
+def _pause_asyncio_reading(transport: SocketStream) -> None:
+    """Make anyio's asyncio stream read only when we call ``receive``.
+
+    anyio pauses its asyncio transport only after a ``receive`` that had to wait, so a peer
+    that keeps the queue full is read without limit while we do not call ``receive`` at all
+    (our backpressure). Starting paused lets anyio's own resume/pause do the right thing.
+    """
+    raw = getattr(transport, "_transport", None)
+    pause = getattr(raw, "pause_reading", None)
+    if callable(pause):
+        pause()
 
 
 def backend_name() -> str:
