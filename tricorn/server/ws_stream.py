@@ -2,10 +2,15 @@
 
 The connection feeds the bytes that arrive for the WebSocket (the socket after the 101, or
 the stream's DATA) with ``feed_data``; the stream parses them, answers pings and closes, and
-queues whole messages for the app's ``receive``. The connection stops feeding while the app
-has more than ``max_body_buffer`` bytes of unread messages, so an app that does not receive
-stops the server reading. What the app sends is written through ``WebSocketOwner.ws_write``,
-which returns once the bytes are on their way (socket or flow-control window).
+queues whole messages for the app's ``receive``. ``feed_data`` never writes: the answers it
+produces (pongs, the close reply) are written by the stream's own ``_answer`` task, because on
+HTTP/2 a write may wait for a WINDOW_UPDATE that only the connection's reader can see.
+
+The connection stops feeding while the app has more than ``max_body_buffer`` bytes of unread
+messages or while that much of our output is waiting for the peer, so an app that does not
+receive, or a peer that pings and never reads, stops the server reading. What the app sends
+is written through ``WebSocketOwner.ws_write``, which returns once the bytes are on their way
+(socket or flow-control window). One lock per stream keeps frames in order.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ class WSStream:
         self._pending_status = 0
         self._pending_headers: Headers | None = None
         self._wakeup: anyio.Event | None = None
+        self._output = anyio.Event()
+        self._write_lock = anyio.Lock()
         self._peer_closed = anyio.Event()
         self._pong = anyio.Event()
         self._compression = config.ws_compression
@@ -112,11 +119,8 @@ class WSStream:
             return
         self._handle(protocol.receive_data(data))
         self._unacknowledged += len(data)
-        if self._buffered < self._limit:
-            self._acknowledge()
-        await self._flush()
-        if protocol.closed:
-            await self._finish()
+        self._maybe_acknowledge()
+        self._output.set()  # the _answer task writes pongs and the close reply
 
     def feed_disconnect(self) -> None:
         self._peer_gone(ABNORMAL_CLOSURE, "")
@@ -144,10 +148,20 @@ class WSStream:
         self._peer_closed.set()
         self._wake()
 
-    def _acknowledge(self) -> None:
-        """Let the connection read (HTTP/1.1) or reopen the window (HTTP/2) for what we took."""
-        size, self._unacknowledged = self._unacknowledged, 0
-        self._owner.body_consumed(self.stream_id, size)
+    def _maybe_acknowledge(self) -> None:
+        """Let the connection read (HTTP/1.1) or reopen the window (HTTP/2) for what we took.
+
+        Held back while the app has ``max_body_buffer`` bytes of messages to take or while that
+        much of our output (pongs included) waits for the peer to read.
+        """
+        protocol = self.protocol
+        if (
+            self._unacknowledged
+            and self._buffered < self._limit
+            and (protocol is None or protocol.pending_output_size < self._limit)
+        ):
+            size, self._unacknowledged = self._unacknowledged, 0
+            self._owner.body_consumed(self.stream_id, size)
 
     def _wake(self) -> None:
         if self._wakeup is not None:
@@ -157,17 +171,35 @@ class WSStream:
     async def _flush(self) -> None:
         if self.protocol is None:
             return
-        data = self.protocol.data_to_send()
-        if data:
-            try:
-                await self._owner.ws_write(self.stream_id, data)
-            except ClientDisconnected:
-                self._peer_gone(ABNORMAL_CLOSURE, "")
+        async with self._write_lock:
+            data = self.protocol.data_to_send()
+            if data:
+                try:
+                    await self._owner.ws_write(self.stream_id, data)
+                except ClientDisconnected:
+                    self._peer_gone(ABNORMAL_CLOSURE, "")
+
+    async def _answer(self) -> None:
+        """Write what receiving produced (pongs, the close reply); end the stream once closed."""
+        while True:
+            await self._output.wait()
+            self._output = anyio.Event()
+            await self._flush()
+            self._maybe_acknowledge()
+            if self.protocol is not None and self.protocol.closed:
+                await self._finish()
+                return
 
     async def _finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            await self._owner.ws_finish(self.stream_id)
+        """End the stream (or connection) after the frames already queued have gone."""
+        if self._finished:
+            return
+        self._finished = True
+        with anyio.move_on_after(self.server_state.config.ws_close_timeout):
+            async with self._write_lock:
+                await self._owner.ws_finish(self.stream_id)
+                return
+        await self._owner.abort(self.stream_id)  # the peer stopped reading: give up the stream
 
     # --- running the app -----------------------------------------------------------
 
@@ -175,6 +207,7 @@ class WSStream:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keepalive, group.cancel_scope)
+                group.start_soon(self._answer)
                 await self._run_app()
                 group.cancel_scope.cancel()
         finally:
@@ -259,8 +292,7 @@ class WSStream:
             if self._messages:
                 data = self._messages.popleft()
                 self._buffered -= len(data)
-                if self._unacknowledged and self._buffered < self._limit:
-                    self._acknowledge()
+                self._maybe_acknowledge()
                 if isinstance(data, str):
                     return {"type": "websocket.receive", "text": data}
                 return {"type": "websocket.receive", "bytes": data}
@@ -311,17 +343,20 @@ class WSStream:
             raise ClientDisconnected(f"WebSocket {self.stream_id} is closed")
         text = message.get("text")
         data = message.get("bytes")
+        payload: str | bytes
         if text is not None:
             if not isinstance(text, str):
                 raise ASGIMessageError("websocket.send text must be a str")
-            protocol.send_message(text)
+            payload = text
         elif data is not None:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise ASGIMessageError("websocket.send bytes must be bytes")
-            protocol.send_message(bytes(data))
+            payload = bytes(data)
         else:
             raise ASGIMessageError("websocket.send needs text or bytes")
-        await self._owner.ws_write(self.stream_id, protocol.data_to_send())
+        async with self._write_lock:
+            protocol.send_message(payload)
+            await self._owner.ws_write(self.stream_id, protocol.data_to_send())
 
     async def _accept(self, message: ASGIMessage) -> None:
         if self._accepted or self._declined:
