@@ -1,0 +1,42 @@
+"""The Autobahn WebSocket fuzzing client against tricorn, on each backend.
+
+Runs ``tests/autobahn/run_autobahn.py`` in a subprocess (which starts tricorn with the echo app
+and runs ``wstest -m fuzzingclient``); it fails if any case is FAILED or UNIMPLEMENTED. wstest
+must be installed at ``.autobahn/bin/wstest`` (``bash ../shared/tools/install-autobahn.sh
+.autobahn``); when it is missing the test fails and says so, it does not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "tests" / "autobahn" / "run_autobahn.py"
+WSTEST = ROOT / ".autobahn" / "bin" / "wstest"
+
+#: wstest's own bound is set by the runner; this one only catches a runner that hangs.
+TIMEOUT = 900
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_autobahn_fuzzingclient(backend: str) -> None:
+    assert os.access(WSTEST, os.X_OK), (
+        f"wstest is not installed at {WSTEST}: run "
+        f"'bash ../shared/tools/install-autobahn.sh .autobahn' from the repository"
+    )
+    completed = subprocess.run(
+        [sys.executable, str(RUNNER), "--backend", backend, "--wstest", str(WSTEST)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    report = completed.stdout + completed.stderr
+    print(report)
+    assert completed.returncode == 0, report
+    assert "FAILED/UNIMPLEMENTED" not in completed.stdout
