@@ -107,6 +107,7 @@ class Harness:
         self.failed_to_start: dict[str, str] = {}
         self.started = time.monotonic()
         self.tls: TLSFiles | None = None
+        self.background: dict[str, float] = {}  # server -> % CPU busy before its runs
 
     def log(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -269,7 +270,10 @@ class Harness:
             f"logs in {self.workdir}"
         )
         for i, name in enumerate(names, 1):
-            self.log(f"[{i}/{total}] {name}")
+            busy = other_cpu_percent()
+            self.background[name] = busy
+            note = f" (machine {busy:.0f} % busy before start: other load!)" if busy > 15 else ""
+            self.log(f"[{i}/{total}] {name}{note}")
             self.run_server(SERVERS[name])
 
     def estimate(self) -> float:
@@ -282,6 +286,24 @@ class Harness:
                     seconds += self.args.repeat * (15 if s.fresh_server else per_run)
             seconds += 6
         return seconds
+
+
+def other_cpu_percent(seconds: float = 1.0) -> float:
+    """How busy all cores were over `seconds` while this harness ran nothing (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    spent = total1 - total0
+    return 100.0 * (spent - (idle1 - idle0)) / spent if spent else 0.0
 
 
 # --- the report --------------------------------------------------------------------------
@@ -426,6 +448,16 @@ def report(h: Harness, argv: list[str]) -> str:
     lines += ["", "Load (on the load core, each bounded by its duration and a hard timeout):", ""]
     lines += [f"- {key}: `{cmd}`" for key, cmd in h.ctx.commands.items()]
     lines += ["", "## Notes", ""]
+    busy = {name: pct for name, pct in h.background.items() if pct > 15}
+    if busy:
+        lines.append(
+            "- **The machine was not idle**: CPU busy (all cores) in the second before a "
+            "server's runs, from other processes: "
+            + ", ".join(f"{name} {pct:.0f} %" for name, pct in busy.items())
+            + ". Those rows are lower than they would be on a quiet machine."
+        )
+    else:
+        lines.append("- The machine was idle (< 15 % CPU) before each server's runs.")
     notes = []
     for name in servers:
         for key, cell in results[name].items():
@@ -448,16 +480,17 @@ def report(h: Harness, argv: list[str]) -> str:
 def websocket_client_note(h: Harness) -> list[str]:
     rows = []
     busiest: tuple[float, float, str] = (0.0, 0.0, "")
-    fastest = 0.0
+    fastest: dict[str, float] = {}  # scenario -> highest rate of any server
     for d in h.details:
         detail = d["detail"]
         if str(d["scenario"]).startswith("ws-") and isinstance(detail, dict):
             cpu = detail.get("client_cpu_percent")
             rate = detail.get("rate")
             if isinstance(cpu, float | int) and isinstance(rate, float | int):
-                fastest = max(fastest, float(rate))
+                scenario = str(d["scenario"])
+                fastest[scenario] = max(fastest.get(scenario, 0.0), float(rate))
                 if cpu > busiest[0]:
-                    busiest = (float(cpu), float(rate), f"{d['server']} {d['scenario']}")
+                    busiest = (float(cpu), float(rate), f"{d['server']} {scenario}")
                 rows.append(f"| {d['server']} | {d['scenario']} | {d['repeat']} | {rate} | {cpu} |")
     if not rows:
         return []
@@ -469,7 +502,8 @@ def websocket_client_note(h: Harness) -> list[str]:
         f"round. Its busiest run ({busiest[2]}: {busiest[1]:,.0f} messages/s) used "
         f"{busiest[0]:.0f} % of its core, so it can drive about "
         f"{busiest[1] * 100 / max(busiest[0], 1):,.0f} messages/s of this size on one core; "
-        f"the fastest server reached {fastest:,.0f} messages/s.",
+        f"the fastest server in that scenario reached "
+        f"{fastest.get(busiest[2].rsplit(' ', 1)[-1], 0.0):,.0f} messages/s.",
         "",
         "| server | scenario | run | messages/s | client CPU % |",
         "| --- | --- | ---: | ---: | ---: |",

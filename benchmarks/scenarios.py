@@ -205,7 +205,9 @@ def upload_file(ctx: Context) -> Path:
     return path
 
 
-BODY_COUNT = 24  # 10 MiB transfers per HTTP/1.1 body run (2 connections x 12)
+def body_count(duration: float) -> int:
+    """10 MiB transfers per HTTP/1.1 body run: 2 connections x 4 per second of --duration."""
+    return 2 * max(3, round(duration * 4))
 
 
 def _curl_body(ctx: Context, server: RunningServer, key: str, upload: bool) -> Outcome:
@@ -216,7 +218,8 @@ def _curl_body(ctx: Context, server: RunningServer, key: str, upload: bool) -> O
     such response as failed.
     """
     path = "/upload" if upload else "/download"
-    half = BODY_COUNT // 2
+    count = body_count(ctx.duration)
+    half = count // 2
     argv = ["curl", "--silent", "--show-error", "--max-time", str(round(ctx.duration) + 60)]
     argv += [
         "--parallel",
@@ -237,10 +240,10 @@ def _curl_body(ctx: Context, server: RunningServer, key: str, upload: bool) -> O
     ok = [r for r in rows if r[0] == "200"]
     moved = sum(int(r[2] if upload else r[1]) for r in ok)
     detail: dict[str, object] = {"transfers": len(rows), "ok": len(ok), "seconds": seconds}
-    if code != 0 or len(ok) != BODY_COUNT:
-        return Outcome({}, detail, error=f"curl ({code}): {len(ok)}/{BODY_COUNT} ok: {_tail(out)}")
-    if moved != BODY_COUNT * DOWNLOAD_SIZE:
-        return Outcome({}, detail, error=f"moved {moved} bytes, expected {BODY_COUNT} x 10 MiB")
+    if code != 0 or len(ok) != count:
+        return Outcome({}, detail, error=f"curl ({code}): {len(ok)}/{count} ok: {_tail(out)}")
+    if moved != count * DOWNLOAD_SIZE:
+        return Outcome({}, detail, error=f"moved {moved} bytes, expected {count} x 10 MiB")
     return Outcome({key: moved / seconds / 1e6}, detail)
 
 
