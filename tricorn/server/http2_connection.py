@@ -43,6 +43,12 @@ RECEIVE_SIZE = 65536
 #: Largest slice of one stream's body handed to the protocol before the writer looks again
 #: at the priorities (a few frames' worth).
 SEND_QUANTUM = 65536
+#: Bytes the streams may queue in the protocol before the writer task has flushed them: past
+#: this, a stream's ``send`` writes (and waits for the socket) itself. Below it, the responses
+#: of many streams leave in one write.
+HIGH_WATER = 65536
+#: What a frame head and an HPACK-encoded response head add to the bytes a stream queues.
+FRAME_OVERHEAD = 64
 INTERNAL_ERROR = 0x2
 _DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -104,6 +110,7 @@ class HTTP2Connection:
         self._outboxes: dict[int, _Outbox] = {}
         self._write_lock = anyio.Lock()
         self._writer_wakeup = anyio.Event()
+        self._unflushed = 0
         self._task_group: TaskGroup | None = None
         self._closing = False
         self._broken = False
@@ -277,6 +284,7 @@ class HTTP2Connection:
             return
         async with self._write_lock:
             data = self.protocol.data_to_send()
+            self._unflushed = 0
             if not data:
                 return
             try:
@@ -295,48 +303,73 @@ class HTTP2Connection:
             self._idle_event.set()
 
     async def _writer(self) -> None:
-        """Hand queued body bytes to the protocol in priority order, as windows allow."""
-        protocol = self.protocol
+        """Send what the streams queued: flush, and feed waiting bodies as windows allow."""
         while True:
             # A fresh event before looking: a wake-up during the flush below is not lost.
-            self._writer_wakeup = anyio.Event()
-            ready = [
-                stream_id
-                for stream_id, outbox in self._outboxes.items()
-                if protocol.sendable(stream_id) > 0 or outbox.offset == len(outbox.data)
-            ]
-            if not ready:
-                await self._flush()
-                await self._writer_wakeup.wait()
-                continue
-            stream_id = protocol.prioritized(ready)[0]
+            self._writer_wakeup = wakeup = anyio.Event()
+            more = self._fill() if self._outboxes else False
+            await self._flush()
+            if not more and not wakeup.is_set():
+                await wakeup.wait()
+
+    def _fill(self) -> bool:
+        """Hand up to ``SEND_QUANTUM`` bytes of waiting bodies to the protocol, in priority
+        order (the most urgent stream first, as much as its window allows). True if the
+        budget ran out before every stream that can send had sent."""
+        protocol = self.protocol
+        ready = [
+            stream_id
+            for stream_id, outbox in self._outboxes.items()
+            if outbox.offset == len(outbox.data) or protocol.sendable(stream_id) > 0
+        ]
+        budget = SEND_QUANTUM
+        for stream_id in protocol.prioritized(ready) if len(ready) > 1 else ready:
             outbox = self._outboxes[stream_id]
-            size = min(protocol.sendable(stream_id), len(outbox.data) - outbox.offset, SEND_QUANTUM)
+            remaining = len(outbox.data) - outbox.offset
+            size = min(protocol.sendable(stream_id), remaining, budget)
+            if size <= 0 and remaining:
+                continue  # an earlier stream took the connection window
             start = outbox.offset
             outbox.offset += size
             finished = outbox.offset == len(outbox.data)
-            chunk = bytes(outbox.data[start : outbox.offset])
-            protocol.send_data(stream_id, chunk, end_stream=finished and outbox.end)
+            protocol.send_data(
+                stream_id,
+                bytes(outbox.data[start : outbox.offset]),
+                end_stream=finished and outbox.end,
+            )
             if finished:
                 del self._outboxes[stream_id]
                 outbox.done.set()
+            budget -= size
+            if budget <= 0:
+                return True
+        return False
+
+    async def _queued(self, size: int) -> None:
+        """The stream queued ``size`` bytes in the protocol: the writer task sends them with
+        the other streams'; past ``HIGH_WATER`` unsent, the stream writes and waits itself."""
+        self._unflushed += size + FRAME_OVERHEAD
+        if self._unflushed >= HIGH_WATER:
             await self._flush()
+        else:
+            self._wake_writer()
 
     async def _send_data(self, stream_id: int, data: bytes, end: bool) -> None:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
         protocol = self.protocol
+        size = len(data)
         if (
-            not self._outboxes
-            and not self._write_lock.locked()
-            and (not data or protocol.sendable(stream_id) >= len(data))
+            stream_id not in self._outboxes
+            and self._unflushed + size <= HIGH_WATER
+            and (not size or protocol.sendable(stream_id) >= size)
         ):
-            # Fast path: nothing else waits, the socket is not busy (a client that does not
-            # read holds the lock: then the writer queues one slice at a time) and the window
-            # is open for all of it.
+            # Fast path: the window is open for all of it and little is waiting to be written.
+            # Otherwise the writer feeds it in slices, each written before the next is taken,
+            # so a client that does not read holds at most a slice per connection in memory.
             if data or end:
                 protocol.send_data(stream_id, data, end_stream=end)
-            await self._flush()
+            await self._queued(size)
             return
         outbox = _Outbox(data, end)
         self._outboxes[stream_id] = outbox
@@ -354,7 +387,7 @@ class HTTP2Connection:
             raise ClientDisconnected(f"stream {stream_id} is closed")
         if end and not body:
             self.protocol.send_response(stream_id, status, headers, end_stream=True)
-            await self._flush()
+            await self._queued(0)
             return
         self.protocol.send_response(stream_id, status, headers)
         await self._send_data(stream_id, body, end)
