@@ -77,7 +77,7 @@ class HTTP11Connection:
             max_request_body_size=config.max_request_body_size,
             h2c_preface=True,
         )
-        self._write_lock = anyio.Lock()
+        self._write_lock = state.write_lock()
         self._task_group: TaskGroup | None = None
         self._current: HTTPStream | None = None
         self._closing = False

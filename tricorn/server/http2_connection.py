@@ -108,7 +108,7 @@ class HTTP2Connection:
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
-        self._write_lock = anyio.Lock()
+        self._write_lock = state.write_lock()
         self._writer_wakeup = anyio.Event()
         self._unflushed = 0
         self._task_group: TaskGroup | None = None

@@ -195,11 +195,14 @@ class WSStream:
         if self._finished:
             return
         self._finished = True
-        with anyio.move_on_after(self.server_state.config.ws_close_timeout):
-            async with self._write_lock:
-                await self._owner.ws_finish(self.stream_id)
-                return
-        await self._owner.abort(self.stream_id)  # the peer stopped reading: give up the stream
+        # Shielded: whichever task got here first (the app's close or the _answer task) must
+        # end the stream even when the app returning cancels the other one meanwhile.
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.server_state.config.ws_close_timeout):
+                async with self._write_lock:
+                    await self._owner.ws_finish(self.stream_id)
+                    return
+            await self._owner.abort(self.stream_id)  # the peer stopped reading: give up
 
     # --- running the app -----------------------------------------------------------
 
