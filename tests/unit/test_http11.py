@@ -500,6 +500,48 @@ def test_expect_continue_is_ignored_for_requests_without_body(make: Make) -> Non
     assert isinstance(request, Request) and not request.expect_continue
 
 
+def expect_request(*values: bytes) -> bytes:
+    fields = b"".join(b"Expect: %s\r\n" % value for value in values)
+    return b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" + fields + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        (b"100-Continue",),
+        (b"100-CONTINUE",),
+        (b"100-continue, foo",),
+        (b"foo,100-continue",),
+        (b"foo=bar , 100-Continue ,",),
+        (b"foo", b"100-continue"),  # two fields are one list (RFC 9110 5.3)
+        (b"100-continue", b"foo"),
+    ],
+)
+def test_expect_100_continue_is_found_case_insensitively_in_a_list(
+    make: Make, values: tuple[bytes, ...]
+) -> None:
+    protocol = make()
+    request = protocol.receive_data(expect_request(*values))[0]
+    assert isinstance(request, Request) and request.expect_continue
+    protocol.continue_request(1)
+    assert protocol.data_to_send() == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize("values", [(b"foo",), (b"100-continued",), (b"",), (b"foo", b"bar=1")])
+def test_unknown_expectations_are_ignored_not_answered_417(
+    make: Make, values: tuple[bytes, ...]
+) -> None:
+    # RFC 9110 10.1.1 allows 417 here; like nginx, Uvicorn and Hypercorn we serve the request.
+    protocol = make()
+    request = protocol.receive_data(expect_request(*values))[0]
+    assert isinstance(request, Request) and not request.expect_continue
+    protocol.continue_request(1)
+    assert protocol.data_to_send() == b""
+    assert protocol.receive_data(b"hello") == [Body(1, b"hello"), EndBody(1)]
+    out = respond(protocol, 1)
+    assert out.startswith(b"HTTP/1.1 200 ") and protocol.keep_alive
+
+
 # --- graceful shutdown and timeouts ------------------------------------------------------
 
 
@@ -674,6 +716,102 @@ def test_upgrade_header_without_connection_upgrade_is_a_plain_request(make: Make
     assert isinstance(event, Request)
 
 
+# --- CONNECT -------------------------------------------------------------------------------
+
+CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "target", [b"example.com:443", b"[::1]:8443", b"[v1.x]:1", b"192.0.2.1:80", b"a%2Db:65535"]
+)
+def test_connect_is_passed_on_with_its_authority_form_target(make: Make, target: bytes) -> None:
+    protocol = make()
+    events = protocol.receive_data(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+    assert events == [
+        Request(1, b"CONNECT", target, [(b"host", target)], "1.1", expects_body=False),
+        EndBody(1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/",
+        b"*",
+        b"http://example.com:80/",
+        b"example.com",
+        b"example.com:",  # RFC 9110 9.3.6: an empty or invalid port is 400
+        b":443",
+        b"example.com:0",
+        b"example.com:65536",
+        b"example.com:443/x",
+        b"user@example.com:443",
+        b"[::1:443",
+    ],
+)
+def test_connect_without_an_authority_form_target_answers_400(make: Make, target: bytes) -> None:
+    assert_rejected(make, b"CONNECT %s HTTP/1.1\r\nHost: a\r\n\r\n" % target, 400)
+
+
+@pytest.mark.parametrize(
+    ("status", "status_line"),
+    [
+        (200, b"HTTP/1.1 200 OK\r\n"),
+        (204, b"HTTP/1.1 204 No Content\r\n"),
+        (299, b"HTTP/1.1 299 \r\n"),
+    ],
+)
+def test_2xx_to_connect_closes_after_the_head_instead_of_tunnelling(
+    make: Make, status: int, status_line: bytes
+) -> None:
+    # RFC 9112 6.3: the connection would become a tunnel after the head; we offer none.
+    protocol = make()
+    protocol.receive_data(CONNECT + GET)
+    headers = [(b"x-a", b"1"), (b"content-length", b"13"), (b"transfer-encoding", b"chunked")]
+    out = respond(protocol, 1, status, headers)
+    # No framing fields (RFC 9110 9.3.6), no body, and connection: close.
+    assert_response(protocol, out, status_line + b"x-a: 1\r\nconnection: close\r\n\r\n")
+    assert protocol.should_close and not protocol.keep_alive
+    assert protocol.next_events() == []  # the pipelined GET is not read as HTTP
+    assert protocol.receive_data(b"\x16\x03\x01 tunnel bytes") == []
+    assert protocol.data_to_send() == b""
+
+
+def test_2xx_to_connect_answered_before_its_body_still_closes(make: Make) -> None:
+    protocol = make()
+    events = protocol.receive_data(
+        b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nContent-Length: 5\r\n\r\nhe"
+    )
+    assert body_of(events) == b"he"
+    protocol.send(Response(1, 200, [(b"connection", b"close")]))
+    assert protocol.data_to_send() == b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+    assert protocol.receive_data(b"llo") == [Body(1, b"llo"), EndBody(1)]
+    protocol.send(Body(1, b"dropped"))
+    protocol.send(EndBody(1))
+    assert protocol.data_to_send() == b"" and protocol.should_close
+
+
+@pytest.mark.parametrize("status", [400, 403, 405, 502])
+def test_non_2xx_to_connect_keeps_the_connection_alive(make: Make, status: int) -> None:
+    protocol = make()
+    protocol.receive_data(CONNECT + GET)
+    out = respond(protocol, 1, status)
+    assert out.startswith(b"HTTP/1.1 %d " % status) and out.endswith(b"\r\n\r\nHello, world!")
+    assert b"connection: close" not in out.lower() and protocol.keep_alive
+    assert not protocol.should_close
+    request = protocol.next_events()[0]
+    assert isinstance(request, Request) and request.method == b"GET" and request.stream_id == 2
+    assert respond(protocol, 2).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_2xx_to_http10_connect_also_closes(make: Make) -> None:
+    protocol = make()
+    protocol.receive_data(b"CONNECT a:1 HTTP/1.0\r\n\r\n")
+    out = respond(protocol, 1, 200, [])
+    assert_response(protocol, out, b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+    assert protocol.should_close
+
+
 # --- hostile input ---------------------------------------------------------------------------
 
 
@@ -706,6 +844,56 @@ def test_bad_content_length_answers_400(make: Make, value: bytes) -> None:
     assert_rejected(
         make, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + value + b"\r\n\r\n", 400
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"9223372036854775808",  # 2**63: 19 digits, over 2**63-1
+        b"9" * 19,
+        b"1" + b"0" * 19,  # 20 digits
+        b"0" * 19 + b"8",  # 20 digits, small value: refused by length, never parsed
+        b"9" * 5000,  # past Python's int() digit limit: must not raise
+        b"8, " + b"0" * 30 + b"8",
+    ],
+)
+def test_content_length_with_more_than_19_digits_or_over_2_63_answers_400(
+    make: Make, value: bytes
+) -> None:
+    assert_rejected(
+        make, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + value + b"\r\n\r\n", 400
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [b"08"],  # RFC 9110 8.6: 1*DIGIT, so 08 is 8
+        [b"0000000000000000008"],  # 19 digits
+        [b"8", b"08"],  # the same length, spelled twice
+        [b"08", b"8"],
+        [b"8, 08"],
+        [b"008 , 8", b"08"],
+    ],
+)
+def test_content_length_with_leading_zeros_is_its_decimal_value(
+    make: Make, fields: list[bytes]
+) -> None:
+    protocol = make()
+    head = b"".join(b"Content-Length: %s\r\n" % value for value in fields)
+    events = protocol.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\n" + head + b"\r\n12345678GET")
+    assert isinstance(events[0], Request) and events[0].expects_body
+    assert body_of(events) == b"12345678" and events[-1] == EndBody(1)
+    respond(protocol, 1)
+    assert protocol.buffered_size == 3  # the next request starts right after the 8 bytes
+
+
+def test_zero_content_length_with_leading_zeros_has_no_body(make: Make) -> None:
+    protocol = make()
+    events = protocol.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n")
+    assert [type(event) for event in events] == [Request, EndBody]
+    request = events[0]
+    assert isinstance(request, Request) and not request.expects_body
 
 
 def test_differing_duplicate_content_length_answers_400(make: Make) -> None:

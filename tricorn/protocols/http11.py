@@ -57,6 +57,14 @@ _CHUNK_LINE_RE = re.compile(
     + rb"))?)*"
 )
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+# RFC 9112 3.2.3 authority-form (uri-host ":" port), the only target CONNECT may carry; the
+# host is an IP-literal or a non-empty reg-name (which includes IPv4 addresses).
+_AUTHORITY_RE = re.compile(
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+):([0-9]{1,5})"
+)
+# RFC 9110 8.6: Content-Length is 1*DIGIT; more digits than 2**63-1 has are refused unparsed.
+_MAX_LENGTH_DIGITS = 19
 
 # Receiving states.
 _HEAD = 0  # waiting for (the rest of) a request head
@@ -159,18 +167,37 @@ def _response_header_name(name: bytes, stream_id: int) -> bytes:
     return lower
 
 
-def _parse_content_length(value: bytes) -> int:
-    """Content-Length: 1*DIGIT; a list of identical values (``5, 5``) is accepted as one."""
+def _content_length_value(value: bytes) -> int:
+    """One Content-Length value: 1*DIGIT, leading zeros allowed (``08`` is 8)."""
     if not value.isdigit():
-        values = {item.strip(b" \t") for item in value.split(b",")}
-        if len(values) != 1:
-            raise _PeerError(400, "conflicting Content-Length values")
-        value = values.pop()
-        if not value.isdigit():
-            raise _PeerError(400, f"invalid Content-Length {value[:40]!r}")
-    if len(value) > 19 or int(value) > _MAX_CHUNK_SIZE:
-        raise _PeerError(400, "Content-Length too large")
-    return int(value)
+        raise _PeerError(400, f"invalid Content-Length {value[:40]!r}")
+    if len(value) > _MAX_LENGTH_DIGITS:  # never int() a digit string of hostile length
+        raise _PeerError(400, f"Content-Length has more than {_MAX_LENGTH_DIGITS} digits")
+    length = int(value)
+    if length > _MAX_CHUNK_SIZE:
+        raise _PeerError(400, "Content-Length larger than 2**63-1")
+    return length
+
+
+def _parse_content_length(value: bytes) -> int:
+    """Content-Length: 1*DIGIT; a list of equal values (``5, 5`` or ``5, 05``) is one value."""
+    if value.isdigit():
+        if len(value) <= _MAX_LENGTH_DIGITS and int(value) <= _MAX_CHUNK_SIZE:
+            return int(value)  # the common case, without a call
+        return _content_length_value(value)
+    lengths = {_content_length_value(item.strip(b" \t")) for item in value.split(b",")}
+    if len(lengths) != 1:
+        raise _PeerError(400, "conflicting Content-Length values")
+    return lengths.pop()
+
+
+def _check_authority_form(target: bytes) -> None:
+    """RFC 9110 9.3.6: a CONNECT target is host:port; an empty or invalid port is 400."""
+    match = _AUTHORITY_RE.fullmatch(target)
+    if match is None:
+        raise _PeerError(400, f"CONNECT target is not host:port {target[:100]!r}")
+    if not 0 < int(match.group(1)) <= 65535:
+        raise _PeerError(400, f"CONNECT target has an invalid port {target[:100]!r}")
 
 
 def _comma_tokens(value: bytes) -> list[bytes]:
@@ -202,6 +229,7 @@ class HTTP11Protocol:
         "_check_preface",
         "_close_reported",
         "_close_requested",
+        "_connect",
         "_errored",
         "_expect_continue",
         "_framing",
@@ -248,6 +276,7 @@ class HTTP11Protocol:
         self._upgrade = b""
         self._http10 = False
         self._head_request = False
+        self._connect = False  # the current request is CONNECT
         self._keep_alive = True
         self._expect_continue = False  # a 100 Continue may still be sent
         self._remaining = 0  # body bytes (Content-Length) or chunk bytes still to read
@@ -445,6 +474,8 @@ class HTTP11Protocol:
         if major != b"1":
             version = "0.9" if major is None else f"{major.decode()}.{minor.decode()}"
             raise _PeerError(505, f"HTTP version {version} not supported")
+        if method == b"CONNECT":
+            _check_authority_form(target)
         return method, target, minor == b"0"
 
     def _parse_head(self, head: bytes, buffer: bytes, body_start: int, events: list[Event]) -> None:
@@ -501,7 +532,8 @@ class HTTP11Protocol:
                     keep_alive_token = keep_alive_token or b"keep-alive" in tokens
                     upgrade_token = upgrade_token or b"upgrade" in tokens
                 elif lower == b"expect":
-                    expect_continue = value.lower() == b"100-continue"
+                    # RFC 9110 10.1.1: a case-insensitive list; other expectations are ignored.
+                    expect_continue = expect_continue or b"100-continue" in _comma_tokens(value)
                 elif lower == b"upgrade":
                     upgrade = value
                 else:
@@ -529,6 +561,7 @@ class HTTP11Protocol:
         stream_id = self._stream_id
         self._http10 = http10
         self._head_request = method == b"HEAD"
+        self._connect = method == b"CONNECT"
         self._keep_alive = (
             not close_token
             and (keep_alive_token or not http10)
@@ -838,6 +871,10 @@ class HTTP11Protocol:
         chunked = False
         app_close = False
         skipped = 0
+        # RFC 9112 6.3: after a 2xx to CONNECT the connection is a tunnel, which tricorn does
+        # not offer: the head is sent without framing fields (RFC 9110 9.3.6), the body is
+        # dropped, and the connection closes, so no byte after it is read as HTTP.
+        tunnel = self._connect and status < 300
         parts: list[bytes] = [_STATUS_LINES.get(status) or _status_line(status)]
         names = _RESPONSE_NAMES
         for name, value in event.headers:
@@ -845,6 +882,9 @@ class HTTP11Protocol:
             if lower is None:
                 lower = _response_header_name(name, stream_id)
             if lower in _RESPONSE_SPECIAL:
+                if tunnel and lower != b"connection":
+                    skipped += 1
+                    continue
                 if lower == b"content-length":
                     if not value.isdigit() or (
                         content_length is not None and int(value) != content_length
@@ -876,7 +916,10 @@ class HTTP11Protocol:
             # The client still holds back the body it announced; don't wait for it.
             keep_alive = False
             self._expect_continue = False
-        if self._head_request or status in (204, 304):
+        if tunnel:
+            framing = _F_NONE
+            keep_alive = False
+        elif self._head_request or status in (204, 304):
             framing = _F_NONE
         elif content_length is not None:
             framing = _F_LENGTH

@@ -58,6 +58,16 @@ _CHUNK_LINE_RE = re.compile(
     + _QUOTED
     + rb"))?)*"
 )
+# Content-Length fields, for handing h11 the one decimal value (it compares them as text).
+_CONTENT_LENGTH_FIELD_RE = re.compile(rb"(\r\ncontent-length:)[^\r]*", re.I)
+# RFC 9112 3.2.3 authority-form (uri-host ":" port), the only target CONNECT may carry; the
+# host is an IP-literal or a non-empty reg-name (which includes IPv4 addresses).
+_AUTHORITY_RE = re.compile(
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+):([0-9]{1,5})"
+)
+# RFC 9110 8.6: Content-Length is 1*DIGIT; more digits than 2**63-1 has are refused unparsed.
+_MAX_LENGTH_DIGITS = 19
 # What h11 accepts as a field value once the surrounding OWS is stripped.
 _H11_FIELD_VALUE_RE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 
@@ -95,18 +105,35 @@ def _comma_tokens(value: bytes) -> list[bytes]:
     return [item.strip(b" \t") for item in value.lower().split(b",")]
 
 
-def _parse_content_length(value: bytes) -> int:
-    """1*DIGIT, or a list of identical values; h11 also allows 20 digits, we stop at 2**63-1."""
+def _content_length_value(value: bytes) -> int:
+    """One Content-Length value: 1*DIGIT, leading zeros allowed (``08`` is 8)."""
     if not value.isdigit():
-        values = {item.strip(b" \t") for item in value.split(b",")}
-        if len(values) != 1:
-            raise _PeerError(400, "conflicting Content-Length values")
-        value = values.pop()
-        if not value.isdigit():
-            raise _PeerError(400, f"invalid Content-Length {value[:40]!r}")
-    if len(value) > 19 or int(value) > _MAX_SIZE:
-        raise _PeerError(400, "Content-Length too large")
-    return int(value)
+        raise _PeerError(400, f"invalid Content-Length {value[:40]!r}")
+    if len(value) > _MAX_LENGTH_DIGITS:  # h11 allows 20 digits; we stop before 2**63-1
+        raise _PeerError(400, f"Content-Length has more than {_MAX_LENGTH_DIGITS} digits")
+    length = int(value)
+    if length > _MAX_SIZE:
+        raise _PeerError(400, "Content-Length larger than 2**63-1")
+    return length
+
+
+def _parse_content_length(value: bytes) -> int:
+    """Content-Length: 1*DIGIT; a list of equal values (``5, 5`` or ``5, 05``) is one value."""
+    if value.isdigit():
+        return _content_length_value(value)
+    lengths = {_content_length_value(item.strip(b" \t")) for item in value.split(b",")}
+    if len(lengths) != 1:
+        raise _PeerError(400, "conflicting Content-Length values")
+    return lengths.pop()
+
+
+def _check_authority_form(target: bytes) -> None:
+    """RFC 9110 9.3.6: a CONNECT target is host:port; an empty or invalid port is 400."""
+    match = _AUTHORITY_RE.fullmatch(target)
+    if match is None:
+        raise _PeerError(400, f"CONNECT target is not host:port {target[:100]!r}")
+    if not 0 < int(match.group(1)) <= 65535:
+        raise _PeerError(400, f"CONNECT target has an invalid port {target[:100]!r}")
 
 
 def _early_chunk_size_check(line: bytes) -> None:
@@ -149,8 +176,8 @@ class H11Protocol:
     (pipelining). When :attr:`should_close` is true, write what is left and close.
 
     Differences from ``HTTP11Protocol``: HTTP/1.0 keep-alive is not offered (h11 closes every
-    HTTP/1.0 connection after its response), a 2xx response to CONNECT raises (h11 would turn
-    the connection into a tunnel), and response header names h11 adds are title-cased.
+    HTTP/1.0 connection after its response), and response header names h11 adds are
+    title-cased.
     """
 
     __slots__ = (
@@ -395,15 +422,19 @@ class H11Protocol:
         if major != b"1":
             version = "0.9" if major is None else f"{major.decode()}.{minor.decode()}"
             raise _PeerError(505, f"HTTP version {version} not supported")
+        if method == b"CONNECT":  # h11 takes any target
+            _check_authority_form(target)
         return method, target, minor == b"0"
 
-    def _check_head(self, head: bytes) -> tuple[bytes, bytes, bool, int | None, bool | None]:
+    def _check_head(self, head: bytes) -> tuple[bytes, bytes, bool, int | None, bool | None, bool]:
         """The checks h11 lacks, in tricorn's order, up to those needing a parsed head.
 
-        Returns (method, target, is HTTP/1.0, content length, chunked); chunked is None without
-        Transfer-Encoding and False for codings other than one ``chunked``. The caller raises
-        those verdicts (501, chunked twice) only once h11 accepted the lines, as a malformed
-        line is answered 400 first.
+        Returns (method, target, is HTTP/1.0, content length, chunked, respell); chunked is None
+        without Transfer-Encoding and False for codings other than one ``chunked``. The caller
+        raises those verdicts (501, chunked twice) only once h11 accepted the lines, as a
+        malformed line is answered 400 first. ``respell`` is True when a Content-Length field
+        is not written as the plain decimal (``08``, ``5, 5``, ``8`` beside ``08``): h11 would
+        compare the spellings as text, so it is handed the one value instead.
         """
         line_ends = head.count(b"\r\n")
         if (
@@ -423,6 +454,7 @@ class H11Protocol:
             raise _PeerError(400, "obsolete line folding (obs-fold) in the request head")
         hosts = 0
         content_length: int | None = None
+        respell = False
         codings: list[bytes] | None = None
         for match in _FRAMING_FIELD_RE.finditer(head):
             name = match.group(1).lower()
@@ -434,21 +466,26 @@ class H11Protocol:
                 if content_length is not None and content_length != length:
                     raise _PeerError(400, "conflicting Content-Length values")
                 content_length = length
+                respell = respell or value != b"%d" % length
             else:
                 codings = [*(codings or ()), *_comma_tokens(value)]
         if hosts != 1 and (hosts or not http10):
             raise _PeerError(400, "missing Host header" if not hosts else "more than one Host")
         if codings is None:
-            return method, target, http10, content_length, None
+            return method, target, http10, content_length, None, respell
         if http10:
             raise _PeerError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if content_length is not None:
             # RFC 9112 6.3: a smuggling shape; h11 would let chunked override the length.
             raise _PeerError(400, "both Content-Length and Transfer-Encoding")
-        return method, target, http10, None, codings == [b"chunked"]
+        return method, target, http10, None, codings == [b"chunked"], False
 
     def _start_request(self, head: bytes, message: bytes, events: list[Event]) -> None:
-        method, target, http10, content_length, chunked = self._check_head(head)
+        method, target, http10, content_length, chunked, respell = self._check_head(head)
+        if respell and content_length is not None:
+            # RFC 9110 8.6: "08" is 8, and "8" beside "08" is one length; h11 compares text.
+            decimal = b" %d" % content_length
+            message = _CONTENT_LENGTH_FIELD_RE.sub(lambda field: field.group(1) + decimal, message)
         connection = self._connection
         connection.receive_data(message)
         try:
@@ -480,7 +517,8 @@ class H11Protocol:
                 close_token = close_token or b"close" in tokens
                 upgrade_token = upgrade_token or b"upgrade" in tokens
             elif name == b"expect":
-                expect_continue = value.lower() == b"100-continue"
+                # RFC 9110 10.1.1: a case-insensitive list; other expectations are ignored.
+                expect_continue = expect_continue or b"100-continue" in _comma_tokens(value)
             elif name == b"upgrade":
                 upgrade = value
             elif name == b"http2-settings":
@@ -853,8 +891,15 @@ class H11Protocol:
         content_length: int | None = None
         chunked = False
         app_close = False
+        # RFC 9112 6.3: after a 2xx to CONNECT the connection is a tunnel, which tricorn does
+        # not offer. h11 takes that response as a protocol switch (no body, nothing more
+        # parsed); as in HTTP11Protocol the head goes without framing fields (RFC 9110 9.3.6)
+        # and with connection: close, the body is dropped and the connection closes.
+        tunnel = self._connect and status < 300
         for name, value in _checked_headers(event.headers, stream_id):
             lower = name.lower()
+            if tunnel and lower in (b"content-length", b"transfer-encoding"):
+                continue
             if lower == b"content-length":
                 if not value.isdigit() or (
                     content_length is not None and int(value) != content_length
@@ -879,17 +924,13 @@ class H11Protocol:
             raise LocalProtocolError(
                 f"stream {stream_id}: Response has both content-length and transfer-encoding"
             )
-        if self._connect and 200 <= status < 300:
-            raise LocalProtocolError(
-                f"stream {stream_id}: a 2xx Response to CONNECT would open a tunnel (not supported)"
-            )
 
-        keep_alive = self._keep_alive and not app_close
+        keep_alive = self._keep_alive and not app_close and not tunnel
         if self._expect_continue and self._state < _DONE:
             # The client still holds back the body it announced; don't wait for it.
             keep_alive = False
             self._expect_continue = False
-        no_body = self._head_request or status in (204, 304)
+        no_body = tunnel or self._head_request or status in (204, 304)
         if not keep_alive and not app_close:
             headers.append((b"connection", b"close"))  # h11 then closes after this response
         try:
@@ -928,6 +969,9 @@ class H11Protocol:
                 " of the response's content-length unsent"
             )
         connection = self._connection
+        if connection.our_state is h11.SWITCHED_PROTOCOL:  # a 2xx to CONNECT: no tunnel
+            self._enter_closed()
+            return
         self._out.append(connection.send(h11.EndOfMessage()))
         if (
             self._keep_alive
