@@ -29,80 +29,51 @@ from tricorn.protocols.events import (
     Response,
     UpgradeRequested,
 )
-from tricorn.protocols.http11 import H2C_PREFACE
+
+# Shared with our own parser: the same limits, grammar and states, one definition.
+from tricorn.protocols.http11 import (
+    _BAD_HEAD_BYTE_RE,
+    _CHUNK_DATA,
+    _CHUNK_END,
+    _CHUNK_LINE_RE,
+    _CHUNK_SIZE,
+    _CLOSED,
+    _DONE,
+    _HEAD,
+    _HEAD_ALLOWED,
+    _HEX_DIGITS,
+    _LENGTH_BODY,
+    _MAX_CHUNK_LINE,
+    _MAX_CHUNK_SIZE_DIGITS,
+    _MAX_LENGTH_DIGITS,
+    _R_BODY,
+    _R_DONE,
+    _R_NONE,
+    _REQUEST_LINE_RE,
+    _SENDABLE,
+    _SWITCHED,
+    _TOKEN_RE,
+    _TRAILERS,
+    _UPGRADE,
+    H2C_PREFACE,
+    _check_authority_form,
+    _comma_tokens,
+    _PeerError,
+)
 
 __all__ = ["H11Protocol"]
 
-# RFC 9112 7.1: more than 16 hex digits cannot be a sane 64-bit size (h11 allows 20).
-_MAX_CHUNK_SIZE_DIGITS = 16
 _MAX_SIZE = 2**63 - 1
-_MAX_CHUNK_LINE = 4096
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_TOKEN_RE = re.compile(_TOKEN)
-_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+)(?: HTTP/([0-9])\.([0-9]))?")
-# Controls other than HTAB, and CR or LF outside a CRLF pair (h11 takes bare LF and most controls).
-_BAD_HEAD_BYTE_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
-_HEAD_ALLOWED = bytes(byte for byte in range(256) if byte in (9, 10, 13) or 32 <= byte != 127)
 # The header fields that decide the framing, found in a raw head without splitting it.
 _FRAMING_FIELD_RE = re.compile(rb"\r\n(host|content-length|transfer-encoding):([^\r]*)", re.I)
-_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
-# RFC 9112 7.1.1, with BWS around ";" and "=" (h11 follows RFC 7230 here: no BWS).
-_CHUNK_LINE_RE = re.compile(
-    rb"([0-9A-Fa-f]+)(?:[ \t]*;[ \t]*"
-    + _TOKEN
-    + rb"(?:[ \t]*=[ \t]*(?:"
-    + _TOKEN
-    + rb"|"
-    + _QUOTED
-    + rb"))?)*"
-)
 # Content-Length fields, for handing h11 the one decimal value (it compares them as text).
 _CONTENT_LENGTH_FIELD_RE = re.compile(rb"(\r\ncontent-length:)[^\r]*", re.I)
-# RFC 9112 3.2.3 authority-form (uri-host ":" port), the only target CONNECT may carry; the
-# host is an IP-literal or a non-empty reg-name (which includes IPv4 addresses).
-_AUTHORITY_RE = re.compile(
-    rb"(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
-    rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+):([0-9]{1,5})"
-)
-# RFC 9110 8.6: Content-Length is 1*DIGIT; more digits than 2**63-1 has are refused unparsed.
-_MAX_LENGTH_DIGITS = 19
 # What h11 accepts as a field value once the surrounding OWS is stripped.
 _H11_FIELD_VALUE_RE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 
-# Receiving states.
-_HEAD = 0  # waiting for (the rest of) a request head
-_LENGTH_BODY = 1  # reading a Content-Length body
-_CHUNK_SIZE = 2  # waiting for a chunk-size line
-_CHUNK_DATA = 3  # reading chunk data
-_CHUNK_END = 4  # waiting for the CRLF after chunk data
-_TRAILERS = 5  # reading the trailer section of a chunked body
-_DONE = 6  # request complete; paused until its response has been sent
-_UPGRADE = 7  # upgrade request seen; paused until accept_upgrade/decline_upgrade
-_CLOSED = 8  # nothing more is read or produced; close once data_to_send is written
-_SWITCHED = 9  # the connection now belongs to another protocol
-
-# Response states for the current request.
-_R_NONE = 0
-_R_BODY = 1
-_R_DONE = 2
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_SENDABLE = frozenset(("Body", "EndBody", "Response", "InformationalResponse"))
-
-
-class _PeerError(Exception):
-    """The peer broke HTTP/1.1; ``status`` is what we answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _comma_tokens(value: bytes) -> list[bytes]:
-    return [item.strip(b" \t") for item in value.lower().split(b",")]
 
 
 def _content_length_value(value: bytes) -> int:
@@ -125,15 +96,6 @@ def _parse_content_length(value: bytes) -> int:
     if len(lengths) != 1:
         raise _PeerError(400, "conflicting Content-Length values")
     return lengths.pop()
-
-
-def _check_authority_form(target: bytes) -> None:
-    """RFC 9110 9.3.6: a CONNECT target is host:port; an empty or invalid port is 400."""
-    match = _AUTHORITY_RE.fullmatch(target)
-    if match is None:
-        raise _PeerError(400, f"CONNECT target is not host:port {target[:100]!r}")
-    if not 0 < int(match.group(1)) <= 65535:
-        raise _PeerError(400, f"CONNECT target has an invalid port {target[:100]!r}")
 
 
 def _early_chunk_size_check(line: bytes) -> None:
