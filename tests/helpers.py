@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -83,20 +84,28 @@ async def read_until_closed(stream: anyio.abc.ByteStream, timeout: float = 5.0) 
     return b"".join(chunks)
 
 
+#: Bytes read past the end of a response, kept for the next ``read_response`` on the stream
+#: (pipelined responses may arrive in one segment).
+_leftovers: weakref.WeakKeyDictionary[anyio.abc.ByteStream, bytes] = weakref.WeakKeyDictionary()
+
+
 async def read_response(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> bytes:
-    """Read one response with a content-length (or none) from a raw stream."""
-    data = b""
+    """Read exactly one response with a content-length (or none) from a raw stream."""
+    data = _leftovers.pop(stream, b"")
     with anyio.fail_after(timeout):
         while b"\r\n\r\n" not in data:
             data += await stream.receive()
         head, _, rest = data.partition(b"\r\n\r\n")
-        length = 0
+        length: int | None = None
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        while len(rest) < length:
+        while length is not None and len(rest) < length:
             rest += await stream.receive()
+    if length is not None and len(rest) > length:
+        _leftovers[stream] = rest[length:]
+        rest = rest[:length]
     return head + b"\r\n\r\n" + rest
 
 

@@ -83,6 +83,7 @@ class HTTP11Connection:
         self._closing = False
         self._broken = False
         self._read_scope: anyio.CancelScope | None = None
+        self._receiving = False
         self._resume: anyio.Event | None = None
         self._idle_since = anyio.current_time()
         self._head_started: float | None = None
@@ -109,8 +110,8 @@ class HTTP11Connection:
                     await self.transport.aclose()
 
     def _deadline(self) -> float:
-        if self._current is not None or self._websocket is not None:
-            return math.inf
+        if self._current is not None or self._websocket is not None or self._upgrading is not None:
+            return math.inf  # the app has the connection; it is not idle
         config = self.state.config
         if self._head_started is not None:
             return self._head_started + config.header_read_timeout
@@ -132,33 +133,45 @@ class HTTP11Connection:
         )
 
     async def _read_loop(self) -> None:
-        protocol = self.protocol
+        # One cancel scope for many reads: its deadline (the idle or head timeout) moves as
+        # the connection's state changes, which costs far less than a scope per read. It is
+        # left only when the deadline passes, ``_stop_reading`` cancels a waiting read, or
+        # the client closes.
         while not self._closing:
+            with anyio.CancelScope(deadline=self._deadline()) as scope:
+                self._read_scope = scope
+                await self._read_until_closed(scope)
+            self._read_scope = None
+            if not scope.cancelled_caught or self._closing:
+                break
+            if anyio.current_time() >= self._deadline():
+                await self._timed_out()
+                break
+
+    async def _read_until_closed(self, scope: anyio.CancelScope) -> None:
+        protocol = self.protocol
+        transport = self.transport
+        while not self._closing:
+            deadline = self._deadline()
+            if scope.deadline != deadline:
+                scope.deadline = deadline
             if self._must_wait():
                 self._resume = anyio.Event()
                 await self._resume.wait()
                 continue
-            deadline = self._deadline()
-            with anyio.CancelScope(deadline=deadline) as scope:
-                self._read_scope = scope
-                try:
-                    data = await self.transport.receive(RECEIVE_SIZE)
-                except anyio.EndOfStream:
-                    data = b""
-                except _DISCONNECT_ERRORS:
-                    data = b""
-            self._read_scope = None
-            if scope.cancelled_caught:
-                if self._closing:
-                    break
-                if anyio.current_time() >= self._deadline():
-                    await self._timed_out()
-                    break
-                continue
+            self._receiving = True
+            try:
+                data = await transport.receive(RECEIVE_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            except _DISCONNECT_ERRORS:
+                data = b""
+            finally:
+                self._receiving = False
             if self._websocket is not None:
                 await self._websocket.feed_data(data)
                 if not data:
-                    break
+                    return
                 continue
             had_partial_head = protocol.has_partial_head
             await self._handle(protocol.receive_data(data))
@@ -168,7 +181,7 @@ class HTTP11Connection:
             else:
                 self._head_started = None
             if not data:
-                break
+                return
 
     async def _timed_out(self) -> None:
         if self.protocol.has_partial_head:
@@ -280,8 +293,8 @@ class HTTP11Connection:
 
     def _stop_reading(self) -> None:
         self._closing = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
+        if self._read_scope is not None and self._receiving:
+            self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
         self._wake_reader()
 
     # --- writing ------------------------------------------------------------------
@@ -395,8 +408,9 @@ class HTTP11Connection:
             return
         # Requests pipelined behind this one are already buffered in the protocol.
         await self._handle(self.protocol.next_events())
-        if self._read_scope is not None:
-            self._read_scope.deadline = self._deadline()
+        scope = self._read_scope
+        if scope is not None and scope.deadline != (deadline := self._deadline()):
+            scope.deadline = deadline
         self._wake_reader()
 
     # --- shutdown -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from tricorn.config.tls import build_ssl_context
 from tricorn.errors import ConfigError, TricornError
 from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.asyncio_stream import AsyncioSocketStream
 from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
@@ -159,7 +160,7 @@ async def _handle_connection(
     transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
     client, server = peer_addresses(transport)
-    _pause_asyncio_reading(transport)
+    transport = AsyncioSocketStream.adopt(transport)
     stream: ByteStream = transport
     scheme = "http"
     extensions: dict[str, object] = {}
@@ -198,19 +199,6 @@ async def _handle_connection(
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
         await anyio.aclose_forcefully(stream)
-
-
-def _pause_asyncio_reading(transport: SocketStream) -> None:
-    """Make anyio's asyncio stream read only when we call ``receive``.
-
-    anyio pauses its asyncio transport only after a ``receive`` that had to wait, so a peer
-    that keeps the queue full is read without limit while we do not call ``receive`` at all
-    (our backpressure). Starting paused lets anyio's own resume/pause do the right thing.
-    """
-    raw = getattr(transport, "_transport", None)
-    pause = getattr(raw, "pause_reading", None)
-    if callable(pause):
-        pause()
 
 
 def backend_name() -> str:
