@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from tricorn.server.asyncio_stream import HIGH_WATER, AsyncioSocketStream
 
@@ -29,6 +29,7 @@ async def connected_pair() -> AsyncIterator[tuple[AsyncioSocketStream, socket.so
     """An adopted server-side stream and a blocking client socket, both on 127.0.0.1."""
     multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     listener = multi.listeners[0]
+    assert isinstance(listener, SocketListener)
     port = listener.extra(SocketAttribute.local_port)
     client = socket.create_connection(("127.0.0.1", port))
     client.setblocking(False)
