@@ -184,11 +184,12 @@ SERVERS: dict[str, ServerSpec] = {
     ]
 }
 
-# Which peer row each tricorn row is compared with: (Hypercorn, Uvicorn).
-COMPARE: dict[str, tuple[str, str]] = {
+# Which peer rows each tricorn row is compared with: Hypercorn on the same loop, Uvicorn-h11
+# (issue 5's yardstick for every backend) and, for uvloop, Uvicorn at its fastest.
+COMPARE: dict[str, tuple[str, ...]] = {
     "tricorn-trio": ("hypercorn-trio", "uvicorn-h11-asyncio"),
     "tricorn-asyncio": ("hypercorn-asyncio", "uvicorn-h11-asyncio"),
-    "tricorn-uvloop": ("hypercorn-uvloop", "uvicorn-httptools-uvloop"),
+    "tricorn-uvloop": ("hypercorn-uvloop", "uvicorn-h11-asyncio", "uvicorn-httptools-uvloop"),
 }
 
 

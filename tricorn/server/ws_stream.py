@@ -35,7 +35,7 @@ from tricorn.protocols.websocket import (
 from tricorn.server.asgi_types import ASGI3App, Scope
 from tricorn.server.asgi_types import Message as ASGIMessage
 from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
-from tricorn.server.state import ServerState
+from tricorn.server.state import ServerState, WriteLock
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -96,7 +96,9 @@ class WSStream:
         self._pending_headers: Headers | None = None
         self._wakeup: anyio.Event | None = None
         self._output = anyio.Event()
-        self._write_lock = anyio.Lock()
+        # Uncontended, taking the lock does not yield: the write under it does when it must
+        # wait (on both backends), and a yield per message cost 15-40% of the echo rate.
+        self._write_lock = WriteLock()
         self._peer_closed = anyio.Event()
         self._pong = anyio.Event()
         self._compression = config.ws_compression
@@ -120,7 +122,8 @@ class WSStream:
         self._handle(protocol.receive_data(data))
         self._unacknowledged += len(data)
         self._maybe_acknowledge()
-        self._output.set()  # the _answer task writes pongs and the close reply
+        if protocol.pending_output_size or protocol.closed:
+            self._output.set()  # the _answer task writes pongs and the close reply
 
     def feed_disconnect(self) -> None:
         self._peer_gone(ABNORMAL_CLOSURE, "")
@@ -358,7 +361,11 @@ class WSStream:
         else:
             raise ASGIMessageError("websocket.send needs text or bytes")
         async with self._write_lock:
-            protocol.send_message(payload)
+            try:
+                protocol.send_message(payload)
+            except LocalProtocolError:
+                # Closed while we waited for the lock (the peer's close, a keepalive timeout).
+                raise ClientDisconnected(f"WebSocket {self.stream_id} is closed") from None
             await self._owner.ws_write(self.stream_id, protocol.data_to_send())
 
     async def _accept(self, message: ASGIMessage) -> None:
