@@ -33,7 +33,7 @@ from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
-from tricorn.server.state import ServerState
+from tricorn.server.state import TASK_NAME, ServerState
 from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
@@ -257,7 +257,7 @@ class HTTP11Connection:
         stream = WSStream(self, request, info, scope, self.state.app, self.state)
         self._upgrading = stream
         assert self._task_group is not None
-        self._task_group.start_soon(stream.run)
+        self._task_group.start_soon(stream.run, name=TASK_NAME)
 
     def _disconnect(self) -> None:
         if self._current is not None:
@@ -284,7 +284,7 @@ class HTTP11Connection:
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
         self._current = stream
         assert self._task_group is not None
-        self._task_group.start_soon(stream.run)
+        self._task_group.start_soon(stream.run, name=TASK_NAME)
 
     def _wake_reader(self) -> None:
         if self._resume is not None:

@@ -34,7 +34,7 @@ from tricorn.protocols.events import (
 from tricorn.protocols.http2 import HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.http_stream import HTTPStream, build_scope
-from tricorn.server.state import ServerState
+from tricorn.server.state import TASK_NAME, ServerState
 from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
@@ -245,7 +245,7 @@ class HTTP2Connection:
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
         self._streams[request.stream_id] = stream
         assert self._task_group is not None
-        self._task_group.start_soon(stream.run)
+        self._task_group.start_soon(stream.run, name=TASK_NAME)
 
     def _start_websocket(self, request: Request) -> None:
         try:
@@ -272,7 +272,7 @@ class HTTP2Connection:
         )
         self._streams[request.stream_id] = stream
         assert self._task_group is not None
-        self._task_group.start_soon(stream.run)
+        self._task_group.start_soon(stream.run, name=TASK_NAME)
 
     # --- writing --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from tricorn.server.listeners import (
     peer_addresses,
     to_listener,
 )
-from tricorn.server.state import ServerState
+from tricorn.server.state import TASK_NAME, ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
 error_log = logging.getLogger("tricorn.error")
@@ -153,7 +153,7 @@ async def _accept_loop(
             continue
         except anyio.ClosedResourceError:
             return
-        group.start_soon(_handle_connection, transport, state, tls)
+        group.start_soon(_handle_connection, transport, state, tls, name=TASK_NAME)
 
 
 async def _handle_connection(

@@ -16,6 +16,10 @@ from tricorn.protocols.events import Headers
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App
 
+#: The name given to per-connection and per-request tasks: anyio otherwise derives one from
+#: the function for every task it spawns, a measurable cost per request (about 2% on h2c).
+TASK_NAME = "tricorn"
+
 
 class Closable(Protocol):
     def begin_shutdown(self) -> None:

@@ -35,7 +35,7 @@ from tricorn.protocols.websocket import (
 from tricorn.server.asgi_types import ASGI3App, Scope
 from tricorn.server.asgi_types import Message as ASGIMessage
 from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
-from tricorn.server.state import ServerState, WriteLock
+from tricorn.server.state import TASK_NAME, ServerState, WriteLock
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -212,8 +212,8 @@ class WSStream:
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._keepalive, group.cancel_scope)
-                group.start_soon(self._answer)
+                group.start_soon(self._keepalive, group.cancel_scope, name=TASK_NAME)
+                group.start_soon(self._answer, name=TASK_NAME)
                 await self._run_app()
                 group.cancel_scope.cancel()
         finally:
