@@ -212,14 +212,11 @@ def _early_chunk_size_check(line: bytes) -> None:
         raise _PeerError(400, "chunk-size line too long")
 
 
-class HTTP11Protocol:
-    """One HTTP/1.1 server connection, without I/O.
+class HTTP11Base:
+    """The limits, connection state and output both HTTP/1.1 protocols keep alike.
 
-    Feed bytes with :meth:`receive_data`; it returns events. Answer each request with
-    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``) and write
-    :meth:`data_to_send`. After a complete request the protocol is :attr:`paused` until the
-    response to it has ended; then :meth:`next_events` parses requests already buffered
-    (pipelining). When :attr:`should_close` is true, write what is left and close.
+    ``HTTP11Protocol`` (our parser) and ``H11Protocol`` (on h11) differ in how they parse
+    requests and frame responses; what is here reads their shared state the same way.
     """
 
     __slots__ = (
@@ -232,7 +229,6 @@ class HTTP11Protocol:
         "_connect",
         "_errored",
         "_expect_continue",
-        "_framing",
         "_head_request",
         "_http10",
         "_keep_alive",
@@ -256,11 +252,11 @@ class HTTP11Protocol:
     def __init__(
         self,
         *,
-        max_request_line_size: int = 8192,
-        max_head_size: int = 16384,
-        max_headers: int = 100,
-        max_request_body_size: int = 0,
-        h2c_preface: bool = True,
+        max_request_line_size: int,
+        max_head_size: int,
+        max_headers: int,
+        max_request_body_size: int,
+        h2c_preface: bool,
     ) -> None:
         self._max_line = max_request_line_size
         self._max_head = max_head_size
@@ -284,23 +280,11 @@ class HTTP11Protocol:
         self._trailer_size = 0
         self._trailer_lines = 0
         self._response_state = _R_DONE
-        self._framing = _F_NONE
         self._response_remaining = 0
         self._out: list[bytes] = []
         self._close_requested = False
         self._close_reported = False
         self._errored = False
-
-    # --- state --------------------------------------------------------------------------
-
-    @property
-    def paused(self) -> bool:
-        """True while a complete request (or an undecided upgrade) waits for the server.
-
-        Bytes received meanwhile are buffered, not parsed; the server should stop reading
-        once :attr:`buffered_size` is large.
-        """
-        return self._state in (_DONE, _UPGRADE)
 
     @property
     def buffered_size(self) -> int:
@@ -318,6 +302,106 @@ class HTTP11Protocol:
         return self._keep_alive and self._state < _CLOSED
 
     @property
+    def stream_id(self) -> int:
+        """The stream id of the latest request (0 before the first)."""
+        return self._stream_id
+
+    def _receive_eof(self) -> list[Event]:
+        if self._close_reported or self._state == _SWITCHED:
+            return []
+        self._close_reported = True
+        self._keep_alive = False
+        if self._state == _HEAD:
+            self._enter_closed()
+        return [ConnectionClosed()]
+
+    @staticmethod
+    def _choose_upgrade(upgrade: bytes, http2_settings: int) -> bytes:
+        for protocol in _comma_tokens(upgrade):
+            if protocol == b"websocket" or (protocol == b"h2c" and http2_settings == 1):
+                return protocol
+        return b""
+
+    def _enter_closed(self) -> None:
+        self._state = _CLOSED
+        self._keep_alive = False
+        self._buffer = b""
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the socket now (possibly ``b""``)."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _misuse(self, event: Event) -> None:
+        name = type(event).__name__
+        stream_id = getattr(event, "stream_id", None)
+        if stream_id is None or name not in _SENDABLE:
+            raise LocalProtocolError(f"cannot send {name}: not an HTTP/1.1 response event")
+        if self._errored and stream_id == self._stream_id:
+            return  # the peer broke the request; its error response was already sent
+        prefix = f"stream {stream_id}: cannot send {name}"
+        if self._state == _SWITCHED:
+            raise LocalProtocolError(f"{prefix}: the connection switched protocols")
+        if stream_id != self._stream_id or self._state == _UPGRADE:
+            if stream_id == self._stream_id:
+                reason = "the upgrade is undecided (call decline_upgrade first)"
+            else:
+                reason = f"the current request is stream {self._stream_id}"
+            raise LocalProtocolError(f"{prefix}: {reason}")
+        if self._response_state == _R_DONE:
+            closing = " and the connection must close" if self._state == _CLOSED else ""
+            raise LocalProtocolError(f"{prefix}: the response has ended{closing}")
+        if self._response_state == _R_NONE:
+            raise LocalProtocolError(f"{prefix} before the Response")
+        raise LocalProtocolError(f"{prefix}: the Response was already sent")
+
+
+class HTTP11Protocol(HTTP11Base):
+    """One HTTP/1.1 server connection, without I/O.
+
+    Feed bytes with :meth:`receive_data`; it returns events. Answer each request with
+    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``) and write
+    :meth:`data_to_send`. After a complete request the protocol is :attr:`paused` until the
+    response to it has ended; then :meth:`next_events` parses requests already buffered
+    (pipelining). When :attr:`should_close` is true, write what is left and close.
+    """
+
+    __slots__ = ("_framing",)
+
+    def __init__(
+        self,
+        *,
+        max_request_line_size: int = 8192,
+        max_head_size: int = 16384,
+        max_headers: int = 100,
+        max_request_body_size: int = 0,
+        h2c_preface: bool = True,
+    ) -> None:
+        super().__init__(
+            max_request_line_size=max_request_line_size,
+            max_head_size=max_head_size,
+            max_headers=max_headers,
+            max_request_body_size=max_request_body_size,
+            h2c_preface=h2c_preface,
+        )
+        self._framing = _F_NONE
+
+    # --- state --------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """True while a complete request (or an undecided upgrade) waits for the server.
+
+        Bytes received meanwhile are buffered, not parsed; the server should stop reading
+        once :attr:`buffered_size` is large.
+        """
+        return self._state in (_DONE, _UPGRADE)
+
+    @property
     def should_close(self) -> bool:
         """True when the server must write what :meth:`data_to_send` holds and then close.
 
@@ -325,11 +409,6 @@ class HTTP11Protocol:
         :meth:`request_timeout`, or when the peer closed an idle connection.
         """
         return self._state == _CLOSED
-
-    @property
-    def stream_id(self) -> int:
-        """The stream id of the latest request (0 before the first)."""
-        return self._stream_id
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -362,15 +441,6 @@ class HTTP11Protocol:
         if self._state == _HEAD and self._buffer:
             return self._process()
         return []
-
-    def _receive_eof(self) -> list[Event]:
-        if self._close_reported or self._state == _SWITCHED:
-            return []
-        self._close_reported = True
-        self._keep_alive = False
-        if self._state == _HEAD:
-            self._enter_closed()
-        return [ConnectionClosed()]
 
     def _process(self) -> list[Event]:
         events: list[Event] = []
@@ -601,13 +671,6 @@ class HTTP11Protocol:
             self._state = _DONE
             events.append(EndBody(stream_id))
 
-    @staticmethod
-    def _choose_upgrade(upgrade: bytes, http2_settings: int) -> bytes:
-        for protocol in _comma_tokens(upgrade):
-            if protocol == b"websocket" or (protocol == b"h2c" and http2_settings == 1):
-                return protocol
-        return b""
-
     def _read_chunked(self, buffer: bytes, position: int, events: list[Event]) -> int:
         """Advance the chunked-body reader by one step; return the new position."""
         state = self._state
@@ -694,11 +757,6 @@ class HTTP11Protocol:
             self._close_reported = True
             events.append(ConnectionClosed(reason=error.message))
 
-    def _enter_closed(self) -> None:
-        self._state = _CLOSED
-        self._keep_alive = False
-        self._buffer = b""
-
     # --- control from the server ----------------------------------------------------------
 
     def continue_request(self, stream_id: int) -> None:
@@ -783,15 +841,6 @@ class HTTP11Protocol:
 
     # --- sending --------------------------------------------------------------------------
 
-    def data_to_send(self) -> bytes:
-        """Bytes to write to the socket now (possibly ``b""``)."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
-
     def send(self, event: Event) -> None:
         """Queue a response event for the current request.
 
@@ -821,29 +870,6 @@ class HTTP11Protocol:
             self._send_informational(event)
             return
         self._misuse(event)
-
-    def _misuse(self, event: Event) -> None:
-        name = type(event).__name__
-        stream_id = getattr(event, "stream_id", None)
-        if stream_id is None or name not in _SENDABLE:
-            raise LocalProtocolError(f"cannot send {name}: not an HTTP/1.1 response event")
-        if self._errored and stream_id == self._stream_id:
-            return  # the peer broke the request; its error response was already sent
-        prefix = f"stream {stream_id}: cannot send {name}"
-        if self._state == _SWITCHED:
-            raise LocalProtocolError(f"{prefix}: the connection switched protocols")
-        if stream_id != self._stream_id or self._state == _UPGRADE:
-            if stream_id == self._stream_id:
-                reason = "the upgrade is undecided (call decline_upgrade first)"
-            else:
-                reason = f"the current request is stream {self._stream_id}"
-            raise LocalProtocolError(f"{prefix}: {reason}")
-        if self._response_state == _R_DONE:
-            closing = " and the connection must close" if self._state == _CLOSED else ""
-            raise LocalProtocolError(f"{prefix}: the response has ended{closing}")
-        if self._response_state == _R_NONE:
-            raise LocalProtocolError(f"{prefix} before the Response")
-        raise LocalProtocolError(f"{prefix}: the Response was already sent")
 
     def _send_informational(self, event: InformationalResponse) -> None:
         status = event.status

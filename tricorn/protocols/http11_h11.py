@@ -50,12 +50,12 @@ from tricorn.protocols.http11 import (
     _R_DONE,
     _R_NONE,
     _REQUEST_LINE_RE,
-    _SENDABLE,
     _SWITCHED,
     _TOKEN_RE,
     _TRAILERS,
     _UPGRADE,
     H2C_PREFACE,
+    HTTP11Base,
     _check_authority_form,
     _comma_tokens,
     _PeerError,
@@ -128,7 +128,7 @@ def _checked_headers(headers: Headers, stream_id: int) -> Headers:
     return checked
 
 
-class H11Protocol:
+class H11Protocol(HTTP11Base):
     """One HTTP/1.1 server connection on h11, without I/O; a drop-in for ``HTTP11Protocol``.
 
     Feed bytes with :meth:`receive_data`; it returns events. Answer each request with
@@ -142,37 +142,7 @@ class H11Protocol:
     title-cased.
     """
 
-    __slots__ = (
-        "_body_limit",
-        "_body_received",
-        "_buffer",
-        "_check_preface",
-        "_close_reported",
-        "_close_requested",
-        "_connect",
-        "_connection",
-        "_errored",
-        "_expect_continue",
-        "_head_request",
-        "_http10",
-        "_keep_alive",
-        "_line_checked",
-        "_max_head",
-        "_max_headers",
-        "_max_line",
-        "_no_body",
-        "_out",
-        "_remaining",
-        "_request",
-        "_response_remaining",
-        "_response_state",
-        "_scanned",
-        "_state",
-        "_stream_id",
-        "_trailer_lines",
-        "_trailer_size",
-        "_upgrade",
-    )
+    __slots__ = ("_connection", "_no_body")
 
     def __init__(
         self,
@@ -183,38 +153,19 @@ class H11Protocol:
         max_request_body_size: int = 0,
         h2c_preface: bool = True,
     ) -> None:
-        self._max_line = max_request_line_size
-        self._max_head = max_head_size
-        self._max_headers = max_headers
-        self._body_limit = max_request_body_size
-        self._check_preface = h2c_preface
+        super().__init__(
+            max_request_line_size=max_request_line_size,
+            max_head_size=max_head_size,
+            max_headers=max_headers,
+            max_request_body_size=max_request_body_size,
+            h2c_preface=h2c_preface,
+        )
         # h11 only ever holds one checked head or trailer section: its own limit never trips.
         self._connection = h11.Connection(
             h11.SERVER, max_incomplete_event_size=max(max_head_size, 16384) + 4
         )
-        self._buffer = b""  # received, not yet given to h11
-        self._scanned = 0  # bytes of a partial head already searched for its end
-        self._line_checked = False
-        self._state = _HEAD
-        self._stream_id = 0
-        self._request: Request | None = None
-        self._upgrade = b""
-        self._http10 = False
-        self._head_request = False
-        self._connect = False
-        self._keep_alive = True
-        self._expect_continue = False
-        self._remaining = 0
-        self._body_received = 0
-        self._trailer_size = 0
-        self._trailer_lines = 0
-        self._response_state = _R_DONE
         self._no_body = False
         self._response_remaining = -1  # content-length bytes still to send; -1: no length
-        self._out: list[bytes] = []
-        self._close_requested = False
-        self._close_reported = False
-        self._errored = False
 
     # --- state --------------------------------------------------------------------------
 
@@ -224,29 +175,9 @@ class H11Protocol:
         return self._state in (_DONE, _UPGRADE)
 
     @property
-    def buffered_size(self) -> int:
-        """Bytes received and not parsed yet (pipelined requests while paused)."""
-        return len(self._buffer)
-
-    @property
-    def has_partial_head(self) -> bool:
-        """True when part of a request head is buffered (the head-read timeout applies)."""
-        return self._state == _HEAD and bool(self._buffer)
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection stays open after the current response (so far)."""
-        return self._keep_alive and self._state < _CLOSED
-
-    @property
     def should_close(self) -> bool:
         """True when the server must write what :meth:`data_to_send` holds and then close."""
         return self._state == _CLOSED
-
-    @property
-    def stream_id(self) -> int:
-        """The stream id of the latest request (0 before the first)."""
-        return self._stream_id
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -272,16 +203,6 @@ class H11Protocol:
         if self._state == _HEAD and self._buffer:
             return self._process()
         return []
-
-    def _receive_eof(self) -> list[Event]:
-        # h11 is not told: it would call an unfinished body an error, we report the close.
-        if self._close_reported or self._state == _SWITCHED:
-            return []
-        self._close_reported = True
-        self._keep_alive = False
-        if self._state == _HEAD:
-            self._enter_closed()
-        return [ConnectionClosed()]
 
     def _process(self) -> list[Event]:
         events: list[Event] = []
@@ -539,13 +460,6 @@ class H11Protocol:
             raise _PeerError(501, f"unsupported Transfer-Encoding {unknown[0][:40]!r}")
         raise _PeerError(400, "chunked applied more than once")
 
-    @staticmethod
-    def _choose_upgrade(upgrade: bytes, http2_settings: int) -> bytes:
-        for protocol in _comma_tokens(upgrade):
-            if protocol == b"websocket" or (protocol == b"h2c" and http2_settings == 1):
-                return protocol
-        return b""
-
     # --- request bodies -------------------------------------------------------------------
 
     def _read_length_body(self, events: list[Event]) -> None:
@@ -679,11 +593,6 @@ class H11Protocol:
             out.append(connection.send(h11.EndOfMessage()))
             self._out += out
 
-    def _enter_closed(self) -> None:
-        self._state = _CLOSED
-        self._keep_alive = False
-        self._buffer = b""
-
     # --- control from the server ----------------------------------------------------------
 
     def continue_request(self, stream_id: int) -> None:
@@ -762,15 +671,6 @@ class H11Protocol:
 
     # --- sending --------------------------------------------------------------------------
 
-    def data_to_send(self) -> bytes:
-        """Bytes to write to the socket now (possibly ``b""``)."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
-
     def send(self, event: Event) -> None:
         """Queue a response event for the current request.
 
@@ -799,29 +699,6 @@ class H11Protocol:
             self._send_informational(event)
             return
         self._misuse(event)
-
-    def _misuse(self, event: Event) -> None:
-        name = type(event).__name__
-        stream_id = getattr(event, "stream_id", None)
-        if stream_id is None or name not in _SENDABLE:
-            raise LocalProtocolError(f"cannot send {name}: not an HTTP/1.1 response event")
-        if self._errored and stream_id == self._stream_id:
-            return  # the peer broke the request; its error response was already sent
-        prefix = f"stream {stream_id}: cannot send {name}"
-        if self._state == _SWITCHED:
-            raise LocalProtocolError(f"{prefix}: the connection switched protocols")
-        if stream_id != self._stream_id or self._state == _UPGRADE:
-            if stream_id == self._stream_id:
-                reason = "the upgrade is undecided (call decline_upgrade first)"
-            else:
-                reason = f"the current request is stream {self._stream_id}"
-            raise LocalProtocolError(f"{prefix}: {reason}")
-        if self._response_state == _R_DONE:
-            closing = " and the connection must close" if self._state == _CLOSED else ""
-            raise LocalProtocolError(f"{prefix}: the response has ended{closing}")
-        if self._response_state == _R_NONE:
-            raise LocalProtocolError(f"{prefix} before the Response")
-        raise LocalProtocolError(f"{prefix}: the Response was already sent")
 
     def _send_informational(self, event: InformationalResponse) -> None:
         status = event.status
