@@ -417,3 +417,63 @@ async def test_several_binds_and_ipv6() -> None:
         async with httpx.AsyncClient() as client:
             for address in server.addresses:
                 assert (await client.get(address.url())).status_code == 200
+
+
+class _PausesAfterSend(anyio.abc.ByteStream):
+    """A real socket stream whose ``send`` lingers after the bytes are out, as trio's does
+    (a checkpoint after every send), long enough for the client to act on them."""
+
+    def __init__(self, inner: anyio.abc.SocketStream) -> None:
+        self.inner = inner
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self.inner.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        await self.inner.send(item)
+        await anyio.sleep(0.05)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_next_request_arriving_while_the_last_write_lingers_is_not_lost() -> None:
+    """Regression: the client gets a response, sends its next request with a body, and the
+    reader starts it before the previous response's write has returned. Finishing the old
+    response must not drop the new stream (its body went nowhere and the upload hung)."""
+    from tricorn import Config
+    from tricorn.server.http11_connection import HTTP11Connection
+    from tricorn.server.state import ServerState
+
+    state = ServerState(Config(access_log=False), apps.echo, {})
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def serve_one(task_status: anyio.abc.TaskStatus[None]) -> None:
+            async def handle(stream: anyio.abc.SocketStream) -> None:
+                connection = HTTP11Connection(
+                    state, _PausesAfterSend(stream), client=None, server=None
+                )
+                await connection.run()
+
+            task_status.started()
+            await listener.serve(handle)
+
+        async with anyio.create_task_group() as group:
+            await group.start(serve_one)
+            client = await anyio.connect_tcp("127.0.0.1", port)
+            with anyio.fail_after(5):
+                for body in (b"first body", b"second body", b"third body"):
+                    await client.send(
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+                    )
+                    await anyio.sleep(0.1)  # the head alone first; the body after the write returns
+                    await client.send(body)
+                    response = await read_response(client)
+                    assert response.startswith(b"HTTP/1.1 200 ")
+                    assert response.endswith(body)
+            await client.aclose()
+            group.cancel_scope.cancel()

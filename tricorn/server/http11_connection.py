@@ -329,7 +329,7 @@ class HTTP11Connection:
             protocol.send(EndBody(stream_id))
         await self._write(protocol.data_to_send())
         if end:
-            await self._response_finished()
+            await self._response_finished(stream_id)
 
     async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
         protocol = self.protocol
@@ -339,7 +339,7 @@ class HTTP11Connection:
             protocol.send(EndBody(stream_id))
         await self._write(protocol.data_to_send())
         if end:
-            await self._response_finished()
+            await self._response_finished(stream_id)
 
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         self.protocol.send(InformationalResponse(stream_id, status, headers))
@@ -399,8 +399,13 @@ class HTTP11Connection:
             self._current = None
             self._stop_reading()
 
-    async def _response_finished(self) -> None:
-        self._current = None
+    async def _response_finished(self, stream_id: int) -> None:
+        current = self._current
+        if current is not None and current.stream_id == stream_id:
+            self._current = None
+        # Else the next request has already started: our last write yielded (trio's send
+        # always does; asyncio's when it waited for the socket), the client got the response
+        # and sent its next request meanwhile, and the reader took it. It is not ours to end.
         self._served_requests += 1
         self._idle_since = anyio.current_time()
         if self.protocol.should_close or self.state.shutting_down:
@@ -416,6 +421,10 @@ class HTTP11Connection:
     # --- shutdown -----------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
+        websocket = self._websocket or self._upgrading
+        if websocket is not None:
+            websocket.begin_shutdown()  # keep reading: the peer's close frame is to come
+            return
         if self._current is None and not self.protocol.has_partial_head:
             self._stop_reading()
         else:
