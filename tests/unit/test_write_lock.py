@@ -11,9 +11,9 @@ from tricorn.server.state import WriteLock
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("yield_first", [False, True])
-async def test_writers_take_turns_in_arrival_order(yield_first: bool) -> None:
-    lock = WriteLock(yield_first=yield_first)
+@pytest.mark.parametrize("yield_after_acquire", [False, True])
+async def test_writers_take_turns_in_arrival_order(yield_after_acquire: bool) -> None:
+    lock = WriteLock(yield_after_acquire=yield_after_acquire)
     order: list[str] = []
     inside = 0
 
@@ -101,3 +101,26 @@ async def test_a_waiter_cancelled_as_it_is_handed_the_lock_does_not_strand_it() 
     assert order[-1] == "second"
     assert order in (["second"], ["first", "second"])
     assert not lock.locked
+
+
+@pytest.mark.parametrize("yield_after_acquire", [False, True])
+async def test_the_lock_goes_in_the_order_it_was_asked_for(yield_after_acquire: bool) -> None:
+    """Writers take their bytes from the protocol just before asking for the lock: if a later
+    asker could overtake an earlier one (trio runs a batch of ready tasks in random order),
+    bytes would go out of order on the wire."""
+    lock = WriteLock(yield_after_acquire=yield_after_acquire)
+    asked: list[int] = []
+    got: list[int] = []
+
+    async def writer(index: int) -> None:
+        await anyio.lowlevel.checkpoint()  # all become ready in one batch
+        asked.append(index)
+        async with lock:
+            got.append(index)
+            await anyio.lowlevel.checkpoint()
+
+    for _ in range(50):
+        async with anyio.create_task_group() as group:
+            for index in range(6):
+                group.start_soon(writer, index)
+    assert got == asked

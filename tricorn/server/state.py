@@ -63,7 +63,7 @@ class ServerState:
         pays for itself (about 10% more requests/s with it: the reader gets to run before
         the write), so it stays.
         """
-        return WriteLock(yield_first=sniffio.current_async_library() == "trio")
+        return WriteLock(yield_after_acquire=sniffio.current_async_library() == "trio")
 
     def add(self, connection: Closable) -> None:
         self.connections.add(connection)
@@ -89,27 +89,29 @@ class WriteLock:
     """A FIFO lock for the one-writer-at-a-time sections around socket writes.
 
     Cheaper than ``anyio.Lock`` where it matters for us: an uncontended acquire is a flag,
-    with no task lookup and (unless ``yield_first``) no trip through the event loop; a
+    with no task lookup and (unless ``yield_after_acquire``) no trip through the event loop; a
     contended one waits on an ``anyio.Event`` and is handed the lock in arrival order. It
     is not reentrant and does not know its owner: only ``async with`` uses it.
     """
 
-    __slots__ = ("_locked", "_waiters", "_yield_first")
+    __slots__ = ("_locked", "_waiters", "_yield_after_acquire")
 
-    def __init__(self, *, yield_first: bool = False) -> None:
+    def __init__(self, *, yield_after_acquire: bool = False) -> None:
         self._locked = False
         self._waiters: deque[anyio.Event] = deque()
-        self._yield_first = yield_first
+        self._yield_after_acquire = yield_after_acquire
 
     @property
     def locked(self) -> bool:
         return self._locked
 
     async def __aenter__(self) -> None:
-        if self._yield_first:
-            await anyio.lowlevel.checkpoint()
         if not self._locked and not self._waiters:
+            # Taken before any yield: writers get the lock in the order they asked for it,
+            # which is the order they took their bytes from the protocol.
             self._locked = True
+            if self._yield_after_acquire:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             return
         handed_over = anyio.Event()
         self._waiters.append(handed_over)
