@@ -32,7 +32,7 @@ import websockets.asyncio.client
 import websockets.trio.client
 from anyio.abc import SocketAttribute, SocketStream
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection as WSFrameConnection
 from wsproto.events import (
@@ -50,6 +50,7 @@ from wsproto.events import (
 
 from tests.helpers import RunningServer, open_raw, serving
 from tests.integration import ws_apps
+from tests.integration.h2_client import H2Client
 from tests.integration.ws_apps import Probe
 
 pytestmark = pytest.mark.anyio
@@ -764,3 +765,68 @@ async def test_rfc8441_ping_while_the_stream_window_is_closed() -> None:
         await client.ws_send(CloseConnection(1000))
         closing = await client.ws_event()
         assert isinstance(closing, CloseConnection)
+
+
+# --- server shutdown -------------------------------------------------------------------------
+
+
+async def test_shutdown_closes_an_open_websocket_with_1001() -> None:
+    """Graceful shutdown does not wait out graceful_timeout for an idle WebSocket: the
+    server closes it with 1001 (Going Away), the app is told, and the server stops."""
+    probe = Probe()
+    begin = anyio.current_time()
+    async with (
+        serving(ws_apps.recording(probe), graceful_timeout=30) as server,
+        ws_connect(ws_url(server)) as client,
+    ):
+        server.shutdown.set()
+        with anyio.fail_after(5):
+            await probe.done.wait()
+        with anyio.fail_after(5), pytest.raises(ConnectionClosedOK):
+            await client.recv()
+        assert client.close_code == 1001
+        assert client.close_reason == "server shutting down"
+    assert anyio.current_time() - begin < 10  # not the 30 s graceful timeout
+    assert probe.messages[-1] == {
+        "type": "websocket.disconnect",
+        "code": 1001,
+        "reason": "server shutting down",
+    }
+
+
+async def test_shutdown_closes_a_websocket_over_http2_with_1001() -> None:
+    """The same over RFC 8441: GOAWAY, then the close frame on the still-open stream (the
+    raw frame client reads on after GOAWAY, which h2's client state machine will not)."""
+    probe = Probe()
+    begin = anyio.current_time()
+    async with (
+        serving(ws_apps.recording(probe), graceful_timeout=30) as server,
+        await open_raw(server) as stream,
+    ):
+        client = H2Client(stream)
+        await client.start()
+        ws = await client.request(
+            "CONNECT",
+            "/",
+            [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13")],
+            end_stream=False,
+            authority=f"127.0.0.1:{server.port}",
+        )
+        head = await client.wait_for(lambda f: f.kind == "HEADERS" and f.stream_id == ws)
+        assert head.header(b":status") == b"200"
+        server.shutdown.set()
+        frames = WSFrameConnection(ConnectionType.CLIENT)
+        close: CloseConnection | None = None
+        with anyio.fail_after(5):
+            while close is None:
+                frame = await client.wait_for(lambda f: f.kind == "DATA" and f.stream_id == ws)
+                frames.receive_data(frame.data)
+                close = next((e for e in frames.events() if isinstance(e, CloseConnection)), None)
+        assert close.code == 1001
+        assert any(f.kind == "GOAWAY" for f in client.frames)
+        await client.send_data(ws, frames.send(close.response()))
+        await client.response(ws)  # the server ends the stream
+        with anyio.fail_after(5):
+            await probe.done.wait()
+    assert anyio.current_time() - begin < 10
+    assert probe.messages[-1]["code"] == 1001

@@ -463,5 +463,8 @@ class HTTP2Connection:
     def begin_shutdown(self) -> None:
         self.protocol.goaway(graceful=True)
         self._wake_writer()
+        for stream in self._streams.values():
+            if isinstance(stream, WSStream):
+                stream.begin_shutdown()
         if not self._streams:
             self._stop_reading()

@@ -39,6 +39,7 @@ from tricorn.server.state import TASK_NAME, ServerState, WriteLock
 
 error_log = logging.getLogger("tricorn.error")
 
+GOING_AWAY = 1001
 ABNORMAL_CLOSURE = 1006
 INTERNAL_ERROR = 1011
 
@@ -86,6 +87,7 @@ class WSStream:
         self._response_started = False
         self._closed_by_app = False
         self._finished = False
+        self._shutting_down = False
         self._close_code: int | None = None
         self._close_reason = ""
         self._messages: deque[str | bytes] = deque()
@@ -127,6 +129,24 @@ class WSStream:
 
     def feed_disconnect(self) -> None:
         self._peer_gone(ABNORMAL_CLOSURE, "")
+
+    def begin_shutdown(self) -> None:
+        """The server is shutting down: close an open WebSocket with 1001 (Going Away).
+
+        The app's ``receive`` returns ``websocket.disconnect`` with code 1001 and its sends
+        raise ``ClientDisconnected``; the close frame goes out through the ``_answer`` task
+        and the stream ends when the peer answers it (or ``ws_close_timeout`` after the app
+        returns). A handshake the app has not answered yet is closed right after its accept.
+        """
+        self._shutting_down = True
+        protocol = self.protocol
+        if protocol is None or self._close_code is not None or self._closed_by_app:
+            return
+        protocol.close(GOING_AWAY, "server shutting down")
+        self._close_code = GOING_AWAY
+        self._close_reason = "server shutting down"
+        self._output.set()
+        self._wake()
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -386,6 +406,8 @@ class WSStream:
         )
         self._accepted = True
         await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
+        if self._shutting_down:
+            self.begin_shutdown()
 
     async def _denial_start(self, message: ASGIMessage) -> None:
         if self._accepted or self._response_started:
