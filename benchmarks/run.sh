@@ -26,6 +26,6 @@ fi
 "$VENV/bin/python" -m pip install --quiet \
     'hypercorn[trio,uvloop]' 'uvicorn[standard]' granian daphne \
     trustme wsproto h2
-"$VENV/bin/python" -m pip install --quiet -e '.[uvloop]'
+"$VENV/bin/python" -m pip install --quiet -e '.[uvloop,speedups]'
 
 exec "$VENV/bin/python" benchmarks/run.py "$@"

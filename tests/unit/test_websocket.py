@@ -755,3 +755,43 @@ def test_a_compression_bomb_is_refused_without_inflating_it() -> None:
         tracemalloc.stop()
     assert_failed(ws, events, 1009)
     assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+# --- unmasking with websockets' C function -------------------------------------------------
+
+
+def test_the_c_masker_is_in_use_and_unmasks_like_wsproto_across_any_chunking() -> None:
+    """A masked frame split at every offset mod 4 (and in odd pieces) unmasks to the same
+    bytes with ``_CMasker`` as with wsproto's own masker: the key turns between chunks."""
+    import random
+
+    from wsproto.frame_protocol import XorMaskerSimple
+
+    from tricorn.protocols import websocket
+
+    assert websocket._c_apply_mask is not None  # the test environment has websockets
+    rng = random.Random(7)
+    for _ in range(200):
+        key = rng.randbytes(4)
+        data = rng.randbytes(rng.randrange(0, 3000))
+        ours, theirs = websocket._CMasker(key), XorMaskerSimple(key)
+        got, want = bytearray(), bytearray()
+        offset = 0
+        while offset < len(data):
+            size = rng.randrange(1, 50)
+            piece = bytearray(data[offset : offset + size])
+            got += ours.process(piece)
+            want += theirs.process(bytearray(piece))
+            offset += size
+        assert got == want
+
+
+def test_a_large_binary_message_in_odd_pieces_arrives_whole() -> None:
+    client = Connection(ConnectionType.CLIENT)
+    payload = bytes(range(256)) * 300  # 76,800 bytes in one masked frame
+    wire = client.send(BytesMessage(payload))
+    protocol = WebSocketProtocol()
+    events: list[Event] = []
+    for start in range(0, len(wire), 1001):
+        events += protocol.receive_data(wire[start : start + 1001])
+    assert events == [Message(payload)]
