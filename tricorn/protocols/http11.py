@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import TypedDict, Unpack
 
 from tricorn.errors import LocalProtocolError
 from tricorn.protocols.events import (
@@ -212,6 +213,16 @@ def _early_chunk_size_check(line: bytes) -> None:
         raise _PeerError(400, "chunk-size line too long")
 
 
+class HTTP11Limits(TypedDict, total=False):
+    """The keyword arguments of both HTTP/1.1 protocols (defaults in ``HTTP11Base``)."""
+
+    max_request_line_size: int
+    max_head_size: int
+    max_headers: int
+    max_request_body_size: int
+    h2c_preface: bool
+
+
 class HTTP11Base:
     """The limits, connection state and output both HTTP/1.1 protocols keep alike.
 
@@ -252,11 +263,11 @@ class HTTP11Base:
     def __init__(
         self,
         *,
-        max_request_line_size: int,
-        max_head_size: int,
-        max_headers: int,
-        max_request_body_size: int,
-        h2c_preface: bool,
+        max_request_line_size: int = 8192,
+        max_head_size: int = 16384,
+        max_headers: int = 100,
+        max_request_body_size: int = 0,
+        h2c_preface: bool = True,
     ) -> None:
         self._max_line = max_request_line_size
         self._max_head = max_head_size
@@ -372,22 +383,8 @@ class HTTP11Protocol(HTTP11Base):
 
     __slots__ = ("_framing",)
 
-    def __init__(
-        self,
-        *,
-        max_request_line_size: int = 8192,
-        max_head_size: int = 16384,
-        max_headers: int = 100,
-        max_request_body_size: int = 0,
-        h2c_preface: bool = True,
-    ) -> None:
-        super().__init__(
-            max_request_line_size=max_request_line_size,
-            max_head_size=max_head_size,
-            max_headers=max_headers,
-            max_request_body_size=max_request_body_size,
-            h2c_preface=h2c_preface,
-        )
+    def __init__(self, **limits: Unpack[HTTP11Limits]) -> None:
+        super().__init__(**limits)
         self._framing = _F_NONE
 
     # --- state --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from http import HTTPStatus
+from typing import Unpack
 
 import h11
 
@@ -56,6 +57,7 @@ from tricorn.protocols.http11 import (
     _UPGRADE,
     H2C_PREFACE,
     HTTP11Base,
+    HTTP11Limits,
     _check_authority_form,
     _comma_tokens,
     _PeerError,
@@ -144,25 +146,11 @@ class H11Protocol(HTTP11Base):
 
     __slots__ = ("_connection", "_no_body")
 
-    def __init__(
-        self,
-        *,
-        max_request_line_size: int = 8192,
-        max_head_size: int = 16384,
-        max_headers: int = 100,
-        max_request_body_size: int = 0,
-        h2c_preface: bool = True,
-    ) -> None:
-        super().__init__(
-            max_request_line_size=max_request_line_size,
-            max_head_size=max_head_size,
-            max_headers=max_headers,
-            max_request_body_size=max_request_body_size,
-            h2c_preface=h2c_preface,
-        )
+    def __init__(self, **limits: Unpack[HTTP11Limits]) -> None:
+        super().__init__(**limits)
         # h11 only ever holds one checked head or trailer section: its own limit never trips.
         self._connection = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=max(max_head_size, 16384) + 4
+            h11.SERVER, max_incomplete_event_size=max(self._max_head, 16384) + 4
         )
         self._no_body = False
         self._response_remaining = -1  # content-length bytes still to send; -1: no length
