@@ -200,3 +200,24 @@ async def test_a_receive_waiting_when_the_stream_closes_wakes_up() -> None:
                 await anyio.sleep(0.02)
                 await stream.aclose()
         assert outcome == [anyio.ClosedResourceError]
+
+
+async def test_a_peer_gone_before_the_takeover_is_seen_at_once() -> None:
+    """The client resets between accept and ``adopt``: anyio's protocol already got
+    connection_lost, ours never will, so ``adopt`` must carry it over."""
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = multi.listeners[0]
+    assert isinstance(listener, SocketListener)
+    port = listener.extra(SocketAttribute.local_port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted = await listener.accept()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.close()  # RST
+    await anyio.sleep(0.1)  # anyio's transport reads the reset and closes
+    stream = AsyncioSocketStream.adopt(accepted)
+    try:
+        with anyio.fail_after(2), pytest.raises((anyio.BrokenResourceError, anyio.EndOfStream)):
+            await stream.receive()
+    finally:
+        await stream.aclose()
+        await multi.aclose()

@@ -112,6 +112,9 @@ class AsyncioSocketStream(SocketStream):
         for chunk in getattr(old_protocol, "read_queue", ()):
             protocol.buffer += chunk
         protocol.eof = bool(getattr(old_protocol, "is_at_eof", False))
+        # A peer gone before the takeover was reported to anyio's protocol, never to ours.
+        protocol.error = getattr(old_protocol, "exception", None)
+        protocol.lost = transport.is_closing()
         transport.set_protocol(protocol)
         transport.resume_reading()
         return adopted
