@@ -22,10 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-# The Autobahn WebSocket testsuite (wstest, Python 2.7) comes from the team's tool beside
-# this repository; without it the Autobahn tests fail (they are never skipped).
-if [ ! -x .autobahn/bin/wstest ] && [ -f ../shared/tools/install-autobahn.sh ]; then
-    bash ../shared/tools/install-autobahn.sh .autobahn >/dev/null
-fi
+# The Autobahn WebSocket testsuite (wstest, Python 2.7) under .autobahn, from this clone's own
+# installer (the Autobahn tests fail without it; they are never skipped).
+bash scripts/install-autobahn.sh .autobahn >/dev/null
 
 exec .venv/bin/python -m pytest "$@"

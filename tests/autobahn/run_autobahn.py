@@ -21,7 +21,7 @@ all of it in those excluded cases (wstest itself, on Python 2.7, is much of the 
 default run takes about 2 minutes. Group 9 (limits and performance: up to 16 MiB messages)
 is cheap and runs.
 
-``wstest`` (Python 2.7) is installed by ``bash ../shared/tools/install-autobahn.sh .autobahn``;
+``wstest`` (Python 2.7) is installed by ``bash scripts/install-autobahn.sh``;
 this script looks for it at ``.autobahn/bin/wstest`` in the repository unless ``--wstest`` says
 otherwise. Reports land in ``.autobahn/reports/<backend>/`` (HTML per case, and index.json).
 """
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.access(wstest, os.X_OK):
         print(
             f"run_autobahn: wstest not found at {wstest}; install it with\n"
-            f"  bash /work/shared/tools/install-autobahn.sh {DEFAULT_WSTEST.parent.parent}",
+            f"  bash scripts/install-autobahn.sh {DEFAULT_WSTEST.parent.parent}",
             file=sys.stderr,
         )
         return 2

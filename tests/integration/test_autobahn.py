@@ -2,7 +2,7 @@
 
 Runs ``tests/autobahn/run_autobahn.py`` in a subprocess (which starts tricorn with the echo app
 and runs ``wstest -m fuzzingclient``); it fails if any case is FAILED or UNIMPLEMENTED. wstest
-must be installed at ``.autobahn/bin/wstest`` (``bash ../shared/tools/install-autobahn.sh
+must be installed at ``.autobahn/bin/wstest`` (``bash scripts/install-autobahn.sh
 .autobahn``); when it is missing the test fails and says so, it does not skip.
 """
 
@@ -27,7 +27,7 @@ TIMEOUT = 900
 def test_autobahn_fuzzingclient(backend: str) -> None:
     assert os.access(WSTEST, os.X_OK), (
         f"wstest is not installed at {WSTEST}: run "
-        f"'bash ../shared/tools/install-autobahn.sh .autobahn' from the repository"
+        f"'bash scripts/install-autobahn.sh' from the repository"
     )
     completed = subprocess.run(
         [sys.executable, str(RUNNER), "--backend", backend, "--wstest", str(WSTEST)],
