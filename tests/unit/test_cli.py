@@ -172,5 +172,5 @@ def test_python_m_tricorn_bad_flag_exits_2() -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         'tricorn: error: config: backend = "gevent" (from the command line): '
-        'expected one of "trio", "asyncio", "uvloop"'
+        'expected one of "auto", "trio", "asyncio", "uvloop"'
     ]

@@ -183,7 +183,8 @@ def test_list_defaults_are_not_shared_between_configs() -> None:
         ("app = 1", "config: app = 1 (from tricorn.toml): expected a string"),
         (
             'backend = "gevent"',
-            'backend = "gevent" (from tricorn.toml): expected one of "trio", "asyncio", "uvloop"',
+            'backend = "gevent" (from tricorn.toml): '
+            'expected one of "auto", "trio", "asyncio", "uvloop"',
         ),
         (
             "h2_max_frame_size = 100",
@@ -366,7 +367,7 @@ def test_help_lists_every_setting_with_its_default(monkeypatch: pytest.MonkeyPat
     assert "(default: 5.0)" in text
     assert "(default: 127.0.0.1:8000)" in text
     assert "--access-log, --no-access-log" in text
-    assert "--backend {trio,asyncio,uvloop}" in text
+    assert "--backend {auto,trio,asyncio,uvloop}" in text
     assert "--config FILE" in text
     assert "--version" in text
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Backend = Literal["trio", "asyncio", "uvloop"]
+Backend = Literal["auto", "trio", "asyncio", "uvloop"]
 Lifespan = Literal["auto", "on", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
@@ -77,7 +77,9 @@ class Config:
         "repeat for several. Port 0 picks a free port.",
     )
     backend: Backend = setting(  # noqa: RUF009
-        "trio", "Event loop: 'trio', 'asyncio', or 'uvloop' (asyncio with uvloop installed)."
+        "auto",
+        "Event loop: 'auto' (trio if the app imports trio, else asyncio), 'trio', 'asyncio', "
+        "or 'uvloop' (asyncio with uvloop installed).",
     )
     backlog: int = setting(2048, "Listen backlog of each socket.", minimum=1)
     server_header: str = setting(

@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -214,8 +215,25 @@ def backend_name() -> str:
     return name
 
 
-def backend_options(config: Config) -> tuple[str, dict[str, Any]]:
-    """The anyio backend name and options for ``config.backend``."""
+def app_uses_trio() -> bool:
+    """Whether the program has imported trio: tricorn itself never does before it runs.
+
+    The CLI loads the app first, so when this is true it was the app (or a library it uses)
+    that imported trio. ``tests/unit/test_backend_choice.py`` guards that tricorn's own
+    import chain leaves trio out.
+    """
+    return "trio" in sys.modules
+
+
+def backend_options(config: Config) -> tuple[str, dict[str, Any], str]:
+    """The anyio backend name and options for ``config.backend``, and why it was chosen.
+
+    ``auto`` picks trio when the app imports trio and plain asyncio otherwise: an app written
+    for asyncio (Django, Quart, most of the ecosystem) must never land on trio, and an app
+    that uses only anyio (Starlette, FastAPI) runs on either. uvloop is used only when asked
+    for (``backend = "uvloop"``): it measured within 2% of plain asyncio for tricorn
+    (benchmarks/RESULTS.md), and the standard loop is the most compatible one.
+    """
     if config.backend == "uvloop":
         try:
             import uvloop  # noqa: F401
@@ -224,8 +242,12 @@ def backend_options(config: Config) -> tuple[str, dict[str, Any]]:
                 "config: backend = 'uvloop': uvloop is not installed "
                 "(pip install 'tricorn[uvloop]')"
             ) from None
-        return "asyncio", {"use_uvloop": True}
-    return config.backend, {}
+        return "asyncio", {"use_uvloop": True}, "backend = uvloop"
+    if config.backend == "auto":
+        if app_uses_trio():
+            return "trio", {}, "backend = auto: the app imports trio"
+        return "asyncio", {}, "backend = auto: the app does not import trio"
+    return config.backend, {}, f"backend = {config.backend}"
 
 
 async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
@@ -257,7 +279,8 @@ def run(app: ASGI3App, config: Config) -> int:
     3 when the app's lifespan startup or shutdown failed.
     """
     try:
-        backend, options = backend_options(config)
+        backend, options, reason = backend_options(config)
+        error_log.info("Running on %s (%s)", "uvloop" if options else backend, reason)
         anyio.run(_serve_until_signalled, app, config, backend=backend, backend_options=options)
     except KeyboardInterrupt:
         return 0
