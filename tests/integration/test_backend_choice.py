@@ -61,3 +61,19 @@ def test_tricorn_itself_never_imports_trio_before_the_app() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_asyncio_code_forced_onto_trio_gets_a_500_and_a_hint() -> None:
+    with tricorn("tests.integration.asyncio_only_app:app", "--backend", "trio") as (
+        process,
+        port,
+    ):
+        response = httpx.get(f"http://127.0.0.1:{port}/")
+        status, out, err = stop(process)
+    assert response.status_code == 500
+    assert (
+        "Exception in ASGI app (GET /): the app called asyncio-only code while running on trio: "
+        "serve it with --backend asyncio" in err
+    )
+    assert '"GET / HTTP/1.1" 500' in out
+    assert status == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from tricorn.server.asgi_types import Receive, Scope, Send
-from tricorn.server.serve import backend_name
+from tricorn.server.backends import backend_name
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tricorn</title></head>

@@ -18,6 +18,7 @@ from tricorn.errors import ClientDisconnected, TricornError
 from tricorn.protocols.events import Headers, Request
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App, Message, Scope
+from tricorn.server.backends import app_error_headline
 from tricorn.server.state import ServerState
 
 error_log = logging.getLogger("tricorn.error")
@@ -239,12 +240,8 @@ class HTTPStream:
         elif isinstance(error, ASGIMessageError):
             error_log.error("ASGI app sent an invalid message: %s", error)
         else:
-            error_log.error(
-                "Exception in ASGI app (%s %s)",
-                self.scope["method"],
-                self.scope["path"],
-                exc_info=error,
-            )
+            headline = f"Exception in ASGI app ({self.scope['method']} {self.scope['path']})"
+            error_log.error(app_error_headline(headline, error), exc_info=error)
         if self._disconnected:
             return
         if self._started and self._pending_headers is None:

@@ -6,7 +6,6 @@ import logging
 import signal
 import socket
 import ssl
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from tricorn.errors import ConfigError, TricornError
 from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
+from tricorn.server.backends import backend_name, backend_options
 from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
@@ -200,54 +200,6 @@ async def _handle_connection(
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
         await anyio.aclose_forcefully(stream)
-
-
-def backend_name() -> str:
-    """The running backend, as shown to users: "trio", "asyncio" or "asyncio with uvloop"."""
-    import sniffio
-
-    name = sniffio.current_async_library()
-    if name == "asyncio":
-        import asyncio
-
-        if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
-            return "asyncio with uvloop"
-    return name
-
-
-def app_uses_trio() -> bool:
-    """Whether the program has imported trio: tricorn itself never does before it runs.
-
-    The CLI loads the app first, so when this is true it was the app (or a library it uses)
-    that imported trio. ``tests/unit/test_backend_choice.py`` guards that tricorn's own
-    import chain leaves trio out.
-    """
-    return "trio" in sys.modules
-
-
-def backend_options(config: Config) -> tuple[str, dict[str, Any], str]:
-    """The anyio backend name and options for ``config.backend``, and why it was chosen.
-
-    ``auto`` picks trio when the app imports trio and plain asyncio otherwise: an app written
-    for asyncio (Django, Quart, most of the ecosystem) must never land on trio, and an app
-    that uses only anyio (Starlette, FastAPI) runs on either. uvloop is used only when asked
-    for (``backend = "uvloop"``): it measured within 2% of plain asyncio for tricorn
-    (benchmarks/RESULTS.md), and the standard loop is the most compatible one.
-    """
-    if config.backend == "uvloop":
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "config: backend = 'uvloop': uvloop is not installed "
-                "(pip install 'tricorn[uvloop]')"
-            ) from None
-        return "asyncio", {"use_uvloop": True}, "backend = uvloop"
-    if config.backend == "auto":
-        if app_uses_trio():
-            return "trio", {}, "backend = auto: the app imports trio"
-        return "asyncio", {}, "backend = auto: the app does not import trio"
-    return config.backend, {}, f"backend = {config.backend}"
 
 
 async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
