@@ -130,8 +130,9 @@ async def rejects_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def head_then_hang(scope: Scope, receive: Receive, send: Send) -> None:
-    """Sends the response head (the client sees the request is in the app), then hangs."""
+    """Starts a response (the client sees the request is in the app), then hangs."""
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"started", "more_body": True})
     await anyio.sleep_forever()

@@ -88,14 +88,13 @@ async def test_auto_mode_startup_that_raises_is_a_failed_startup(
 ) -> None:
     """An app that took the startup event and raised speaks lifespan: its startup failed."""
     caplog.set_level(logging.INFO, logger="tricorn.error")
-    with pytest.raises(LifespanFailure, match="lifespan startup failed.*cannot reach"):
+    with pytest.raises(LifespanFailure, match=r"lifespan startup failed.*cannot reach"):
         async with serving(apps.startup_raises):
             pytest.fail("served despite a startup that raised")
     messages = [record.getMessage() for record in caplog.records]
     assert not any("not supported" in line for line in messages)
     assert any(
-        "Exception in the app's lifespan" in r.getMessage() and r.exc_info
-        for r in caplog.records
+        "Exception in the app's lifespan" in r.getMessage() and r.exc_info for r in caplog.records
     )
 
 
@@ -106,7 +105,7 @@ async def test_on_mode_requires_lifespan() -> None:
 
 
 async def test_on_mode_startup_that_raises_is_a_failed_startup() -> None:
-    with pytest.raises(LifespanFailure, match="startup failed.*cannot start"):
+    with pytest.raises(LifespanFailure, match=r"startup failed.*cannot start"):
         async with serving(LifespanApp(startup="raise"), lifespan="on"):
             pytest.fail("served despite a startup that raised")
 
