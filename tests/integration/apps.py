@@ -112,3 +112,27 @@ def sleeper(seconds: float, started: anyio.Event | None = None) -> Any:
         await respond(send, 200, b"slept")
 
     return app
+
+
+async def startup_raises(scope: Scope, receive: Receive, send: Send) -> None:
+    """Speaks lifespan, but its startup raises once it has the startup event."""
+    if scope["type"] == "lifespan":
+        await receive()
+        raise RuntimeError("cannot reach the database")
+    await respond(send, 200, b"served")
+
+
+async def rejects_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+    """Knows only HTTP: any other scope type is refused before anything else is done."""
+    if scope["type"] != "http":
+        raise ValueError(f"unsupported scope type {scope['type']!r}")
+    await respond(send, 200, b"served")
+
+
+async def head_then_hang(scope: Scope, receive: Receive, send: Send) -> None:
+    """Starts a response (the client sees the request is in the app), then hangs."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"started", "more_body": True})
+    await anyio.sleep_forever()

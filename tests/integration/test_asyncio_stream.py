@@ -7,7 +7,7 @@ returning only once the kernel has the bytes, end of stream, closing, cancellati
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -42,6 +42,31 @@ async def connected_pair() -> AsyncIterator[tuple[AsyncioSocketStream, socket.so
         client.close()
         await stream.aclose()
         await listener.aclose()
+
+
+async def _client_recv(client: socket.socket, size: int) -> bytes:
+    """Read exactly ``size`` bytes from the non-blocking client socket, polling (5 s bound)."""
+    data = b""
+    with anyio.fail_after(5):
+        while len(data) < size:
+            try:
+                chunk = client.recv(size - len(data))
+            except BlockingIOError:
+                await anyio.sleep(0.001)
+                continue
+            assert chunk, "the server closed the connection"
+            data += chunk
+    return data
+
+
+async def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail after 5 s, naming ``what`` was awaited."""
+    with anyio.move_on_after(5):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(0.001)  # nothing to wait on: the state is the stream's own
+    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def _send_all_possible(client: socket.socket, chunk: bytes) -> int:
@@ -80,8 +105,7 @@ async def test_bytes_both_ways_and_addresses() -> None:
         client.send(b"hello")
         assert await stream.receive() == b"hello"
         await stream.send(b"world")
-        await anyio.sleep(0.01)
-        assert client.recv(100) == b"world"
+        assert await _client_recv(client, 5) == b"world"
         remote = stream.extra(SocketAttribute.remote_address)
         assert remote == client.getsockname()
 
@@ -89,8 +113,9 @@ async def test_bytes_both_ways_and_addresses() -> None:
 async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
     async with connected_pair() as (stream, client):
         client.send(b"abcdefghij")
-        await anyio.sleep(0.05)
+        await _wait_until(lambda: len(stream._protocol.buffer) == 10, "all ten bytes buffered")
         assert await stream.receive(4) == b"abcd"
+        assert stream._protocol.buffer == b"efghij"
         assert await stream.receive(100) == b"efghij"
 
 
@@ -98,9 +123,15 @@ async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
     async with connected_pair() as (stream, client):
         chunk = b"x" * 65536
         sent = 0
-        for _ in range(50):  # keep pushing for 0.5 s while the server does not receive
-            sent += _send_all_possible(client, chunk)
-            await anyio.sleep(0.01)
+        # Push while the server does not receive, until its transport paused reading and
+        # the kernel's buffers (ours and the client's) refuse more: nothing else can move.
+        with anyio.fail_after(10):
+            while True:
+                went = _send_all_possible(client, chunk)
+                sent += went
+                if went == 0 and stream._protocol.reading_paused:
+                    break
+                await anyio.sleep(0.001)  # let the event loop read what it will
         buffered = len(stream._protocol.buffer)
         # The transport paused at HIGH_WATER; one more read of at most 256 KiB may land.
         assert stream._protocol.reading_paused
@@ -117,10 +148,21 @@ async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
 async def test_send_waits_until_the_kernel_has_the_bytes() -> None:
     async with connected_pair() as (stream, _client):
         big = b"y" * (16 * 1024 * 1024)  # far more than the socket buffers hold
-        with anyio.move_on_after(0.5) as timeout:
+        returned = anyio.Event()
+
+        async def sender() -> None:
             await stream.send(big)
-        assert timeout.cancelled_caught, "send returned although the client read nothing"
-        assert stream._protocol.writing_paused
+            returned.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(sender)
+            # The transport holds what the kernel refused: the writer is paused, and send
+            # can only return once the client reads (it never does here).
+            await _wait_until(lambda: stream._protocol.writing_paused, "writing paused")
+            await _wait_until(lambda: stream._protocol.drain_waiter is not None, "send waits")
+            assert not returned.is_set(), "send returned although the client read nothing"
+            group.cancel_scope.cancel()
+        assert not returned.is_set()
 
 
 async def test_send_returns_once_the_client_reads() -> None:
@@ -151,8 +193,7 @@ async def test_end_of_stream_after_the_peer_closes() -> None:
         with pytest.raises(anyio.EndOfStream):
             await stream.receive()
         await stream.send(b"still answering")  # half-closed: our side can still write
-        await anyio.sleep(0.01)
-        assert client.recv(100) == b"still answering"
+        assert await _client_recv(client, 15) == b"still answering"
 
 
 async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
@@ -167,9 +208,18 @@ async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
 
 async def test_a_waiting_receive_can_be_cancelled_and_the_stream_still_works() -> None:
     async with connected_pair() as (stream, client):
-        with anyio.move_on_after(0.05) as timeout:
-            await stream.receive()
-        assert timeout.cancelled_caught
+        with anyio.CancelScope() as waiting:
+
+            async def cancel_once_waiting() -> None:
+                await _wait_until(lambda: stream._protocol.read_waiter is not None, "waiting")
+                waiting.cancel()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_once_waiting)
+                await stream.receive()
+                pytest.fail("receive returned with nothing sent")
+        assert waiting.cancelled_caught
+        assert stream._protocol.read_waiter is None
         client.send(b"after")
         with anyio.fail_after(5):
             assert await stream.receive() == b"after"
@@ -197,14 +247,16 @@ async def test_a_receive_waiting_when_the_stream_closes_wakes_up() -> None:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
                 group.start_soon(reader)
-                await anyio.sleep(0.02)
+                await _wait_until(lambda: stream._protocol.read_waiter is not None, "waiting")
                 await stream.aclose()
         assert outcome == [anyio.ClosedResourceError]
 
 
 async def test_a_peer_gone_before_the_takeover_is_seen_at_once() -> None:
     """The client resets between accept and ``adopt``: anyio's protocol already got
-    connection_lost, ours never will, so ``adopt`` must carry it over."""
+    connection_lost, ours never will, so ``adopt`` must carry it over. "At once": the first
+    ``receive`` raises without waiting for anything (it runs in a cancelled scope, where
+    any wait would end in the cancellation instead of the error)."""
     multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     listener = multi.listeners[0]
     assert isinstance(listener, SocketListener)
@@ -213,11 +265,17 @@ async def test_a_peer_gone_before_the_takeover_is_seen_at_once() -> None:
     accepted = await listener.accept()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     client.close()  # RST
-    await anyio.sleep(0.1)  # anyio's transport reads the reset and closes
+    transport = accepted._transport  # type: ignore[attr-defined]
+    await _wait_until(transport.is_closing, "anyio's transport read the reset and closed")
     stream = AsyncioSocketStream.adopt(accepted)
     try:
-        with anyio.fail_after(2), pytest.raises((anyio.BrokenResourceError, anyio.EndOfStream)):
-            await stream.receive()
+        assert isinstance(stream, AsyncioSocketStream)
+        assert stream._protocol.lost  # carried over from anyio's protocol
+        with pytest.raises((anyio.BrokenResourceError, anyio.EndOfStream)):
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await stream.receive()
+        assert not scope.cancelled_caught
     finally:
         await stream.aclose()
         await multi.aclose()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,22 +120,54 @@ def test_missing_app_exits_2_with_one_line() -> None:
     assert "no_such_module" in lines[0]
 
 
+class StderrLines:
+    """Reads a running process's stderr in a thread, so a test can wait for a log line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> None:
+        """Return once a line containing ``text`` was logged; fail after ``timeout``."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(text in line for line in self.lines), timeout=timeout
+            )
+        assert found, f"no {text!r} in stderr: {''.join(self.lines)}"
+
+    def join(self) -> str:
+        self._thread.join(timeout=15)
+        return "".join(self.lines)
+
+
 def test_second_signal_stops_at_once() -> None:
-    with tricorn("tests.integration.class_app:hangs", "--graceful-timeout", "60") as (
+    with tricorn("tests.integration.apps:head_then_hang", "--graceful-timeout", "60") as (
         process,
         port,
     ):
-        client = socket.create_connection(("127.0.0.1", port))
-        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        assert process.poll() is None  # still waiting for the in-flight request
-        start = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=10)
-        assert time.monotonic() - start < 5
-        client.close()
+        stderr = StderrLines(process)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(100).startswith(b"HTTP/1.1 200")  # the request is in the app
+            process.send_signal(signal.SIGINT)
+            stderr.wait_for("Shutting down: waiting for in-flight requests to finish")
+            assert process.poll() is None  # still waiting for the in-flight request
+            process.send_signal(signal.SIGINT)
+            # Not the 60 s graceful timeout: the wait's timeout is only a guard against a hang.
+            status = process.wait(timeout=15)
+        log = stderr.join()
+    assert status == 0, log
+    assert "Second signal: stopping now" in log
 
 
 def test_embedding_in_a_trio_nursery() -> None:

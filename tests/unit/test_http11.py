@@ -259,12 +259,21 @@ def test_chunked_body_is_decoded_with_extensions_and_trailers(make: Make) -> Non
     protocol = make()
     events = protocol.receive_data(
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b'5;name=value\r\nhello\r\n6 ; quoted="a;b"\r\n world\r\n0\r\nTrailer: x\r\n\r\n'
+        b'5;name=value\r\nhello\r\n6 ; quoted="a;b"\r\n world\r\n0\r\n'
+        b"X-Checksum: abc\r\nX-Other: 1\r\n\r\n" + GET
     )
     assert isinstance(events[0], Request) and events[0].expects_body
+    # Extensions are skipped (none of their bytes is body); the trailer fields are read and
+    # dropped (ASGI has no request trailers): no event for them, none in the request head.
     assert body_of(events) == b"hello world"
+    assert all(isinstance(event, Body) for event in events[1:-1])
     assert events[-1] == EndBody(1)
-    assert protocol.paused
+    assert not any(name.startswith(b"x-") for name, _ in events[0].headers)
+    # The whole trailer section was consumed: exactly the pipelined GET is left over.
+    assert protocol.paused and protocol.buffered_size == len(GET)
+    respond(protocol, 1)
+    next_request = protocol.next_events()
+    assert isinstance(next_request[0], Request) and next_request[0].target == b"/"
 
 
 def test_chunked_body_arriving_one_byte_at_a_time_is_decoded(make: Make) -> None:

@@ -598,10 +598,21 @@ def test_peer_close_is_connection_closed() -> None:
 def test_sends_after_a_peer_reset_are_dropped() -> None:
     pair = Pair()
     stream_id, _ = pair.request(GET)
-    pair.client.reset_stream(stream_id)
-    pair.to_server()
-    pair.server.send(Response(stream_id, 200))
+    pair.client.reset_stream(stream_id)  # NO_ERROR, h2's default
+    assert pair.to_server() == [StreamReset(stream_id, ErrorCodes.NO_ERROR)]
+    pair.server_frames()  # whatever was queued before the reset
+    # A whole response after the reset: no error, and nothing of it reaches the wire.
+    pair.server.send(Response(stream_id, 200, [(b"content-length", b"4")]))
+    pair.server.send(Body(stream_id, b"late"))
+    pair.server.send(EndBody(stream_id))
     assert pair.server.sendable(stream_id) == 0
+    assert [frame for frame in pair.server_frames() if frame[2] == stream_id] == []
+    # The connection is unharmed: the next stream is answered.
+    next_id, events = pair.request(GET)
+    assert of(events, Request)
+    pair.server.send(Response(next_id, 200))
+    pair.server.send(EndBody(next_id))
+    assert of(pair.to_client(), h2e.ResponseReceived)[0].stream_id == next_id
 
 
 # --- limits ---------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ class LifespanFailure(TricornError):
 class Lifespan:
     """Talks the ASGI lifespan protocol with one app instance that lives as long as the server.
 
-    ``mode`` is the ``lifespan`` setting: with ``"auto"`` an app that raises before
-    answering the startup event is taken not to support lifespan, and serving goes on.
+    ``mode`` is the ``lifespan`` setting: with ``"auto"`` an app that raises (or returns)
+    before it asks for the startup event, rejecting the ``lifespan`` scope type, is taken not
+    to support lifespan, and serving goes on. An app that raises once it has the startup
+    event has a failed startup, in every mode.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class Lifespan:
         self._from_app_send, self._from_app = anyio.create_memory_object_stream[Message](2)
         self._app_done = anyio.Event()
         self._app_error: BaseException | None = None
+        self._received = False  # the app asked for an event: it speaks lifespan
 
     async def _run_app(self) -> None:
         scope = {
@@ -54,7 +57,7 @@ class Lifespan:
             await self.app(scope, self._receive, self._send)
         except Exception as error:
             self._app_error = error
-            if self.mode == "auto":
+            if self.mode == "auto" and not self._received:
                 error_log.info("ASGI lifespan not supported by the app (it raised %r)", error)
             else:
                 error_log.error("Exception in the app's lifespan", exc_info=error)
@@ -63,6 +66,7 @@ class Lifespan:
             self._from_app_send.close()
 
     async def _receive(self) -> Message:
+        self._received = True
         return await self._to_app.receive()
 
     async def _send(self, message: Message) -> None:
@@ -78,7 +82,10 @@ class Lifespan:
         if scope.cancelled_caught:
             raise LifespanFailure(f"lifespan {phase} did not complete within {timeout:g} s")
         if message is None:
-            if self.mode == "auto" and phase == "startup":
+            # "auto": an app that rejected the scope before asking for an event, or one that
+            # returned quietly, does not do lifespan; one that raised on startup failed.
+            rejected = not self._received or self._app_error is None
+            if self.mode == "auto" and phase == "startup" and rejected:
                 self.supported = False
                 return
             if phase == "startup" or self._app_error is not None:
