@@ -10,6 +10,7 @@ from anyio.abc import TaskGroup
 
 from tricorn.errors import TricornError
 from tricorn.server.asgi_types import ASGI3App, Message
+from tricorn.server.backends import app_error_headline
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -60,7 +61,8 @@ class Lifespan:
             if self.mode == "auto" and not self._received:
                 error_log.info("ASGI lifespan not supported by the app (it raised %r)", error)
             else:
-                error_log.error("Exception in the app's lifespan", exc_info=error)
+                headline = app_error_headline("Exception in the app's lifespan", error)
+                error_log.error(headline, exc_info=error)
         finally:
             self._app_done.set()
             self._from_app_send.close()
