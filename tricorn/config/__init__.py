@@ -95,6 +95,26 @@ class Config:
         minimum=0,
         group="limits",
     )
+    body_read_timeout: float = setting(
+        30.0,
+        "Seconds a request body may send nothing while the app waits for it (else 408, or "
+        "RST_STREAM on HTTP/2); 0 turns it off.",
+        minimum=0,
+        group="limits",
+    )
+    body_min_rate: float = setting(
+        500.0,
+        "Least average request-body rate in bytes/s, over the time the app waits for it, "
+        "once body_min_rate_grace is spent (else 408, or RST_STREAM); 0 turns it off.",
+        minimum=0,
+        group="limits",
+    )
+    body_min_rate_grace: float = setting(
+        10.0,
+        "Seconds of waiting for a request body before body_min_rate applies.",
+        minimum=0,
+        group="limits",
+    )
     graceful_timeout: float = setting(
         30.0,
         "Seconds in-flight requests get to finish on shutdown before they are cancelled.",

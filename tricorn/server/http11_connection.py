@@ -361,6 +361,26 @@ class HTTP11Connection:
     def body_consumed(self, stream_id: int, size: int) -> None:
         self._wake_reader()
 
+    def body_blocked(self, stream_id: int) -> bool:
+        return False  # while the app waits for body bytes, nothing it left unread stops us
+
+    async def body_timed_out(self, stream_id: int, reason: str) -> bool:
+        self.protocol.request_timeout()  # a 408 if no response has started; then closed
+        answer = self.protocol.data_to_send()
+        error_log.info(
+            "%s: %s; %s",
+            self._peer(),
+            reason,
+            "answering 408 and closing" if answer else "closing the connection",
+        )
+        if answer:
+            try:
+                await self._write(answer)
+            except ClientDisconnected:
+                return False
+        self._disconnect()
+        return bool(answer)
+
     async def abort(self, stream_id: int) -> None:
         self._stop_reading()
 

@@ -50,6 +50,7 @@ HIGH_WATER = 65536
 #: What a frame head and an HPACK-encoded response head add to the bytes a stream queues.
 FRAME_OVERHEAD = 64
 INTERNAL_ERROR = 0x2
+CANCEL = 0x8
 _DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
@@ -417,6 +418,21 @@ class HTTP2Connection:
     def body_consumed(self, stream_id: int, size: int) -> None:
         self.protocol.acknowledge_received(stream_id, size)
         self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+
+    def body_blocked(self, stream_id: int) -> bool:
+        window = self.protocol.receive_window(stream_id)
+        return window is not None and window <= 0
+
+    async def body_timed_out(self, stream_id: int, reason: str) -> bool:
+        # CANCEL (RFC 9113 7: "the stream is no longer needed"): the client broke no rule of
+        # the protocol, so not PROTOCOL_ERROR; not REFUSED_STREAM, as the app has seen part
+        # of the request; the connection and its other streams carry on.
+        error_log.info("%s: %s; resetting stream %d (CANCEL)", self._peer(), reason, stream_id)
+        if stream_id in self._streams and not self._broken:
+            self.protocol.send(StreamReset(stream_id, CANCEL))
+            self._stream_gone(stream_id)
+            await self._flush()
+        return False
 
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:
