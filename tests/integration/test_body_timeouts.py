@@ -136,8 +136,9 @@ async def test_http11_idle_gap_longer_than_body_read_timeout_gets_408(
     http1_parser: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tricorn.error")
+    caplog.set_level(logging.INFO, logger="tricorn.access")
     app = Recorder()
-    async with serving(app, **IDLE) as server:
+    async with serving(app, access_log=True, **IDLE) as server:
         stream = await open_raw(server)
         await stream.send(
             b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"y" * 10
@@ -152,6 +153,8 @@ async def test_http11_idle_gap_longer_than_body_read_timeout_gets_408(
         r.getMessage().startswith("127.0.0.1:") and "body_read_timeout" in r.getMessage()
         for r in caplog.records
     )
+    access = [r.getMessage() for r in caplog.records if r.name == "tricorn.access"]
+    assert len(access) == 1 and '"POST /up HTTP/1.1" 408 ' in access[0]
 
 
 async def test_http11_slow_body_after_the_response_started_closes_without_408(
