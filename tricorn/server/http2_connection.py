@@ -117,6 +117,7 @@ class HTTP2Connection:
         self._broken = False
         self._read_scope: anyio.CancelScope | None = None
         self._idle_since = anyio.current_time()
+        self._body_deadline = math.inf  # the earliest request-body pace check (HTTPStream)
 
     # --- running --------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class HTTP2Connection:
 
     def _deadline(self) -> float:
         if self._streams:
-            return math.inf
+            return self._body_deadline  # inf unless an app waits for body bytes
         return self._idle_since + self.state.config.keep_alive_timeout
 
     async def _read_loop(self) -> None:
@@ -179,7 +180,10 @@ class HTTP2Connection:
             if scope.cancelled_caught:
                 if self._closing:
                     break
-                if not self._streams and anyio.current_time() >= self._deadline():
+                if self._streams:
+                    await self._check_body_pace()
+                    continue
+                if anyio.current_time() >= self._deadline():
                     protocol.goaway(graceful=True)
                     await self._flush()
                     break
@@ -187,6 +191,15 @@ class HTTP2Connection:
             await self._handle(protocol.receive_data(data))
             if not data:
                 break
+
+    async def _check_body_pace(self) -> None:
+        """A body deadline passed: let each waiting stream check its client's pace."""
+        now = anyio.current_time()
+        self._body_deadline = math.inf
+        for stream in list(self._streams.values()):
+            if isinstance(stream, HTTPStream):
+                deadline = await stream.check_body_pace(now)
+                self._body_deadline = min(self._body_deadline, deadline)
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
@@ -418,6 +431,12 @@ class HTTP2Connection:
     def body_consumed(self, stream_id: int, size: int) -> None:
         self.protocol.acknowledge_received(stream_id, size)
         self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        if deadline < self._body_deadline:  # a later one is found when this one passes
+            self._body_deadline = deadline
+            if self._read_scope is not None:
+                self._read_scope.deadline = deadline
 
     def body_blocked(self, stream_id: int) -> bool:
         window = self.protocol.receive_window(stream_id)

@@ -56,6 +56,10 @@ class StreamOwner(Protocol):
     def body_consumed(self, stream_id: int, size: int) -> None:
         """The app took ``size`` buffered body bytes: the connection may read more."""
 
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        """The app waits for body bytes: call ``check_body_pace`` once ``deadline`` passes
+        (or earlier: it answers with the next deadline)."""
+
     def body_blocked(self, stream_id: int) -> bool:
         """True while the server itself keeps the client from sending more of the body (an
         HTTP/2 receive window that is closed): that waiting does not count against it."""
@@ -148,6 +152,7 @@ class HTTPStream:
         "_status",
         "_trailers",
         "_trailers_expected",
+        "_wait_started",
         "_wakeup",
         "app",
         "request",
@@ -181,6 +186,7 @@ class HTTPStream:
         self._body_received = 0
         self._body_waited = 0.0
         self._body_idle = 0.0
+        self._wait_started: float | None = None
         self._disconnected = False
         self._final_body_delivered = False
         self._wakeup: anyio.Event | None = None
@@ -311,59 +317,85 @@ class HTTPStream:
                 await self._wait_for_body()
 
     async def _wait_for_body(self) -> None:
-        """Wait for more of the request body, within ``body_read_timeout`` and above
-        ``body_min_rate``.
+        """Wait for more of the request body; the connection enforces ``body_read_timeout``
+        and ``body_min_rate`` meanwhile (``check_body_pace``).
 
         Only this time counts against the client: the app is waiting and the server is
         reading. While the app does not call ``receive`` the server may have stopped reading
         on purpose (backpressure), so the client is not to blame for what it could not send.
+        The connection's reader already waits with a deadline; this only lowers it when
+        need be, which costs far less than a cancel scope per wait.
         """
+        config = self.server_state.config
+        if not config.body_read_timeout and not config.body_min_rate:
+            await self._wait()
+            return
+        self._wait_started = anyio.current_time()
+        self._owner.body_deadline(self.stream_id, self._pace_deadline())
+        try:
+            await self._wait()
+        finally:
+            started = self._wait_started
+            if started is not None:  # else the connection already counted this wait
+                self._wait_started = None
+                elapsed = anyio.current_time() - started
+                self._body_waited += elapsed
+                self._body_idle += elapsed
+
+    def _pace_deadline(self) -> float:
+        """When the waiting app's client breaks a body limit; inf if the app is not waiting
+        for body bytes (or about to get them)."""
+        started = self._wait_started
+        if started is None or (
+            self._body or self._body_complete or self._disconnected or self._response_complete
+        ):
+            return math.inf
         config = self.server_state.config
         timeout = config.body_read_timeout
         rate = config.body_min_rate
-        if not timeout and not rate:
-            await self._wait()
-            return
-        start = anyio.current_time()
-        idle_deadline = start + timeout - self._body_idle if timeout else math.inf
+        idle_deadline = started + timeout - self._body_idle if timeout else math.inf
+        if not rate:
+            return idle_deadline
         # Each byte buys 1/rate s of waiting on top of the grace: a connection held for W s
         # of waiting has delivered at least rate * (W - grace) bytes.
         rate_deadline = (
-            start + config.body_min_rate_grace + self._body_received / rate - self._body_waited
-            if rate
-            else math.inf
+            started + config.body_min_rate_grace + self._body_received / rate - self._body_waited
         )
-        with anyio.move_on_at(min(idle_deadline, rate_deadline)) as scope:
-            try:
-                await self._wait()
-            finally:
-                elapsed = anyio.current_time() - start
-                self._body_waited += elapsed
-                self._body_idle += elapsed
-        if not scope.cancelled_caught or (
-            self._body or self._body_complete or self._disconnected or self._response_complete
-        ):
-            return
+        return min(idle_deadline, rate_deadline)
+
+    async def check_body_pace(self, now: float) -> float:
+        """Called by the connection when a deadline given to ``body_deadline`` has passed:
+        end the request if its client broke a body limit. Returns the next deadline (inf
+        for none)."""
+        deadline = self._pace_deadline()
+        started = self._wait_started
+        if now < deadline or started is None:
+            return deadline
         if self._owner.body_blocked(self.stream_id):
-            # Flow control held the client back (HTTP/2 windows spent on streams whose apps
-            # do not read): this wait does not count; wait again.
-            self._body_waited -= elapsed
-            self._body_idle -= elapsed
-            return
-        if idle_deadline <= rate_deadline:
-            reason = f"no request body bytes for {timeout:g} s (body_read_timeout)"
+            # Flow control holds the client back (HTTP/2 windows spent on streams whose apps
+            # do not read): this wait has not counted so far; start it again.
+            self._wait_started = now
+            return self._pace_deadline()
+        self._wait_started = None
+        self._body_waited += now - started
+        self._body_idle += now - started
+        config = self.server_state.config
+        if self._body_idle >= config.body_read_timeout > 0:
+            reason = f"no request body bytes for {config.body_read_timeout:g} s (body_read_timeout)"
         else:
             reason = (
                 f"request body too slow: {self._body_received} bytes in "
-                f"{self._body_waited:.1f} s of waiting (body_min_rate {rate:g} bytes/s "
-                f"after {config.body_min_rate_grace:g} s)"
+                f"{self._body_waited:.1f} s of waiting (body_min_rate {config.body_min_rate:g} "
+                f"bytes/s after {config.body_min_rate_grace:g} s)"
             )
         self._disconnected = True  # receive() returns http.disconnect, send() raises
+        self._wake()
         if await self._owner.body_timed_out(self.stream_id, reason):
             self._started = True
             self._pending_headers = None
             self._status = 408
             self._finish()
+        return math.inf
 
     async def send(self, message: Message) -> None:
         """ASGI ``send``: ``http.response.start`` then ``http.response.body`` messages."""
