@@ -136,7 +136,7 @@ class HTTP11Connection:
         )
 
     async def _read_loop(self) -> None:
-        # One cancel scope for many reads: its deadline (the idle or head timeout) moves as
+        # One cancel scope for many reads: its deadline (idle, head or body timeout) moves as
         # the connection's state changes, which costs far less than a scope per read. It is
         # left only when the deadline passes, ``_stop_reading`` cancels a waiting read, or
         # the client closes.
