@@ -237,6 +237,23 @@ async def test_http11_steady_client_above_the_minimum_rate_is_never_cut(
     assert "http.disconnect" not in app.types("/up")
 
 
+async def test_zero_turns_both_limits_off() -> None:
+    """With both limits at 0 a body may pause for as long as it likes (here far past what
+    the settings of the other tests allow, within the bound) and is answered when done."""
+    app = Recorder()
+    async with serving(app, body_read_timeout=0, body_min_rate=0) as server:
+        stream = await open_raw(server)
+        await stream.send(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        with anyio.move_on_after(1.0):  # the pause; nothing is to come from the server
+            assert await stream.receive() == b"", "the server answered during the pause"
+        await stream.send(b"def")
+        response = await read_response(stream, timeout=10)
+        await stream.aclose()
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.endswith(b"6")
+    assert app.body("/up") == b"abcdef"
+
+
 # --- HTTP/2 ----------------------------------------------------------------------------
 
 
