@@ -111,7 +111,8 @@ class Config:
     )
     body_min_rate_grace: float = setting(
         10.0,
-        "Seconds of waiting for a request body before body_min_rate applies.",
+        "Seconds of waiting a request body gets before body_min_rate applies (with 0 the "
+        "app's first wait for bytes not yet sent fails at once).",
         minimum=0,
         group="limits",
     )
