@@ -97,6 +97,27 @@ class Config:
         minimum=0,
         group="limits",
     )
+    body_read_timeout: float = setting(
+        30.0,
+        "Seconds a request body may send nothing while the app waits for it (else 408, or "
+        "RST_STREAM on HTTP/2); 0 turns it off.",
+        minimum=0,
+        group="limits",
+    )
+    body_min_rate: float = setting(
+        500.0,
+        "Least average request-body rate in bytes/s, over the time the app waits for it, "
+        "once body_min_rate_grace is spent (else 408, or RST_STREAM); 0 turns it off.",
+        minimum=0,
+        group="limits",
+    )
+    body_min_rate_grace: float = setting(
+        10.0,
+        "Seconds of waiting a request body gets before body_min_rate applies (with 0 the "
+        "app's first wait for bytes not yet sent fails at once).",
+        minimum=0,
+        group="limits",
+    )
     graceful_timeout: float = setting(
         30.0,
         "Seconds in-flight requests get to finish on shutdown before they are cancelled.",

@@ -1137,6 +1137,17 @@ class HTTP2Protocol:
             stream.unacked -= size
             self._h2.acknowledge_received_data(size, stream_id)
 
+    def receive_window(self, stream_id: int) -> int | None:
+        """Body bytes the peer may send on the stream now: the smaller of the stream's and the
+        connection's receive windows as advertised; None for a stream that is not open."""
+        if stream_id not in self._streams:
+            return None
+        try:
+            window: int = self._h2.remote_flow_control_window(stream_id)
+        except H2Error:
+            return None
+        return window
+
     def prioritized(self, ready: Iterable[int]) -> list[int]:
         """Order the streams that have data ready to send (see ``http2_priority``)."""
         return self._scheduler.order(ready)

@@ -87,6 +87,7 @@ class HTTP11Connection:
         self._resume: anyio.Event | None = None
         self._idle_since = anyio.current_time()
         self._head_started: float | None = None
+        self._body_deadline = math.inf  # the request body's pace check (HTTPStream)
         self._served_requests = 0
         #: Set when the connection switches to HTTP/2: ``(initial_data, upgrade)`` for
         #: ``HTTP2Connection.run``. The transport is then left open for it.
@@ -110,7 +111,9 @@ class HTTP11Connection:
                     await self.transport.aclose()
 
     def _deadline(self) -> float:
-        if self._current is not None or self._websocket is not None or self._upgrading is not None:
+        if self._current is not None:
+            return self._body_deadline  # inf unless the app waits for body bytes
+        if self._websocket is not None or self._upgrading is not None:
             return math.inf  # the app has the connection; it is not idle
         config = self.state.config
         if self._head_started is not None:
@@ -133,7 +136,7 @@ class HTTP11Connection:
         )
 
     async def _read_loop(self) -> None:
-        # One cancel scope for many reads: its deadline (the idle or head timeout) moves as
+        # One cancel scope for many reads: its deadline (idle, head or body timeout) moves as
         # the connection's state changes, which costs far less than a scope per read. It is
         # left only when the deadline passes, ``_stop_reading`` cancels a waiting read, or
         # the client closes.
@@ -144,6 +147,9 @@ class HTTP11Connection:
             self._read_scope = None
             if not scope.cancelled_caught or self._closing:
                 break
+            if self._current is not None:
+                self._body_deadline = await self._current.check_body_pace(anyio.current_time())
+                continue
             if anyio.current_time() >= self._deadline():
                 await self._timed_out()
                 break
@@ -280,6 +286,7 @@ class HTTP11Connection:
 
     def _start_stream(self, request: Request) -> None:
         self._head_started = None
+        self._body_deadline = math.inf
         scope = self._scope(request)
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
         self._current = stream
@@ -360,6 +367,32 @@ class HTTP11Connection:
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         self._wake_reader()
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        if deadline < self._body_deadline:  # a later one is found when this one passes
+            self._body_deadline = deadline
+            if self._read_scope is not None:
+                self._read_scope.deadline = deadline
+
+    def body_blocked(self, stream_id: int) -> bool:
+        return False  # while the app waits for body bytes, nothing it left unread stops us
+
+    async def body_timed_out(self, stream_id: int, reason: str) -> bool:
+        self.protocol.request_timeout()  # a 408 if no response has started; then closed
+        answer = self.protocol.data_to_send()
+        error_log.info(
+            "%s: %s; %s",
+            self._peer(),
+            reason,
+            "answering 408 and closing" if answer else "closing the connection",
+        )
+        if answer:
+            try:
+                await self._write(answer)
+            except ClientDisconnected:
+                return False
+        self._disconnect()
+        return bool(answer)
 
     async def abort(self, stream_id: int) -> None:
         self._stop_reading()

@@ -50,6 +50,7 @@ HIGH_WATER = 65536
 #: What a frame head and an HPACK-encoded response head add to the bytes a stream queues.
 FRAME_OVERHEAD = 64
 INTERNAL_ERROR = 0x2
+CANCEL = 0x8
 _DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
@@ -116,6 +117,7 @@ class HTTP2Connection:
         self._broken = False
         self._read_scope: anyio.CancelScope | None = None
         self._idle_since = anyio.current_time()
+        self._body_deadline = math.inf  # the earliest request-body pace check (HTTPStream)
 
     # --- running --------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class HTTP2Connection:
 
     def _deadline(self) -> float:
         if self._streams:
-            return math.inf
+            return self._body_deadline  # inf unless an app waits for body bytes
         return self._idle_since + self.state.config.keep_alive_timeout
 
     async def _read_loop(self) -> None:
@@ -178,7 +180,10 @@ class HTTP2Connection:
             if scope.cancelled_caught:
                 if self._closing:
                     break
-                if not self._streams and anyio.current_time() >= self._deadline():
+                if self._streams:
+                    await self._check_body_pace()
+                    continue
+                if anyio.current_time() >= self._deadline():
                     protocol.goaway(graceful=True)
                     await self._flush()
                     break
@@ -186,6 +191,15 @@ class HTTP2Connection:
             await self._handle(protocol.receive_data(data))
             if not data:
                 break
+
+    async def _check_body_pace(self) -> None:
+        """A body deadline passed: let each waiting stream check its client's pace."""
+        now = anyio.current_time()
+        self._body_deadline = math.inf
+        for stream in list(self._streams.values()):
+            if isinstance(stream, HTTPStream):
+                deadline = await stream.check_body_pace(now)
+                self._body_deadline = min(self._body_deadline, deadline)
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
@@ -417,6 +431,27 @@ class HTTP2Connection:
     def body_consumed(self, stream_id: int, size: int) -> None:
         self.protocol.acknowledge_received(stream_id, size)
         self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        if deadline < self._body_deadline:  # a later one is found when this one passes
+            self._body_deadline = deadline
+            if self._read_scope is not None:
+                self._read_scope.deadline = deadline
+
+    def body_blocked(self, stream_id: int) -> bool:
+        window = self.protocol.receive_window(stream_id)
+        return window is not None and window <= 0
+
+    async def body_timed_out(self, stream_id: int, reason: str) -> bool:
+        # CANCEL (RFC 9113 7: "the stream is no longer needed"): the client broke no rule of
+        # the protocol, so not PROTOCOL_ERROR; not REFUSED_STREAM, as the app has seen part
+        # of the request; the connection and its other streams carry on.
+        error_log.info("%s: %s; resetting stream %d (CANCEL)", self._peer(), reason, stream_id)
+        if stream_id in self._streams and not self._broken:
+            self.protocol.send(StreamReset(stream_id, CANCEL))
+            self._stream_gone(stream_id)
+            await self._flush()
+        return False
 
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:

@@ -7,6 +7,7 @@ and HTTP/2 connections both implement it), so the ASGI rules live here once.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -55,6 +56,19 @@ class StreamOwner(Protocol):
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         """The app took ``size`` buffered body bytes: the connection may read more."""
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        """The app waits for body bytes: call ``check_body_pace`` once ``deadline`` passes
+        (or earlier: it answers with the next deadline)."""
+
+    def body_blocked(self, stream_id: int) -> bool:
+        """True while the server itself keeps the client from sending more of the body (an
+        HTTP/2 receive window that is closed): that waiting does not count against it."""
+
+    async def body_timed_out(self, stream_id: int, reason: str) -> bool:
+        """The client sent the request body too slowly (``reason``): log it, answer ``408`` if
+        no response has started (HTTP/1.1; return True then), close the connection or reset
+        the stream."""
 
     async def abort(self, stream_id: int) -> None:
         """The response cannot be completed: close the connection or reset the stream."""
@@ -124,8 +138,11 @@ class HTTPStream:
         "_access_log",
         "_body",
         "_body_complete",
+        "_body_idle",
+        "_body_received",
         "_body_requested",
         "_body_sent",
+        "_body_waited",
         "_bytes_sent",
         "_disconnected",
         "_final_body_delivered",
@@ -136,6 +153,7 @@ class HTTPStream:
         "_status",
         "_trailers",
         "_trailers_expected",
+        "_wait_started",
         "_wakeup",
         "app",
         "request",
@@ -164,6 +182,12 @@ class HTTPStream:
         self._body: deque[bytes] = deque()
         self._body_complete = not request.expects_body
         self._body_requested = False
+        # Request-body pacing (body_read_timeout, body_min_rate): the bytes received, the
+        # seconds the app has waited for the body, and those since the app last got bytes.
+        self._body_received = 0
+        self._body_waited = 0.0
+        self._body_idle = 0.0
+        self._wait_started: float | None = None
         self._disconnected = False
         self._final_body_delivered = False
         self._wakeup: anyio.Event | None = None
@@ -186,6 +210,7 @@ class HTTPStream:
     def feed_body(self, data: bytes) -> None:
         if data:
             self._body.append(data)
+            self._body_received += len(data)
             self._wake()
 
     def feed_end(self) -> None:
@@ -273,6 +298,7 @@ class HTTPStream:
                 data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
                 self._body.clear()
                 self._owner.body_consumed(self.stream_id, len(data))
+                self._body_idle = 0.0
                 more = not self._body_complete
                 if not more:
                     self._final_body_delivered = True
@@ -282,7 +308,91 @@ class HTTPStream:
             if self._body_complete and not self._final_body_delivered:
                 self._final_body_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
+            if self._body_complete:
+                await self._wait()
+            else:
+                await self._wait_for_body()
+
+    async def _wait_for_body(self) -> None:
+        """Wait for more of the request body; the connection enforces ``body_read_timeout``
+        and ``body_min_rate`` meanwhile (``check_body_pace``).
+
+        Only this time counts against the client: the app is waiting and the server is
+        reading. While the app does not call ``receive`` the server may have stopped reading
+        on purpose (backpressure), so the client is not to blame for what it could not send.
+        The connection's reader already waits with a deadline; this only lowers it when
+        need be, which costs far less than a cancel scope per wait.
+        """
+        config = self.server_state.config
+        if not config.body_read_timeout and not config.body_min_rate:
             await self._wait()
+            return
+        self._wait_started = anyio.current_time()
+        self._owner.body_deadline(self.stream_id, self._pace_deadline())
+        try:
+            await self._wait()
+        finally:
+            started = self._wait_started
+            if started is not None:  # else the connection already counted this wait
+                self._wait_started = None
+                elapsed = anyio.current_time() - started
+                self._body_waited += elapsed
+                self._body_idle += elapsed
+
+    def _pace_deadline(self) -> float:
+        """When the waiting app's client breaks a body limit; inf if the app is not waiting
+        for body bytes (or about to get them)."""
+        started = self._wait_started
+        if started is None or (
+            self._body or self._body_complete or self._disconnected or self._response_complete
+        ):
+            return math.inf
+        config = self.server_state.config
+        timeout = config.body_read_timeout
+        rate = config.body_min_rate
+        idle_deadline = started + timeout - self._body_idle if timeout else math.inf
+        if not rate:
+            return idle_deadline
+        # Each byte buys 1/rate s of waiting on top of the grace: a connection held for W s
+        # of waiting has delivered at least rate * (W - grace) bytes.
+        rate_deadline = (
+            started + config.body_min_rate_grace + self._body_received / rate - self._body_waited
+        )
+        return min(idle_deadline, rate_deadline)
+
+    async def check_body_pace(self, now: float) -> float:
+        """Called by the connection when a deadline given to ``body_deadline`` has passed:
+        end the request if its client broke a body limit. Returns the next deadline (inf
+        for none)."""
+        deadline = self._pace_deadline()
+        started = self._wait_started
+        if now < deadline or started is None:
+            return deadline
+        if self._owner.body_blocked(self.stream_id):
+            # Flow control holds the client back (HTTP/2 windows spent on streams whose apps
+            # do not read): this wait has not counted so far; start it again.
+            self._wait_started = now
+            return self._pace_deadline()
+        self._wait_started = None
+        self._body_waited += now - started
+        self._body_idle += now - started
+        config = self.server_state.config
+        if self._body_idle >= config.body_read_timeout > 0:
+            reason = f"no request body bytes for {config.body_read_timeout:g} s (body_read_timeout)"
+        else:
+            reason = (
+                f"request body too slow: {self._body_received} bytes in "
+                f"{self._body_waited:.1f} s of waiting (body_min_rate {config.body_min_rate:g} "
+                f"bytes/s after {config.body_min_rate_grace:g} s)"
+            )
+        self._disconnected = True  # receive() returns http.disconnect, send() raises
+        self._wake()
+        if await self._owner.body_timed_out(self.stream_id, reason):
+            self._started = True
+            self._pending_headers = None
+            self._status = 408
+            self._finish()
+        return math.inf
 
     async def send(self, message: Message) -> None:
         """ASGI ``send``: ``http.response.start`` then ``http.response.body`` messages."""
