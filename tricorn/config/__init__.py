@@ -217,6 +217,21 @@ class Config:
         minimum=1,
         group="http2",
     )
+    h2_max_glitches_per_window: int = setting(
+        1000,
+        "Frames and resets that serve no request (glitch budget) per flood window; "
+        "past it GOAWAY(ENHANCE_YOUR_CALM).",
+        minimum=1,
+        group="http2",
+    )
+    h2_discard_body_limit: int = setting(
+        64 << 20,
+        "Request-body bytes read and discarded after a complete early response (so clients "
+        "that cannot take RST_STREAM mid-upload see it); then RST_STREAM(NO_ERROR). 0: reset "
+        "at once.",
+        minimum=0,
+        group="http2",
+    )
     h2_flood_window: float = setting(
         10.0,
         "Seconds over which the HTTP/2 frame-rate limits are counted.",

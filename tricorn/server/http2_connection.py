@@ -103,8 +103,11 @@ class HTTP2Connection:
             max_pings_per_window=config.h2_max_pings_per_window,
             max_settings_per_window=config.h2_max_settings_per_window,
             max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
+            max_glitches_per_window=config.h2_max_glitches_per_window,
             rate_window_seconds=config.h2_flood_window,
             enable_connect_protocol=True,
+            hold_reset_slots=True,
+            discard_body_limit=config.h2_discard_body_limit,
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
@@ -116,6 +119,8 @@ class HTTP2Connection:
         self._broken = False
         self._read_scope: anyio.CancelScope | None = None
         self._idle_since = anyio.current_time()
+        #: The client's preface and first SETTINGS must arrive within the head timeout.
+        self._preface_deadline = self._idle_since + config.header_read_timeout
 
     # --- running --------------------------------------------------------------------
 
@@ -155,9 +160,12 @@ class HTTP2Connection:
     _idle_event: anyio.Event | None = None
 
     def _deadline(self) -> float:
-        if self._streams:
-            return math.inf
-        return self._idle_since + self.state.config.keep_alive_timeout
+        deadline = math.inf
+        if not self._streams:
+            deadline = self._idle_since + self.state.config.keep_alive_timeout
+        if not self.protocol.preface_received:
+            deadline = min(deadline, self._preface_deadline)
+        return deadline
 
     async def _read_loop(self) -> None:
         protocol = self.protocol
@@ -177,6 +185,10 @@ class HTTP2Connection:
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
+                    break
+                if not protocol.preface_received and anyio.current_time() >= self._preface_deadline:
+                    error_log.info("%s: no HTTP/2 preface within the head timeout", self._peer())
+                    await self._handle(protocol.preface_timeout())
                     break
                 if not self._streams and anyio.current_time() >= self._deadline():
                     protocol.goaway(graceful=True)
@@ -443,6 +455,7 @@ class HTTP2Connection:
 
     def stream_done(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)
+        self.protocol.release(stream_id)
         self._outboxes.pop(stream_id, None)
         if not self._streams:
             self._idle_since = anyio.current_time()
