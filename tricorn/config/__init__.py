@@ -176,15 +176,16 @@ class Config:
         65536, "Largest decoded request header list, in bytes.", minimum=1024, group="http2"
     )
     h2_initial_window_size: int = setting(
-        65535,
+        1048576,
         "Flow-control window of each request stream, in bytes.",
         minimum=1,
         maximum=2**31 - 1,
         group="http2",
     )
     h2_connection_window_size: int = setting(
-        1048576,
-        "Flow-control window of the whole connection, in bytes.",
+        4194304,
+        "Flow-control window of the whole connection, in bytes: the most request-body bytes "
+        "one connection can make the server hold.",
         minimum=65535,
         maximum=2**31 - 1,
         group="http2",

@@ -39,7 +39,7 @@ from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
 
-RECEIVE_SIZE = 65536
+RECEIVE_SIZE = 262144
 #: Largest slice of one stream's body handed to the protocol before the writer looks again
 #: at the priorities (a few frames' worth).
 SEND_QUANTUM = 65536
@@ -294,6 +294,9 @@ class HTTP2Connection:
     async def _flush(self) -> None:
         if self._broken:
             return
+        if not self.protocol.pending_output_size:
+            self._unflushed = 0  # nothing queued: another flush took it
+            return
         async with self._write_lock:
             data = self.protocol.data_to_send()
             self._unflushed = 0
@@ -428,7 +431,8 @@ class HTTP2Connection:
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         self.protocol.acknowledge_received(stream_id, size)
-        self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+        if self.protocol.pending_output_size:
+            self._wake_writer()  # the writer flushes the WINDOW_UPDATE
 
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:
