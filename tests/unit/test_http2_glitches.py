@@ -311,3 +311,39 @@ def test_without_hold_reset_slots_a_reset_frees_the_slot_at_once() -> None:
     pair.to_server()
     events: list[Event] = pair.request(GET)[1]
     assert of(events, Request)
+
+
+# --- the buffering bound ------------------------------------------------------------------
+
+
+def test_buffered_request_bytes_stay_within_streams_times_window_and_the_connection() -> None:
+    pair = Pair(max_concurrent_streams=10, initial_window_size=1000)
+    ids = []
+    for _ in range(10):
+        stream_id, _ = pair.request(post(), end_stream=False)
+        ids.append(stream_id)
+    pair.to_client()
+    pair.to_server()  # our SETTINGS acknowledged: the 1000-byte windows apply
+    for stream_id in ids:
+        pair.client.send_data(stream_id, b"x" * 1000)
+    pair.to_server()
+    assert pair.server.buffered_request_bytes == 10 * 1000  # streams x stream window
+    # Nothing was read: no window reopened, and one byte more is a flow-control error.
+    assert not [t for t, *_ in pair.server_frames() if t == WINDOW_UPDATE]
+    events = pair.raw(frame(DATA, 0, ids[0], b"x"))
+    assert of(events, ConnectionClosed)[0].error_code == ErrorCodes.FLOW_CONTROL_ERROR
+
+
+def test_buffered_request_bytes_are_capped_by_the_connection_window() -> None:
+    pair = Pair(initial_window_size=60000, connection_window_size=65535)
+    first, _ = pair.request(post(), end_stream=False)
+    second, _ = pair.request(post(), end_stream=False)
+    pair.to_client()
+    pair.to_server()
+    for _ in range(3):
+        pair.client.send_data(first, b"x" * 16384)
+    pair.client.send_data(second, b"x" * (65535 - 16384 * 3))
+    pair.to_server()
+    assert pair.server.buffered_request_bytes == 65535
+    events = pair.raw(frame(DATA, 0, second, b"x"))
+    assert of(events, ConnectionClosed)[0].error_code == ErrorCodes.FLOW_CONTROL_ERROR

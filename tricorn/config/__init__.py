@@ -218,6 +218,9 @@ class Config:
         minimum=1,
         group="http2",
     )
+    h2_max_priority_frames_per_window: int = setting(
+        1000, "PRIORITY and PRIORITY_UPDATE frames per flood window.", minimum=1, group="http2"
+    )
     h2_max_glitches_per_window: int = setting(
         1000,
         "Frames and resets that serve no request (glitch budget) per flood window; "

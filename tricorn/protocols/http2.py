@@ -280,6 +280,7 @@ class HTTP2Protocol:
         #: still read and discarded before RST_STREAM(NO_ERROR).
         self._discard_body_limit = discard_body_limit
         self._discarding: dict[int, int] = {}
+        self._discard_credit: dict[int, int] = {}
         #: Inbound flow control of the connection (DATA on open streams never reaches h2):
         #: what the peer may still send, and what was released since the last WINDOW_UPDATE.
         self._inbound_window = connection_window_size
@@ -806,6 +807,11 @@ class HTTP2Protocol:
         if credit and not self._closed:
             self._ignored_credit = 0
             self._append_raw(_frame(_WINDOW_UPDATE, 0, 0, _U32.pack(credit)))
+        if self._discard_credit:
+            for stream_id, size in self._discard_credit.items():
+                if stream_id in self._discarding and not self._closed:
+                    self._out += _frame(_WINDOW_UPDATE, 0, stream_id, _U32.pack(size))
+            self._discard_credit.clear()
 
     def _note_reset(self, stream_id: int, allowance: int, *, answered: bool = True) -> None:
         """Remember a reset stream (bounded): its late frames are ignored, sends dropped."""
@@ -1537,8 +1543,8 @@ class HTTP2Protocol:
         left = self._discarding[stream_id] - size
         if left >= 0:
             self._discarding[stream_id] = left
-            if size:
-                self._append_raw(_frame(_WINDOW_UPDATE, 0, stream_id, _U32.pack(size)))
+            if size:  # the stream window reopens too (one WINDOW_UPDATE per read)
+                self._discard_credit[stream_id] = self._discard_credit.get(stream_id, 0) + size
             return
         self._end_discarding(stream_id)
         self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)

@@ -103,6 +103,7 @@ class HTTP2Connection:
             max_pings_per_window=config.h2_max_pings_per_window,
             max_settings_per_window=config.h2_max_settings_per_window,
             max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
+            max_priority_frames_per_window=config.h2_max_priority_frames_per_window,
             max_glitches_per_window=config.h2_max_glitches_per_window,
             rate_window_seconds=config.h2_flood_window,
             enable_connect_protocol=True,
