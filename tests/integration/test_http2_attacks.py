@@ -953,3 +953,52 @@ def test_unread_uploads_on_many_streams_are_bounded_by_the_windows(
         assert reopened == 0, "the server gave window for bytes nobody read"
         assert not answer.over, answer.describe()
         check_memory(server, memory, "unread uploads")
+
+
+# --- 10. a reset stream keeps its slot until its app instance has ended -----------------------
+
+
+def test_reset_streams_hold_their_slots_until_their_apps_end(backend: str, tmp_path: Path) -> None:
+    with tricorn(backend, tmp_path) as server:
+        memory = start_measuring(server)
+        conn = connect(server)
+        # 100 apps that never read and take SIT_SECONDS to return, each stream reset at once.
+        ids = _open_streams(conn, "/sit", MAX_STREAMS)
+        conn.send(b"".join(f.frame(f.RST_STREAM, 0, sid, f.rst_payload(f.CANCEL)) for sid in ids))
+        extra = conn.new_stream_id()
+        conn.send_headers(extra, conn.request_headers(path="/"), end_stream=True)
+        answer = Answer()
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while extra not in answer.resets and extra not in answer.statuses and not answer.over:
+            assert time.monotonic() < deadline, answer.describe()
+            drain(conn, answer, 0.25)
+        refused = answer.resets.get(extra)
+        # Once the apps have returned, the slots are free again (polled, bounded).
+        served = 0
+        deadline = time.monotonic() + 15.0
+        while not served and time.monotonic() < deadline:
+            sid = conn.new_stream_id()
+            conn.send_headers(sid, conn.request_headers(path="/"), end_stream=True)
+            later = Answer()
+            while sid not in later.resets and sid not in later.statuses and not later.over:
+                assert time.monotonic() < deadline, later.describe()
+                drain(conn, later, 0.25)
+            served = later.statuses.get(sid, 0)
+            if not served:  # refused: the apps are still running; wait a moment for them
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.process.wait(timeout=0.2)
+        others = bystander(server)
+        stop_measuring(server, memory)
+        conn.close()
+        report(
+            "10 reset streams hold their slots",
+            server,
+            f"{MAX_STREAMS} x /sit reset at once, stream {extra} -> {answer.describe()}",
+            f"after the apps returned: {served}",
+            str(memory),
+            others,
+        )
+        assert refused == f.REFUSED_STREAM, answer.describe()
+        assert answer.goaway is None, answer.describe()
+        assert served == 200
+        check_memory(server, memory, "reset streams holding slots")

@@ -285,9 +285,9 @@ class HTTP2Protocol:
         #: what the peer may still send, and what was released since the last WINDOW_UPDATE.
         self._inbound_window = connection_window_size
         self._inbound_credit = 0
-        # WINDOW_UPDATEs go out once a quarter of a window is released, not per DATA frame.
-        self._stream_update_at = max(initial_window_size // 4, 1)
-        self._connection_update_at = max(connection_window_size // 4, 1)
+        # WINDOW_UPDATEs go out once half a window is released, not per DATA frame.
+        self._stream_update_at = max(initial_window_size // 2, 1)
+        self._connection_update_at = max(connection_window_size // 2, 1)
 
         self._h2 = H2Connection(
             config=H2Configuration(
