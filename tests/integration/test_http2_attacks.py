@@ -888,8 +888,9 @@ def test_glitch_floods_get_enhance_your_calm(backend: str, kind: str, tmp_path: 
         assert answer.goaway is not None, answer.describe()
         assert answer.goaway.error_code == f.ENHANCE_YOUR_CALM, answer.describe()
         assert expected in goaway_text(answer), goaway_text(answer)
-        assert answer.units_sent < total, "the server must not take the whole flood"
         if kind.startswith("made-you-reset"):
+            # (These frames are small: the whole flood may fit in the socket buffers before
+            # the client reads the GOAWAY, so the bound is what the server did.)
             # One RST_STREAM(STREAM_CLOSED) per stream, never one per frame, and no more
             # streams than the reset limit allows (plus what one read held).
             codes = set(answer.resets.values())
@@ -897,7 +898,9 @@ def test_glitch_floods_get_enhance_your_calm(backend: str, kind: str, tmp_path: 
             assert codes <= {f.STREAM_CLOSED, f.REFUSED_STREAM}, answer.describe()
             assert len(answer.resets) <= MAX_RESETS + 1, answer.describe()
             assert after["peak"] <= MAX_STREAMS, after
+            assert after["started"] <= MAX_RESETS + MAX_STREAMS, after
         else:
+            assert answer.units_sent < total, "the server must not take the whole flood"
             # The server stops after the budget; what the client could still write into the
             # socket buffers before it read the GOAWAY comes on top: a few thousand frames.
             assert answer.units_sent <= 10 * GLITCH_BUDGET, answer.describe()
