@@ -8,6 +8,13 @@ errors, the error code of HPACK failures), and cuts the input after every header
 that each request head is known before the frames that follow it are checked. Request
 headers are validated here (RFC 9113 section 8.2/8.3), in one pass that also builds the
 ``Request`` event, so that a malformed request is a stream error, not a connection error.
+
+The scanner also charges one glitch budget (``http2_limits.GlitchBudget``) for every frame
+that costs work without serving a request, answers frames on half-closed(remote) and reset
+streams itself (one RST_STREAM(STREAM_CLOSED), then ignored, the connection window credited:
+h2 never writes a reset per frame), and takes DATA on open streams itself (inbound flow
+control, padding, ``Body`` events; h2 only sees an empty END_STREAM frame to keep its stream
+states), which is most of the cost of an upload.
 """
 
 from __future__ import annotations
@@ -1573,8 +1580,9 @@ class HTTP2Protocol:
     def acknowledge_received(self, stream_id: int, size: int) -> None:
         """The app consumed ``size`` request-body bytes of the stream: reopen the windows.
 
-        WINDOW_UPDATE frames for the stream and the connection are queued (batched by h2 once
-        half a window is consumed). Bytes of streams already closed are released already.
+        WINDOW_UPDATE frames for the stream and the connection are queued once half of its
+        window is consumed (not one per DATA frame). Bytes of closed streams are released
+        already.
         """
         stream = self._streams.get(stream_id)
         if stream is None or size <= 0:
