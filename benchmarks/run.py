@@ -572,6 +572,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+#: Everything after this line of RESULTS.md survives a new run of this script.
+KEPT_MARKER = "<!-- measured by other scripts; kept by run.py -->"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -589,6 +593,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         harness.log("interrupted: writing what ran so far")
     text = report(harness, ["python", "benchmarks/run.py", *argv])
+    if args.output.exists():
+        # Sections measured by other scripts (benchmarks/upload.py) are kept as they are.
+        kept = args.output.read_text().partition(KEPT_MARKER)[2]
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + KEPT_MARKER + kept
     args.output.write_text(text)
     (harness.workdir / "results.json").write_text(json.dumps(harness.details, indent=1))
     harness.log(f"wrote {args.output} (raw runs: {harness.workdir / 'results.json'})")

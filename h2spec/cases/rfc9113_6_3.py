@@ -30,6 +30,21 @@ def priority_stream_zero(conn: Connection) -> str:
 
 @case(
     S,
+    "Sends a PRIORITY frame with stream identifier 0 that depends on stream 0",
+    "GOAWAY(PROTOCOL_ERROR)",
+    (
+        "RFC 9113 6.3: If a PRIORITY frame is received with a stream identifier of 0x00, the "
+        "recipient MUST respond with a connection error of type PROTOCOL_ERROR (a dependency on "
+        "itself does not make it a stream error: there is no stream 0 to reset)."
+    ),
+)
+def priority_stream_zero_on_zero(conn: Connection) -> str:
+    conn.send_frame(f.PRIORITY, 0, 0, f.priority_payload(0, 16))
+    return conn.expect_connection_error(f.PROTOCOL_ERROR)
+
+
+@case(
+    S,
     "Sends a PRIORITY frame with a length of 4",
     "RST_STREAM(FRAME_SIZE_ERROR) or GOAWAY(FRAME_SIZE_ERROR)",
     LENGTH,

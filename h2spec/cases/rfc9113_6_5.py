@@ -138,6 +138,48 @@ def max_frame_size_too_large(conn: Connection) -> str:
 
 @case(
     S2,
+    "Sends SETTINGS_MAX_FRAME_SIZE with a value of 0",
+    "GOAWAY(PROTOCOL_ERROR)",
+    (
+        "RFC 9113 6.5.2 SETTINGS_MAX_FRAME_SIZE: values outside 2^14..2^24-1 MUST be treated as a "
+        "connection error of type PROTOCOL_ERROR (a server that takes 0 can loop: CVE-2026-33814)."
+    ),
+)
+def max_frame_size_zero(conn: Connection) -> str:
+    _settings(conn, (f.SETTINGS_MAX_FRAME_SIZE, 0))
+    return conn.expect_connection_error(f.PROTOCOL_ERROR)
+
+
+@case(
+    S2,
+    "Sends SETTINGS_ENABLE_CONNECT_PROTOCOL with a value of 2",
+    "GOAWAY(PROTOCOL_ERROR)",
+    (
+        "RFC 8441 3: a SETTINGS_ENABLE_CONNECT_PROTOCOL value other than 0 or 1 is invalid (as for "
+        "the other boolean settings of RFC 9113 6.5.2: a connection error of type PROTOCOL_ERROR)."
+    ),
+)
+def enable_connect_protocol_2(conn: Connection) -> str:
+    _settings(conn, (f.SETTINGS_ENABLE_CONNECT_PROTOCOL, 2))
+    return conn.expect_connection_error(f.PROTOCOL_ERROR)
+
+
+@case(
+    S2,
+    "Sends SETTINGS_NO_RFC7540_PRIORITIES with a value of 2",
+    "GOAWAY(PROTOCOL_ERROR)",
+    (
+        "RFC 9218 2.1: A value other than 0 or 1 for SETTINGS_NO_RFC7540_PRIORITIES MUST be "
+        "treated as a connection error of type PROTOCOL_ERROR."
+    ),
+)
+def no_rfc7540_priorities_2(conn: Connection) -> str:
+    _settings(conn, (f.SETTINGS_NO_RFC7540_PRIORITIES, 2))
+    return conn.expect_connection_error(f.PROTOCOL_ERROR)
+
+
+@case(
+    S2,
     "Sends a SETTINGS frame with an unknown identifier",
     "a SETTINGS ACK",
     (

@@ -6,6 +6,8 @@ Paths:
   then answers 200 if it still can. It is counted as a live app instance meanwhile.
 - ``/stream``: streams 1 GiB of zeros in 64 KiB chunks (``?kib=N``: N KiB chunks; no
   content-length); stops when the client goes away. Counted as live too.
+- ``/sit``: never reads the request body; answers 200 after ``SIT_SECONDS`` (or when the
+  client goes away first, as far as tricorn tells it: the body is simply never read).
 - ``/count``: JSON ``{"live": N, "peak": N, "started": N}``: app instances of ``/hang`` and
   ``/stream`` alive now, the most alive at once since the process started, and how many
   ever started. The counters are module state: one server process, one worker.
@@ -21,6 +23,7 @@ import anyio
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 HANG_SECONDS = 30.0
+SIT_SECONDS = 3.0
 CHUNK = bytes(65536)
 
 _chunks: dict[int, bytes] = {}
@@ -68,6 +71,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     if path == "/count":
         await _respond(send, 200, json.dumps(_counts).encode(), b"application/json")
+        return
+    if path == "/sit":
+        await anyio.sleep(SIT_SECONDS)
+        await _respond(send, 200, b"sat", b"text/plain")
         return
     if path not in ("/hang", "/stream"):
         await _respond(send, 200, b"ok", b"text/plain")

@@ -284,7 +284,7 @@ def test_padding_is_acknowledged_at_once() -> None:
     pair.client.send_data(stream_id, b"x" * 100, pad_length=200)
     assert of(pair.to_server(), Body)[0].data == b"x" * 100
     # The padding (and its length byte) is handed back before the app reads anything.
-    assert pair.server._h2._inbound_flow_control_window_manager._bytes_processed == 201
+    assert pair.server._inbound_credit == 201
 
 
 def test_window_updates_and_initial_window_changes_wake_senders() -> None:

@@ -199,15 +199,16 @@ class Config:
         65536, "Largest decoded request header list, in bytes.", minimum=1024, group="http2"
     )
     h2_initial_window_size: int = setting(
-        65535,
+        1048576,
         "Flow-control window of each request stream, in bytes.",
         minimum=1,
         maximum=2**31 - 1,
         group="http2",
     )
     h2_connection_window_size: int = setting(
-        1048576,
-        "Flow-control window of the whole connection, in bytes.",
+        4194304,
+        "Flow-control window of the whole connection, in bytes: the most request-body bytes "
+        "one connection can make the server hold.",
         minimum=65535,
         maximum=2**31 - 1,
         group="http2",
@@ -238,6 +239,24 @@ class Config:
         100,
         "Empty DATA/HEADERS frames (no END_STREAM) per flood window.",
         minimum=1,
+        group="http2",
+    )
+    h2_max_priority_frames_per_window: int = setting(
+        1000, "PRIORITY and PRIORITY_UPDATE frames per flood window.", minimum=1, group="http2"
+    )
+    h2_max_glitches_per_window: int = setting(
+        1000,
+        "Frames and resets that serve no request (glitch budget) per flood window; "
+        "past it GOAWAY(ENHANCE_YOUR_CALM).",
+        minimum=1,
+        group="http2",
+    )
+    h2_discard_body_limit: int = setting(
+        64 << 20,
+        "Request-body bytes read and discarded after a complete early response (so clients "
+        "that cannot take RST_STREAM mid-upload see it); then RST_STREAM(NO_ERROR). 0: reset "
+        "at once.",
+        minimum=0,
         group="http2",
     )
     h2_flood_window: float = setting(

@@ -8,10 +8,19 @@ errors, the error code of HPACK failures), and cuts the input after every header
 that each request head is known before the frames that follow it are checked. Request
 headers are validated here (RFC 9113 section 8.2/8.3), in one pass that also builds the
 ``Request`` event, so that a malformed request is a stream error, not a connection error.
+
+The scanner also charges one glitch budget (``http2_limits.GlitchBudget``) for every frame
+that costs work without serving a request, answers frames on half-closed(remote) and reset
+streams itself (one RST_STREAM(STREAM_CLOSED), then ignored, the connection window credited:
+h2 never writes a reset per frame), and takes DATA on open streams itself (inbound flow
+control, padding, ``Body`` events; h2 only sees an empty END_STREAM frame to keep its stream
+states), which is most of the cost of an upload.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import struct
 from collections.abc import Callable, Iterable
@@ -33,6 +42,7 @@ from h2.exceptions import H2Error
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
 from hpack.exceptions import HPACKError, OversizedHeaderListError
+from hyperframe.frame import DataFrame
 
 from ..errors import LocalProtocolError
 from . import http2_limits as limits
@@ -63,10 +73,13 @@ _WINDOW_UPDATE, _CONTINUATION, _PRIORITY_UPDATE = 8, 9, 16
 _END_STREAM = _ACK = 0x1
 _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x4, 0x8, 0x20
 _SETTINGS_NO_RFC7540_PRIORITIES = 0x9
+_STREAM_CLOSED = 0x5
+_KNOWN_FRAME_TYPES = frozenset((*range(10), _PRIORITY_UPDATE))
 
 _FRAME_HEADER = struct.Struct(">BHBBL")
 _U32 = struct.Struct(">L")
 _GOAWAY_BODY = struct.Struct(">LL")
+_SETTING = struct.Struct(">HL")
 _STREAM_ID_MASK = 0x7FFFFFFF
 
 # RFC 9113 8.2.1: field names are lower-case tokens; values carry no NUL, CR, LF and no
@@ -77,6 +90,15 @@ _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade")
 )
 _STATUS_BYTES = {status: str(status).encode() for status in range(100, 600)}
+
+
+def _data_frame_body_repr(frame: DataFrame) -> str:
+    return f"data=<{len(frame.data)} bytes>"
+
+
+# h2 builds repr(frame) of every frame it receives for a trace log line, even with logging off,
+# and hyperframe's DATA repr hexlifies the whole payload: a third of the CPU of an upload.
+DataFrame._body_repr = _data_frame_body_repr  # type: ignore[method-assign,assignment]
 
 
 class _Malformed(Exception):
@@ -96,12 +118,31 @@ class _ConnectionError(Exception):
         self.message = message
 
 
+class _Closed:
+    """A stream that was reset (by either side): what may still arrive on it for free.
+
+    After we reset a stream, frames the peer sent before it saw our RST_STREAM are ignored
+    (RFC 9113 5.1 closed, 5.4.2): up to ``allowance`` DATA bytes (the stream window it could
+    have in flight) and one trailer block. Anything beyond is a glitch. ``answered``: an
+    RST_STREAM for the stream went out (when the client reset it, the first frame after is
+    answered with RST_STREAM(STREAM_CLOSED), then ignored).
+    """
+
+    __slots__ = ("allowance", "answered", "trailers")
+
+    def __init__(self, allowance: int, answered: bool) -> None:
+        self.allowance = allowance
+        self.trailers = allowance > 0
+        self.answered = answered
+
+
 class _Stream:
     """What tricorn tracks per stream next to h2's own state machine."""
 
     __slots__ = (
         "authority",
         "content_length",
+        "credit",
         "expect_continue",
         "head",
         "local_closed",
@@ -109,8 +150,11 @@ class _Stream:
         "remote_closed",
         "response_started",
         "scheme",
+        "sent",
         "stream_id",
+        "tunnel",
         "unacked",
+        "window",
     )
 
     def __init__(self, stream_id: int, scheme: bytes, authority: bytes | None) -> None:
@@ -120,12 +164,59 @@ class _Stream:
         self.content_length: int | None = None
         self.received = 0
         self.unacked = 0
+        #: What the peer may still send on the stream, and what was consumed since the last
+        #: WINDOW_UPDATE (inbound flow control is ours: DATA on open streams bypasses h2).
+        self.window = 0
+        self.credit = 0
         self.remote_closed = False
         self.local_closed = False
         self.response_started = False
         self.expect_continue = False
+        #: DATA went out since the peer's last WINDOW_UPDATE for the stream.
+        self.sent = False
+        #: A CONNECT stream: when one side ends, the tunnel is over.
+        self.tunnel = False
         #: A HEAD request: response content is dropped (RFC 9110 9.3.2).
         self.head = False
+
+
+#: RFC 9113 6.5.2 and RFC 8441/9218: the allowed values of the settings that have a range,
+#: and the error code of a value outside it.
+_SETTING_RANGES = {
+    0x2: (0, 1, ErrorCodes.PROTOCOL_ERROR),  # ENABLE_PUSH
+    0x4: (0, _STREAM_ID_MASK, ErrorCodes.FLOW_CONTROL_ERROR),  # INITIAL_WINDOW_SIZE
+    0x5: (16384, 16777215, ErrorCodes.PROTOCOL_ERROR),  # MAX_FRAME_SIZE
+    0x8: (0, 1, ErrorCodes.PROTOCOL_ERROR),  # ENABLE_CONNECT_PROTOCOL
+    _SETTINGS_NO_RFC7540_PRIORITIES: (0, 1, ErrorCodes.PROTOCOL_ERROR),
+}
+
+
+def _check_settings(payload: bytes | bytearray, start: int, end: int) -> None:
+    """Raise the RFC's connection error for a setting whose value is out of its range."""
+    for offset in range(start, end - 5, 6):
+        identifier, value = _SETTING.unpack_from(payload, offset)
+        allowed = _SETTING_RANGES.get(identifier)
+        if allowed is not None and not allowed[0] <= value <= allowed[1]:
+            raise _ConnectionError(
+                allowed[2],
+                f"setting 0x{identifier:x} = {value} is outside {allowed[0]}..{allowed[1]}",
+            )
+
+
+def _block_fragment(buf: bytes | bytearray, pos: int, length: int, flags: int) -> bytes:
+    """The field block fragment of a HEADERS frame (without padding and priority)."""
+    start = pos + 9
+    end = start + length
+    if flags & _PADDED:
+        if not length:
+            raise _ConnectionError(ErrorCodes.FRAME_SIZE_ERROR, "PADDED HEADERS without padding")
+        end -= buf[start]
+        start += 1
+    if flags & _PRIORITY_FLAG:
+        start += 5
+    if end < start:
+        raise _ConnectionError(ErrorCodes.PROTOCOL_ERROR, "HEADERS padding exceeds the frame")
+    return bytes(buf[start:end])
 
 
 def _frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -157,9 +248,12 @@ class HTTP2Protocol:
         max_settings_per_window: int = limits.DEFAULT_MAX_SETTINGS_PER_WINDOW,
         max_empty_frames_per_window: int = limits.DEFAULT_MAX_EMPTY_FRAMES_PER_WINDOW,
         max_priority_frames_per_window: int = limits.DEFAULT_MAX_PRIORITY_FRAMES_PER_WINDOW,
+        max_glitches_per_window: int = limits.DEFAULT_MAX_GLITCHES_PER_WINDOW,
         rate_window_seconds: float = limits.DEFAULT_RATE_WINDOW_SECONDS,
         max_output_buffer: int = limits.DEFAULT_MAX_OUTPUT_BUFFER,
         enable_connect_protocol: bool = True,
+        hold_reset_slots: bool = False,
+        discard_body_limit: int = limits.DEFAULT_DISCARD_BODY_LIMIT,
     ) -> None:
         if not 16384 <= max_frame_size <= 16777215:
             raise ValueError("max_frame_size must be between 16384 and 16777215")
@@ -184,6 +278,23 @@ class HTTP2Protocol:
         self._priorities = limits.RateLimit(
             max_priority_frames_per_window, rate_window_seconds, clock
         )
+        self._glitches = limits.GlitchBudget(max_glitches_per_window, rate_window_seconds, clock)
+        #: Reset client streams whose app instance has not ended yet (``release``): they keep
+        #: counting against max_concurrent_streams.
+        self._hold_reset_slots = hold_reset_slots
+        self._lingering: set[int] = set()
+        #: Streams whose response is complete while the request body still arrives: bytes
+        #: still read and discarded before RST_STREAM(NO_ERROR).
+        self._discard_body_limit = discard_body_limit
+        self._discarding: dict[int, int] = {}
+        self._discard_credit: dict[int, int] = {}
+        #: Inbound flow control of the connection (DATA on open streams never reaches h2):
+        #: what the peer may still send, and what was released since the last WINDOW_UPDATE.
+        self._inbound_window = connection_window_size
+        self._inbound_credit = 0
+        # WINDOW_UPDATEs go out once half a window is released, not per DATA frame.
+        self._stream_update_at = max(initial_window_size // 2, 1)
+        self._connection_update_at = max(connection_window_size // 2, 1)
 
         self._h2 = H2Connection(
             config=H2Configuration(
@@ -198,8 +309,19 @@ class HTTP2Protocol:
         self._scheduler = PriorityScheduler(max_tree_streams=max(1000, 4 * max_concurrent_streams))
         self._streams: dict[int, _Stream] = {}
         self._client_streams = 0
-        #: Recently reset streams: sends for them are dropped quietly (the app raced a reset).
-        self._reset_ids: dict[int, None] = {}
+        #: Recently reset streams: sends for them are dropped quietly (the app raced a reset),
+        #: frames the peer still sends on them are ignored before h2 sees them.
+        self._reset_ids: dict[int, _Closed] = {}
+        #: Streams that ended with DATA sent since the peer's last WINDOW_UPDATE for them.
+        self._recent_sent: dict[int, None] = {}
+        #: DATA went out since the peer's last connection-level WINDOW_UPDATE.
+        self._sent_since_update = False
+        #: Connection window owed to the peer for DATA ignored before h2 saw it.
+        self._ignored_credit = 0
+        #: The header block of a HEADERS frame on a closed stream, decoded here and dropped.
+        self._dropped_block: bytearray | None = None
+        self._settings_received = False
+        self._settings_acks_due = 1
         self._self_dependent: set[int] = set()
         self._inbuf = bytearray()
         self._out = bytearray()
@@ -282,6 +404,14 @@ class HTTP2Protocol:
                 ErrorCodes.PROTOCOL_ERROR, f"invalid HTTP2-Settings header: {error}", events
             )
             return events
+        try:
+            raw = base64.urlsafe_b64decode(settings_header + b"=" * (-len(settings_header) % 4))
+            _check_settings(raw, 0, len(raw) - len(raw) % 6)
+        except _ConnectionError as error:
+            self._connection_error(error.error_code, error.message, events := [])
+            return events
+        except (binascii.Error, ValueError):
+            pass  # h2 accepted it: it decodes differently
         self._finish_initiate()
         headers = [
             (name, value)
@@ -331,6 +461,33 @@ class HTTP2Protocol:
     def active_streams(self) -> int:
         """Streams still open (their request or response is not complete)."""
         return len(self._streams)
+
+    @property
+    def preface_received(self) -> bool:
+        """True once the client's connection preface and its first SETTINGS frame arrived."""
+        return self._settings_received
+
+    @property
+    def buffered_request_bytes(self) -> int:
+        """Request-body bytes handed out as ``Body`` events and not acknowledged yet: what
+        the server holds for the apps. At most ``max_concurrent_streams`` x
+        ``initial_window_size`` and at most ``connection_window_size`` (flow control)."""
+        return sum(stream.unacked for stream in self._streams.values())
+
+    def preface_timeout(self) -> list[Event]:
+        """The preface and first SETTINGS did not arrive in time: end the connection."""
+        events: list[Event] = []
+        if not self._settings_received:
+            self._connection_error(
+                ErrorCodes.PROTOCOL_ERROR,
+                "no connection preface and SETTINGS frame within the head timeout",
+                events,
+            )
+        return events
+
+    def release(self, stream_id: int) -> None:
+        """The app instance of a stream ended: a reset stream stops holding its slot."""
+        self._lingering.discard(stream_id)
 
     @property
     def shutdown_complete(self) -> bool:
@@ -429,19 +586,36 @@ class HTTP2Protocol:
             if frame_end > end_of_data:
                 break
             if frame_type == _DATA:
-                if self._check_data(buf, pos, length, flags, stream_id):
-                    pass
+                stream = self._streams.get(stream_id)
+                if stream.remote_closed if stream is not None else stream_id in self._reset_ids:
+                    # Half-closed (remote) or reset: answered here, h2 never sees the frame.
+                    self._feed(buf, start, pos, events)
+                    self._data_on_closed(stream, stream_id, length, events)
+                    start = frame_end
+                elif self._check_data(buf, pos, length, flags, stream_id):
+                    if stream is not None or stream_id in self._discarding:
+                        # The body of an open stream: taken here, without h2 (a third of the
+                        # cost of an upload was h2's per-frame work).
+                        self._feed(buf, start, pos, events)
+                        self._body_frame(stream, buf, pos, length, flags, stream_id, events)
+                        start = frame_end
                 else:
                     # Stream error answered here; h2 must not see the frame.
                     self._feed(buf, start, pos, events)
                     self._drop_data(stream_id, length, events)
                     start = frame_end
             elif frame_type in (_HEADERS, _CONTINUATION):
-                if not length and not flags & (_END_STREAM | _END_HEADERS) and self._empty.hit():
-                    raise _ConnectionError(
-                        ErrorCodes.ENHANCE_YOUR_CALM, "flood of empty HEADERS/CONTINUATION"
-                    )
+                if not length and not flags & (_END_STREAM | _END_HEADERS):
+                    if self._empty.hit():
+                        raise _ConnectionError(
+                            ErrorCodes.ENHANCE_YOUR_CALM, "flood of empty HEADERS/CONTINUATION"
+                        )
+                    self._glitch("empty HEADERS/CONTINUATION")
                 if frame_type == _CONTINUATION:
+                    if self._dropped_block is not None:
+                        # A header block on a closed stream: decoded here, never by h2.
+                        self._dropped_block += buf[pos + 9 : frame_end]
+                        start = frame_end
                     self._header_block_frames += 1
                     self._header_block_bytes += length
                     if self._header_block_frames > self._max_continuation_frames > 0:
@@ -452,7 +626,12 @@ class HTTP2Protocol:
                 else:
                     self._header_block_frames = 0
                     self._header_block_bytes = length
-                    if flags & _PRIORITY_FLAG and self._self_dependent_headers(
+                    stream = self._streams.get(stream_id)
+                    if stream.remote_closed if stream is not None else stream_id in self._reset_ids:
+                        self._feed(buf, start, pos, events)
+                        self._dropped_block = bytearray(_block_fragment(buf, pos, length, flags))
+                        start = frame_end
+                    elif flags & _PRIORITY_FLAG and self._self_dependent_headers(
                         buf, pos, length, flags, stream_id
                     ):
                         self._feed(buf, start, pos, events)
@@ -460,14 +639,19 @@ class HTTP2Protocol:
                         start = frame_end
                 if flags & _END_HEADERS:
                     self._header_block_stream = 0
+                    if self._dropped_block is not None:
+                        self._finish_dropped_block(stream_id, events)
                     # Cut here: the request head must be known before its DATA is checked.
                     self._feed(buf, start, frame_end, events)
                     start = frame_end
                 else:
                     self._header_block_stream = stream_id
             elif frame_type == _PRIORITY:
+                if not stream_id:
+                    raise _ConnectionError(ErrorCodes.PROTOCOL_ERROR, "PRIORITY on stream 0")
                 if self._priorities.hit():
                     raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "PRIORITY flood")
+                self._glitch("PRIORITY")
                 if length == 5 and _U32.unpack_from(buf, pos + 9)[0] & _STREAM_ID_MASK == stream_id:
                     self._feed(buf, start, pos, events)
                     self._self_dependent_priority(stream_id, events)
@@ -481,12 +665,20 @@ class HTTP2Protocol:
                     raise _ConnectionError(
                         ErrorCodes.ENHANCE_YOUR_CALM, "too many streams reset (rapid reset)"
                     )
+                self._glitch("RST_STREAM")
+                # Cut here: the frames after it see the stream as reset.
+                self._feed(buf, start, frame_end, events)
+                start = frame_end
             elif frame_type == _SETTINGS:
                 if flags & _ACK:
                     if length:
                         raise _ConnectionError(
                             ErrorCodes.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload"
                         )
+                    if self._settings_acks_due:
+                        self._settings_acks_due -= 1
+                    else:
+                        self._glitch("unsolicited SETTINGS ACK")
                 else:
                     answers += 9
                     if answers > max_output:
@@ -494,6 +686,11 @@ class HTTP2Protocol:
                         break
                     if self._settings.hit():
                         raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "SETTINGS flood")
+                    if self._settings_received:
+                        self._glitch("SETTINGS")
+                    if stream_id == 0 and length % 6 == 0:
+                        _check_settings(buf, pos + 9, frame_end)
+                    self._settings_received = True
             elif frame_type == _PING:
                 if not flags & _ACK:
                     answers += 17
@@ -502,23 +699,133 @@ class HTTP2Protocol:
                         break
                     if self._pings.hit():
                         raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "PING flood")
-            elif frame_type == _WINDOW_UPDATE and length == 4 and buf[pos + 9] & 0x80:
-                # The reserved bit must be ignored (RFC 9113 6.9); hyperframe rejects it.
-                self._feed(buf, start, pos, events)
-                fixed = bytearray(buf[pos:frame_end])
-                fixed[9] &= 0x7F
-                self._feed(bytes(fixed), 0, len(fixed), events)
-                start = frame_end
+                self._glitch("PING")
+            elif frame_type == _WINDOW_UPDATE:
+                self._window_update_glitch(stream_id)
+                if length == 4 and buf[pos + 9] & 0x80:
+                    # The reserved bit must be ignored (RFC 9113 6.9); hyperframe rejects it.
+                    self._feed(buf, start, pos, events)
+                    fixed = bytearray(buf[pos:frame_end])
+                    fixed[9] &= 0x7F
+                    self._feed(bytes(fixed), 0, len(fixed), events)
+                    start = frame_end
             elif frame_type == _GOAWAY:
                 self._feed(buf, start, frame_end, events)
+                self._give_ignored_credit()
                 return frame_end
             elif frame_type == _PRIORITY_UPDATE:
                 self._priority_update(buf, pos, length, stream_id)
+            elif frame_type not in _KNOWN_FRAME_TYPES:
+                self._glitch("frame of unknown type")
             pos = frame_end
             if self._closed:
                 return pos
         self._feed(buf, start, pos, events)
+        self._give_ignored_credit()
         return pos
+
+    # --- glitches: frames that cost work without serving a request --------------------
+
+    def _glitch(self, what: str) -> None:
+        if self._glitches.charge():
+            raise _ConnectionError(
+                ErrorCodes.ENHANCE_YOUR_CALM,
+                f"too many frames that serve no request (glitch budget; last: {what})",
+            )
+
+    def _window_update_glitch(self, stream_id: int) -> None:
+        """A WINDOW_UPDATE is free when DATA went out since the last one for its window."""
+        if not stream_id:
+            if self._sent_since_update:
+                self._sent_since_update = False
+                return
+        else:
+            stream = self._streams.get(stream_id)
+            if stream is not None and stream.sent:
+                stream.sent = False
+                return
+            if stream_id in self._recent_sent:
+                del self._recent_sent[stream_id]
+                return
+        self._glitch("WINDOW_UPDATE")
+
+    def _data_on_closed(
+        self, stream: _Stream | None, stream_id: int, length: int, events: list[Event]
+    ) -> None:
+        """DATA on a half-closed (remote) or reset stream, kept from h2."""
+        # h2 never saw the bytes, so its window did not shrink; the peer's did: give it back.
+        self._ignored_credit += length
+        if stream is not None:
+            # RFC 9113 5.1 half-closed (remote): a stream error of type STREAM_CLOSED.
+            self._stream_error(
+                stream, _STREAM_CLOSED, "DATA after the end of the request", events, allowance=0
+            )
+        else:
+            self._ignored(stream_id, length, "DATA", events)
+
+    def _ignored(self, stream_id: int, size: int, what: str, events: list[Event]) -> None:
+        """A frame on a reset stream: free while it may have been in flight, else a glitch."""
+        closed = self._reset_ids.get(stream_id)
+        if closed is None:
+            self._glitch(f"{what} on a closed stream")
+            return
+        if what == "DATA":
+            if size <= closed.allowance:
+                closed.allowance -= size
+                return
+        elif closed.trailers:
+            closed.trailers = False
+            return
+        if not closed.answered:
+            # The client reset the stream and still sends on it (RFC 9113 5.1 closed).
+            closed.answered = True
+            self._append_raw(_frame(_RST_STREAM, 0, stream_id, _U32.pack(_STREAM_CLOSED)))
+            events.append(
+                ProtocolError(
+                    stream_id,
+                    f"{what} on stream {stream_id} after the client reset it",
+                    error_code=_STREAM_CLOSED,
+                )
+            )
+        self._glitch(f"{what} on a closed stream")
+
+    def _finish_dropped_block(self, stream_id: int, events: list[Event]) -> None:
+        """A header block on a half-closed (remote) or reset stream is complete."""
+        assert self._dropped_block is not None
+        block = bytes(self._dropped_block)
+        self._dropped_block = None
+        try:
+            self._h2.decoder.decode(block, raw=True)  # keeps the HPACK table in sync
+        except OversizedHeaderListError:
+            raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "header list too large") from None
+        except HPACKError as error:
+            raise _ConnectionError(ErrorCodes.COMPRESSION_ERROR, f"HPACK: {error}") from None
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._stream_error(
+                stream, _STREAM_CLOSED, "HEADERS after the end of the request", events, allowance=0
+            )
+        else:
+            self._ignored(stream_id, 0, "HEADERS", events)
+
+    def _give_ignored_credit(self) -> None:
+        """One connection WINDOW_UPDATE for all the DATA ignored in this read."""
+        credit = self._ignored_credit
+        if credit and not self._closed:
+            self._ignored_credit = 0
+            self._append_raw(_frame(_WINDOW_UPDATE, 0, 0, _U32.pack(credit)))
+        if self._discard_credit:
+            for stream_id, size in self._discard_credit.items():
+                if stream_id in self._discarding and not self._closed:
+                    self._out += _frame(_WINDOW_UPDATE, 0, stream_id, _U32.pack(size))
+            self._discard_credit.clear()
+
+    def _note_reset(self, stream_id: int, allowance: int, *, answered: bool = True) -> None:
+        """Remember a reset stream (bounded): its late frames are ignored, sends dropped."""
+        reset_ids = self._reset_ids
+        reset_ids[stream_id] = _Closed(allowance, answered)
+        if len(reset_ids) > 1024:
+            del reset_ids[next(iter(reset_ids))]
 
     def _is_idle(self, stream_id: int) -> bool:
         if stream_id & 1:
@@ -532,8 +839,10 @@ class HTTP2Protocol:
         size = length
         if flags & _PADDED and length:
             size = length - 1 - buf[pos + 9]
-        if size <= 0 and not flags & _END_STREAM and self._empty.hit():
-            raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "flood of empty DATA frames")
+        if size <= 0 and not flags & _END_STREAM:
+            if self._empty.hit():
+                raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "flood of empty DATA frames")
+            self._glitch("empty DATA")
         stream = self._streams.get(stream_id)
         if stream is None or stream.content_length is None or stream.remote_closed or size < 0:
             return True
@@ -550,10 +859,9 @@ class HTTP2Protocol:
             f"request body does not match content-length {stream.content_length}",
             events,
         )
-        if length:
-            # h2 never saw these bytes, so its window did not shrink; give the peer its
-            # connection window back directly.
-            self._append_raw(_frame(_WINDOW_UPDATE, 0, 0, _U32.pack(length)))
+        # h2 never saw these bytes, so its window did not shrink; give the peer its
+        # connection window back directly.
+        self._ignored_credit += length
 
     def _self_dependent_headers(
         self, buf: bytes | bytearray, pos: int, length: int, flags: int, stream_id: int
@@ -593,6 +901,7 @@ class HTTP2Protocol:
             raise _ConnectionError(ErrorCodes.FRAME_SIZE_ERROR, "PRIORITY_UPDATE too short")
         if self._priorities.hit():
             raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "PRIORITY_UPDATE flood")
+        self._glitch("PRIORITY_UPDATE")
         prioritized = _U32.unpack_from(buf, pos + 9)[0] & _STREAM_ID_MASK
         if prioritized in self._streams:
             self._scheduler.set_field(prioritized, bytes(buf[pos + 13 : pos + 9 + length]))
@@ -614,20 +923,26 @@ class HTTP2Protocol:
         stream_id: int = event.stream_id
         ended = event.stream_ended is not None
         h2 = self._h2
+        window = 0 if ended else self._initial_window_size
         if self._goaway_last_stream is not None and stream_id > self._goaway_last_stream:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._note_reset(stream_id, window)
             return
         if stream_id in self._self_dependent:
             self._self_dependent.discard(stream_id)
             h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._note_reset(stream_id, window)
             events.append(
                 ProtocolError(
                     stream_id, "stream depends on itself", error_code=ErrorCodes.PROTOCOL_ERROR
                 )
             )
+            self._glitch("stream reset for depending on itself")
             return
-        if self._client_streams >= self._max_concurrent_streams:
+        held = self._client_streams + len(self._lingering) + len(self._discarding)
+        if held >= self._max_concurrent_streams:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._note_reset(stream_id, window)
             events.append(
                 ProtocolError(
                     stream_id,
@@ -637,11 +952,13 @@ class HTTP2Protocol:
             )
             if self._resets.hit():
                 raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "too many streams refused")
+            self._glitch("stream refused")
             return
         try:
             request, stream, priority = self._build_request(stream_id, event.headers, ended)
         except _Malformed as error:
             h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+            self._note_reset(stream_id, window)
             events.append(
                 ProtocolError(
                     stream_id, f"malformed request: {error}", error_code=ErrorCodes.PROTOCOL_ERROR
@@ -651,11 +968,13 @@ class HTTP2Protocol:
                 raise _ConnectionError(
                     ErrorCodes.ENHANCE_YOUR_CALM, "too many malformed requests"
                 ) from None
+            self._glitch("malformed request")
             return
         except _HeaderListTooLarge:
             h2.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
             if not ended:
                 h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+                self._note_reset(stream_id, window)
             events.append(
                 ProtocolError(
                     stream_id,
@@ -667,6 +986,10 @@ class HTTP2Protocol:
         stream.remote_closed = ended
         self._streams[stream_id] = stream
         self._client_streams += 1
+        h2_stream = h2.streams.get(stream_id)
+        if h2_stream is not None:
+            # The body bypasses h2 (``_body_frame``); content-length is checked here instead.
+            h2_stream._expected_content_length = None
         if priority is not None:
             self._scheduler.set_field(stream_id, priority)
         events.append(request)
@@ -785,6 +1108,10 @@ class HTTP2Protocol:
                 raise _Malformed("content-length without a body")
         stream.expect_continue = expect_continue and not ended
         stream.head = method == b"HEAD"
+        stream.tunnel = method == b"CONNECT"
+        # Until the peer acknowledged our SETTINGS it may assume the default window.
+        window = self._initial_window_size
+        stream.window = window if not self._settings_acks_due else max(window, 65535)
         request = Request(
             stream_id=stream_id,
             method=method,
@@ -805,6 +1132,8 @@ class HTTP2Protocol:
         stream = self._streams.get(stream_id)
         if stream is None or stream.remote_closed:
             self._h2.acknowledge_received_data(flow_length, stream_id)
+            if stream_id in self._discarding:
+                self._discarded(stream_id, flow_length)
             return
         if flow_length > len(data):
             # Padding is consumed the moment it arrives.
@@ -814,6 +1143,8 @@ class HTTP2Protocol:
             events.append(Body(stream_id, data))
 
     def _on_stream_ended(self, event: H2StreamEnded, events: list[Event]) -> None:
+        if event.stream_id in self._discarding:
+            self._end_discarding(event.stream_id)
         stream = self._streams.get(event.stream_id)
         if stream is None or stream.remote_closed:
             return
@@ -846,13 +1177,17 @@ class HTTP2Protocol:
             self._forget(stream)
 
     def _on_stream_reset(self, event: H2StreamReset, events: list[Event]) -> None:
+        if event.stream_id in self._discarding:
+            self._end_discarding(event.stream_id)
         stream = self._streams.get(event.stream_id)
         code = int(event.error_code or 0)
         if not event.remote_reset:
             events.append(ProtocolError(event.stream_id, "stream error", error_code=code))
         if stream is not None:
-            self._forget(stream, reset=True)
+            self._forget(stream, reset=True, allowance=0, answered=not event.remote_reset)
             events.append(StreamReset(stream.stream_id, code))
+        elif event.remote_reset and event.stream_id not in self._reset_ids:
+            self._note_reset(event.stream_id, 0, answered=False)
 
     def _on_window_updated(self, event: H2WindowUpdated, events: list[Event]) -> None:
         stream_id: int = event.stream_id
@@ -883,15 +1218,25 @@ class HTTP2Protocol:
     # --- errors -------------------------------------------------------------------------
 
     def _stream_error(
-        self, stream: _Stream, error_code: int, message: str, events: list[Event]
+        self,
+        stream: _Stream,
+        error_code: int,
+        message: str,
+        events: list[Event],
+        *,
+        allowance: int | None = None,
     ) -> None:
-        """Reset a known stream for a peer's error: ProtocolError, then StreamReset."""
+        """Reset a known stream for a peer's error: ProtocolError, then StreamReset.
+
+        ``allowance``: DATA bytes still ignored for free (default: a stream window).
+        """
         self._h2.reset_stream(stream.stream_id, error_code)
-        self._forget(stream, reset=True)
+        self._forget(stream, reset=True, allowance=allowance)
         events.append(ProtocolError(stream.stream_id, message, error_code=error_code))
         events.append(StreamReset(stream.stream_id, error_code))
         if self._resets.hit():
             raise _ConnectionError(ErrorCodes.ENHANCE_YOUR_CALM, "too many stream errors")
+        self._glitch(message)
 
     def _connection_error(self, error_code: int, message: str, events: list[Event]) -> None:
         """Queue GOAWAY(error_code) and end the connection."""
@@ -928,22 +1273,37 @@ class HTTP2Protocol:
             self._out += pending
         self._out += frame
 
-    def _forget(self, stream: _Stream, *, reset: bool = False) -> None:
+    def _forget(
+        self,
+        stream: _Stream,
+        *,
+        reset: bool = False,
+        allowance: int | None = None,
+        answered: bool = True,
+    ) -> None:
         stream_id = stream.stream_id
         if self._streams.pop(stream_id, None) is None:
             return
         if stream_id & 1:
             self._client_streams -= 1
+            if reset and self._hold_reset_slots:
+                self._lingering.add(stream_id)  # until the server calls release()
         self._scheduler.remove(stream_id)
         if stream.unacked:
             # Body bytes the app will never read still hold the connection window.
-            self._h2.acknowledge_received_data(stream.unacked, stream_id)
+            self._inbound_credit += stream.unacked
             stream.unacked = 0
+        if self._inbound_credit:
+            self._give_connection_credit()
+        if stream.sent:
+            recent = self._recent_sent
+            recent[stream_id] = None
+            if len(recent) > 1024:
+                del recent[next(iter(recent))]
         if reset:
-            reset_ids = self._reset_ids
-            reset_ids[stream_id] = None
-            if len(reset_ids) > 1024:
-                del reset_ids[next(iter(reset_ids))]
+            if allowance is None:
+                allowance = 0 if stream.remote_closed else self._initial_window_size
+            self._note_reset(stream_id, allowance, answered=answered)
 
     # --- output -------------------------------------------------------------------------
 
@@ -1043,6 +1403,8 @@ class HTTP2Protocol:
                     f"stream {stream_id}: Body of {size} bytes but only {max(window, 0)} "
                     "may be sent now; send at most sendable() bytes"
                 )
+            stream.sent = True
+            self._sent_since_update = True
             frame_size = h2.max_outbound_frame_size
             if size <= frame_size:
                 h2.send_data(stream_id, data, end_stream=end_stream)
@@ -1103,8 +1465,100 @@ class HTTP2Protocol:
         if not stream.remote_closed:
             # RFC 9113 8.1: a complete response may be followed by RST_STREAM(NO_ERROR) to
             # stop a request body nobody will read. An extended CONNECT ends both ways.
-            self._h2.reset_stream(stream.stream_id, ErrorCodes.NO_ERROR)
-        self._forget(stream)
+            # What the client already sent is ignored (and its window given back).
+            # Clients that cannot take an RST_STREAM while uploading (curl 7.88, httpx 0.28)
+            # would lose the response, so the body is first read and discarded, windows
+            # given back, up to ``discard_body_limit`` bytes; then the reset.
+            stream_id = stream.stream_id
+            if stream.tunnel or not self._discard_body_limit:
+                self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+                self._forget(stream, reset=True)
+                return
+            self._forget(stream)
+            self._discarding[stream_id] = self._discard_body_limit  # open on the client's side
+        else:
+            self._forget(stream)
+
+    def _body_frame(
+        self,
+        stream: _Stream | None,
+        buf: bytes | bytearray,
+        pos: int,
+        length: int,
+        flags: int,
+        stream_id: int,
+        events: list[Event],
+    ) -> None:
+        """A DATA frame on an open (or discarding) stream: flow control, padding, Body."""
+        start = pos + 9
+        end = start + length
+        if flags & _PADDED:
+            if not length or buf[start] >= length:
+                raise _ConnectionError(ErrorCodes.PROTOCOL_ERROR, "DATA padding exceeds the frame")
+            end -= buf[start]
+            start += 1
+        if length > self._inbound_window:
+            raise _ConnectionError(
+                ErrorCodes.FLOW_CONTROL_ERROR, "DATA beyond the connection flow-control window"
+            )
+        self._inbound_window -= length
+        if stream is None:
+            # An early response is complete: the body is discarded as it arrives.
+            self._ignored_credit += length
+            self._inbound_window += length
+            self._discarded(stream_id, length)
+        else:
+            if length > stream.window:
+                raise _ConnectionError(
+                    ErrorCodes.FLOW_CONTROL_ERROR,
+                    f"DATA beyond the flow-control window of stream {stream_id}",
+                )
+            stream.window -= length
+            size = end - start
+            if size < length:
+                self._release(stream, length - size)  # padding is consumed at once
+            if size:
+                stream.unacked += size
+                events.append(Body(stream_id, bytes(buf[start:end])))
+        if flags & _END_STREAM:
+            # h2 keeps the stream states: it gets the end of the stream as an empty frame.
+            ended = _frame(_DATA, _END_STREAM, stream_id)
+            self._feed(ended, 0, len(ended), events)
+
+    def _release(self, stream: _Stream | None, size: int) -> None:
+        """``size`` received bytes were consumed: WINDOW_UPDATEs once enough is released."""
+        if stream is not None and not stream.remote_closed:
+            stream.credit += size
+            if stream.credit >= self._stream_update_at:
+                credit = stream.credit
+                stream.credit = 0
+                stream.window += credit
+                self._append_raw(_frame(_WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(credit)))
+        self._inbound_credit += size
+        if self._inbound_credit >= self._connection_update_at:
+            self._give_connection_credit()
+
+    def _give_connection_credit(self) -> None:
+        credit = self._inbound_credit
+        if credit and not self._closed:
+            self._inbound_credit = 0
+            self._inbound_window += credit
+            self._append_raw(_frame(_WINDOW_UPDATE, 0, 0, _U32.pack(credit)))
+
+    def _discarded(self, stream_id: int, size: int) -> None:
+        """Body bytes of a stream whose response is complete arrived (and were released)."""
+        left = self._discarding[stream_id] - size
+        if left >= 0:
+            self._discarding[stream_id] = left
+            if size:  # the stream window reopens too (one WINDOW_UPDATE per read)
+                self._discard_credit[stream_id] = self._discard_credit.get(stream_id, 0) + size
+            return
+        self._end_discarding(stream_id)
+        self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+        self._note_reset(stream_id, self._initial_window_size)
+
+    def _end_discarding(self, stream_id: int) -> None:
+        del self._discarding[stream_id]
 
     # --- flow control, priority, push, shutdown ---------------------------------------
 
@@ -1126,8 +1580,9 @@ class HTTP2Protocol:
     def acknowledge_received(self, stream_id: int, size: int) -> None:
         """The app consumed ``size`` request-body bytes of the stream: reopen the windows.
 
-        WINDOW_UPDATE frames for the stream and the connection are queued (batched by h2 once
-        half a window is consumed). Bytes of streams already closed are released already.
+        WINDOW_UPDATE frames for the stream and the connection are queued once half of its
+        window is consumed (not one per DATA frame). Bytes of closed streams are released
+        already.
         """
         stream = self._streams.get(stream_id)
         if stream is None or size <= 0:
@@ -1135,18 +1590,16 @@ class HTTP2Protocol:
         size = min(size, stream.unacked)
         if size:
             stream.unacked -= size
-            self._h2.acknowledge_received_data(size, stream_id)
+            self._release(stream, size)
 
     def receive_window(self, stream_id: int) -> int | None:
         """Body bytes the peer may send on the stream now: the smaller of the stream's and the
         connection's receive windows as advertised; None for a stream that is not open."""
-        if stream_id not in self._streams:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.remote_closed:
             return None
-        try:
-            window: int = self._h2.remote_flow_control_window(stream_id)
-        except H2Error:
-            return None
-        return window
+        # Inbound flow control is ours (DATA on open streams bypasses h2).
+        return min(stream.window, self._inbound_window)
 
     def prioritized(self, ready: Iterable[int]) -> list[int]:
         """Order the streams that have data ready to send (see ``http2_priority``)."""

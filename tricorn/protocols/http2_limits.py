@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_HEADER_LIST_SIZE = 65536
-DEFAULT_INITIAL_WINDOW_SIZE = 65535
-DEFAULT_CONNECTION_WINDOW_SIZE = 1 << 20
+DEFAULT_INITIAL_WINDOW_SIZE = 1 << 20
+DEFAULT_CONNECTION_WINDOW_SIZE = 4 << 20
 DEFAULT_MAX_FRAME_SIZE = 16384
 #: CONTINUATION frames allowed after one HEADERS frame (CVE-2024-27316 class).
 DEFAULT_MAX_CONTINUATION_FRAMES = 32
@@ -25,6 +25,12 @@ DEFAULT_MAX_SETTINGS_PER_WINDOW = 100
 DEFAULT_MAX_EMPTY_FRAMES_PER_WINDOW = 100
 #: PRIORITY and PRIORITY_UPDATE frames per window (CVE-2019-9513, resource loop).
 DEFAULT_MAX_PRIORITY_FRAMES_PER_WINDOW = 1000
+#: Glitches per window: frames and resets that cost work without serving a request (see
+#: ``GlitchBudget``).
+DEFAULT_MAX_GLITCHES_PER_WINDOW = 1000
+#: Request-body bytes read and discarded after a complete early response before the stream
+#: is reset with RST_STREAM(NO_ERROR).
+DEFAULT_DISCARD_BODY_LIMIT = 64 << 20
 DEFAULT_RATE_WINDOW_SECONDS = 10.0
 #: Bytes queued for the peer above which the protocol stops reading input.
 DEFAULT_MAX_OUTPUT_BUFFER = 1 << 20
@@ -55,3 +61,32 @@ class RateLimit:
             self._count = 0
         self._count += 1
         return self._count > self.limit
+
+
+class GlitchBudget:
+    """One per-connection budget for everything that costs work without serving a request.
+
+    A leaky bucket: each glitch adds its cost, and the level drains at ``limit / window``
+    per second, so a steady ``limit`` per ``window`` is allowed for ever and a burst of more
+    than ``limit`` at once is not (no fixed-window edge where twice the limit gets through).
+    A ``limit`` of 0 disables it.
+    """
+
+    __slots__ = ("_clock", "_last", "_rate", "level", "limit")
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self._rate = limit / window if window > 0 else 0.0
+        self._clock = clock
+        self._last = clock()
+        self.level = 0.0
+
+    def charge(self, cost: float = 1.0) -> bool:
+        """Add ``cost``; return True when the budget is now exhausted."""
+        if not self.limit:
+            return False
+        now = self._clock()
+        level = self.level - (now - self._last) * self._rate
+        self._last = now
+        self.level = (level if level > 0.0 else 0.0) + cost
+        return self.level > self.limit

@@ -39,7 +39,7 @@ from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
 
-RECEIVE_SIZE = 65536
+RECEIVE_SIZE = 262144
 #: Largest slice of one stream's body handed to the protocol before the writer looks again
 #: at the priorities (a few frames' worth).
 SEND_QUANTUM = 65536
@@ -104,8 +104,12 @@ class HTTP2Connection:
             max_pings_per_window=config.h2_max_pings_per_window,
             max_settings_per_window=config.h2_max_settings_per_window,
             max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
+            max_priority_frames_per_window=config.h2_max_priority_frames_per_window,
+            max_glitches_per_window=config.h2_max_glitches_per_window,
             rate_window_seconds=config.h2_flood_window,
             enable_connect_protocol=True,
+            hold_reset_slots=True,
+            discard_body_limit=config.h2_discard_body_limit,
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
@@ -118,6 +122,8 @@ class HTTP2Connection:
         self._read_scope: anyio.CancelScope | None = None
         self._idle_since = anyio.current_time()
         self._body_deadline = math.inf  # the earliest request-body pace check (HTTPStream)
+        #: The client's preface and first SETTINGS must arrive within the head timeout.
+        self._preface_deadline = self._idle_since + config.header_read_timeout
 
     # --- running --------------------------------------------------------------------
 
@@ -158,8 +164,12 @@ class HTTP2Connection:
 
     def _deadline(self) -> float:
         if self._streams:
-            return self._body_deadline  # inf unless an app waits for body bytes
-        return self._idle_since + self.state.config.keep_alive_timeout
+            deadline = self._body_deadline  # inf unless an app waits for body bytes
+        else:
+            deadline = self._idle_since + self.state.config.keep_alive_timeout
+        if not self.protocol.preface_received:
+            deadline = min(deadline, self._preface_deadline)
+        return deadline
 
     async def _read_loop(self) -> None:
         protocol = self.protocol
@@ -179,6 +189,10 @@ class HTTP2Connection:
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
+                    break
+                if not protocol.preface_received and anyio.current_time() >= self._preface_deadline:
+                    error_log.info("%s: no HTTP/2 preface within the head timeout", self._peer())
+                    await self._handle(protocol.preface_timeout())
                     break
                 if self._streams:
                     await self._check_body_pace()
@@ -295,6 +309,9 @@ class HTTP2Connection:
 
     async def _flush(self) -> None:
         if self._broken:
+            return
+        if not self.protocol.pending_output_size:
+            self._unflushed = 0  # nothing queued: another flush took it
             return
         async with self._write_lock:
             data = self.protocol.data_to_send()
@@ -430,7 +447,8 @@ class HTTP2Connection:
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         self.protocol.acknowledge_received(stream_id, size)
-        self._wake_writer()  # the writer flushes the WINDOW_UPDATE
+        if self.protocol.pending_output_size:
+            self._wake_writer()  # the writer flushes the WINDOW_UPDATE
 
     def body_deadline(self, stream_id: int, deadline: float) -> None:
         if deadline < self._body_deadline:  # a later one is found when this one passes
@@ -478,6 +496,7 @@ class HTTP2Connection:
 
     def stream_done(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)
+        self.protocol.release(stream_id)
         self._outboxes.pop(stream_id, None)
         if not self._streams:
             self._idle_since = anyio.current_time()
