@@ -258,6 +258,10 @@ def as_asgi3(
         return cast(ASGI3App, app)
     signature = _signature(app)
     if _accepts(signature, 3):
+        if signature is not None and _accepts(signature, 2) and not _is_async_callable(app):
+            # A plain function taking any number of arguments (``*args``) is a generic
+            # wrapper: like wsgiref's validator, those are WSGI middleware, not ASGI.
+            return WSGIAdapter(cast(WSGIApp, app), wsgi_max_threads)
         return cast(ASGI3App, app)
     if _accepts(signature, 1):
         if _is_async_callable(app):

@@ -51,7 +51,7 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 # PEP 3333: "200 OK" (three digits, a space, a reason phrase that may be empty).
-_STATUS = re.compile(r"([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
+_STATUS = re.compile(r"([0-9]{3}) [^\x00-\x08\x0a-\x1f\x7f]*\Z")
 # RFC 9110 5.1: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 5.5: no CR, LF or NUL in a field value (they would inject lines).
@@ -282,18 +282,18 @@ def response_head(status: object, headers: object) -> tuple[int, HeaderList, int
         if not isinstance(value, str) or _BAD_VALUE.search(value):
             raise InvalidResponse(f"header {name}: value {value!r:.80} is not a str without CR/LF")
         try:
-            raw_value = value.encode("latin-1")
+            # RFC 9110 5.5: whitespace around a value is not part of it (Django's Set-Cookie
+            # starts with a space; HTTP/2 refuses that).
+            raw_value = value.strip(" \t").encode("latin-1")
         except UnicodeEncodeError:
             raise InvalidResponse(f"header {name}: value {value!r:.80} is not latin-1") from None
         raw_name = name.lower().encode("ascii")
         if raw_name in _HOP_BY_HOP:
             continue
         if raw_name == _CONTENT_LENGTH:
-            stripped = raw_value.strip()
-            if not stripped.isdigit() or (length is not None and int(stripped) != length):
+            if not raw_value.isdigit() or (length is not None and int(raw_value) != length):
                 raise InvalidResponse(f"Content-Length {value!r:.80} is not one number")
-            length = int(stripped)
-            raw_value = stripped
+            length = int(raw_value)
         result.append((raw_name, raw_value))
     return int(match[1]), result, length
 
