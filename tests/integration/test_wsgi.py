@@ -261,6 +261,44 @@ async def test_content_length_is_honoured_and_extra_bytes_dropped(http_version: 
     assert second.content == b"01234"
 
 
+async def test_a_body_short_of_its_content_length_is_cut(
+    http_version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="tricorn.error")
+    async with wsgi_serving(wsgi_apps.too_short) as server, client(http_version) as http:
+        for _ in range(2):  # each is cut; the server carries on
+            with pytest.raises(httpx.HTTPError):
+                await http.get(server.url + "/")
+    shorts = [r for r in caplog.records if "7 bytes short of its Content-Length" in r.getMessage()]
+    assert len(shorts) == 2
+
+
+async def test_a_stuck_wsgi_thread_does_not_hold_shutdown_past_the_graceful_timeout() -> None:
+    record = Record()  # the gate stays closed until the server has stopped
+    failures: list[str] = []
+    try:
+        with anyio.fail_after(15):  # hang guard: the app would hold its thread for 10 s
+            async with (
+                wsgi_serving(wsgi_apps.blocking(record), graceful_timeout=0.2) as server,
+                httpx.AsyncClient() as http,
+                anyio.create_task_group() as group,
+            ):
+
+                async def request() -> None:
+                    try:
+                        await http.get(server.url + "/")
+                    except httpx.HTTPError as error:
+                        failures.append(type(error).__name__)
+
+                group.start_soon(request)
+                await wait_for(lambda: record.active == 1)
+                server.shutdown.set()
+        assert failures  # the request was cut by the shutdown, not answered
+        assert record.active == 1  # while the thread was still inside the app
+    finally:
+        record.gate.set()
+
+
 async def test_head_sends_the_head_only(http_version: str) -> None:
     record = Record()
     async with (
@@ -589,3 +627,35 @@ async def test_django_under_a_root_path(django_app: Any) -> None:
     async with wsgi_serving(django_app, root_path="/site") as server, httpx.AsyncClient() as http:
         echo = await http.post(server.url + "/echo/", content=b"abc")  # "/site" stripped by a proxy
     assert echo.json() == {"length": 3, "script_name": "/site", "path": "/site/echo/"}
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "text"),
+    [
+        ("tests.integration.wsgi_flask:app", "/", "Hello from Flask"),
+        ("tests.integration.wsgi_django:application", "/hello/", "Hello from Django at /hello/"),
+    ],
+)
+def test_the_tricorn_command_serves_flask_and_django(spec: str, path: str, text: str) -> None:
+    from tests.integration.test_process import stop, tricorn
+
+    with tricorn(spec, "--wsgi-max-threads", "4") as (process, port):
+        response = httpx.get(f"http://127.0.0.1:{port}{path}")
+        status, _, err = stop(process)
+    assert response.status_code == 200
+    assert response.text.startswith(text)
+    assert status == 0
+    assert "not an ASGI app" not in err
+
+
+def test_interface_wsgi_on_the_command_line() -> None:
+    from tests.integration.test_process import stop, tricorn
+
+    with tricorn("tests.integration.wsgi_apps:hello", "--interface", "wsgi") as (process, port):
+        response = httpx.get(f"http://127.0.0.1:{port}/")
+        status, _, _ = stop(process)
+    assert response.text == "Hello, world!"
+    assert status == 0

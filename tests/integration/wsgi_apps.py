@@ -257,3 +257,11 @@ def _file(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
 
 
 file_app: WSGIApplication = validator(_file)
+
+
+def _too_short(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+    return [b"abc"]
+
+
+too_short: WSGIApplication = validator(_too_short)

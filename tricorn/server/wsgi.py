@@ -418,10 +418,25 @@ class _Request:
     async def finish(self) -> None:
         """Send what the thread left: the head if not sent, the last chunk, the end."""
         body = self.last or b""
+        head = self.head
+        assert head is not None
         if not self.head_sent:
-            assert self.head is not None
             self.head_sent = True
-            await self.send(self.head)
+            await self.send(head)
+        missing = 0 if self.remaining is None else self.remaining - len(body)
+        if missing > 0 and not self.is_head and head["status"] not in (204, 304):
+            # Fewer bytes than the Content-Length announced: the client must not take the
+            # response as complete, so it is cut (connection closed, or stream reset).
+            error_log.error(
+                "WSGI app's response to %s %s is %d bytes short of its Content-Length; "
+                "cutting the connection",
+                self.scope["method"],
+                self.scope["path"],
+                missing,
+            )
+            if body:
+                await self.send({"type": "http.response.body", "body": body, "more_body": True})
+            return
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
