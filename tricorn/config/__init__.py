@@ -46,7 +46,7 @@ class Config:
     # --- application ---------------------------------------------------------------
     app: str = setting(
         "",
-        "The ASGI app as 'module:attribute' (dotted; 'module:factory()' calls a factory); "
+        "The app (ASGI or WSGI) as 'module:attribute' (dotted; 'module:factory()' calls a factory); "
         "empty serves the built-in demo app.",
         group="app",
     )
