@@ -46,8 +46,8 @@ class Config:
     # --- application ---------------------------------------------------------------
     app: str = setting(
         "",
-        "The app (ASGI or WSGI) as 'module:attribute' (dotted; 'module:factory()' calls a factory); "
-        "empty serves the built-in demo app.",
+        "The app (ASGI or WSGI) as 'module:attribute' (dotted; 'module:factory()' calls a "
+        "factory); empty serves the built-in demo app.",
         group="app",
     )
     factory: bool = setting(
