@@ -62,8 +62,12 @@ def _expected_http_version(version: str) -> str:
     return "HTTP/2" if version == "http2" else "HTTP/1.1"
 
 
-async def test_hello_world_under_the_validator(http_version: str) -> None:
-    async with wsgi_serving(wsgi_apps.hello) as server, client(http_version) as http:
+@pytest.mark.parametrize("lifespan", ["auto", "off"])
+async def test_hello_world_under_the_validator(http_version: str, lifespan: str) -> None:
+    async with (
+        wsgi_serving(wsgi_apps.hello, lifespan=lifespan) as server,
+        client(http_version) as http,
+    ):
         response = await http.get(server.url + "/")
     assert response.status_code == 200
     assert response.text == "Hello, world!"
@@ -439,11 +443,12 @@ async def test_file_wrapper_serves_a_file(tmp_path: Path, http_version: str) -> 
     assert response.content == data
 
 
-async def test_wsgi_max_threads_bounds_the_requests_running_at_once() -> None:
+@pytest.mark.parametrize("lifespan", ["auto", "off"])  # the worker pool, or one thread each
+async def test_wsgi_max_threads_bounds_the_requests_running_at_once(lifespan: str) -> None:
     record = Record()
     results: list[int] = []
     async with (
-        wsgi_serving(wsgi_apps.blocking(record), wsgi_max_threads=2) as server,
+        wsgi_serving(wsgi_apps.blocking(record), wsgi_max_threads=2, lifespan=lifespan) as server,
         httpx.AsyncClient(timeout=20) as http,
         anyio.create_task_group() as group,
     ):

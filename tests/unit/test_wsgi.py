@@ -10,6 +10,7 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 from wsgiref.validate import check_environ, validator  # type: ignore[attr-defined]
 
+import anyio
 import pytest
 
 from tests.unit.apps import kinds
@@ -422,20 +423,52 @@ async def test_a_send_that_fails_stops_the_iteration_and_closes() -> None:
 
 
 @pytest.mark.anyio
-async def test_lifespan_is_answered_and_websockets_are_closed() -> None:
+async def test_lifespan_is_answered_and_hosts_the_worker_pool_meanwhile() -> None:
+    adapter = WSGIAdapter(_wsgi_function, 3)
+    shutdown = anyio.Event()
+    started = anyio.Event()
+    sent: list[Message] = []
+    pools: list[Any] = []
+
+    async def receive() -> Message:
+        if not sent:
+            return {"type": "lifespan.startup"}
+        await shutdown.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        started.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(adapter, {"type": "lifespan"}, receive, send)
+        with anyio.fail_after(5):
+            await started.wait()
+        pool = adapter.pool()
+        pools.append(pool)
+        peer = Peer([b""])
+        for _ in range(4):
+            await adapter(scope(), peer.receive, peer.send)
+            peer.received = 0
+        shutdown.set()
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert pools[0] is not None
+    assert pools[0].closed
+    assert adapter.pool() is None
+    assert [m["status"] for m in peer.sent if m["type"] == "http.response.start"] == [200] * 4
+
+
+@pytest.mark.anyio
+async def test_websockets_are_closed() -> None:
     adapter = WSGIAdapter(_wsgi_function)
-    events = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[Message] = []
 
     async def receive() -> Message:
-        return events.pop(0)
+        return {"type": "websocket.connect"}
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await adapter({"type": "lifespan"}, receive, send)
-    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    sent.clear()
     await adapter({"type": "websocket"}, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
 

@@ -24,16 +24,21 @@ it); after, the connection is closed or the stream reset. An invalid status or h
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import anyio.to_thread
+import sniffio
 from anyio.lowlevel import RunVar
 
 from tricorn.errors import ClientDisconnected
@@ -61,6 +66,10 @@ _BAD_VALUE = re.compile(r"[\x00\r\n]")
 _HOP_BY_HOP = frozenset(
     (b"transfer-encoding", b"keep-alive", b"upgrade", b"te", b"trailer", b"proxy-connection")
 )
+#: Seconds requests may wait with every worker busy and none taking a request before the
+#: pool adds a worker (see ``ThreadPool._grow``).
+GROW_AFTER: Final = 0.002
+
 _STATUS_500 = b"Internal Server Error"
 
 HeaderList = list[tuple[bytes, bytes]]
@@ -458,19 +467,154 @@ def _expects_continue(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return any(name == b"expect" for name, _ in headers)
 
 
+class _Done:
+    """A request handed to the pool: set (from the worker, via the loop) when it has run."""
+
+    __slots__ = ("error", "event")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.error: BaseException | None = None
+
+    def set(self, error: BaseException | None) -> None:
+        self.error = error
+        self.event.set()
+
+
+def _threadsafe_caller() -> Callable[..., object]:
+    """``call_soon_threadsafe`` of the running loop: call a function in it, from any thread,
+    without waiting (``anyio.from_thread.run_sync`` would block the worker for a loop turn).
+    """
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
+class ThreadPool:
+    """Long-lived worker threads that take requests from one queue, for one event loop run.
+
+    Each worker is an ``anyio.to_thread.run_sync`` call (under the adapter's limiter) hosted
+    by a task of the app's lifespan, so it outlives the requests. A request costs one queue
+    put and one wake-up of the loop, not a thread hand-off both ways: a busy worker takes
+    the next request without going back to the event loop. Workers start on demand, up to
+    ``max_threads``.
+    """
+
+    __slots__ = (
+        "_call_soon",
+        "_group",
+        "_growing",
+        "_lock",
+        "_queue",
+        "closed",
+        "idle",
+        "last_start",
+        "limiter",
+        "threads",
+    )
+
+    def __init__(self, group: anyio.abc.TaskGroup, limiter: anyio.CapacityLimiter) -> None:
+        self._group = group
+        self._queue: queue.SimpleQueue[tuple[Callable[[], None], _Done] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._call_soon = _threadsafe_caller()
+        self.limiter = limiter
+        self.threads = 0
+        self.idle = 0
+        self.closed = False
+        self.last_start = 0.0  # when a worker last took a request (time.monotonic)
+        self._growing = False
+
+    async def run(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in a worker thread; raise what it raised."""
+        done = _Done()
+        self._queue.put((job, done))
+        if self.threads == 0:
+            self._spawn()
+        elif self.idle < self._queue.qsize() and not self._growing:
+            self._growing = True
+            self._group.start_soon(self._grow)
+        await done.event.wait()
+        if done.error is not None:
+            raise done.error
+
+    def _spawn(self) -> None:
+        self.threads += 1
+        self._group.start_soon(self._host)
+
+    async def _grow(self) -> None:
+        """Add workers while requests wait and no worker has taken one for ``GROW_AFTER``.
+
+        Workers that keep taking requests (a fast app) are enough: more threads would only
+        fight over the GIL. Workers that are all stuck (waiting on a database, on a slow
+        client) get company, one more per ``GROW_AFTER``, up to ``max_threads``.
+        """
+        try:
+            while self._queue.qsize() > self.idle and self.threads < self.limiter.total_tokens:
+                if time.monotonic() - self.last_start >= GROW_AFTER:
+                    self._spawn()
+                await anyio.sleep(GROW_AFTER)
+        finally:
+            self._growing = False
+
+    async def _host(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._work, limiter=self.limiter, abandon_on_cancel=True)
+        finally:
+            self.threads -= 1
+
+    def _work(self) -> None:
+        lock = self._lock
+        while True:
+            with lock:
+                self.idle += 1
+            item = self._queue.get()
+            with lock:
+                self.idle -= 1
+            self.last_start = time.monotonic()
+            if item is None:
+                return
+            job, done = item
+            error: BaseException | None = None
+            try:
+                job()
+            except BaseException as raised:  # handed to the request's task, which raises it
+                error = raised
+            try:
+                self._call_soon(done.set, error)
+            except RuntimeError:  # the event loop has ended: nobody waits any more
+                return
+            del job, done, error, item
+
+    def close(self) -> None:
+        """No more requests: idle workers end; busy ones end after their request."""
+        self.closed = True
+        for _ in range(self.threads):
+            self._queue.put(None)
+
+
 class WSGIAdapter:
     """Serves a WSGI app (``app(environ, start_response)``) as an ASGI 3 app.
 
     At most ``max_threads`` requests run at once (one ``CapacityLimiter`` per event loop
-    run, made on first use: ``limiter()``); the others wait for a thread, in order.
+    run, made on first use: ``limiter()``); the others wait for a thread, in order. While
+    the app's lifespan runs, requests go to a ``ThreadPool`` of long-lived workers; without
+    lifespan (``lifespan = "off"``), each request is one ``anyio.to_thread.run_sync``.
     """
 
-    __slots__ = ("_limiter", "app", "max_threads")
+    __slots__ = ("_limiter", "_pool", "app", "max_threads")
 
     def __init__(self, app: WSGIApp, max_threads: int = DEFAULT_MAX_THREADS) -> None:
         self.app = app
         self.max_threads = max_threads
         self._limiter: RunVar[anyio.CapacityLimiter] = RunVar("tricorn.wsgi.limiter")
+        self._pool: RunVar[ThreadPool | None] = RunVar("tricorn.wsgi.pool", None)
 
     def __repr__(self) -> str:
         return f"WSGIAdapter({self.app!r}, max_threads={self.max_threads})"
@@ -484,12 +628,16 @@ class WSGIAdapter:
             self._limiter.set(limiter)
             return limiter
 
+    def pool(self) -> ThreadPool | None:
+        """The worker pool of the running event loop, while the lifespan runs."""
+        return self._pool.get()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000, "reason": ""})
         else:
@@ -502,10 +650,14 @@ class WSGIAdapter:
         first = None if _expects_continue(scope["headers"]) else await receive()
         environ = build_environ(scope, WSGIInput(receive, first))
         request = _Request(self.app, scope, environ, send)
+        pool = self._pool.get()
         try:
-            await anyio.to_thread.run_sync(
-                request.run, limiter=self.limiter(), abandon_on_cancel=True
-            )
+            if pool is not None and not pool.closed:
+                await pool.run(request.run)
+            else:
+                await anyio.to_thread.run_sync(
+                    request.run, limiter=self.limiter(), abandon_on_cancel=True
+                )
         except InvalidResponse as error:
             error_log.error(
                 "WSGI app gave an invalid response to %s %s: %s; answering 500",
@@ -519,14 +671,21 @@ class WSGIAdapter:
             raise
         await request.finish()
 
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """WSGI has no lifespan: answer startup and shutdown at once."""
-    while True:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """WSGI has no lifespan: answer at once; meanwhile host the worker pool."""
         message = await receive()
-        kind = message["type"]
-        if kind == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif kind == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
+        if message["type"] != "lifespan.startup":
             return
+        async with anyio.create_task_group() as group:
+            pool = ThreadPool(group, self.limiter())
+            self._pool.set(pool)
+            await send({"type": "lifespan.startup.complete"})
+            try:
+                while (await receive())["type"] != "lifespan.shutdown":
+                    pass
+            finally:
+                pool.close()
+                self._pool.set(None)
+                # Workers stuck in the app are abandoned, not waited for (as on cancel).
+                group.cancel_scope.cancel()
+        await send({"type": "lifespan.shutdown.complete"})
