@@ -589,6 +589,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         harness.log("interrupted: writing what ran so far")
     text = report(harness, ["python", "benchmarks/run.py", *argv])
+    if args.output.exists():  # keep the section benchmarks/wsgi.py wrote, if any
+        from benchmarks.wsgi import SECTION, write_section
+
+        old = args.output.read_text()
+        if SECTION in old:
+            kept = old[old.index(SECTION) :].split("\n## ", 1)[0]
+            args.output.write_text(text)
+            write_section(args.output, kept.rstrip("\n") + "\n")
+            text = args.output.read_text()
     args.output.write_text(text)
     (harness.workdir / "results.json").write_text(json.dumps(harness.details, indent=1))
     harness.log(f"wrote {args.output} (raw runs: {harness.workdir / 'results.json'})")

@@ -173,6 +173,9 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
             if problem is not None:
                 print(f"{spec.name}: failed to start: {problem}")
                 results[spec.name] = "failed to start"
+                parts = [part.strip(" |+-") for part in problem.split("|")]
+                last = next((part for part in reversed(parts) if part), problem)
+                results[f"_note {spec.name}"] = f"{spec.name} failed to start: `{last[:120]}`"
                 continue
             best = 0.0
             for repeat in range(args.repeat):
@@ -216,6 +219,9 @@ def section(results: dict[str, float | str], args: argparse.Namespace) -> str:
         ratio_h = f"{value / base_h:.2f}x" if isinstance(base_h, float) else "n/a"
         ratio_g = f"{value / base_g:.2f}x" if isinstance(base_g, float) else "n/a"
         lines.append(f"| {name} | {value:,.0f} | {ratio_h} | {ratio_g} |")
+    notes = [value for name, value in results.items() if name.startswith("_note ")]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes if isinstance(note, str))]
     return "\n".join(lines) + "\n"
 
 
