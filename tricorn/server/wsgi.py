@@ -24,11 +24,11 @@ it); after, the connection is closed or the stream reset. An invalid status or h
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Final
@@ -499,17 +499,21 @@ class ThreadPool:
 
     Each worker is an ``anyio.to_thread.run_sync`` call (under the adapter's limiter) hosted
     by a task of the app's lifespan, so it outlives the requests. A request costs one queue
-    put and one wake-up of the loop, not a thread hand-off both ways: a busy worker takes
-    the next request without going back to the event loop. Workers start on demand, up to
-    ``max_threads``.
+    append and one wake-up of the loop, not a thread hand-off both ways: a busy worker takes
+    the next request without going back to the event loop, and a sleeping worker is woken
+    only when no worker is busy. When requests wait and no worker has taken one for
+    ``GROW_AFTER`` (all stuck on a database, a slow client), a sleeping worker is woken or a
+    new one started, up to ``max_threads``: a fast app keeps few threads (no GIL fights),
+    a slow one gets as many as it needs.
     """
 
     __slots__ = (
         "_call_soon",
         "_group",
         "_growing",
+        "_jobs",
         "_lock",
-        "_queue",
+        "_wake",
         "closed",
         "idle",
         "last_start",
@@ -519,14 +523,13 @@ class ThreadPool:
 
     def __init__(self, group: anyio.abc.TaskGroup, limiter: anyio.CapacityLimiter) -> None:
         self._group = group
-        self._queue: queue.SimpleQueue[tuple[Callable[[], None], _Done] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: deque[tuple[Callable[[], None], _Done]] = deque()
         self._lock = threading.Lock()
+        self._wake = threading.Semaphore(0)
         self._call_soon = _threadsafe_caller()
         self.limiter = limiter
         self.threads = 0
-        self.idle = 0
+        self.idle = 0  # workers asleep (or about to be) waiting for a request
         self.closed = False
         self.last_start = 0.0  # when a worker last took a request (time.monotonic)
         self._growing = False
@@ -534,11 +537,13 @@ class ThreadPool:
     async def run(self, job: Callable[[], None]) -> None:
         """Run ``job`` in a worker thread; raise what it raised."""
         done = _Done()
-        self._queue.put((job, done))
+        self._jobs.append((job, done))
         if self.threads == 0:
             self._spawn()
-        elif self.idle < self._queue.qsize() and not self._growing:
-            self._growing = True
+        elif self.threads == self.idle:
+            self._wake.release()  # nobody is busy: wake one sleeper
+        elif not self._growing:
+            self._growing = True  # a busy worker will take it, unless they are all stuck
             self._group.start_soon(self._grow)
         await done.event.wait()
         if done.error is not None:
@@ -549,17 +554,14 @@ class ThreadPool:
         self._group.start_soon(self._host)
 
     async def _grow(self) -> None:
-        """Add workers while requests wait and no worker has taken one for ``GROW_AFTER``.
-
-        Workers that keep taking requests (a fast app) are enough: more threads would only
-        fight over the GIL. Workers that are all stuck (waiting on a database, on a slow
-        client) get company, one more per ``GROW_AFTER``, up to ``max_threads``.
-        """
         try:
-            while self._queue.qsize() > self.idle and self.threads < self.limiter.total_tokens:
-                if time.monotonic() - self.last_start >= GROW_AFTER:
-                    self._spawn()
+            while self._jobs:
                 await anyio.sleep(GROW_AFTER)
+                if self._jobs and time.monotonic() - self.last_start >= GROW_AFTER:
+                    if self.idle:
+                        self._wake.release()
+                    elif self.threads < self.limiter.total_tokens:
+                        self._spawn()
         finally:
             self._growing = False
 
@@ -571,16 +573,21 @@ class ThreadPool:
 
     def _work(self) -> None:
         lock = self._lock
+        jobs = self._jobs
         while True:
-            with lock:
-                self.idle += 1
-            item = self._queue.get()
-            with lock:
-                self.idle -= 1
+            try:
+                job, done = jobs.popleft()
+            except IndexError:
+                if self.closed:
+                    return
+                with lock:
+                    self.idle += 1
+                if not jobs and not self.closed:  # checked again once counted as idle
+                    self._wake.acquire()
+                with lock:
+                    self.idle -= 1
+                continue
             self.last_start = time.monotonic()
-            if item is None:
-                return
-            job, done = item
             error: BaseException | None = None
             try:
                 job()
@@ -590,13 +597,13 @@ class ThreadPool:
                 self._call_soon(done.set, error)
             except RuntimeError:  # the event loop has ended: nobody waits any more
                 return
-            del job, done, error, item
+            del job, done, error
 
     def close(self) -> None:
         """No more requests: idle workers end; busy ones end after their request."""
         self.closed = True
         for _ in range(self.threads):
-            self._queue.put(None)
+            self._wake.release()
 
 
 class WSGIAdapter:
