@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
 import ssl
 import subprocess
 import zlib
@@ -664,3 +665,21 @@ def test_interface_wsgi_on_the_command_line() -> None:
         status, _, _ = stop(process)
     assert response.text == "Hello, world!"
     assert status == 0
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_sigterm_with_a_hung_wsgi_request_exits_after_the_graceful_timeout(backend: str) -> None:
+    import socket
+
+    from tests.integration.test_process import stop, tricorn
+
+    args = ("tests.integration.wsgi_apps:stuck", "--backend", backend, "--graceful-timeout", "0.5")
+    with tricorn(*args) as (process, port), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert process.stderr is not None
+        for line in process.stderr:  # bounded: the app prints this as it starts
+            if "stuck app entered" in line:
+                break
+        status, _, err = stop(process, signal.SIGTERM)  # communicate(timeout=15) guards a hang
+    assert status == 0
+    assert "Graceful timeout (0.5 s) passed: cancelling 1 connection(s)" in err

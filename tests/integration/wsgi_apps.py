@@ -265,3 +265,13 @@ def _too_short(environ: WSGIEnvironment, start_response: StartResponse) -> list[
 
 
 too_short: WSGIApplication = validator(_too_short)
+
+
+def _stuck(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    """Says so on stderr, then holds its thread for 30 s (a hung database call, say)."""
+    print("stuck app entered", file=sys.stderr, flush=True)
+    threading.Event().wait(30)
+    return _plain(start_response, b"too late")
+
+
+stuck: WSGIApplication = _stuck

@@ -23,6 +23,7 @@ it); after, the connection is closed or the stream reset. An invalid status or h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -37,6 +38,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 import anyio.abc
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import sniffio
 from anyio.lowlevel import RunVar
@@ -165,10 +167,16 @@ class WSGIInput:
     Raises ``ClientDisconnected`` (an ``OSError``) when the client left before the end.
     """
 
-    __slots__ = ("_chunk", "_first", "_more", "_offset", "_receive")
+    __slots__ = ("_chunk", "_first", "_more", "_offset", "_receive", "_token")
 
-    def __init__(self, receive: Receive, first: Message | None = None) -> None:
+    def __init__(
+        self,
+        receive: Receive,
+        first: Message | None = None,
+        token: anyio.lowlevel.EventLoopToken | None = None,
+    ) -> None:
         self._receive = receive
+        self._token = token  # the event loop to read from (None: this anyio worker's)
         self._first = first
         self._chunk = b""
         self._offset = 0
@@ -182,7 +190,7 @@ class WSGIInput:
             if self._first is not None:
                 message, self._first = self._first, None
             else:
-                message = anyio.from_thread.run(self._next_message)
+                message = anyio.from_thread.run(self._next_message, token=self._token)
             if message["type"] != "http.request":
                 self._more = False
                 self._chunk, self._offset = b"", 0
@@ -325,9 +333,18 @@ class _Request:
         "scope",
         "send",
         "status",
+        "token",
     )
 
-    def __init__(self, app: WSGIApp, scope: Scope, environ: dict[str, Any], send: Send) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        scope: Scope,
+        environ: dict[str, Any],
+        send: Send,
+        token: anyio.lowlevel.EventLoopToken | None = None,
+    ) -> None:
+        self.token = token
         self.app = app
         self.scope = scope
         self.environ = environ
@@ -381,10 +398,10 @@ class _Request:
         if not data:
             return
         if self.head_sent:
-            anyio.from_thread.run(self._send_more, bytes(data))
+            anyio.from_thread.run(self._send_more, bytes(data), token=self.token)
         else:
             self.head_sent = True
-            anyio.from_thread.run(self._send_first, head, bytes(data))
+            anyio.from_thread.run(self._send_first, head, bytes(data), token=self.token)
 
     async def _send_more(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
@@ -497,14 +514,15 @@ def _threadsafe_caller() -> Callable[..., object]:
 class ThreadPool:
     """Long-lived worker threads that take requests from one queue, for one event loop run.
 
-    Each worker is an ``anyio.to_thread.run_sync`` call (under the adapter's limiter) hosted
-    by a task of the app's lifespan, so it outlives the requests. A request costs one queue
-    append and one wake-up of the loop, not a thread hand-off both ways: a busy worker takes
-    the next request without going back to the event loop, and a sleeping worker is woken
-    only when no worker is busy. When requests wait and no worker has taken one for
-    ``GROW_AFTER`` (all stuck on a database, a slow client), a sleeping worker is woken or a
-    new one started, up to ``max_threads``: a fast app keeps few threads (no GIL fights),
-    a slow one gets as many as it needs.
+    A request costs one queue append and one wake-up of the loop, not a thread hand-off
+    both ways: a busy worker takes the next request without going back to the event loop,
+    and a sleeping worker is woken only when no worker is busy. When requests wait and no
+    worker has taken one for ``GROW_AFTER`` (all stuck on a database, a slow client), a
+    sleeping worker is woken or a new one started: a fast app keeps few threads (no GIL
+    fights), a slow one gets as many as it needs. Each worker holds a token of the adapter's
+    ``CapacityLimiter`` for its life, so the pool and per-request threads together stay
+    within ``max_threads``. Workers are daemon threads: one stuck in the app after the
+    graceful timeout does not keep the process from exiting.
     """
 
     __slots__ = (
@@ -513,6 +531,7 @@ class ThreadPool:
         "_growing",
         "_jobs",
         "_lock",
+        "_token",
         "_wake",
         "closed",
         "idle",
@@ -538,40 +557,55 @@ class ThreadPool:
         """Run ``job`` in a worker thread; raise what it raised."""
         done = _Done()
         self._jobs.append((job, done))
-        if self.threads == 0:
-            self._spawn()
-        elif self.threads == self.idle:
+        if self.threads == self.idle and self.threads:
             self._wake.release()  # nobody is busy: wake one sleeper
-        elif not self._growing:
-            self._growing = True  # a busy worker will take it, unless they are all stuck
+        elif (self.threads or not self._spawn()) and not self._growing:
+            # A busy worker will take it, unless they are all stuck (or no thread could be
+            # had: the limiter's tokens are held by per-request threads).
+            self._growing = True
             self._group.start_soon(self._grow)
         await done.event.wait()
         if done.error is not None:
             raise done.error
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> bool:
+        """Start a worker if a limiter token is free; whether it was started."""
+        marker = object()
+        try:
+            self.limiter.acquire_on_behalf_of_nowait(marker)
+        except anyio.WouldBlock:
+            return False
         self.threads += 1
-        self._group.start_soon(self._host)
+        thread = threading.Thread(
+            target=self._work, args=(marker,), name="tricorn WSGI worker", daemon=True
+        )
+        thread.start()
+        return True
+
+    def _worker_ended(self, marker: object) -> None:
+        self.threads -= 1
+        self.limiter.release_on_behalf_of(marker)
 
     async def _grow(self) -> None:
         try:
-            while self._jobs:
+            while self._jobs and not self.closed:
                 await anyio.sleep(GROW_AFTER)
                 if self._jobs and time.monotonic() - self.last_start >= GROW_AFTER:
                     if self.idle:
                         self._wake.release()
-                    elif self.threads < self.limiter.total_tokens:
+                    else:
                         self._spawn()
         finally:
             self._growing = False
 
-    async def _host(self) -> None:
+    def _work(self, marker: object) -> None:
         try:
-            await anyio.to_thread.run_sync(self._work, limiter=self.limiter, abandon_on_cancel=True)
+            self._serve_jobs()
         finally:
-            self.threads -= 1
+            with contextlib.suppress(RuntimeError):  # the event loop has ended
+                self._call_soon(self._worker_ended, marker)
 
-    def _work(self) -> None:
+    def _serve_jobs(self) -> None:
         lock = self._lock
         jobs = self._jobs
         while True:
@@ -655,8 +689,9 @@ class WSGIAdapter:
         # take it here, saving the worker thread a trip back to the event loop. Not when the
         # client waits for "100 Continue": that is sent only once the app reads the body.
         first = None if _expects_continue(scope["headers"]) else await receive()
-        environ = build_environ(scope, WSGIInput(receive, first))
-        request = _Request(self.app, scope, environ, send)
+        token = anyio.lowlevel.current_token()
+        environ = build_environ(scope, WSGIInput(receive, first, token))
+        request = _Request(self.app, scope, environ, send, token)
         pool = self._pool.get()
         try:
             if pool is not None and not pool.closed:
@@ -693,6 +728,5 @@ class WSGIAdapter:
             finally:
                 pool.close()
                 self._pool.set(None)
-                # Workers stuck in the app are abandoned, not waited for (as on cancel).
-                group.cancel_scope.cancel()
+                group.cancel_scope.cancel()  # a _grow task still waiting
         await send({"type": "lifespan.shutdown.complete"})
