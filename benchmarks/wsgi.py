@@ -150,6 +150,22 @@ def _revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server: RunningServer) -> float:
+    """CPU time (user + system) used so far by the server's processes, all threads."""
+    total = 0
+    for pid in server.pids():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS
+
+
 def run(args: argparse.Namespace) -> dict[str, float | str]:
     two_cores = (os.cpu_count() or 1) >= 2
     workdir = Path(tempfile.mkdtemp(prefix="tricorn-wsgi-bench-"))
@@ -163,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
     )
     bindir = Path(sys.executable).parent
     results: dict[str, float | str] = {}
+    cpu: dict[str, float] = {}
     chosen = [spec for spec in servers(args.threads) if spec.name in args.servers]
     # Round-robin: each round runs every server once, so a burst of load from elsewhere on
     # the machine falls on one run of each rather than on every run of one server.
@@ -170,8 +187,8 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
         for spec in chosen:
             if isinstance(results.get(spec.name), str):
                 continue  # it failed to start before
-            cpu = 0 if two_cores else None
-            server = RunningServer(spec, bindir, workdir / f"{spec.name}.log", cpu=cpu)
+            core = 0 if two_cores else None
+            server = RunningServer(spec, bindir, workdir / f"{spec.name}.log", cpu=core)
             try:
                 problem = server.wait_ready()
                 if problem is not None:
@@ -181,16 +198,30 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
                     last = next((part for part in reversed(parts) if part), problem)
                     results[f"_note {spec.name}"] = f"{spec.name} failed to start: `{last[:120]}`"
                     continue
+                cpu_before = cpu_seconds(server)
                 outcome = _wrk(ctx, server, [], "wsgi_h1_keepalive")
+                cpu_used = cpu_seconds(server) - cpu_before
                 rate = outcome.values.get("wsgi_h1_keepalive", 0.0)
-                print(f"{spec.name} run {repeat + 1}: {rate:,.0f} req/s {outcome.error or ''}")
+                requests = outcome.detail.get("requests", 0)
+                per_request = (
+                    cpu_used / requests * 1e6 if isinstance(requests, int) and requests else 0.0
+                )
+                print(
+                    f"{spec.name} run {repeat + 1}: {rate:,.0f} req/s, "
+                    f"{per_request:,.0f} us CPU/request {outcome.error or ''}"
+                )
                 best = results.get(spec.name, 0.0)
                 results[spec.name] = max(rate, best if isinstance(best, float) else 0.0)
+                if per_request:
+                    least = cpu.get(spec.name, per_request)
+                    cpu[spec.name] = min(per_request, least)
             finally:
                 server.stop()
     for spec in chosen:  # in the table's order, failures named
         value = results.pop(spec.name, "failed")
         results[spec.name] = value if value else "failed"
+    for name, value in cpu.items():
+        results[f"_cpu {name}"] = value
     results["_command"] = ctx.commands.get("wsgi_h1_keepalive", "")
     return results
 
@@ -210,9 +241,15 @@ def section(results: dict[str, float | str], args: argparse.Namespace) -> str:
         f"{args.threads} threads where the server has a setting (gunicorn also with 4); "
         f"load `{results['_command']}` on core 1; best of {args.repeat} runs, the servers taking "
         "turns.",
+        f"- Load average when it ended: {os.getloadavg()[0]:.1f} (other jobs on the machine: "
+        "compare within the table, as ratios).",
         "",
-        "| server | requests/s | vs hypercorn-asyncio | vs gunicorn-gthread |",
-        "| --- | ---: | ---: | ---: |",
+        "CPU/request is the server's CPU time (user + system, all threads) over the requests "
+        "of its least costly run: unlike requests/s it hardly moves when other jobs load the "
+        "machine.",
+        "",
+        "| server | requests/s | vs hypercorn-asyncio | vs gunicorn-gthread | CPU us/request |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     base_h = results.get("hypercorn-asyncio")
     base_g = results.get("gunicorn-gthread")
@@ -220,11 +257,13 @@ def section(results: dict[str, float | str], args: argparse.Namespace) -> str:
         if name.startswith("_"):
             continue
         if not isinstance(value, float):
-            lines.append(f"| {name} | {value} | | |")
+            lines.append(f"| {name} | {value} | | | |")
             continue
         ratio_h = f"{value / base_h:.2f}x" if isinstance(base_h, float) else "n/a"
         ratio_g = f"{value / base_g:.2f}x" if isinstance(base_g, float) else "n/a"
-        lines.append(f"| {name} | {value:,.0f} | {ratio_h} | {ratio_g} |")
+        used = results.get(f"_cpu {name}")
+        cost = f"{used:,.0f}" if isinstance(used, float) else "n/a"
+        lines.append(f"| {name} | {value:,.0f} | {ratio_h} | {ratio_g} | {cost} |")
     notes = [value for name, value in results.items() if name.startswith("_note ")]
     if notes:
         lines += ["", *(f"- {note}" for note in notes if isinstance(note, str))]
