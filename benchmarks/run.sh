@@ -8,6 +8,8 @@
 # 2. makes benchmarks/.venv-peers with the peer servers from PyPI and tricorn itself
 #    (editable, from this checkout), so every server runs under the same Python;
 # 3. runs benchmarks/run.py with that Python, which writes benchmarks/RESULTS.md.
+#    (The WSGI run is separate: benchmarks/.venv-peers/bin/python -m benchmarks.wsgi, which
+#    replaces its own section of RESULTS.md; run.py keeps that section when it rewrites.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet \
-    'hypercorn[trio,uvloop]' 'uvicorn[standard]' granian daphne \
+    'hypercorn[trio,uvloop]' 'uvicorn[standard]' granian daphne gunicorn \
     trustme wsproto h2
 "$VENV/bin/python" -m pip install --quiet -e '.[uvloop,speedups]'
 

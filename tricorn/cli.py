@@ -39,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         from tricorn.server.demo import app
     else:
         try:
-            app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+            app = load_app(
+                config.app,
+                factory=config.factory,
+                app_dir=config.app_dir,
+                interface=config.interface,
+                wsgi_max_threads=config.wsgi_max_threads,
+            )
         except AppLoadError as error:
             if error.__cause__ is not None:
                 # The app's own code failed: its traceback says where.

@@ -211,7 +211,7 @@ def test_a_missing_dotted_attribute_names_where_it_stopped() -> None:
         ("settings", "a dict object is not callable"),
         ("NotCallableInstances", "class NotCallableInstances has no __call__"),
         ("NeedsArguments", "class NeedsArguments makes ASGI apps but needs arguments"),
-        ("wsgi_app", "it takes two arguments, like a WSGI app"),
+        ("async_two_arguments", "it is async but takes two arguments"),
         ("one_argument", "it is async but takes one argument"),
     ],
 )

@@ -16,6 +16,7 @@ Lifespan = Literal["auto", "on", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
 HTTP1Parser = Literal["h11", "tricorn"]
+Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
@@ -45,8 +46,8 @@ class Config:
     # --- application ---------------------------------------------------------------
     app: str = setting(
         "",
-        "The ASGI app as 'module:attribute' (dotted; 'module:factory()' calls a factory); "
-        "empty serves the built-in demo app.",
+        "The app (ASGI or WSGI) as 'module:attribute' (dotted; 'module:factory()' calls a "
+        "factory); empty serves the built-in demo app.",
         group="app",
     )
     factory: bool = setting(
@@ -68,6 +69,18 @@ class Config:
     )
     root_path: str = setting(
         "", "The ASGI root_path: the prefix under which the app is mounted.", group="app"
+    )
+    interface: Interface = setting(  # noqa: RUF009
+        "auto",
+        "How to call the app: 'auto' (read from its signature), 'asgi3', 'asgi2' or 'wsgi' "
+        "(PEP 3333, run in worker threads).",
+        group="app",
+    )
+    wsgi_max_threads: int = setting(
+        40,
+        "Worker threads for a WSGI app: requests beyond this many wait for a free thread.",
+        minimum=1,
+        group="app",
     )
 
     # --- binding and running -------------------------------------------------------

@@ -2,9 +2,12 @@
 
 Accepted: an ASGI 3 function or object (``app(scope, receive, send)``), an ASGI 2 "double
 callable" (``app(scope)`` returning ``instance(receive, send)``, a function or a class), a
-class whose instances are ASGI 3 apps (created once, with no arguments), and a factory that
-returns any of these (``--factory``, or ``module:create_app()`` in the spec). The version is
-read from signatures, never by calling the app with a made-up scope.
+class whose instances are ASGI 3 apps (created once, with no arguments), a WSGI app (PEP 3333:
+a plain callable ``app(environ, start_response)``, such as a Flask app or Django's
+``WSGIHandler``, served through ``tricorn.server.wsgi.WSGIAdapter``), and a factory that
+returns any of these (``--factory``, or ``module:create_app()`` in the spec). The kind is
+read from signatures, never by calling the app with a made-up scope; the ``interface``
+setting forces it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import os
 import sys
 from typing import Any, cast
 
+from tricorn.config import Interface
 from tricorn.errors import AppLoadError
 from tricorn.server.asgi_types import ASGI2App, ASGI3App, Receive, Scope, Send
+from tricorn.server.wsgi import DEFAULT_MAX_THREADS, WSGIAdapter, WSGIApp
 
 EXPECTED_SPEC = "expected 'module:attribute', e.g. 'myapp:app' or 'myapp:create_app()'"
 
@@ -193,11 +198,12 @@ def _is_async_callable(target: Any) -> bool:
 def _not_an_app(spec: str, reason: str) -> AppLoadError:
     return AppLoadError(
         f'app "{spec}": not an ASGI app: {reason}; expected an async callable '
-        "(scope, receive, send), an ASGI 2 callable (scope), or a class of such apps"
+        "(scope, receive, send), an ASGI 2 callable (scope), a class of such apps, "
+        "or a WSGI callable (environ, start_response)"
     )
 
 
-def _from_class(spec: str, cls: type) -> ASGI3App:
+def _from_class(spec: str, cls: type, wsgi_max_threads: int) -> ASGI3App:
     call = _class_call(cls)
     init = _signature(cls)
     call_signature = None if call is None else _signature(call)
@@ -218,37 +224,71 @@ def _from_class(spec: str, cls: type) -> ASGI3App:
         return ASGI2Adapter(cast(ASGI2App, cls))  # __init__(scope), __call__(receive, send)
     if hasattr(cls, "__await__") and _accepts(init, 3):
         return cast(ASGI3App, cls)  # cls(scope, receive, send) is awaitable
+    if hasattr(cls, "__iter__") and _accepts(init, 2) and not _accepts(init, 3):
+        # PEP 3333's AppClass: cls(environ, start_response) is the iterable response.
+        return WSGIAdapter(cast(WSGIApp, cls), wsgi_max_threads)
     raise _not_an_app(spec, f"class {cls.__name__} has no __call__(scope, receive, send)")
 
 
-def as_asgi3(app: Any, spec: str = "app") -> ASGI3App:
-    """``app`` as an ASGI 3 callable: as is, wrapped (ASGI 2) or instantiated (a class).
+def as_asgi3(
+    app: Any,
+    spec: str = "app",
+    *,
+    interface: Interface = "auto",
+    wsgi_max_threads: int = DEFAULT_MAX_THREADS,
+) -> ASGI3App:
+    """``app`` as an ASGI 3 callable: as is, wrapped (ASGI 2, WSGI) or instantiated (a class).
 
-    ``spec`` names the app in the ``AppLoadError`` raised when it is no ASGI app.
+    ``interface`` forces the kind ('asgi3', 'asgi2', 'wsgi'); 'auto' reads it from the
+    signature. ``wsgi_max_threads`` bounds the worker threads of a WSGI app. An app already
+    wrapped (``ASGI2Adapter``, ``WSGIAdapter``) is returned as is. ``spec`` names the app in
+    the ``AppLoadError`` raised when it is no app.
     """
-    if inspect.isclass(app):
-        return _from_class(spec, app)
+    if isinstance(app, ASGI2Adapter | WSGIAdapter):
+        return app
     if not callable(app):
         raise _not_an_app(spec, f"a {type(app).__name__} object is not callable")
+    if interface == "wsgi":
+        return WSGIAdapter(cast(WSGIApp, app), wsgi_max_threads)
+    if interface == "asgi2":
+        return ASGI2Adapter(cast(ASGI2App, app))
+    if inspect.isclass(app):
+        return _from_class(spec, app, wsgi_max_threads)
+    if interface == "asgi3":
+        return cast(ASGI3App, app)
     signature = _signature(app)
     if _accepts(signature, 3):
+        if signature is not None and _accepts(signature, 2) and not _is_async_callable(app):
+            # A plain function taking any number of arguments (``*args``) is a generic
+            # wrapper: like wsgiref's validator, those are WSGI middleware, not ASGI.
+            return WSGIAdapter(cast(WSGIApp, app), wsgi_max_threads)
         return cast(ASGI3App, app)
     if _accepts(signature, 1):
         if _is_async_callable(app):
             raise _not_an_app(spec, "it is async but takes one argument")
         return ASGI2Adapter(cast(ASGI2App, app))
     if _accepts(signature, 2):
-        raise _not_an_app(spec, "it takes two arguments, like a WSGI app (environ, start_response)")
+        if _is_async_callable(app):
+            raise _not_an_app(spec, "it is async but takes two arguments")
+        return WSGIAdapter(cast(WSGIApp, app), wsgi_max_threads)  # (environ, start_response)
     raise _not_an_app(spec, f"it cannot be called with (scope, receive, send): {signature}")
 
 
-def load_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -> ASGI3App:
+def load_app(
+    spec: str,
+    *,
+    factory: bool = False,
+    app_dir: str | None = ".",
+    interface: Interface = "auto",
+    wsgi_max_threads: int = DEFAULT_MAX_THREADS,
+) -> ASGI3App:
     """Import the app named by ``spec`` and return it as an ASGI 3 callable.
 
     ``spec`` is ``module:attribute`` with a dotted attribute path, or
     ``module:factory(...)`` (literal arguments only) to call a factory. With ``factory``
     the attribute is called with no arguments. ``app_dir`` (when not None) is put first on
-    ``sys.path`` before the import.
+    ``sys.path`` before the import. ``interface`` and ``wsgi_max_threads`` are those of
+    ``as_asgi3``.
 
     Raises ``AppLoadError`` with one line: for a malformed spec, a module that does not
     exist, a missing attribute, a factory that raised, or an object that is no ASGI app.
@@ -265,4 +305,4 @@ def load_app(spec: str, *, factory: bool = False, app_dir: str | None = ".") -> 
         app = _call_factory(spec, app, call)
     elif factory:
         app = _call_factory(spec, app, _Call([], {}))
-    return as_asgi3(app, spec)
+    return as_asgi3(app, spec, interface=interface, wsgi_max_threads=wsgi_max_threads)

@@ -58,13 +58,14 @@ async def serve(
     what is left, then runs the app's lifespan shutdown. Cancelling ``serve`` instead stops
     everything at once (no lifespan shutdown).
 
-    ``app`` may be an ASGI 3 or ASGI 2 app, or a class whose instances are ASGI 3 apps.
+    ``app`` may be an ASGI 3 or ASGI 2 app, a class whose instances are ASGI 3 apps, or a
+    WSGI app (PEP 3333; see ``config.interface`` and ``config.wsgi_max_threads``).
     Raises ``ConfigError`` for an invalid setting or a bind that cannot be opened,
     ``AppLoadError`` when ``app`` is no ASGI app, and ``LifespanFailure`` when the
     app's lifespan startup or shutdown fails.
     """
     check_config(config)
-    app = as_asgi3(app)
+    app = as_asgi3(app, interface=config.interface, wsgi_max_threads=config.wsgi_max_threads)
     lifespan = Lifespan(
         app,
         config.lifespan,

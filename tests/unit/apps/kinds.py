@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from tricorn.server.asgi_types import ASGI3App, Message, Receive, Scope, Send
@@ -107,6 +107,34 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
 
 async def one_argument(scope: Scope) -> None:
     pass
+
+
+async def async_two_arguments(environ: dict[str, Any], start_response: Any) -> None:
+    pass
+
+
+class FlaskLike:
+    """Like a Flask app: an instance whose __call__(self, environ, start_response) is WSGI."""
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"flask-like"]
+
+
+flask_like = FlaskLike()
+
+
+class WSGIAppClass:
+    """PEP 3333's AppClass: calling the class with (environ, start_response) is the response."""
+
+    def __init__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> None:
+        self.start_response = start_response
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"app class"
 
 
 class NotCallableInstances:
