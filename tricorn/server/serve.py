@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config
@@ -29,7 +29,7 @@ from tricorn.server.listeners import (
     peer_addresses,
     to_listener,
 )
-from tricorn.server.state import TASK_NAME, ServerState
+from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
 error_log = logging.getLogger("tricorn.error")
@@ -115,9 +115,10 @@ async def _serve(
                 backend,
             )
         async with anyio.create_task_group() as connections:
+            state.use_task_group(connections)
             with anyio.CancelScope() as accepting:
                 for listener in listeners:
-                    connections.start_soon(_accept_loop, listener, state, connections, tls)
+                    connections.start_soon(_accept_loop, listener, state, tls)
                 task_status.started(addresses)
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
@@ -141,7 +142,7 @@ async def _serve(
 
 
 async def _accept_loop(
-    listener: SocketListener, state: ServerState, group: TaskGroup, tls: ssl.SSLContext | None
+    listener: SocketListener, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
     while not state.shutting_down:
         try:
@@ -153,18 +154,21 @@ async def _accept_loop(
             continue
         except anyio.ClosedResourceError:
             return
-        group.start_soon(_handle_connection, transport, state, tls, name=TASK_NAME)
+        state.spawn(_handle_connection, transport, state, tls)
 
 
 async def _handle_connection(
     transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
-    client, server = peer_addresses(transport)
-    transport = AsyncioSocketStream.adopt(transport)
+    # Runs in the server's task group (ServerState.spawn): nothing may escape but cancellation.
+    client: tuple[str, int] | None = None
     stream: ByteStream = transport
     scheme = "http"
     extensions: dict[str, object] = {}
     try:
+        client, server = peer_addresses(transport)
+        transport = AsyncioSocketStream.adopt(transport)
+        stream = transport
         if tls is not None:
             try:
                 tls_stream = await wrap_server_side(
