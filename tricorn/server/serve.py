@@ -31,6 +31,7 @@ from tricorn.server.listeners import (
 )
 from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
+from tricorn.server.trio_stream import TrioSocketStream
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -116,27 +117,32 @@ async def _serve(
             )
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
-            with anyio.CancelScope() as accepting:
+            try:
+                with anyio.CancelScope() as accepting:
+                    for listener in listeners:
+                        connections.start_soon(_accept_loop, listener, state, tls)
+                    task_status.started(addresses)
+                    if shutdown_trigger is None:
+                        await anyio.sleep_forever()
+                    else:
+                        await shutdown_trigger()
+                    accepting.cancel()
                 for listener in listeners:
-                    connections.start_soon(_accept_loop, listener, state, tls)
-                task_status.started(addresses)
-                if shutdown_trigger is None:
-                    await anyio.sleep_forever()
-                else:
-                    await shutdown_trigger()
-                accepting.cancel()
-            for listener in listeners:
-                await listener.aclose()
-            error_log.info("Shutting down: waiting for in-flight requests to finish")
-            with anyio.move_on_after(config.graceful_timeout) as grace:
-                await state.shutdown_connections()
-            if grace.cancelled_caught:
-                error_log.warning(
-                    "Graceful timeout (%g s) passed: cancelling %d connection(s)",
-                    config.graceful_timeout,
-                    len(state.connections),
-                )
-            connections.cancel_scope.cancel()
+                    await listener.aclose()
+                error_log.info("Shutting down: waiting for in-flight requests to finish")
+                with anyio.move_on_after(config.graceful_timeout) as grace:
+                    await state.shutdown_connections()
+                if grace.cancelled_caught:
+                    error_log.warning(
+                        "Graceful timeout (%g s) passed: cancelling %d connection(s)",
+                        config.graceful_timeout,
+                        len(state.connections),
+                    )
+                connections.cancel_scope.cancel()
+            finally:
+                # The connections' tasks asyncio runs outside the group (ServerState.spawn).
+                with anyio.CancelScope(shield=True):
+                    await state.cancel_tasks()
         await lifespan.shutdown()
         lifespan_group.cancel_scope.cancel()
 
@@ -167,7 +173,7 @@ async def _handle_connection(
     extensions: dict[str, object] = {}
     try:
         client, server = peer_addresses(transport)
-        transport = AsyncioSocketStream.adopt(transport)
+        transport = TrioSocketStream.adopt(AsyncioSocketStream.adopt(transport))
         stream = transport
         if tls is not None:
             try:
