@@ -6,7 +6,9 @@ non-blocking helper, then trio's I/O wait), about 3 KiB per connection. This one
 socket's ``recv`` itself and waits with ``trio.lowlevel.wait_readable``: three coroutine
 frames fewer, about 1.2 KiB less per idle connection, and the same semantics (a checkpoint
 whether or not bytes were waiting; ``EndOfStream`` on EOF; ``BrokenResourceError`` for a
-reset; ``ClosedResourceError`` once closed). Sending and closing stay anyio's.
+reset; ``ClosedResourceError`` once closed). Sending and closing are anyio's, written
+against the trio socket directly, so the anyio stream object (and its two resource guards)
+is not kept for the connection's life.
 
 This is I/O plumbing only: the connection logic above it is the same on trio and asyncio.
 """
@@ -17,17 +19,17 @@ import socket
 
 import anyio
 import trio
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketStream
 
 
 class TrioSocketStream(SocketStream):
-    """anyio's trio ``SocketStream`` with our ``receive``; the rest is delegated to it."""
+    """An ``anyio.abc.SocketStream`` over the trio socket of an accepted anyio stream."""
 
-    __slots__ = ("_closed", "_inner", "_socket")
+    __slots__ = ("_closed", "_socket", "_trio_socket")
 
-    def __init__(self, inner: SocketStream, sock: socket.socket) -> None:
-        self._inner = inner
-        self._socket = sock
+    def __init__(self, trio_socket: trio.socket.SocketType) -> None:
+        self._trio_socket = trio_socket
+        self._socket: socket.socket = trio_socket._sock  # type: ignore[attr-defined]
         self._closed = False
 
     @classmethod
@@ -35,11 +37,10 @@ class TrioSocketStream(SocketStream):
         """Wrap ``stream`` if it is anyio's trio socket stream; else return it."""
         if type(stream).__module__ != "anyio._backends._trio":
             return stream
-        try:
-            sock = stream.extra(SocketAttribute.raw_socket)
-        except anyio.TypedAttributeLookupError:  # pragma: no cover - every socket has it
-            return stream
-        return cls(stream, sock)
+        trio_socket = getattr(stream, "_trio_socket", None)
+        if not isinstance(trio_socket, trio.socket.SocketType) or not hasattr(trio_socket, "_sock"):
+            return stream  # pragma: no cover - another anyio's layout: keep its stream
+        return cls(trio_socket)
 
     @property
     def _raw_socket(self) -> socket.socket:
@@ -58,6 +59,8 @@ class TrioSocketStream(SocketStream):
             except BlockingIOError:
                 pass
             except OSError as error:
+                if self._closed:
+                    raise anyio.ClosedResourceError from None
                 raise anyio.BrokenResourceError from error
             try:
                 await trio.lowlevel.wait_readable(sock)
@@ -73,11 +76,25 @@ class TrioSocketStream(SocketStream):
         return data
 
     async def send(self, item: bytes) -> None:
-        await self._inner.send(item)
+        trio_socket = self._trio_socket
+        view = memoryview(item)
+        while view:
+            try:
+                sent = await trio_socket.send(view)
+            except trio.ClosedResourceError:
+                raise anyio.ClosedResourceError from None
+            except trio.BusyResourceError:
+                raise anyio.BusyResourceError("writing to") from None
+            except OSError as error:
+                if self._closed:
+                    raise anyio.ClosedResourceError from None
+                raise anyio.BrokenResourceError from error
+            view = view[sent:]
 
     async def send_eof(self) -> None:
-        await self._inner.send_eof()
+        self._trio_socket.shutdown(socket.SHUT_WR)
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._inner.aclose()
+        self._trio_socket.close()
+        await trio.lowlevel.checkpoint()
