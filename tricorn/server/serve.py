@@ -170,7 +170,7 @@ async def _handle_connection(
     client: tuple[str, int] | None = None
     stream: ByteStream = transport
     scheme = "http"
-    extensions: dict[str, object] = {}
+    extensions: dict[str, object] | None = None  # a dict only where there is one to give
     try:
         client, server = peer_addresses(transport)
         transport = TrioSocketStream.adopt(AsyncioSocketStream.adopt(transport))
@@ -184,7 +184,7 @@ async def _handle_connection(
                 error_log.debug("TLS handshake with %s failed: %s", client, error)
                 return
             stream, scheme = tls_stream, "https"
-            extensions["tls"] = tls_extension(tls_stream)
+            extensions = {"tls": tls_extension(tls_stream)}
             if alpn_protocol(tls_stream) == "h2":
                 h2 = HTTP2Connection(
                     state,
