@@ -566,6 +566,7 @@ async def test_next_request_arriving_while_the_last_write_lingers_is_not_lost() 
             await listener.serve(handle)
 
         async with anyio.create_task_group() as group:
+            state.use_task_group(group)  # where the connection starts its requests' tasks
             await group.start(serve_one)
             client = await anyio.connect_tcp("127.0.0.1", port)
             with anyio.fail_after(5):

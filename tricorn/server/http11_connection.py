@@ -1,9 +1,12 @@
 """One HTTP/1.1 connection: socket -> ``HTTP11Protocol`` -> ``HTTPStream``s, and back.
 
 One reader task per connection feeds the protocol; each request runs the app in its own
-task (``HTTPStream.run``). The app's ``send`` writes through the protocol to the socket
-under a lock, so ``await send()`` returns once the bytes are in the kernel's buffer: a
-client that does not read stalls its own app, never the server's memory.
+task (``HTTPStream.run``), started in the server's task group (``ServerState.spawn``): an
+idle keep-alive connection is then one task and no task group of its own, which is much of
+what it costs in memory (docs/memory.md). The reader waits for its requests' tasks before
+it closes the socket, as leaving a task group would. The app's ``send`` writes through the
+protocol to the socket under a lock, so ``await send()`` returns once the bytes are in the
+kernel's buffer: a client that does not read stalls its own app, never the server's memory.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import math
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import ByteStream
 
 from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols.events import (
@@ -33,7 +36,7 @@ from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
-from tricorn.server.state import TASK_NAME, ServerState
+from tricorn.server.state import ServerState
 from tricorn.server.ws_stream import WSStream, websocket_scope
 
 error_log = logging.getLogger("tricorn.error")
@@ -78,7 +81,9 @@ class HTTP11Connection:
             h2c_preface=True,
         )
         self._write_lock = state.write_lock()
-        self._task_group: TaskGroup | None = None
+        #: The cancel scopes of this connection's running request tasks (None when none runs).
+        self._stream_scopes: list[anyio.CancelScope] | None = None
+        self._streams_done: anyio.Event | None = None
         self._current: HTTPStream | None = None
         self._closing = False
         self._broken = False
@@ -101,9 +106,15 @@ class HTTP11Connection:
     async def run(self) -> None:
         self.state.add(self)
         try:
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                await self._read_loop()
+            await self._read_loop()
+            while self._stream_scopes:  # as leaving a task group would: wait for the app
+                self._streams_done = anyio.Event()
+                await self._streams_done.wait()
+        except BaseException:
+            self._disconnect()
+            for scope in self._stream_scopes or ():
+                scope.cancel()
+            raise
         finally:
             self.state.discard(self)
             if self.switch_to_http2 is None:
@@ -262,8 +273,7 @@ class HTTP11Connection:
         scope = websocket_scope(self._scope(request), info)
         stream = WSStream(self, request, info, scope, self.state.app, self.state)
         self._upgrading = stream
-        assert self._task_group is not None
-        self._task_group.start_soon(stream.run, name=TASK_NAME)
+        self._spawn_stream(stream)
 
     def _disconnect(self) -> None:
         if self._current is not None:
@@ -290,8 +300,39 @@ class HTTP11Connection:
         scope = self._scope(request)
         stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
         self._current = stream
-        assert self._task_group is not None
-        self._task_group.start_soon(stream.run, name=TASK_NAME)
+        self._spawn_stream(stream)
+
+    def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
+        # Counted from now, not from when the task starts: ``run`` must not close the socket
+        # under a request whose task has not run yet (a request and the client's EOF read
+        # at once).
+        scopes = self._stream_scopes
+        if scopes is None:
+            scopes = self._stream_scopes = []
+        scope = anyio.CancelScope()
+        scopes.append(scope)
+        self.state.spawn(self._run_stream, stream, scopes, scope)
+
+    async def _run_stream(
+        self,
+        stream: HTTPStream | WSStream,
+        scopes: list[anyio.CancelScope],
+        scope: anyio.CancelScope,
+    ) -> None:
+        """One request's task, in the server's task group: it must not raise."""
+        with scope:
+            try:
+                await stream.run()
+            except Exception:
+                error_log.exception("Unexpected error on the connection from %s", self._peer())
+                self._broken = True
+                self._disconnect()
+            finally:
+                scopes.remove(scope)
+                if not scopes:
+                    self._stream_scopes = None
+                    if self._streams_done is not None:
+                        self._streams_done.set()
 
     def _wake_reader(self) -> None:
         if self._resume is not None:

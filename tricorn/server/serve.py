@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config
@@ -30,8 +30,9 @@ from tricorn.server.listeners import (
     peer_addresses,
     to_listener,
 )
-from tricorn.server.state import TASK_NAME, ServerState
+from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
+from tricorn.server.trio_stream import TrioSocketStream
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -117,33 +118,39 @@ async def _serve(
                 backend,
             )
         async with anyio.create_task_group() as connections:
-            with anyio.CancelScope() as accepting:
+            state.use_task_group(connections)
+            try:
+                with anyio.CancelScope() as accepting:
+                    for listener in listeners:
+                        connections.start_soon(_accept_loop, listener, state, tls)
+                    task_status.started(addresses)
+                    if shutdown_trigger is None:
+                        await anyio.sleep_forever()
+                    else:
+                        await shutdown_trigger()
+                    accepting.cancel()
                 for listener in listeners:
-                    connections.start_soon(_accept_loop, listener, state, connections, tls)
-                task_status.started(addresses)
-                if shutdown_trigger is None:
-                    await anyio.sleep_forever()
-                else:
-                    await shutdown_trigger()
-                accepting.cancel()
-            for listener in listeners:
-                await listener.aclose()
-            error_log.info("Shutting down: waiting for in-flight requests to finish")
-            with anyio.move_on_after(config.graceful_timeout) as grace:
-                await state.shutdown_connections()
-            if grace.cancelled_caught:
-                error_log.warning(
-                    "Graceful timeout (%g s) passed: cancelling %d connection(s)",
-                    config.graceful_timeout,
-                    len(state.connections),
-                )
-            connections.cancel_scope.cancel()
+                    await listener.aclose()
+                error_log.info("Shutting down: waiting for in-flight requests to finish")
+                with anyio.move_on_after(config.graceful_timeout) as grace:
+                    await state.shutdown_connections()
+                if grace.cancelled_caught:
+                    error_log.warning(
+                        "Graceful timeout (%g s) passed: cancelling %d connection(s)",
+                        config.graceful_timeout,
+                        len(state.connections),
+                    )
+                connections.cancel_scope.cancel()
+            finally:
+                # The connections' tasks asyncio runs outside the group (ServerState.spawn).
+                with anyio.CancelScope(shield=True):
+                    await state.cancel_tasks()
         await lifespan.shutdown()
         lifespan_group.cancel_scope.cancel()
 
 
 async def _accept_loop(
-    listener: SocketListener, state: ServerState, group: TaskGroup, tls: ssl.SSLContext | None
+    listener: SocketListener, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
     while not state.shutting_down:
         try:
@@ -155,18 +162,21 @@ async def _accept_loop(
             continue
         except anyio.ClosedResourceError:
             return
-        group.start_soon(_handle_connection, transport, state, tls, name=TASK_NAME)
+        state.spawn(_handle_connection, transport, state, tls)
 
 
 async def _handle_connection(
     transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
 ) -> None:
-    client, server = peer_addresses(transport)
-    transport = AsyncioSocketStream.adopt(transport)
+    # Runs in the server's task group (ServerState.spawn): nothing may escape but cancellation.
+    client: tuple[str, int] | None = None
     stream: ByteStream = transport
     scheme = "http"
-    extensions: dict[str, object] = {}
+    extensions: dict[str, object] | None = None  # a dict only where there is one to give
     try:
+        client, server = peer_addresses(transport)
+        transport = TrioSocketStream.adopt(AsyncioSocketStream.adopt(transport))
+        stream = transport
         if tls is not None:
             try:
                 tls_stream = await wrap_server_side(
@@ -176,7 +186,7 @@ async def _handle_connection(
                 error_log.debug("TLS handshake with %s failed: %s", client, error)
                 return
             stream, scheme = tls_stream, "https"
-            extensions["tls"] = tls_extension(tls_stream)
+            extensions = {"tls": tls_extension(tls_stream)}
             if alpn_protocol(tls_stream) == "h2":
                 h2 = HTTP2Connection(
                     state,
