@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import sniffio
 from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 
 from tricorn.config import Config
@@ -32,7 +33,6 @@ from tricorn.server.listeners import (
 )
 from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
-from tricorn.server.trio_stream import TrioSocketStream
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -117,12 +117,13 @@ async def _serve(
                 address.url("https" if tls else "http"),
                 backend,
             )
+        adopt = _stream_adopter()
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
             try:
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
-                        connections.start_soon(_accept_loop, listener, state, tls)
+                        connections.start_soon(_accept_loop, listener, state, tls, adopt)
                     task_status.started(addresses)
                     if shutdown_trigger is None:
                         await anyio.sleep_forever()
@@ -149,8 +150,24 @@ async def _serve(
         lifespan_group.cancel_scope.cancel()
 
 
+def _stream_adopter() -> Callable[[SocketStream], SocketStream]:
+    """The leaner socket stream of the running backend, which takes over accepted streams.
+
+    trio's module is imported here, not at the top: the backend choice reads "trio was
+    imported" as "the app uses trio" (``backends.app_uses_trio``).
+    """
+    if sniffio.current_async_library() == "trio":
+        from tricorn.server.trio_stream import TrioSocketStream
+
+        return TrioSocketStream.adopt
+    return AsyncioSocketStream.adopt
+
+
 async def _accept_loop(
-    listener: SocketListener, state: ServerState, tls: ssl.SSLContext | None
+    listener: SocketListener,
+    state: ServerState,
+    tls: ssl.SSLContext | None,
+    adopt: Callable[[SocketStream], SocketStream],
 ) -> None:
     while not state.shutting_down:
         try:
@@ -162,11 +179,14 @@ async def _accept_loop(
             continue
         except anyio.ClosedResourceError:
             return
-        state.spawn(_handle_connection, transport, state, tls)
+        state.spawn(_handle_connection, transport, state, tls, adopt)
 
 
 async def _handle_connection(
-    transport: SocketStream, state: ServerState, tls: ssl.SSLContext | None
+    transport: SocketStream,
+    state: ServerState,
+    tls: ssl.SSLContext | None,
+    adopt: Callable[[SocketStream], SocketStream],
 ) -> None:
     # Runs in the server's task group (ServerState.spawn): nothing may escape but cancellation.
     client: tuple[str, int] | None = None
@@ -175,7 +195,7 @@ async def _handle_connection(
     extensions: dict[str, object] | None = None  # a dict only where there is one to give
     try:
         client, server = peer_addresses(transport)
-        transport = TrioSocketStream.adopt(AsyncioSocketStream.adopt(transport))
+        transport = adopt(transport)
         stream = transport
         if tls is not None:
             try:
