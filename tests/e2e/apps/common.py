@@ -1,0 +1,39 @@
+"""What every framework app in this folder shares: the contract the tests check.
+
+Routes (each app implements them its own framework's way):
+  GET  /json                -> {"framework": NAME, "ok": true}
+  GET  /items/{id:int}?q=   -> {"item_id": id, "q": q}
+  POST /upload (multipart, field "file") -> {"filename", "size", "sha256"}
+  GET  /stream              -> STREAM_CHUNKS, one send each
+  GET  /sse                 -> text/event-stream with SSE_EVENTS
+  GET  /state               -> {"greeting": the value set at lifespan startup}
+  GET  /static/hello.txt    -> the file next to this module
+  WS   /ws                  -> echoes text as "echo: " + text and bytes as they are
+Lifespan: startup puts GREETING into the state; shutdown writes "shutdown" to the file named
+by $E2E_SHUTDOWN_FILE (the test reads it after the server stopped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+GREETING = "set at startup"
+STREAM_CHUNKS = [f"chunk {i}\n".encode() for i in range(5)]
+SSE_EVENTS = ["first", "second", "third"]
+
+
+def sse_frame(index: int, data: str) -> bytes:
+    return f"id: {index}\nevent: tick\ndata: {data}\n\n".encode()
+
+
+def upload_summary(filename: str | None, data: bytes) -> dict[str, object]:
+    return {"filename": filename, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def on_shutdown() -> None:
+    target = os.environ.get("E2E_SHUTDOWN_FILE")
+    if target:
+        Path(target).write_text("shutdown")

@@ -1,0 +1,203 @@
+"""Starlette, FastAPI, Litestar and Quart apps served by ``python -m tricorn module:app``,
+on the default backend (no flag) and on each backend the framework runs on, exercised with
+httpx (HTTP/1.1 and h2c), curl and the websockets library. Quart also pushes (HTTP/2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import clients
+from tests.e2e.apps import common
+from tests.e2e.served import Served
+from tests.e2e.server import RUNNING_ON
+
+AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
+
+#: framework -> (app, backends it supports besides the default)
+FRAMEWORKS: dict[str, tuple[str, list[str]]] = {
+    "starlette": ("tests.e2e.apps.starlette_app:app", ["trio", "asyncio"]),
+    "fastapi": ("tests.e2e.apps.fastapi_app:app", ["trio", "asyncio"]),
+    "litestar": ("tests.e2e.apps.litestar_app:app", ["trio", "asyncio"]),
+    "quart": ("tests.e2e.apps.quart_app:app", ["asyncio", "uvloop"]),
+}
+CASES = [
+    (framework, backend)
+    for framework, (_, backends) in FRAMEWORKS.items()
+    for backend in ["default", *backends]
+]
+HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{b}" for f, b in CASES])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    framework, backend = request.param
+    served = Served(
+        FRAMEWORKS[framework][0],
+        backend,
+        tmp_path_factory.mktemp(f"{framework}-{backend}"),
+        "--ws-ping-interval",
+        "0",
+    )
+    served.framework = framework  # type: ignore[attr-defined]
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def framework_of(served: Served) -> str:
+    return str(served.framework)  # type: ignore[attr-defined]
+
+
+def test_start_up_log_names_the_backend(served: Served) -> None:
+    server = served.server()
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
+    assert expected in server.stderr
+
+
+@HTTP
+def test_json(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        response = client.get(f"{served.server().url}/json")
+    assert response.http_version == clients.expected_version(http)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"framework": framework_of(served), "ok": True}
+
+
+@HTTP
+def test_path_and_query_parameters(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        found = client.get(f"{served.server().url}/items/42", params={"q": "a b&c=d/é"})
+        missing = client.get(f"{served.server().url}/items/not-a-number")
+    assert found.http_version == clients.expected_version(http)
+    assert found.json() == {"item_id": 42, "q": "a b&c=d/é"}
+    assert missing.status_code in (404, 422)
+
+
+@HTTP
+def test_upload_20_mib_multipart(served: Served, http: str) -> None:
+    payload = clients.upload_payload()
+    with clients.http_client(http) as client:
+        response = client.post(
+            f"{served.server().url}/upload",
+            files={"file": ("big.bin", payload, "application/octet-stream")},
+        )
+    assert response.http_version == clients.expected_version(http)
+    assert response.status_code == 200, response.text[:500]
+    assert response.json() == common.upload_summary("big.bin", payload)
+
+
+def test_upload_20_mib_with_curl(served: Served, tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(clients.upload_payload())
+    body, write_out = clients.curl_upload(f"{served.server().url}/upload", path, "--http1.1")
+    assert write_out == "200 1.1", body[:500]
+    assert json.loads(body) == common.upload_summary("big.bin", clients.upload_payload())
+
+
+@HTTP
+def test_streaming_response(served: Served, http: str) -> None:
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{served.server().url}/stream") as response,
+    ):
+        body = b"".join(response.iter_bytes())
+        assert response.http_version == clients.expected_version(http)
+        if http == "1.1":
+            assert response.headers.get("transfer-encoding") == "chunked"
+    assert body == b"".join(common.STREAM_CHUNKS)
+
+
+@HTTP
+def test_server_sent_events(served: Served, http: str) -> None:
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{served.server().url}/sse") as response,
+    ):
+        text = "".join(response.iter_text())
+        assert response.headers["content-type"].startswith("text/event-stream")
+    events = clients.parse_sse(text)
+    assert [e.get("data") for e in events] == common.SSE_EVENTS
+    assert [e.get("event") for e in events] == ["tick"] * 3
+    assert [e.get("id") for e in events] == ["0", "1", "2"]
+
+
+@HTTP
+def test_static_file(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        response = client.get(f"{served.server().url}/static/hello.txt")
+        missing = client.get(f"{served.server().url}/static/nope.txt")
+    assert response.status_code == 200
+    assert response.content == (common.STATIC_DIR / "hello.txt").read_bytes()
+    assert response.headers["content-type"].startswith("text/plain")
+    assert missing.status_code == 404
+
+
+@HTTP
+def test_lifespan_state(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        response = client.get(f"{served.server().url}/state")
+    assert response.json() == {"greeting": common.GREETING}
+
+
+@pytest.mark.parametrize("http", ["1.1", "2"])
+def test_curl(served: Served, http: str) -> None:
+    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
+    body, write_out = clients.curl(flag, f"{served.server().url}/items/7?q=curl")
+    assert write_out == f"200 {'1.1' if http == '1.1' else '2'}"
+    assert json.loads(body) == {"item_id": 7, "q": "curl"}
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_websocket_echo(served: Served, compression: str | None) -> None:
+    big = bytes(range(256)) * 1024  # 256 KiB, several frames
+    replies = clients.ws_echo(
+        f"{served.server().ws_url}/ws",
+        ["hello", "ünïcode ✓", big, "bye"],
+        compression=compression,
+    )
+    assert replies == ["echo: hello", "echo: ünïcode ✓", big, "echo: bye"]
+
+
+def test_quart_http2_server_push(served: Served) -> None:
+    if framework_of(served) != "quart":
+        pytest.skip("server push is Quart's feature (make_push_promise)")
+    result = subprocess.run(
+        ["nghttp", "-nv", "-t", "20", f"{served.server().url}/push"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    out = result.stdout
+    assert "recv PUSH_PROMISE frame" in out, out[-3000:]
+    promised = re.search(r"promised_stream_id=(\d+)", out)
+    assert promised is not None, out[-3000:]
+    assert ":path: /static/hello.txt" in out
+    pushed = promised.group(1)
+    # The pushed stream's response: its HEADERS with :status 200, then its DATA, ended.
+    assert f"recv (stream_id={pushed}) :status: 200" in out, out[-3000:]
+    assert f"recv DATA frame <length=26, flags=0x00, stream_id={pushed}>" in out, out[-3000:]
+    assert re.search(rf"stream_id={pushed}>\s+; END_STREAM", out), out[-3000:]
+
+
+def test_lifespan_shutdown_and_access_log(served: Served) -> None:
+    """Last: SIGINT stops the server with status 0 after the app's shutdown ran."""
+    server = served.server()
+    shutdown_file = served.shutdown_file
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    assert server.stop() == 0, server.stderr
+    assert shutdown_file.read_text() == "shutdown"
+    assert '"GET /json HTTP/1.1" 200' in server.stdout
