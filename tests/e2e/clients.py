@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 UPLOAD_SIZE = 20 * 1024 * 1024
 TIMEOUT = 30.0
@@ -71,12 +72,21 @@ def curl_upload(url: str, path: Path, *version: str) -> tuple[str, str]:
 
 
 def ws_echo(
-    url: str, messages: list[str | bytes], *, compression: str | None = "deflate"
+    url: str,
+    messages: list[str | bytes],
+    *,
+    compression: str | None = "deflate",
+    origin: str | None = None,
 ) -> list[str | bytes]:
     """Open a WebSocket with the websockets library, send each message, return the replies."""
     replies: list[str | bytes] = []
     with connect(
-        url, open_timeout=TIMEOUT, close_timeout=5, max_size=2**24, compression=compression
+        url,
+        open_timeout=TIMEOUT,
+        close_timeout=5,
+        max_size=2**24,
+        compression=compression,
+        origin=Origin(origin) if origin else None,
     ) as ws:
         for message in messages:
             ws.send(message)

@@ -1,0 +1,58 @@
+"""Async Django views for the routes in tests/e2e/apps/common.py (no lifespan: Django has
+none)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+STREAM_CHUNKS = [f"chunk {i}\n".encode() for i in range(5)]
+SSE_EVENTS = ["first", "second", "third"]
+
+
+async def json_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"framework": "django", "ok": True})
+
+
+async def item(request: HttpRequest, item_id: int) -> HttpResponse:
+    return JsonResponse({"item_id": item_id, "q": request.GET.get("q")})
+
+
+async def upload(request: HttpRequest) -> HttpResponse:
+    """csrf_exempt in urls.py: an API endpoint for non-browser clients."""
+    file: Any = request.FILES["file"]
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in file.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    return JsonResponse({"filename": file.name, "size": size, "sha256": digest.hexdigest()})
+
+
+async def _chunks() -> AsyncIterator[bytes]:
+    for chunk in STREAM_CHUNKS:
+        yield chunk
+
+
+async def stream(request: HttpRequest) -> HttpResponse:
+    return StreamingHttpResponse(_chunks(), content_type="text/plain")
+
+
+async def _events() -> AsyncIterator[bytes]:
+    for index, data in enumerate(SSE_EVENTS):
+        yield f"id: {index}\nevent: tick\ndata: {data}\n\n".encode()
+
+
+async def sse(request: HttpRequest) -> HttpResponse:
+    response = StreamingHttpResponse(_events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def version(request: HttpRequest) -> HttpResponse:
+    """The ASGI scope's http_version, as Django's ASGIRequest keeps it."""
+    scope: dict[str, Any] = getattr(request, "scope", {})
+    return JsonResponse({"http_version": scope.get("http_version")})

@@ -1,0 +1,287 @@
+"""Django (ASGI) and Django Channels served by ``python -m tricorn mysite.asgi:application``.
+
+The project is made the way a user makes one: ``django-admin startproject mysite``, then
+``manage.py startapp demo`` (its views, URLs and consumer copied from django_demo/),
+whitenoise in MIDDLEWARE, the admin on sqlite (``migrate``, ``createsuperuser``) and
+``collectstatic``. The issue's "done" criterion for ASGI: with no flags, the admin login page
+renders and a login POST with the form's CSRF token (and cookie) answers 302 to /admin/.
+Channels: the project's second entry point ``mysite.channels_asgi:application`` routes
+WebSockets to an AsyncWebsocketConsumer. Both run on the default backend, asyncio and uvloop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e import clients
+from tests.e2e.django_demo import views
+from tests.e2e.served import Served
+from tests.e2e.server import RUNNING_ON
+
+AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
+BACKENDS = ["default", "asyncio", "uvloop"]
+ENTRY_POINTS = {"django": "mysite.asgi:application", "channels": "mysite.channels_asgi:application"}
+SUPERUSER, PASSWORD = "admin", "e2e-Secret-pw-42"
+HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
+
+SETTINGS_TAIL = """
+
+# --- added by tests/e2e/test_django.py, as a user would ---
+INSTALLED_APPS += ["channels", "demo"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+STATIC_ROOT = BASE_DIR / "staticfiles"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+"""
+
+URLS = """from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("demo.urls")),
+]
+"""
+
+CHANNELS_ASGI = """import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from demo.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+"""
+
+
+def _run(*command: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    import os
+
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Django project made with django-admin, as its tutorial does; the project folder."""
+    base = tmp_path_factory.mktemp("django")
+    django_admin = str(Path(sys.executable).parent / "django-admin")
+    _run(django_admin, "startproject", "mysite", cwd=base)
+    root = base / "mysite"
+    manage = [sys.executable, "manage.py"]
+    _run(*manage, "startapp", "demo", cwd=root)
+    source = Path(__file__).resolve().parent / "django_demo"
+    for name in ("views.py", "urls.py", "consumers.py", "routing.py"):
+        shutil.copy(source / name, root / "demo" / name)
+    with open(root / "mysite" / "settings.py", "a") as settings:
+        settings.write(SETTINGS_TAIL)
+    (root / "mysite" / "urls.py").write_text(URLS)
+    (root / "mysite" / "channels_asgi.py").write_text(CHANNELS_ASGI)
+    _run(*manage, "migrate", "--noinput", cwd=root)
+    _run(
+        *manage,
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        SUPERUSER,
+        "--email",
+        "admin@example.com",
+        cwd=root,
+        env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD},
+    )
+    _run(*manage, "collectstatic", "--noinput", cwd=root)
+    return root
+
+
+CASES = [(entry, backend) for entry in ENTRY_POINTS for backend in BACKENDS]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{e}-{b}" for e, b in CASES])
+def served(
+    request: pytest.FixtureRequest, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    entry, backend = request.param
+    served = Served(
+        ENTRY_POINTS[entry],
+        backend,
+        tmp_path_factory.mktemp(f"{entry}-{backend}"),
+        "--ws-ping-interval",
+        "0",
+        cwd=project,
+    )
+    served.entry = entry  # type: ignore[attr-defined]
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def test_start_up_log_names_the_backend(served: Served) -> None:
+    server = served.server()
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
+    assert expected in server.stderr
+
+
+@HTTP
+def test_admin_login_page_and_csrf_post(served: Served, http: str) -> None:
+    """The done criterion: GET /admin/login/ renders the form; the POST with its CSRF token
+    and cookie logs the superuser in (302 to /admin/), and the session cookie then opens
+    /admin/."""
+    url = served.server().url
+    with clients.http_client(http) as client:
+        page = client.get(f"{url}/admin/login/?next=/admin/")
+        assert page.http_version == clients.expected_version(http)
+        assert page.status_code == 200
+        assert '<form action="/admin/login/?next=/admin/" method="post" id="login-form">' in (
+            page.text
+        )
+        assert 'name="username"' in page.text
+        assert 'name="password"' in page.text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token is not None
+        assert "csrftoken" in client.cookies
+        login = client.post(
+            f"{url}/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": token.group(1),
+                "username": SUPERUSER,
+                "password": PASSWORD,
+                "next": "/admin/",
+            },
+            headers={"Referer": f"{url}/admin/login/"},
+        )
+        assert login.status_code == 302, login.text[:2000]
+        assert login.headers["location"] == "/admin/"
+        assert "sessionid" in client.cookies
+        index = client.get(f"{url}/admin/")
+    assert index.status_code == 200
+    assert "Site administration" in index.text
+
+
+def test_csrf_post_without_the_token_is_refused(served: Served) -> None:
+    with clients.http_client("1.1") as client:
+        response = client.post(
+            f"{served.server().url}/admin/login/",
+            data={"username": SUPERUSER, "password": PASSWORD},
+        )
+    assert response.status_code == 403
+    assert "CSRF" in response.text
+
+
+@HTTP
+def test_static_files_via_whitenoise(served: Served, http: str, project: Path) -> None:
+    with clients.http_client(http) as client:
+        response = client.get(f"{served.server().url}/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert response.content == (project / "staticfiles/admin/css/base.css").read_bytes()
+
+
+@HTTP
+def test_json_and_parameters(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        data = client.get(f"{served.server().url}/json")
+        item = client.get(f"{served.server().url}/items/42", params={"q": "a b&c=d/é"})
+        missing = client.get(f"{served.server().url}/items/x")
+        version = client.get(f"{served.server().url}/version")
+    assert data.http_version == clients.expected_version(http)
+    assert data.json() == {"framework": "django", "ok": True}
+    assert item.json() == {"item_id": 42, "q": "a b&c=d/é"}
+    assert missing.status_code == 404
+    assert version.json() == {"http_version": http}
+
+
+@HTTP
+def test_upload_20_mib_multipart(served: Served, http: str) -> None:
+    payload = clients.upload_payload()
+    with clients.http_client(http) as client:
+        response = client.post(
+            f"{served.server().url}/upload",
+            files={"file": ("big.bin", payload, "application/octet-stream")},
+        )
+    assert response.status_code == 200, response.text[:500]
+    from tests.e2e.apps.common import upload_summary
+
+    assert response.json() == upload_summary("big.bin", payload)
+
+
+@HTTP
+def test_streaming_response_and_sse(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        with client.stream("GET", f"{served.server().url}/stream") as response:
+            body = b"".join(response.iter_bytes())
+        with client.stream("GET", f"{served.server().url}/sse") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = clients.parse_sse("".join(response.iter_text()))
+    assert body == b"".join(views.STREAM_CHUNKS)
+    assert [e["data"] for e in events] == views.SSE_EVENTS
+
+
+def test_curl(served: Served) -> None:
+    body, write_out = clients.curl("--http2-prior-knowledge", f"{served.server().url}/json")
+    assert write_out == "200 2"
+    assert json.loads(body) == {"framework": "django", "ok": True}
+
+
+def test_channels_websocket_echo(served: Served) -> None:
+    server = served.server()
+    url = f"{server.ws_url}/ws"
+    if served.entry == "django":  # type: ignore[attr-defined]
+        # Plain Django has no WebSocket (its handler raises on the scope): the handshake gets
+        # a 500 and the server keeps serving.
+        with pytest.raises(InvalidStatus) as refused:
+            clients.ws_echo(url, ["hello"])
+        assert refused.value.response.status_code == 500
+        assert httpx.get(f"{server.url}/json").status_code == 200
+        return
+    big = bytes(range(256)) * 256
+    replies = clients.ws_echo(url, ["hello", big, "whoami"], origin=server.url)
+    assert replies[:2] == ["echo: hello", big]
+    assert json.loads(replies[2]) == {"path": "/ws", "http_version": "1.1"}
+
+
+def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
+    """Django apps answer the lifespan scope with an error: tricorn goes on without lifespan
+    and SIGINT stops it with status 0."""
+    server = served.server()
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    assert server.stop() == 0, server.stderr
+    assert '"GET /json HTTP/1.1" 200' in server.stdout
+    assert "ASGI lifespan not supported by the app" in server.stderr
+    errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
+    assert not [line for line in errors if "lifespan" in line.lower()], server.stderr
