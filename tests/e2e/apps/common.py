@@ -8,7 +8,9 @@ Routes (each app implements them its own framework's way):
   GET  /sse                 -> text/event-stream with SSE_EVENTS
   GET  /state               -> {"greeting": the value set at lifespan startup}
   GET  /static/hello.txt    -> the file next to this module
-  WS   /ws                  -> echoes text as "echo: " + text and bytes as they are
+  GET  /browser             -> BROWSER_PAGE (the headless-Chromium test loads it)
+  WS   /ws                  -> echoes text as "echo: " + text and bytes as they are;
+                               "whoami" answers with the scope's http_version
 Lifespan: startup puts GREETING into the state; shutdown writes "shutdown" to the file named
 by $E2E_SHUTDOWN_FILE (the test reads it after the server stopped).
 """
@@ -37,3 +39,32 @@ def on_shutdown() -> None:
     target = os.environ.get("E2E_SHUTDOWN_FILE")
     if target:
         Path(target).write_text("shutdown")
+
+
+#: The page the headless-Chromium test loads over HTTPS: it opens a WebSocket back to the same
+#: origin (so over the page's HTTP/2 connection when the server offers RFC 8441), sends a
+#: greeting and "whoami", and writes the replies and the page's nextHopProtocol into #out.
+BROWSER_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>tricorn e2e</title></head>
+<body>
+<pre id="out"></pre>
+<script>
+const out = document.getElementById("out");
+const replies = [];
+const ws = new WebSocket(`wss://${location.host}/ws`);
+ws.onopen = () => { ws.send("hello from chromium"); ws.send("whoami"); };
+ws.onmessage = (event) => {
+  replies.push(event.data);
+  if (replies.length === 2) {
+    out.textContent = JSON.stringify({
+      echo: replies[0],
+      websocketHttpVersion: replies[1],
+      nextHopProtocol: performance.getEntries()[0].nextHopProtocol,
+    });
+    ws.close(1000);
+  }
+};
+ws.onerror = () => { out.textContent = JSON.stringify({error: "websocket error"}); };
+</script>
+</body></html>
+"""

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from tests.e2e.apps import common
@@ -63,6 +63,11 @@ async def state(request: Request) -> dict[str, Any]:
     return {"greeting": request.state.greeting}
 
 
+@app.get("/browser", response_class=HTMLResponse)
+async def browser() -> str:
+    return common.BROWSER_PAGE
+
+
 @app.websocket("/ws")
 async def echo(websocket: WebSocket) -> None:
     await websocket.accept()
@@ -71,7 +76,9 @@ async def echo(websocket: WebSocket) -> None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            if message.get("text") is not None:
+            if message.get("text") == "whoami":
+                await websocket.send_text(websocket.scope["http_version"])
+            elif message.get("text") is not None:
                 await websocket.send_text("echo: " + message["text"])
             elif message.get("bytes") is not None:
                 await websocket.send_bytes(message["bytes"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
-from litestar import Litestar, Request, get, post, websocket
+from litestar import Litestar, MediaType, Request, get, post, websocket
 from litestar.connection import WebSocket
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
@@ -68,6 +68,11 @@ async def state(request: Request[Any, Any, State]) -> dict[str, Any]:
     return {"greeting": request.app.state.greeting}
 
 
+@get("/browser", media_type=MediaType.HTML)
+async def browser() -> str:
+    return common.BROWSER_PAGE
+
+
 @websocket("/ws")
 async def echo(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.accept()
@@ -76,7 +81,9 @@ async def echo(socket: WebSocket[Any, Any, Any]) -> None:
             message = cast(dict[str, Any], await socket.receive())
             if message["type"] == "websocket.disconnect":
                 return
-            if message.get("text") is not None:
+            if message.get("text") == "whoami":
+                await socket.send_text(str(socket.scope["http_version"]))
+            elif message.get("text") is not None:
                 await socket.send_text("echo: " + str(message["text"]))
             elif message.get("bytes") is not None:
                 await socket.send_bytes(bytes(message["bytes"]))
@@ -92,6 +99,7 @@ app = Litestar(
         stream,
         sse,
         state,
+        browser,
         echo,
         create_static_files_router(path="/static", directories=[common.STATIC_DIR]),
     ],

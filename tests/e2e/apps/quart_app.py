@@ -72,11 +72,18 @@ async def push() -> ResponseReturnValue:
     return "pushed /static/hello.txt"
 
 
+@app.get("/browser")
+async def browser() -> ResponseReturnValue:
+    return common.BROWSER_PAGE
+
+
 @app.websocket("/ws")
 async def echo() -> None:
     while True:
         data = await websocket.receive()
-        if isinstance(data, str):
+        if data == "whoami":
+            await websocket.send(websocket.http_version)
+        elif isinstance(data, str):
             await websocket.send("echo: " + data)
         else:
             await websocket.send(data)

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -63,13 +63,19 @@ async def state(request: Request) -> Response:
     return JSONResponse({"greeting": request.state.greeting})
 
 
+async def browser(request: Request) -> Response:
+    return HTMLResponse(common.BROWSER_PAGE)
+
+
 async def echo(websocket: WebSocket) -> None:
     await websocket.accept()
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        if message.get("text") is not None:
+        if message.get("text") == "whoami":
+            await websocket.send_text(websocket.scope["http_version"])
+        elif message.get("text") is not None:
             await websocket.send_text("echo: " + message["text"])
         elif message.get("bytes") is not None:
             await websocket.send_bytes(message["bytes"])
@@ -83,6 +89,7 @@ app = Starlette(
         Route("/stream", stream),
         Route("/sse", sse),
         Route("/state", state),
+        Route("/browser", browser),
         WebSocketRoute("/ws", echo),
         Mount("/static", StaticFiles(directory=common.STATIC_DIR), name="static"),
     ],

@@ -1,9 +1,7 @@
 """A Channels WebSocket consumer: echoes text as "echo: " + text and bytes as they are;
-"whoami" answers with the scope's path and http_version."""
+"whoami" answers with the scope's http_version."""
 
 from __future__ import annotations
-
-import json
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -14,8 +12,7 @@ class EchoConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data == "whoami":
-            scope = {"path": self.scope["path"], "http_version": self.scope["http_version"]}
-            await self.send(text_data=json.dumps(scope))
+            await self.send(text_data=self.scope["http_version"])
         elif text_data is not None:
             await self.send(text_data="echo: " + text_data)
         elif bytes_data is not None:

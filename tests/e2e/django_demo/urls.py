@@ -14,4 +14,5 @@ urlpatterns = [
     path("stream", views.stream),
     path("sse", views.sse),
     path("version", views.version),
+    path("browser", views.browser),
 ]

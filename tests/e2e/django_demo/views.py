@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -50,6 +51,12 @@ async def sse(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(_events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
+
+
+def browser(request: HttpRequest) -> HttpResponse:
+    """The page of tests/e2e/apps/common.py, written next to this file by the test (a sync
+    view: Django runs it in a thread)."""
+    return HttpResponse((Path(__file__).resolve().parent / "browser.html").read_text())
 
 
 async def version(request: HttpRequest) -> HttpResponse:

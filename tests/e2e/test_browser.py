@@ -1,0 +1,78 @@
+"""A real browser: headless Chromium loads a page over HTTPS from ``python -m tricorn``
+(HTTP/2 by ALPN, a trustme certificate), the page opens a WebSocket back to the same origin
+(RFC 8441 over the page's HTTP/2 connection, since tricorn advertises
+SETTINGS_ENABLE_CONNECT_PROTOCOL) and writes the echo into the DOM; the test reads the DOM
+over the DevTools protocol. The app answers "whoami" with its WebSocket scope's http_version,
+so the test knows the WebSocket itself went over HTTP/2. One case per framework with a
+WebSocket, on the default backend, and Starlette and Litestar on trio too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.e2e import chromium
+from tests.e2e.served import Served
+from tests.e2e.test_frameworks import FRAMEWORKS
+
+CASES = [
+    ("starlette", "default"),
+    ("starlette", "trio"),
+    ("fastapi", "default"),
+    ("litestar", "default"),
+    ("litestar", "trio"),
+    ("quart", "default"),
+    ("channels", "default"),
+]
+OUT = "(document.getElementById('out') || {}).textContent"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("tls")
+    cert = trustme.CA().issue_cert("127.0.0.1", "localhost")
+    chain, key = base / "chain.pem", base / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(chain))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(chain), append=True)
+    cert.private_key_pem.write_to_path(str(key))
+    return chain, key
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{b}" for f, b in CASES])
+def served(
+    request: pytest.FixtureRequest,
+    certificate: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    framework, backend = request.param
+    base = tmp_path_factory.mktemp(f"browser-{framework}-{backend}")
+    if framework == "channels":
+        project: Path = request.getfixturevalue("django_project")
+        served = Served(
+            "mysite.channels_asgi:application", backend, base, tls=certificate, cwd=project
+        )
+    else:
+        served = Served(FRAMEWORKS[framework][0], backend, base, tls=certificate)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def test_chromium_page_over_h2_with_a_websocket_over_h2(served: Served, tmp_path: Path) -> None:
+    server = served.server()
+    with chromium.chromium(tmp_path / "profile") as page:
+        page.call("Page.navigate", url=f"{server.url}/browser")
+        out = page.wait_for(OUT)
+    assert json.loads(out) == {
+        "echo": "echo: hello from chromium",
+        "websocketHttpVersion": "2",
+        "nextHopProtocol": "h2",
+    }
+    assert server.stop() == 0, server.stderr
+    assert '"GET /browser HTTP/2" 200' in server.stdout, server.stdout
