@@ -43,8 +43,6 @@ def served(
         ENTRY_POINTS[entry],
         backend,
         tmp_path_factory.mktemp(f"{entry}-{backend}"),
-        "--ws-ping-interval",
-        "0",
         cwd=django_project,
     )
     served.entry = entry  # type: ignore[attr-defined]

@@ -41,8 +41,6 @@ def served(
         FRAMEWORKS[framework][0],
         backend,
         tmp_path_factory.mktemp(f"{framework}-{backend}"),
-        "--ws-ping-interval",
-        "0",
     )
     served.framework = framework  # type: ignore[attr-defined]
     try:
