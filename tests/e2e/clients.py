@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -52,6 +53,16 @@ def parse_sse(text: str) -> list[dict[str, str]]:
         if fields:
             events.append(fields)
     return events
+
+
+def poll_json(client: httpx.Client, url: str, wanted: object, timeout: float = 10.0) -> object:
+    """GET ``url`` until its JSON equals ``wanted`` (bounded); the last JSON seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = client.get(url).json()
+        if seen == wanted or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)  # polling the app's state, bounded by the deadline
 
 
 def curl(*args: str, timeout: float = TIMEOUT) -> tuple[str, str]:

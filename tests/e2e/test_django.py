@@ -155,6 +155,24 @@ def test_streaming_response_and_sse(served: Served, http: str) -> None:
     assert [e["data"] for e in events] == views.SSE_EVENTS
 
 
+@HTTP
+def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
+    url = served.server().url
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{url}/sse-forever") as response,
+    ):
+        received = ""
+        for text in response.iter_text():
+            received += text
+            if len(clients.parse_sse(received)) >= 3:
+                break
+    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
+    with clients.http_client("1.1") as client:
+        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
+    assert active == {"active": 0}
+
+
 def test_curl(served: Served) -> None:
     body, write_out = clients.curl("--http2-prior-knowledge", f"{served.server().url}/json")
     assert write_out == "200 2"

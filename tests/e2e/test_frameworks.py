@@ -130,6 +130,26 @@ def test_server_sent_events(served: Served, http: str) -> None:
 
 
 @HTTP
+def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
+    """An endless event stream (the usual SSE endpoint): once the client has read two events
+    and closed its connection, the app's generator is closed (its finally ran)."""
+    url = served.server().url
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{url}/sse-forever") as response,
+    ):
+        received = ""
+        for text in response.iter_text():
+            received += text
+            if len(clients.parse_sse(received)) >= 3:
+                break
+    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
+    with clients.http_client("1.1") as client:
+        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
+    assert active == {"active": 0}
+
+
+@HTTP
 def test_static_file(served: Served, http: str) -> None:
     with clients.http_client(http) as client:
         response = client.get(f"{served.server().url}/static/hello.txt")

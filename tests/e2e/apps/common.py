@@ -8,6 +8,8 @@ Routes (each app implements them its own framework's way):
   GET  /sse                 -> text/event-stream with SSE_EVENTS
   GET  /state               -> {"greeting": the value set at lifespan startup}
   GET  /static/hello.txt    -> the file next to this module
+  GET  /sse-forever         -> an endless event stream (one "tick" per 20 ms) until the
+                               client goes away; GET /sse-active -> {"active": streams open}
   GET  /browser             -> BROWSER_PAGE (the headless-Chromium test loads it)
   WS   /ws                  -> echoes text as "echo: " + text and bytes as they are;
                                "whoami" answers with the scope's http_version
@@ -29,6 +31,11 @@ SSE_EVENTS = ["first", "second", "third"]
 
 def sse_frame(index: int, data: str) -> bytes:
     return f"id: {index}\nevent: tick\ndata: {data}\n\n".encode()
+
+
+#: Endless event streams now running (the generator's finally takes itself off).
+ACTIVE_STREAMS: dict[str, int] = {"active": 0}
+TICK = 0.02
 
 
 def upload_summary(filename: str | None, data: bytes) -> dict[str, object]:

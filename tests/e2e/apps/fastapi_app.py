@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -56,6 +57,28 @@ async def _events() -> AsyncIterator[bytes]:
 @app.get("/sse")
 async def sse() -> StreamingResponse:
     return StreamingResponse(_events(), media_type="text/event-stream")
+
+
+async def _forever() -> AsyncIterator[bytes]:
+    common.ACTIVE_STREAMS["active"] += 1
+    try:
+        index = 0
+        while True:
+            yield common.sse_frame(index, "tick")
+            index += 1
+            await anyio.sleep(common.TICK)
+    finally:
+        common.ACTIVE_STREAMS["active"] -= 1
+
+
+@app.get("/sse-forever")
+async def sse_forever() -> StreamingResponse:
+    return StreamingResponse(_forever(), media_type="text/event-stream")
+
+
+@app.get("/sse-active")
+async def sse_active() -> dict[str, int]:
+    return common.ACTIVE_STREAMS
 
 
 @app.get("/state")

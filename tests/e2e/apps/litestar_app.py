@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
+import anyio
 from litestar import Litestar, MediaType, Request, get, post, websocket
 from litestar.connection import WebSocket
 from litestar.datastructures import State, UploadFile
@@ -63,6 +64,28 @@ async def sse() -> ServerSentEvent:
     return ServerSentEvent(_events())
 
 
+async def _forever() -> AsyncIterator[ServerSentEventMessage]:
+    common.ACTIVE_STREAMS["active"] += 1
+    try:
+        index = 0
+        while True:
+            yield ServerSentEventMessage(data="tick", event="tick", id=str(index))
+            index += 1
+            await anyio.sleep(common.TICK)
+    finally:
+        common.ACTIVE_STREAMS["active"] -= 1
+
+
+@get("/sse-forever")
+async def sse_forever() -> ServerSentEvent:
+    return ServerSentEvent(_forever())
+
+
+@get("/sse-active")
+async def sse_active() -> dict[str, int]:
+    return common.ACTIVE_STREAMS
+
+
 @get("/state")
 async def state(request: Request[Any, Any, State]) -> dict[str, Any]:
     return {"greeting": request.app.state.greeting}
@@ -98,6 +121,8 @@ app = Litestar(
         upload,
         stream,
         sse,
+        sse_forever,
+        sse_active,
         state,
         browser,
         echo,

@@ -3,6 +3,7 @@ GET /push pushes /static/hello.txt before it answers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,6 +60,27 @@ async def sse() -> ResponseReturnValue:
     return Response(
         events(), content_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
+
+
+@app.get("/sse-forever")
+async def sse_forever() -> ResponseReturnValue:
+    async def forever() -> AsyncIterator[bytes]:
+        common.ACTIVE_STREAMS["active"] += 1
+        try:
+            index = 0
+            while True:
+                yield common.sse_frame(index, "tick")
+                index += 1
+                await asyncio.sleep(common.TICK)
+        finally:
+            common.ACTIVE_STREAMS["active"] -= 1
+
+    return Response(forever(), content_type="text/event-stream")
+
+
+@app.get("/sse-active")
+async def sse_active() -> ResponseReturnValue:
+    return common.ACTIVE_STREAMS
 
 
 @app.get("/state")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -59,6 +60,26 @@ async def sse(request: Request) -> Response:
     return StreamingResponse(_events(), media_type="text/event-stream")
 
 
+async def _forever() -> AsyncIterator[bytes]:
+    common.ACTIVE_STREAMS["active"] += 1
+    try:
+        index = 0
+        while True:
+            yield common.sse_frame(index, "tick")
+            index += 1
+            await anyio.sleep(common.TICK)
+    finally:
+        common.ACTIVE_STREAMS["active"] -= 1
+
+
+async def sse_forever(request: Request) -> Response:
+    return StreamingResponse(_forever(), media_type="text/event-stream")
+
+
+async def sse_active(request: Request) -> Response:
+    return JSONResponse(common.ACTIVE_STREAMS)
+
+
 async def state(request: Request) -> Response:
     return JSONResponse({"greeting": request.state.greeting})
 
@@ -88,6 +109,8 @@ app = Starlette(
         Route("/upload", upload, methods=["POST"]),
         Route("/stream", stream),
         Route("/sse", sse),
+        Route("/sse-forever", sse_forever),
+        Route("/sse-active", sse_active),
         Route("/state", state),
         Route("/browser", browser),
         WebSocketRoute("/ws", echo),

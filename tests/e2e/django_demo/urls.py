@@ -13,6 +13,8 @@ urlpatterns = [
     path("upload", csrf_exempt(views.upload)),
     path("stream", views.stream),
     path("sse", views.sse),
+    path("sse-forever", views.sse_forever),
+    path("sse-active", views.sse_active),
     path("version", views.version),
     path("browser", views.browser),
 ]

@@ -3,6 +3,7 @@ none)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,6 +52,30 @@ async def sse(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(_events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
+
+
+ACTIVE_STREAMS = {"active": 0}
+
+
+async def _forever() -> AsyncIterator[bytes]:
+    ACTIVE_STREAMS["active"] += 1
+    try:
+        index = 0
+        while True:
+            yield f"id: {index}\nevent: tick\ndata: tick\n\n".encode()
+            index += 1
+            await asyncio.sleep(0.02)
+    finally:
+        ACTIVE_STREAMS["active"] -= 1
+
+
+async def sse_forever(request: HttpRequest) -> HttpResponse:
+    """An endless event stream: Django stops it when the client goes away."""
+    return StreamingHttpResponse(_forever(), content_type="text/event-stream")
+
+
+async def sse_active(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(ACTIVE_STREAMS)
 
 
 def browser(request: HttpRequest) -> HttpResponse:
