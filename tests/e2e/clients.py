@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import httpx
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 UPLOAD_SIZE = 20 * 1024 * 1024
@@ -80,6 +80,12 @@ def curl(*args: str, timeout: float = TIMEOUT) -> tuple[str, str]:
 
 def curl_upload(url: str, path: Path, *version: str) -> tuple[str, str]:
     return curl(*version, "-F", f"file=@{path};type=application/octet-stream", url)
+
+
+def ws_connect(url: str, *, origin: str | None = None) -> ClientConnection:
+    return connect(
+        url, open_timeout=TIMEOUT, close_timeout=5, origin=Origin(origin) if origin else None
+    )
 
 
 def ws_echo(

@@ -45,6 +45,7 @@ class Server:
     log_dir: Path
     returncode: int | None = None
     _stopped: bool = field(default=False, repr=False)
+    _interrupted: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -62,12 +63,17 @@ class Server:
     def stderr(self) -> str:
         return (self.log_dir / "stderr.log").read_text(errors="replace")
 
+    def interrupt(self) -> None:
+        """Send SIGINT (Ctrl-C) and return at once; ``stop()`` then waits for the exit."""
+        if self.process.poll() is None and not self._interrupted:
+            self._interrupted = True
+            self.process.send_signal(signal.SIGINT)
+
     def stop(self) -> int:
         """SIGINT (Ctrl-C), as a user stops it; the exit status (killed after 20 s)."""
         if not self._stopped:
             self._stopped = True
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
+            self.interrupt()  # once: a second SIGINT means "stop now"
             try:
                 self.returncode = self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:

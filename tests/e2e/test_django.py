@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e import clients
 from tests.e2e.conftest import PASSWORD, SUPERUSER
@@ -197,10 +197,20 @@ def test_channels_websocket_echo(served: Served) -> None:
 
 def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
     """Django apps answer the lifespan scope with an error: tricorn goes on without lifespan
-    and SIGINT stops it with status 0."""
+    and SIGINT stops it with status 0 (closing an open Channels WebSocket with 1001)."""
     server = served.server()
     with clients.http_client("1.1") as client:
         assert client.get(f"{server.url}/json").status_code == 200
+    if served.entry == "channels":  # type: ignore[attr-defined]
+        # An open consumer gets close code 1001 (going away) from the shutdown.
+        with clients.ws_connect(f"{server.ws_url}/ws", origin=server.url) as ws:
+            ws.send("before shutdown")
+            assert ws.recv(timeout=10) == "echo: before shutdown"
+            server.interrupt()
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=20)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
     assert server.stop() == 0, server.stderr
     assert '"GET /json HTTP/1.1" 200' in server.stdout
     assert "ASGI lifespan not supported by the app" in server.stderr

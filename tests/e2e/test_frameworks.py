@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.e2e import clients
 from tests.e2e.apps import common
@@ -186,12 +187,23 @@ def test_websocket_echo(served: Served, compression: str | None) -> None:
     assert replies == ["echo: hello", "echo: ünïcode ✓", big, "1.1", "echo: bye"]
 
 
-def test_lifespan_shutdown_and_access_log(served: Served) -> None:
-    """Last: SIGINT stops the server with status 0 after the app's shutdown ran."""
+def test_shutdown_closes_websockets_with_1001_then_runs_lifespan_shutdown(
+    served: Served,
+) -> None:
+    """SIGINT with a WebSocket open: the client gets close code 1001 (going away), the app's
+    lifespan shutdown runs, the process exits with status 0; the access log has the requests."""
     server = served.server()
     shutdown_file = served.shutdown_file
     with clients.http_client("1.1") as client:
         assert client.get(f"{server.url}/json").status_code == 200
+    with clients.ws_connect(f"{server.ws_url}/ws") as ws:
+        ws.send("before shutdown")
+        assert ws.recv(timeout=10) == "echo: before shutdown"
+        server.interrupt()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
     assert server.stop() == 0, server.stderr
     assert shutdown_file.read_text() == "shutdown"
     assert '"GET /json HTTP/1.1" 200' in server.stdout
