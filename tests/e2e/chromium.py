@@ -58,7 +58,10 @@ class Page:
         """Poll ``expression`` until it is truthy (bounded; fails after ``timeout``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except AssertionError:  # a navigation in progress destroyed the context
+                value = None
             if value:
                 return value
             time.sleep(0.1)  # polling the page, bounded by the deadline

@@ -16,6 +16,7 @@ import pytest
 import trustme
 
 from tests.e2e import chromium
+from tests.e2e.conftest import PASSWORD, SUPERUSER
 from tests.e2e.served import Served
 from tests.e2e.test_frameworks import FRAMEWORKS
 
@@ -76,3 +77,55 @@ def test_chromium_page_over_h2_with_a_websocket_over_h2(served: Served, tmp_path
     }
     assert server.stop() == 0, server.stderr
     assert '"GET /browser HTTP/2" 200' in server.stdout, server.stdout
+
+
+@pytest.fixture(scope="module")
+def django_https(
+    django_project: Path,
+    certificate: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    served = Served(
+        "mysite.asgi:application",
+        "default",
+        tmp_path_factory.mktemp("browser-django"),
+        tls=certificate,
+        cwd=django_project,
+    )
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def test_chromium_logs_in_to_the_django_admin_over_h2(django_https: Served, tmp_path: Path) -> None:
+    """A person's login: the admin login page over HTTPS/h2, the form filled in and submitted
+    (Django checks the CSRF token, cookie and Origin of an HTTPS POST), the admin index."""
+    server = django_https.server()
+    with chromium.chromium(tmp_path / "profile") as page:
+        page.call("Page.navigate", url=f"{server.url}/admin/login/?next=/admin/")
+        page.wait_for(
+            "document.readyState === 'complete' && !!document.getElementById('login-form')"
+        )
+        page.evaluate(
+            f"""document.getElementById('id_username').value = {json.dumps(SUPERUSER)};
+            document.getElementById('id_password').value = {json.dumps(PASSWORD)};
+            document.querySelector('#login-form [type=submit]').click();"""
+        )
+        title = page.wait_for(
+            "document.readyState === 'complete' && location.pathname === '/admin/'"
+            " && document.title"
+        )
+        protocol = page.evaluate("performance.getEntries()[0].nextHopProtocol")
+        static = page.evaluate(
+            "performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes('/static/admin/'))"
+            ".map(e => [e.nextHopProtocol, e.responseStatus])"
+        )
+    assert title.startswith("Site administration")
+    assert protocol == "h2"
+    assert static and all(entry == ["h2", 200] for entry in static), static
+    assert server.stop() == 0, server.stderr
+    log = server.stdout
+    assert '"POST /admin/login/?next=/admin/ HTTP/2" 302' in log, log
+    assert '"GET /admin/ HTTP/2" 200' in log, log
