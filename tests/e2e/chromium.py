@@ -74,6 +74,8 @@ def chromium(user_data_dir: Path) -> Iterator[Page]:
     path = executable()
     assert path is not None, "chromium is not installed (scripts/test.sh installs it)"
     user_data_dir.mkdir(parents=True, exist_ok=True)
+    port_file = user_data_dir / "DevToolsActivePort"
+    port_file.unlink(missing_ok=True)  # a profile used before keeps the last run's port
     log = open(user_data_dir / "chromium.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [path, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
@@ -81,7 +83,6 @@ def chromium(user_data_dir: Path) -> Iterator[Page]:
         stderr=subprocess.STDOUT,
     )
     try:
-        port_file = user_data_dir / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
             if process.poll() is not None or time.monotonic() > deadline:

@@ -30,6 +30,30 @@ CASES = [
     ("channels", "default"),
 ]
 OUT = "(document.getElementById('out') || {}).textContent"
+BIG = 2 * 1024 * 1024
+#: A second WebSocket from the page: a 2 MiB text and a 2 MiB binary message, each echoed
+#: (many HTTP/2 DATA frames under flow control, permessage-deflate as Chromium offers it).
+BIG_MESSAGES = f"""
+new Promise((resolve) => {{
+  const ws = new WebSocket(`wss://${{location.host}}/ws`);
+  ws.binaryType = "arraybuffer";
+  const text = "x".repeat({BIG});
+  const bytes = new Uint8Array({BIG}).map((_, i) => i % 251);
+  const got = [];
+  ws.onopen = () => {{ ws.send(text); ws.send(bytes); }};
+  ws.onmessage = (event) => {{
+    if (typeof event.data === "string") {{
+      got.push(["text", event.data === "echo: " + text]);
+    }} else {{
+      const echoed = new Uint8Array(event.data);
+      const same = echoed.length === bytes.length && echoed.every((b, i) => b === bytes[i]);
+      got.push(["binary", same]);
+    }}
+    if (got.length === 2) {{ ws.close(1000); resolve(JSON.stringify(got)); }}
+  }};
+  ws.onclose = (event) => resolve(JSON.stringify({{closed: event.code, got}}));
+}})
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +94,10 @@ def test_chromium_page_over_h2_with_a_websocket_over_h2(served: Served, tmp_path
     with chromium.chromium(tmp_path / "profile") as page:
         page.call("Page.navigate", url=f"{server.url}/browser")
         out = page.wait_for(OUT)
+        big = page.call(
+            "Runtime.evaluate", expression=BIG_MESSAGES, awaitPromise=True, returnByValue=True
+        )["result"]["value"]
+    assert json.loads(big) == [["text", True], ["binary", True]]
     assert json.loads(out) == {
         "echo": "echo: hello from chromium",
         "websocketHttpVersion": "2",
