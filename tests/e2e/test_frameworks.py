@@ -162,6 +162,31 @@ def test_static_file(served: Served, http: str) -> None:
 
 
 @HTTP
+def test_static_file_head_conditional_and_range(served: Served, http: str) -> None:
+    """HEAD (the length, no body) and, where the framework's static files do them (not
+    Litestar's: 200 with the whole file for both), If-None-Match (304, no body) and Range
+    (206 with the bytes asked for)."""
+    url = f"{served.server().url}/static/hello.txt"
+    content = (common.STATIC_DIR / "hello.txt").read_bytes()
+    with clients.http_client(http) as client:
+        full = client.get(url)
+        head = client.head(url)
+        not_modified = client.get(url, headers={"If-None-Match": full.headers["etag"]})
+        partial = client.get(url, headers={"Range": "bytes=0-4"})
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(content))
+    assert head.content == b""
+    if framework_of(served) == "litestar":
+        assert (not_modified.status_code, partial.status_code) == (200, 200)
+    else:
+        assert not_modified.status_code == 304
+        assert not_modified.content == b""
+        assert partial.status_code == 206
+        assert partial.content == content[:5]
+        assert partial.headers["content-range"] == f"bytes 0-4/{len(content)}"
+
+
+@HTTP
 def test_lifespan_state(served: Served, http: str) -> None:
     with clients.http_client(http) as client:
         response = client.get(f"{served.server().url}/state")
