@@ -11,8 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.apps.common import BROWSER_PAGE
+from tests.e2e.clients import upload_payload
 
 SUPERUSER, PASSWORD = "admin", "e2e-Secret-pw-42"
+
+
+@pytest.fixture(scope="session")
+def upload_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 20 MiB upload payload as a file named big.bin (for curl -F)."""
+    path = tmp_path_factory.mktemp("upload") / "big.bin"
+    path.write_bytes(upload_payload())
+    return path
+
 
 SETTINGS_TAIL = """
 

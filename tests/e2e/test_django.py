@@ -21,6 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e import clients
+from tests.e2e.apps.common import upload_summary
 from tests.e2e.conftest import PASSWORD, SUPERUSER
 from tests.e2e.django_demo import views
 from tests.e2e.served import Served
@@ -129,18 +130,22 @@ def test_json_and_parameters(served: Served, http: str) -> None:
     assert version.json() == {"http_version": http}
 
 
-@HTTP
-def test_upload_20_mib_multipart(served: Served, http: str) -> None:
+def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
     payload = clients.upload_payload()
-    with clients.http_client(http) as client:
+    with clients.http_client("1.1") as client:
         response = client.post(
             f"{served.server().url}/upload",
             files={"file": ("big.bin", payload, "application/octet-stream")},
         )
     assert response.status_code == 200, response.text[:500]
-    from tests.e2e.apps.common import upload_summary
-
     assert response.json() == upload_summary("big.bin", payload)
+
+
+def test_upload_20_mib_multipart_curl_http2(served: Served, upload_file: Path) -> None:
+    url = f"{served.server().url}/upload"
+    body, write_out = clients.curl_upload(url, upload_file, "--http2-prior-knowledge")
+    assert write_out == "200 2", body[:500]
+    assert json.loads(body) == upload_summary("big.bin", clients.upload_payload())
 
 
 @HTTP
