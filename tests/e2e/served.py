@@ -7,6 +7,15 @@ from pathlib import Path
 
 from tests.e2e.server import ROOT, Server, run_tricorn
 
+#: framework -> (its app, the backends it runs on besides the default: Starlette, FastAPI and
+#: Litestar are on anyio, so trio and asyncio; Quart is asyncio-only, so asyncio and uvloop)
+FRAMEWORKS: dict[str, tuple[str, list[str]]] = {
+    "starlette": ("tests.e2e.apps.starlette_app:app", ["trio", "asyncio"]),
+    "fastapi": ("tests.e2e.apps.fastapi_app:app", ["trio", "asyncio"]),
+    "litestar": ("tests.e2e.apps.litestar_app:app", ["trio", "asyncio"]),
+    "quart": ("tests.e2e.apps.quart_app:app", ["asyncio", "uvloop"]),
+}
+
 
 class Served:
     """One app on one backend. ``server()`` gives the running process, starting a new one

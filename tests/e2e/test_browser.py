@@ -17,8 +17,7 @@ import trustme
 
 from tests.e2e import chromium
 from tests.e2e.conftest import PASSWORD, SUPERUSER
-from tests.e2e.served import Served
-from tests.e2e.test_frameworks import FRAMEWORKS
+from tests.e2e.served import FRAMEWORKS, Served
 
 CASES = [
     ("starlette", "default"),

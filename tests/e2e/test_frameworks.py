@@ -13,18 +13,11 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e import clients
 from tests.e2e.apps import common
-from tests.e2e.served import Served
+from tests.e2e.served import FRAMEWORKS, Served
 from tests.e2e.server import RUNNING_ON
 
 AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
 
-#: framework -> (app, backends it supports besides the default)
-FRAMEWORKS: dict[str, tuple[str, list[str]]] = {
-    "starlette": ("tests.e2e.apps.starlette_app:app", ["trio", "asyncio"]),
-    "fastapi": ("tests.e2e.apps.fastapi_app:app", ["trio", "asyncio"]),
-    "litestar": ("tests.e2e.apps.litestar_app:app", ["trio", "asyncio"]),
-    "quart": ("tests.e2e.apps.quart_app:app", ["asyncio", "uvloop"]),
-}
 CASES = [
     (framework, backend)
     for framework, (_, backends) in FRAMEWORKS.items()

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.served import Served
-from tests.e2e.test_frameworks import FRAMEWORKS
+from tests.e2e.served import FRAMEWORKS, Served
 
 
 @pytest.fixture(scope="module", params=["default", *FRAMEWORKS["quart"][1]])
