@@ -19,14 +19,18 @@ from tests.e2e import chromium
 from tests.e2e.conftest import PASSWORD, SUPERUSER
 from tests.e2e.served import FRAMEWORKS, Served
 
+#: (framework, backend, HTTP version offered by ALPN)
 CASES = [
-    ("starlette", "default"),
-    ("starlette", "trio"),
-    ("fastapi", "default"),
-    ("litestar", "default"),
-    ("litestar", "trio"),
-    ("quart", "default"),
-    ("channels", "default"),
+    ("starlette", "default", "2"),
+    ("starlette", "trio", "2"),
+    ("starlette", "default", "1.1"),  # ALPN http/1.1 only: the WebSocket is an HTTP/1.1 one
+    ("fastapi", "default", "2"),
+    ("litestar", "default", "2"),
+    ("litestar", "trio", "2"),
+    ("quart", "default", "2"),
+    ("quart", "uvloop", "2"),
+    ("channels", "default", "2"),
+    ("channels", "uvloop", "2"),
 ]
 OUT = "(document.getElementById('out') || {}).textContent"
 BIG = 2 * 1024 * 1024
@@ -67,28 +71,33 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return chain, key
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{b}" for f, b in CASES])
+@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{b}-h{v}" for f, b, v in CASES])
 def served(
     request: pytest.FixtureRequest,
     certificate: tuple[Path, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    framework, backend = request.param
+    framework, backend, http = request.param
     base = tmp_path_factory.mktemp(f"browser-{framework}-{backend}")
+    args = ["--alpn-protocols", "http/1.1"] if http == "1.1" else []
     if framework == "channels":
         project: Path = request.getfixturevalue("django_project")
         served = Served(
-            "mysite.channels_asgi:application", backend, base, tls=certificate, cwd=project
+            "mysite.channels_asgi:application", backend, base, *args, tls=certificate, cwd=project
         )
     else:
-        served = Served(FRAMEWORKS[framework][0], backend, base, tls=certificate)
+        served = Served(FRAMEWORKS[framework][0], backend, base, *args, tls=certificate)
+    served.http = http  # type: ignore[attr-defined]
     try:
         yield served
     finally:
         served.close()
 
 
-def test_chromium_page_over_h2_with_a_websocket_over_h2(served: Served, tmp_path: Path) -> None:
+def test_chromium_page_and_websocket(served: Served, tmp_path: Path) -> None:
+    """Page and WebSocket over HTTP/2 (RFC 8441) where ALPN offers h2; over HTTP/1.1 where
+    the server offers only http/1.1."""
+    http: str = served.http  # type: ignore[attr-defined]
     server = served.server()
     with chromium.chromium(tmp_path / "profile") as page:
         page.call("Page.navigate", url=f"{server.url}/browser")
@@ -99,11 +108,11 @@ def test_chromium_page_over_h2_with_a_websocket_over_h2(served: Served, tmp_path
     assert json.loads(big) == [["text", True], ["binary", True]]
     assert json.loads(out) == {
         "echo": "echo: hello from chromium",
-        "websocketHttpVersion": "2",
-        "nextHopProtocol": "h2",
+        "websocketHttpVersion": http,
+        "nextHopProtocol": "h2" if http == "2" else "http/1.1",
     }
     assert server.stop() == 0, server.stderr
-    assert '"GET /browser HTTP/2" 200' in server.stdout, server.stdout
+    assert f'"GET /browser HTTP/{http}" 200' in server.stdout, server.stdout
 
 
 @pytest.fixture(scope="module")
