@@ -4,7 +4,9 @@
 SETTINGS_ENABLE_CONNECT_PROTOCOL) and writes the echo into the DOM; the test reads the DOM
 over the DevTools protocol. The app answers "whoami" with its WebSocket scope's http_version,
 so the test knows the WebSocket itself went over HTTP/2. One case per framework with a
-WebSocket, on the default backend, and Starlette and Litestar on trio too."""
+WebSocket on the default backend, plus Starlette and Litestar on trio, Quart and Channels on
+uvloop, and Starlette with ALPN http/1.1 only (both over HTTP/1.1). Last, Chromium logs in to
+the Django admin as a person does."""
 
 from __future__ import annotations
 
