@@ -1,0 +1,226 @@
+"""Django (ASGI) and Django Channels served by ``python -m tricorn mysite.asgi:application``.
+
+The project is made the way a user makes one: ``django-admin startproject mysite``, then
+``manage.py startapp demo`` (its views, URLs and consumer copied from django_demo/),
+whitenoise in MIDDLEWARE, the admin on sqlite (``migrate``, ``createsuperuser``) and
+``collectstatic``. The issue's "done" criterion for ASGI: with no flags, the admin login page
+renders and a login POST with the form's CSRF token (and cookie) answers 302 to /admin/.
+Channels: the project's second entry point ``mysite.channels_asgi:application`` routes
+WebSockets to an AsyncWebsocketConsumer. Both run on the default backend, asyncio and uvloop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.e2e import clients
+from tests.e2e.apps.common import upload_summary
+from tests.e2e.conftest import PASSWORD, SUPERUSER
+from tests.e2e.django_demo import views
+from tests.e2e.served import Served
+from tests.e2e.server import RUNNING_ON
+
+AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
+BACKENDS = ["default", "asyncio", "uvloop"]
+ENTRY_POINTS = {"django": "mysite.asgi:application", "channels": "mysite.channels_asgi:application"}
+HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
+
+CASES = [(entry, backend) for entry in ENTRY_POINTS for backend in BACKENDS]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{e}-{b}" for e, b in CASES])
+def served(
+    request: pytest.FixtureRequest, django_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    entry, backend = request.param
+    served = Served(
+        ENTRY_POINTS[entry],
+        backend,
+        tmp_path_factory.mktemp(f"{entry}-{backend}"),
+        cwd=django_project,
+    )
+    served.entry = entry  # type: ignore[attr-defined]
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def test_start_up_log_names_the_backend(served: Served) -> None:
+    server = served.server()
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
+    assert expected in server.stderr
+
+
+@HTTP
+def test_admin_login_page_and_csrf_post(served: Served, http: str) -> None:
+    """The done criterion: GET /admin/login/ renders the form; the POST with its CSRF token
+    and cookie logs the superuser in (302 to /admin/), and the session cookie then opens
+    /admin/."""
+    url = served.server().url
+    with clients.http_client(http) as client:
+        page = client.get(f"{url}/admin/login/?next=/admin/")
+        assert page.http_version == clients.expected_version(http)
+        assert page.status_code == 200
+        assert '<form action="/admin/login/?next=/admin/" method="post" id="login-form">' in (
+            page.text
+        )
+        assert 'name="username"' in page.text
+        assert 'name="password"' in page.text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token is not None
+        assert "csrftoken" in client.cookies
+        login = client.post(
+            f"{url}/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": token.group(1),
+                "username": SUPERUSER,
+                "password": PASSWORD,
+                "next": "/admin/",
+            },
+            headers={"Referer": f"{url}/admin/login/"},
+        )
+        assert login.status_code == 302, login.text[:2000]
+        assert login.headers["location"] == "/admin/"
+        assert "sessionid" in client.cookies
+        index = client.get(f"{url}/admin/")
+    assert index.status_code == 200
+    assert "Site administration" in index.text
+
+
+def test_csrf_post_without_the_token_is_refused(served: Served) -> None:
+    with clients.http_client("1.1") as client:
+        response = client.post(
+            f"{served.server().url}/admin/login/",
+            data={"username": SUPERUSER, "password": PASSWORD},
+        )
+    assert response.status_code == 403
+    assert "CSRF" in response.text
+
+
+@HTTP
+def test_static_files_via_whitenoise(served: Served, http: str, django_project: Path) -> None:
+    with clients.http_client(http) as client:
+        response = client.get(f"{served.server().url}/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert response.content == (django_project / "staticfiles/admin/css/base.css").read_bytes()
+
+
+@HTTP
+def test_json_and_parameters(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        data = client.get(f"{served.server().url}/json")
+        item = client.get(f"{served.server().url}/items/42", params={"q": "a b&c=d/é"})
+        missing = client.get(f"{served.server().url}/items/x")
+        version = client.get(f"{served.server().url}/version")
+    assert data.http_version == clients.expected_version(http)
+    assert data.json() == {"framework": "django", "ok": True}
+    assert item.json() == {"item_id": 42, "q": "a b&c=d/é"}
+    assert missing.status_code == 404
+    assert version.json() == {"http_version": http}
+
+
+def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
+    payload = clients.upload_payload()
+    with clients.http_client("1.1") as client:
+        response = client.post(
+            f"{served.server().url}/upload",
+            files={"file": ("big.bin", payload, "application/octet-stream")},
+        )
+    assert response.status_code == 200, response.text[:500]
+    assert response.json() == upload_summary("big.bin", payload)
+
+
+@pytest.mark.parametrize("http", ["1.1", "2"])
+def test_upload_20_mib_multipart_curl(served: Served, upload_file: Path, http: str) -> None:
+    """curl -F: on HTTP/1.1 with "Expect: 100-continue" (curl sends it for big bodies), on
+    HTTP/2 over h2c (httpx's pure-Python HTTP/2 client takes 2-3x as long here)."""
+    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
+    body, write_out = clients.curl_upload(f"{served.server().url}/upload", upload_file, flag)
+    assert write_out == f"200 {http}", body[:500]
+    assert json.loads(body) == upload_summary("big.bin", clients.upload_payload())
+
+
+@HTTP
+def test_streaming_response_and_sse(served: Served, http: str) -> None:
+    with clients.http_client(http) as client:
+        with client.stream("GET", f"{served.server().url}/stream") as response:
+            body = b"".join(response.iter_bytes())
+        with client.stream("GET", f"{served.server().url}/sse") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = clients.parse_sse("".join(response.iter_text()))
+    assert body == b"".join(views.STREAM_CHUNKS)
+    assert [e["data"] for e in events] == views.SSE_EVENTS
+
+
+@HTTP
+def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
+    url = served.server().url
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{url}/sse-forever") as response,
+    ):
+        received = ""
+        for text in response.iter_text():
+            received += text
+            if len(clients.parse_sse(received)) >= 3:
+                break
+    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
+    with clients.http_client("1.1") as client:
+        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
+    assert active == {"active": 0}
+
+
+def test_curl(served: Served) -> None:
+    body, write_out = clients.curl("--http2-prior-knowledge", f"{served.server().url}/json")
+    assert write_out == "200 2"
+    assert json.loads(body) == {"framework": "django", "ok": True}
+
+
+def test_channels_websocket_echo(served: Served) -> None:
+    server = served.server()
+    url = f"{server.ws_url}/ws"
+    if served.entry == "django":  # type: ignore[attr-defined]
+        # Plain Django has no WebSocket (its handler raises on the scope): the handshake gets
+        # a 500 and the server keeps serving.
+        with pytest.raises(InvalidStatus) as refused:
+            clients.ws_echo(url, ["hello"])
+        assert refused.value.response.status_code == 500
+        assert httpx.get(f"{server.url}/json").status_code == 200
+        return
+    big = bytes(range(256)) * 256
+    replies = clients.ws_echo(url, ["hello", big, "whoami"], origin=server.url)
+    assert replies == ["echo: hello", big, "1.1"]
+
+
+def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
+    """Django apps answer the lifespan scope with an error: tricorn goes on without lifespan
+    and SIGINT stops it with status 0 (closing an open Channels WebSocket with 1001)."""
+    server = served.server()
+    with clients.http_client("1.1") as client:
+        assert client.get(f"{server.url}/json").status_code == 200
+    if served.entry == "channels":  # type: ignore[attr-defined]
+        # An open consumer gets close code 1001 (going away) from the shutdown.
+        with clients.ws_connect(f"{server.ws_url}/ws", origin=server.url) as ws:
+            ws.send("before shutdown")
+            assert ws.recv(timeout=10) == "echo: before shutdown"
+            server.interrupt()
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=20)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+    assert server.stop() == 0, server.stderr
+    assert '"GET /json HTTP/1.1" 200' in server.stdout
+    assert "ASGI lifespan not supported by the app" in server.stderr
+    errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
+    assert not [line for line in errors if "lifespan" in line.lower()], server.stderr
