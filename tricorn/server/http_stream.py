@@ -131,6 +131,23 @@ def _check_headers(value: object) -> Headers:
     return headers
 
 
+def raised_for_disconnect(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised while handling, our ``ClientDisconnected``.
+
+    Frameworks turn the ``OSError`` that ``send`` raises after a disconnect (ASGI 2.4) into
+    their own exception (Starlette's ``ClientDisconnect``): that is the app stopping as it
+    should, not an app error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ClientDisconnected):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class HTTPStream:
     """Runs the ASGI app for one request and translates its messages for the connection."""
 
@@ -235,10 +252,13 @@ class HTTPStream:
     async def run(self) -> None:
         try:
             await self.app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            error_log.debug("stream %d: the app stopped after the client went away", self.stream_id)
         except Exception as error:
-            await self._app_failed(error)
+            if raised_for_disconnect(error):
+                error_log.debug(
+                    "stream %d: the app stopped after the client went away", self.stream_id
+                )
+            else:
+                await self._app_failed(error)
         else:
             if self._disconnected and not self._response_complete:
                 # The client left first: stopping was the right thing for the app to do.
