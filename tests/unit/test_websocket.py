@@ -126,6 +126,8 @@ def assert_failed(ws: WebSocketProtocol, events: list[Event], code: int) -> None
     assert len(events) == 1
     assert isinstance(events[0], ProtocolError)
     assert events[0].error_code == code
+    assert ws.state is WebSocketState.FAILING and not ws.closed  # replies may still go out
+    ws.close(1000)  # the close frame carries the error's code, whatever the server asks
     assert ws.closed
     sent = [event for event in to_client(ws, client()) if not isinstance(event, Pong)]
     assert len(sent) == 1 and isinstance(sent[0], CloseConnection)
