@@ -251,3 +251,15 @@ def closing(probe: Probe, code: int = 4000) -> ASGI3App:
             probe.done.set()
 
     return app
+
+
+def with_bystander(app: ASGI3App) -> ASGI3App:
+    """``app``, except that a WebSocket on ``/bystander`` gets ``echo``."""
+
+    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/bystander":
+            await echo(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return routed

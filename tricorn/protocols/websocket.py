@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import re
 import struct
 import zlib
@@ -706,7 +705,7 @@ class WebSocketProtocol:
         self._output: list[bytes] = []
         self._output_size = 0
         self._pongs: deque[bytes] = deque(maxlen=_MAX_QUEUED_PONGS)
-        self._text: io.StringIO | None = None  # a fragmented text message so far
+        self._text: bytearray | None = None  # a fragmented text message so far, UTF-8
         self._binary = bytearray()
 
     @property
@@ -752,15 +751,16 @@ class WebSocketProtocol:
         opcode, payload = frame.opcode, frame.payload
         if opcode is Opcode.TEXT:
             assert isinstance(payload, str)
-            # A fragmented text message goes into a StringIO: one str per fragment in a list
-            # would cost ~50 bytes for each (possibly one-byte) fragment.
+            # A fragmented text message is kept as UTF-8 in one buffer (wsproto validated and
+            # decoded each fragment): one str per fragment would cost ~60 bytes for each,
+            # possibly two-byte, fragment.
             if frame.message_finished and self._text is None:
                 return Message(payload)
             if self._text is None:
-                self._text = io.StringIO()
-            self._text.write(payload)
+                self._text = bytearray()
+            self._text += payload.encode("utf-8")
             if frame.message_finished:
-                text = self._text.getvalue()
+                text = self._text.decode("utf-8")
                 self._text = None
                 return Message(text)
         elif opcode is Opcode.BINARY:
