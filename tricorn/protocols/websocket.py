@@ -650,7 +650,8 @@ class WebSocketProtocol:
 
     Transport-agnostic: feed it what follows the 101 response on HTTP/1.1, or the DATA of the
     extended CONNECT stream on HTTP/2. ``receive_data`` returns events: ``Message``,
-    ``PongReceived``, and exactly one terminal event, after which the state is ``CLOSED``:
+    ``PongReceived``, and exactly one terminal event, after which the state is ``CLOSED``
+    (or ``FAILING``, see ``ProtocolError``):
 
     - ``CloseReceived(code, reason)``: the peer closed (our reply, if due, is queued);
     - ``ProtocolError(None, message, error_code=code)``: the peer broke the protocol or a
@@ -662,9 +663,9 @@ class WebSocketProtocol:
     - ``ConnectionClosed(error_code=1006)``: the transport ended without a close handshake.
 
     After the terminal event nothing more is read. Pings are answered with pongs
-    automatically. Once ``closed``, write ``data_to_send()``
-    and close the transport (RFC 6455 7.1.1: the server closes TCP first); after ``close``
-    (state ``CLOSING``) keep reading until the peer's close frame or a timeout.
+    automatically. Once ``closed``, write ``data_to_send()`` and close the transport (RFC
+    6455 7.1.1: the server closes TCP first); after ``close`` (state ``CLOSING``) keep
+    reading until the peer's close frame or a timeout.
     """
 
     __slots__ = (

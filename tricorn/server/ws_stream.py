@@ -193,7 +193,7 @@ class WSStream:
         if code is None:
             return
         if self.protocol is not None:
-            self.protocol.close(code)  # FAILING -> CLOSED, with the error's code
+            self.protocol.close(None)  # FAILING -> CLOSED: the frame carries the error's code
         self._failure_due.set()
         self._output.set()
         self._peer_gone(code, "")
