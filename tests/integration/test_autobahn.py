@@ -27,13 +27,18 @@ TIMEOUT = 900
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
-def test_autobahn_fuzzingclient(backend: str) -> None:
+def test_autobahn_fuzzingclient(backend: str, tmp_path: Path) -> None:
     assert os.access(WSTEST, os.X_OK), (
         f"wstest is not installed at {WSTEST}: run "
         f"'bash scripts/install-autobahn.sh' from the repository"
     )
     completed = subprocess.run(
-        [sys.executable, str(RUNNER), "--backend", backend, "--ci", "--wstest", str(WSTEST)],
+        [
+            sys.executable,
+            str(RUNNER),
+            *("--backend", backend, "--ci", "--wstest", str(WSTEST)),
+            *("--reports", str(tmp_path)),  # a folder per run: runs at once share no index.json
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
