@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outdir = Path(args.reports) / args.backend
+    outdir = Path(args.reports).resolve() / args.backend  # wstest runs with it as cwd
     outdir.mkdir(parents=True, exist_ok=True)
     index_path = outdir / "index.json"
     index_path.unlink(missing_ok=True)
