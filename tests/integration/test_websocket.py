@@ -1166,3 +1166,37 @@ async def test_the_close_after_a_protocol_error_waits_for_the_app_a_bounded_time
         await peer.ended()
     assert (probe.count, probe.size) == (1, len(b"valid"))
     assert probe.messages == [{"type": "websocket.disconnect", "code": 1002, "reason": ""}]
+
+
+@pytest.mark.parametrize("level", [0, 9])
+async def test_compression_level_reaches_the_wire(level: int) -> None:
+    """ws_compression_level is what permessage-deflate uses: level 0 sends stored (BTYPE 00)
+    deflate blocks, the size of the message; level 9 compresses it."""
+    message = b"tricorn " * 512
+    async with (
+        serving(ws_apps.echo, ws_compression_level=level) as server,
+        RawWebSocket.open(server, deflate=True) as raw,
+    ):
+        await raw.stream.send(client_frame(BINARY, message))  # uncompressed in: RFC 7692 allows
+        data = b""
+        with anyio.fail_after(5):
+            while len(data) < 4 or len(data) < _frame_end(data):
+                data += await raw.stream.receive()
+    assert data[0] == 0xC2  # FIN + RSV1 (compressed) + binary
+    body = data[_frame_end(data) - _payload_length(data) : _frame_end(data)]
+    assert zlib.decompressobj(-15).decompress(body + b"\x00\x00\xff\xff") == message
+    if level == 0:
+        assert body[0] & 0b110 == 0  # a stored block
+        assert len(body) > len(message)
+    else:
+        assert len(body) < len(message) // 20
+
+
+def _payload_length(frame: bytes) -> int:
+    """The payload length of an unmasked server frame (7-bit or 16-bit form)."""
+    short = frame[1] & 0x7F
+    return int.from_bytes(frame[2:4], "big") if short == 126 else short
+
+
+def _frame_end(frame: bytes) -> int:
+    return (4 if frame[1] & 0x7F == 126 else 2) + _payload_length(frame)
