@@ -19,6 +19,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 [ -x .autobahn/bin/wstest ] || bash scripts/install-autobahn.sh .autobahn >/dev/null
 
+# The revision under test, taken before the run: commits made meanwhile are not it.
+revision=$(git describe --always --dirty 2>/dev/null || echo unknown)
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(trio asyncio)
 reports=.autobahn/reports/full
@@ -33,7 +35,6 @@ for backend in "${backends[@]}"; do
     [ -f "$summary" ] && summaries+=("$summary")
 done
 if [ ${#summaries[@]} -gt 0 ]; then
-    revision=$(git describe --always --dirty 2>/dev/null || echo unknown)
     .venv/bin/python tests/autobahn/run_autobahn.py --write-doc docs/autobahn.md \
         --revision "$revision" --summaries "${summaries[@]}"
     echo "conformance: summary written to docs/autobahn.md"
