@@ -1016,6 +1016,23 @@ async def test_fragment_limit(transport: str) -> None:
         await peer.ended()
 
 
+async def test_the_default_fragment_limit_takes_what_websockets_sends() -> None:
+    """Autobahn 9.3.1's shape with the defaults: 65,536 fragments (websockets adds an empty
+    final frame, 65,537 frames in all) are one message; one fragment more is 1008."""
+    async with (
+        serving(ws_apps.echo) as server,
+        bystander(server),
+        ws_connect(ws_url(server), compression=None, max_size=None) as client,
+    ):
+        await client.send([b"f"] * 65536)
+        assert await client.recv() == b"f" * 65536
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.send([b"g"] * 65537)  # the trio client may see the close here
+            await client.recv()  # and the asyncio client here
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_empty_non_final_fragments_count(transport: str) -> None:
     """Only the empty *final* frame is free: empty frames that do not end the message count,
