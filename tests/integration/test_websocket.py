@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import websockets.asyncio.client
 import websockets.trio.client
 from anyio.abc import SocketAttribute, SocketStream
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection as WSFrameConnection
 from wsproto.events import (
@@ -47,8 +48,9 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import PerMessageDeflate
 
-from tests.helpers import RunningServer, open_raw, serving
+from tests.helpers import RunningServer, open_raw, read_until_closed, serving
 from tests.integration import ws_apps
 from tests.integration.h2_client import H2Client
 from tests.integration.ws_apps import Probe
@@ -103,11 +105,16 @@ class RawWebSocket:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, server: RunningServer, path: str = "/") -> AsyncIterator[RawWebSocket]:
+    async def open(
+        cls, server: RunningServer, path: str = "/", *, deflate: bool = False
+    ) -> AsyncIterator[RawWebSocket]:
         stream = await open_raw(server)
         async with stream:
             client = cls(stream)
-            await client.send(Request(host=f"127.0.0.1:{server.port}", target=path))
+            extensions = [PerMessageDeflate()] if deflate else []
+            await client.send(
+                Request(host=f"127.0.0.1:{server.port}", target=path, extensions=extensions)
+            )
             event = await client.next_event()
             assert isinstance(event, AcceptConnection), event
             yield client
@@ -396,9 +403,10 @@ async def test_too_many_fragments_closes_1008() -> None:
         serving(ws_apps.echo, ws_max_fragments=4) as server,
         ws_connect(ws_url(server), compression=None) as client,
     ):
-        # websockets ends a fragmented message with an empty frame: 3 fragments are 4 frames.
-        await client.send([b"1", b"2", b"3"])
-        assert await client.recv() == b"123"
+        # websockets ends a fragmented message with an empty final frame, which is not
+        # counted: 4 fragments are 5 frames, and within the limit.
+        await client.send([b"1", b"2", b"3", b"4"])
+        assert await client.recv() == b"1234"
         with pytest.raises(ConnectionClosedError) as closed:
             await client.send([b"%d" % i for i in range(10)])  # may fail already
             await client.recv()
@@ -499,11 +507,20 @@ async def test_keepalive_closes_1011_when_pings_go_unanswered() -> None:
 async def test_keepalive_keeps_an_answering_client() -> None:
     async with (
         serving(ws_apps.echo, ws_ping_interval=0.1, ws_ping_timeout=0.5) as server,
-        ws_connect(ws_url(server), ping_interval=None) as client,  # answers, never pings itself
+        RawWebSocket.open(server) as raw,
     ):
-        await anyio.sleep(0.8)  # several ping rounds
-        await client.send("still here")
-        assert await client.recv() == "still here"
+        for _ in range(3):  # several ping rounds, each seen on the wire and answered
+            event = await raw.next_event()
+            assert isinstance(event, Ping), event
+            assert event.payload == b"tricorn"
+            await raw.send(event.response())
+        await raw.send(TextMessage("still here"))
+        event = await raw.next_event()
+        while isinstance(event, Ping):  # a round may come before the echo
+            await raw.send(event.response())
+            event = await raw.next_event()
+        assert isinstance(event, TextMessage), event
+        assert event.data == "still here"
 
 
 # --- RFC 8441 over HTTP/2 ------------------------------------------------------------------
@@ -623,7 +640,11 @@ class H2WebSocketClient:
                 return "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
 
     async def ws_send(self, event: Event) -> None:
-        data = memoryview(self.frames.send(event))
+        await self.ws_send_bytes(self.frames.send(event))
+
+    async def ws_send_bytes(self, frames: bytes) -> None:
+        """WebSocket frame bytes as DATA on the WebSocket stream, as flow control allows."""
+        data = memoryview(frames)
         with anyio.fail_after(5):
             while data:
                 size = min(
@@ -774,19 +795,21 @@ async def test_shutdown_closes_an_open_websocket_with_1001() -> None:
     """Graceful shutdown does not wait out graceful_timeout for an idle WebSocket: the
     server closes it with 1001 (Going Away), the app is told, and the server stops."""
     probe = Probe()
-    begin = anyio.current_time()
-    async with (
-        serving(ws_apps.recording(probe), graceful_timeout=30) as server,
-        ws_connect(ws_url(server)) as client,
-    ):
-        server.shutdown.set()
-        with anyio.fail_after(5):
+    # A hang guard well under graceful_timeout: the server must stop once the WebSocket is
+    # closed, not when the 30 s run out.
+    with anyio.fail_after(10):
+        async with (
+            serving(ws_apps.recording(probe), graceful_timeout=30) as server,
+            RawWebSocket.open(server) as raw,
+        ):
+            server.shutdown.set()
             await probe.done.wait()
-        with anyio.fail_after(5), pytest.raises(ConnectionClosedOK):
-            await client.recv()
-        assert client.close_code == 1001
-        assert client.close_reason == "server shutting down"
-    assert anyio.current_time() - begin < 10  # not the 30 s graceful timeout
+            close = await raw.next_event()
+            assert isinstance(close, CloseConnection), close
+            assert (close.code, close.reason) == (1001, "server shutting down")
+            await raw.send(close.response())
+            # The handshake is complete: the server closes the connection (RFC 6455 7.1.1).
+            assert await read_until_closed(raw.stream) == b""
     assert probe.messages[-1] == {
         "type": "websocket.disconnect",
         "code": 1001,
@@ -798,35 +821,399 @@ async def test_shutdown_closes_a_websocket_over_http2_with_1001() -> None:
     """The same over RFC 8441: GOAWAY, then the close frame on the still-open stream (the
     raw frame client reads on after GOAWAY, which h2's client state machine will not)."""
     probe = Probe()
-    begin = anyio.current_time()
-    async with (
-        serving(ws_apps.recording(probe), graceful_timeout=30) as server,
-        await open_raw(server) as stream,
-    ):
-        client = H2Client(stream)
+    # A hang guard well under graceful_timeout (see the test above).
+    with anyio.fail_after(10):
+        async with (
+            serving(ws_apps.recording(probe), graceful_timeout=30) as server,
+            await open_raw(server) as stream,
+        ):
+            await _shutdown_over_http2(server, stream, probe)
+    assert probe.messages[-1]["code"] == 1001
+
+
+async def _shutdown_over_http2(server: RunningServer, stream: SocketStream, probe: Probe) -> None:
+    """Shut down with a WebSocket open over HTTP/2; see the test."""
+    client = H2Client(stream)
+    await client.start()
+    ws = await client.request(
+        "CONNECT",
+        "/",
+        [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13")],
+        end_stream=False,
+        authority=f"127.0.0.1:{server.port}",
+    )
+    head = await client.wait_for(lambda f: f.kind == "HEADERS" and f.stream_id == ws)
+    assert head.header(b":status") == b"200"
+    server.shutdown.set()
+    frames = WSFrameConnection(ConnectionType.CLIENT)
+    close: CloseConnection | None = None
+    with anyio.fail_after(5):
+        while close is None:
+            frame = await client.wait_for(lambda f: f.kind == "DATA" and f.stream_id == ws)
+            frames.receive_data(frame.data)
+            close = next((e for e in frames.events() if isinstance(e, CloseConnection)), None)
+    assert close.code == 1001
+    assert any(f.kind == "GOAWAY" for f in client.frames)
+    await client.send_data(ws, frames.send(close.response()))
+    await client.response(ws)  # the server ends the stream
+    await probe.done.wait()
+    # The server stops: with its last stream done it closes the connection.
+    while True:
+        try:
+            await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            break
+
+
+# --- limits and protocol errors, over HTTP/1.1 and over HTTP/2 (RFC 8441) -------------------
+#
+# Each test runs on both backends (the anyio_backend fixture) and both transports: the limits
+# live in the sans-IO protocol, but what feeds it (socket reads or DATA frames under flow
+# control) and how the close ends the transport (TCP close or END_STREAM) differ. Each one
+# reads the close code off the wire with a raw wsproto client and checks that a bystander
+# WebSocket on the same server keeps being served.
+
+TRANSPORTS = ["http/1.1", "h2"]
+
+TEXT, BINARY, CONTINUATION, PING = 0x1, 0x2, 0x0, 0x9
+RSV1, RSV2 = 0x40, 0x20
+
+
+def client_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
+    """A masked client frame built by hand: any opcode, flags and length (wsproto's own
+    client refuses to send what these tests need to send)."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, 0x80 | size))
+    elif size < 65536:
+        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+    return header + b"\x00\x00\x00\x00" + payload  # a zero mask: the payload as it is
+
+
+def fragmented(opcode: int, pieces: list[bytes], *, empty_final: bool = False) -> bytes:
+    """One message as one frame per piece (and, as websockets sends it, an empty final one)."""
+    frames = [
+        client_frame(opcode if i == 0 else CONTINUATION, piece, fin=False)
+        for i, piece in enumerate(pieces)
+    ]
+    if empty_final:
+        frames.append(client_frame(CONTINUATION, b""))
+    else:
+        last = frames.pop()
+        frames.append(last[:0] + bytes((last[0] | 0x80,)) + last[1:])
+    return b"".join(frames)
+
+
+class Peer:
+    """A raw WebSocket client on one transport: bytes out, wsproto events in."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def event(self) -> Event:
+        raise NotImplementedError
+
+    async def ended(self) -> None:
+        """Return once the server has ended the WebSocket's transport (fails after 5 s)."""
+        raise NotImplementedError
+
+    async def message(self) -> str | bytes:
+        """One whole message, however the server framed it."""
+        parts: list[Any] = []
+        while True:
+            event = await self.event()
+            assert isinstance(event, TextMessage | BytesMessage), event
+            parts.append(event.data)
+            if event.message_finished:
+                return "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
+
+    async def close_code(self) -> int:
+        """The code of the server's close frame, skipping nothing else: the close must be
+        the next thing on the wire."""
+        event = await self.event()
+        assert isinstance(event, CloseConnection), event
+        return int(event.code)
+
+
+class H1Peer(Peer):
+    def __init__(self, raw: RawWebSocket) -> None:
+        self.raw = raw
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.raw.stream.send(data)
+
+    async def event(self) -> Event:
+        return await self.raw.next_event()
+
+    async def ended(self) -> None:
+        await read_until_closed(self.raw.stream)
+
+
+class H2Peer(Peer):
+    def __init__(self, client: H2WebSocketClient) -> None:
+        self.client = client
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.client.ws_send_bytes(data)
+
+    async def event(self) -> Event:
+        return await self.client.ws_event()
+
+    async def ended(self) -> None:
+        await self.client.wait_for(h2.events.StreamEnded, self.client.ws_stream)
+
+
+@asynccontextmanager
+async def ws_peer(
+    server: RunningServer, transport: str, *, deflate: bool = False
+) -> AsyncIterator[Peer]:
+    """A raw WebSocket to ``server`` over ``transport`` ("http/1.1" or "h2")."""
+    if transport == "http/1.1":
+        async with RawWebSocket.open(server, deflate=deflate) as raw:
+            yield H1Peer(raw)
+        return
+    async with await open_raw(server) as stream:
+        client = H2WebSocketClient(stream)
         await client.start()
-        ws = await client.request(
-            "CONNECT",
-            "/",
-            [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13")],
-            end_stream=False,
-            authority=f"127.0.0.1:{server.port}",
-        )
-        head = await client.wait_for(lambda f: f.kind == "HEADERS" and f.stream_id == ws)
-        assert head.header(b":status") == b"200"
-        server.shutdown.set()
-        frames = WSFrameConnection(ConnectionType.CLIENT)
-        close: CloseConnection | None = None
-        with anyio.fail_after(5):
-            while close is None:
-                frame = await client.wait_for(lambda f: f.kind == "DATA" and f.stream_id == ws)
-                frames.receive_data(frame.data)
-                close = next((e for e in frames.events() if isinstance(e, CloseConnection)), None)
-        assert close.code == 1001
-        assert any(f.kind == "GOAWAY" for f in client.frames)
-        await client.send_data(ws, frames.send(close.response()))
-        await client.response(ws)  # the server ends the stream
+        extra = [("sec-websocket-extensions", "permessage-deflate")] if deflate else []
+        response = await client.connect(f"127.0.0.1:{server.port}", "/", *extra)
+        assert dict(response.headers)[b":status"] == b"200"
+        if deflate:
+            assert b"permessage-deflate" in dict(response.headers)[b"sec-websocket-extensions"]
+        yield H2Peer(client)
+
+
+@asynccontextmanager
+async def bystander(server: RunningServer) -> AsyncIterator[None]:
+    """Another WebSocket on the same server (``/bystander``: ``echo`` on every app these
+    tests serve, see ``ws_apps.with_bystander``), served before and after the body runs."""
+    async with ws_connect(ws_url(server, "/bystander"), compression=None) as client:
+        await client.send("before")
+        assert await client.recv() == "before"
+        yield
+        await client.send("after")
+        assert await client.recv() == "after"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_fragment_limit(transport: str) -> None:
+    """ws_max_fragments frames are accepted (an empty final frame not counted); one more
+    closes with 1008."""
+    async with (
+        serving(ws_apps.echo, ws_max_fragments=4) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(fragmented(BINARY, [b"1", b"2", b"3", b"4"], empty_final=True))
+        assert await peer.message() == b"1234"
+        await peer.send_bytes(fragmented(TEXT, [b"a", b"b", b"c", b"d"]))
+        assert await peer.message() == "abcd"
+        await peer.send_bytes(fragmented(BINARY, [b"1", b"2", b"3", b"4", b"5"]))
+        assert await peer.close_code() == 1008
+        await peer.ended()
+
+
+async def test_the_default_fragment_limit_takes_what_websockets_sends() -> None:
+    """Autobahn 9.3.1's shape with the defaults: 65,536 fragments (websockets adds an empty
+    final frame, 65,537 frames in all) are one message; one fragment more is 1008."""
+    async with (
+        serving(ws_apps.echo) as server,
+        bystander(server),
+        ws_connect(ws_url(server), compression=None, max_size=None) as client,
+    ):
+        await client.send([b"f"] * 65536)
+        assert await client.recv() == b"f" * 65536
+        with pytest.raises(ConnectionClosedError) as closed:
+            await client.send([b"g"] * 65537)  # the trio client may see the close here
+            await client.recv()  # and the asyncio client here
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_empty_non_final_fragments_count(transport: str) -> None:
+    """Only the empty *final* frame is free: empty frames that do not end the message count,
+    so a stream of them is cut off like any other."""
+    async with (
+        serving(ws_apps.echo, ws_max_fragments=4) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(fragmented(BINARY, [b"x", b"", b"", b"", b""], empty_final=True))
+        assert await peer.close_code() == 1008
+        await peer.ended()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_message_size_limit(transport: str) -> None:
+    async with (
+        serving(ws_apps.echo, ws_max_message_size=1024) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(client_frame(BINARY, b"a" * 1024))  # exactly the limit: fine
+        assert await peer.message() == b"a" * 1024
+        await peer.send_bytes(fragmented(TEXT, [b"b" * 1000, b"c" * 25]))  # 1025 in two
+        assert await peer.close_code() == 1009
+        await peer.ended()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_message_size_limit_counts_decompressed_bytes(transport: str) -> None:
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * (1 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]  # RFC 7692 7.2.1: without the empty block's tail
+    assert len(bomb) < 2048  # 1 MiB of zeros on the wire as about 1 kB
+    async with (
+        serving(ws_apps.echo, ws_max_message_size=65536) as server,
+        bystander(server),
+        ws_peer(server, transport, deflate=True) as peer,
+    ):
+        await peer.send_bytes(client_frame(BINARY, bomb, rsv=RSV1))
+        assert await peer.close_code() == 1009
+        await peer.ended()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_control_frame_over_125_bytes_closes_1002(transport: str) -> None:
+    async with (
+        serving(ws_apps.echo) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(client_frame(PING, b"p" * 126))
+        assert await peer.close_code() == 1002
+        await peer.ended()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_invalid_utf8_in_text_closes_1007(transport: str) -> None:
+    async with (
+        serving(ws_apps.echo) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(fragmented(TEXT, ["κόσμε".encode(), b"\xed\xa0\x80"]))
+        assert await peer.close_code() == 1007
+        await peer.ended()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_close_timeout_drops_a_client_that_never_answers(transport: str) -> None:
+    """The app closes; the client never sends its close frame: after ws_close_timeout the
+    server gives up on it (ends the transport) and the app's close returns."""
+    probe = Probe()
+    async with (
+        serving(ws_apps.with_bystander(ws_apps.closing(probe)), ws_close_timeout=0.2) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(client_frame(TEXT, b"close please"))
+        assert await peer.close_code() == 4000
+        await peer.ended()  # without our close frame
         with anyio.fail_after(5):
             await probe.done.wait()
-    assert anyio.current_time() - begin < 10
-    assert probe.messages[-1]["code"] == 1001
+        assert probe.messages == [{"type": "closed"}]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_app_close_completes_when_the_client_answers(transport: str) -> None:
+    """With a long ws_close_timeout, the app's close returns when the client answers."""
+    probe = Probe()
+    async with (
+        serving(ws_apps.with_bystander(ws_apps.closing(probe)), ws_close_timeout=60) as server,
+        bystander(server),
+        ws_peer(server, transport) as peer,
+    ):
+        await peer.send_bytes(client_frame(TEXT, b"close please"))
+        assert await peer.close_code() == 4000
+        assert probe.messages == []  # the app's close waits for our answer
+        await peer.send_bytes(client_frame(0x8, (4000).to_bytes(2, "big")))
+        with anyio.fail_after(5):  # a hang guard, far under the 60 s timeout
+            await probe.done.wait()
+        assert probe.messages == [{"type": "closed"}]
+        await peer.ended()
+
+
+# A valid message, a bad frame and a ping in one write, as Autobahn's cases 3.2-3.4, 4.1.3-4.2.5
+# and 5.15 send them: the message is echoed, then the close comes; the ping is not answered.
+BAD_AFTER_VALID = {
+    "rsv2": client_frame(TEXT, b"bad", rsv=RSV2),
+    "reserved-opcode": client_frame(0x5, b""),
+    "continuation-without-start": client_frame(CONTINUATION, b"orphan", fin=False),
+}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("bad", sorted(BAD_AFTER_VALID))
+async def test_messages_before_a_protocol_error_are_answered_before_the_close(
+    transport: str, bad: str
+) -> None:
+    async with serving(ws_apps.echo) as server, bystander(server):
+        for _ in range(5):  # the same every time: it does not depend on scheduling
+            async with ws_peer(server, transport) as peer:
+                await peer.send_bytes(
+                    client_frame(TEXT, b"valid")
+                    + fragmented(BINARY, [b"frag", b"mented"])
+                    + BAD_AFTER_VALID[bad]
+                    + client_frame(PING, b"unanswered")
+                )
+                assert await peer.message() == "valid"
+                assert await peer.message() == b"fragmented"
+                assert await peer.close_code() == 1002  # no pong before it
+                await peer.ended()
+
+
+async def test_the_close_after_a_protocol_error_waits_for_the_app_a_bounded_time() -> None:
+    """An app that does not take the messages from before the error does not hold the close
+    back: it goes out after ws_close_timeout; the app later gets the message and 1002."""
+    probe = Probe()
+    async with (
+        serving(ws_apps.lazy_reader(probe), ws_close_timeout=0.2) as server,
+        ws_peer(server, "http/1.1") as peer,
+    ):
+        await peer.send_bytes(client_frame(BINARY, b"valid") + client_frame(0x5))
+        assert await peer.close_code() == 1002  # while the app still has not received
+        probe.release.set()
+        with anyio.fail_after(5):
+            await probe.done.wait()
+        await peer.ended()
+    assert (probe.count, probe.size) == (1, len(b"valid"))
+    assert probe.messages == [{"type": "websocket.disconnect", "code": 1002, "reason": ""}]
+
+
+@pytest.mark.parametrize("level", [0, 9])
+async def test_compression_level_reaches_the_wire(level: int) -> None:
+    """ws_compression_level is what permessage-deflate uses: level 0 sends stored (BTYPE 00)
+    deflate blocks, the size of the message; level 9 compresses it."""
+    message = b"tricorn " * 512
+    async with (
+        serving(ws_apps.echo, ws_compression_level=level) as server,
+        RawWebSocket.open(server, deflate=True) as raw,
+    ):
+        await raw.stream.send(client_frame(BINARY, message))  # uncompressed in: RFC 7692 allows
+        data = b""
+        with anyio.fail_after(5):
+            while len(data) < 4 or len(data) < _frame_end(data):
+                data += await raw.stream.receive()
+    assert data[0] == 0xC2  # FIN + RSV1 (compressed) + binary
+    body = data[_frame_end(data) - _payload_length(data) : _frame_end(data)]
+    assert zlib.decompressobj(-15).decompress(body + b"\x00\x00\xff\xff") == message
+    if level == 0:
+        assert body[0] & 0b110 == 0  # a stored block
+        assert len(body) > len(message)
+    else:
+        assert len(body) < len(message) // 20
+
+
+def _payload_length(frame: bytes) -> int:
+    """The payload length of an unmasked server frame (7-bit or 16-bit form)."""
+    short = frame[1] & 0x7F
+    return int.from_bytes(frame[2:4], "big") if short == 126 else short
+
+
+def _frame_end(frame: bytes) -> int:
+    return (4 if frame[1] & 0x7F == 126 else 2) + _payload_length(frame)

@@ -229,3 +229,37 @@ def eager_sender(probe: Probe, chunk: int, total: int) -> ASGI3App:
             probe.done.set()
 
     return app
+
+
+def closing(probe: Probe, code: int = 4000) -> ASGI3App:
+    """Accept, take one message, close with ``code``; record when that close returned.
+
+    ``probe.messages`` gets ``{"type": "closed"}`` once ``send(websocket.close)`` returned
+    (the close handshake is complete, or the client was given up on), then ``probe.done``.
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        try:
+            await receive()
+            await send({"type": "websocket.accept"})
+            await receive()
+            await send({"type": "websocket.close", "code": code})
+            probe.messages.append({"type": "closed"})
+        finally:
+            probe.done.set()
+
+    return app
+
+
+def with_bystander(app: ASGI3App) -> ASGI3App:
+    """``app``, except that a WebSocket on ``/bystander`` gets ``echo``."""
+
+    async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/bystander":
+            await echo(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return routed

@@ -126,6 +126,8 @@ def assert_failed(ws: WebSocketProtocol, events: list[Event], code: int) -> None
     assert len(events) == 1
     assert isinstance(events[0], ProtocolError)
     assert events[0].error_code == code
+    assert ws.state is WebSocketState.FAILING and not ws.closed  # replies may still go out
+    ws.close(1000)  # the close frame carries the error's code, whatever the server asks
     assert ws.closed
     sent = [event for event in to_client(ws, client()) if not isinstance(event, Pong)]
     assert len(sent) == 1 and isinstance(sent[0], CloseConnection)
@@ -651,6 +653,102 @@ def test_too_many_fragments_close_with_1008() -> None:
     assert_failed(ws, ws.receive_data(data), 1008)
 
 
+def test_an_empty_final_continuation_frame_is_not_counted() -> None:
+    """websockets and Autobahn end a fragmented message with an empty final frame: N
+    fragments are N + 1 frames and fit a limit of N."""
+    ws = WebSocketProtocol(max_fragments=3)
+    data = (
+        frame(BINARY, b"a", fin=False)
+        + frame(CONTINUATION, b"b", fin=False)
+        + frame(CONTINUATION, b"c", fin=False)
+        + frame(CONTINUATION)
+    )
+    assert ws.receive_data(data) == [Message(b"abc")]
+    ws.receive_data(frame(TEXT, b"", fin=False) + frame(CONTINUATION, b"", fin=False) * 2)
+    assert ws.receive_data(frame(CONTINUATION)) == [Message("")]
+
+
+def test_empty_frames_that_do_not_end_the_message_are_counted() -> None:
+    ws = WebSocketProtocol(max_fragments=3)
+    data = frame(BINARY, b"a", fin=False) + frame(CONTINUATION, fin=False) * 3
+    assert_failed(ws, ws.receive_data(data), 1008)
+
+
+@pytest.mark.parametrize("fragments", [4, 5])
+def test_the_fragment_count_does_not_depend_on_how_the_bytes_are_chunked(fragments: int) -> None:
+    """Whole, one byte at a time, or split at every frame boundary: the same verdict."""
+    data = (
+        frame(BINARY, b"0", fin=False)
+        + b"".join(frame(CONTINUATION, b"%d" % i, fin=False) for i in range(1, fragments - 1))
+        + frame(CONTINUATION, b"!")
+        + frame(CONTINUATION)  # a new message's continuation: 1002 if the first one ended
+    )
+    verdicts = []
+    for size in (len(data), 1, 2, 3, 7):
+        ws = WebSocketProtocol(max_fragments=4)
+        events: list[Event] = []
+        for index in range(0, len(data), size):
+            events += ws.receive_data(data[index : index + size])
+        verdicts.append(
+            [event.error_code if isinstance(event, ProtocolError) else event for event in events]
+        )
+    assert all(verdict == verdicts[0] for verdict in verdicts)
+    if fragments == 4:
+        assert verdicts[0] == [Message(b"012!"), 1002]
+    else:
+        assert verdicts[0] == [1008]
+
+
+def test_a_fragmented_text_message_costs_no_object_per_fragment() -> None:
+    """Text fragments are kept as one growing UTF-8 buffer, not one string each (8191
+    two-character strings in a list would hold about 490 kB)."""
+    ws = WebSocketProtocol()
+    data = frame(TEXT, b"a", fin=False) + frame(CONTINUATION, b"bc", fin=False) * 8190
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert ws.receive_data(data) == []
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 100_000, f"{held} bytes held for 8191 two-byte fragments"
+    assert ws.receive_data(frame(CONTINUATION)) == [Message("a" + "bc" * 8190)]
+
+
+def test_after_a_protocol_error_replies_go_out_before_the_close() -> None:
+    """FAILING: nothing more is read, the server may still send (its replies to what came
+    before the error), and close() sends the close frame with the error's code."""
+    ws, peer = WebSocketProtocol(), client()
+    events = ws.receive_data(
+        frame(PING, b"before") + frame(TEXT, b"valid") + frame(0x3) + frame(PING, b"after")
+    )
+    assert events[0] == Message("valid")
+    assert isinstance(events[1], ProtocolError) and events[1].error_code == 1002
+    assert ws.state is WebSocketState.FAILING
+    assert ws.receive_data(frame(TEXT, b"more")) == []
+    ws.ping(b"keepalive")  # nothing: the WebSocket is failing
+    ws.send_message("valid")  # the echo
+    ws.close(1000)
+    assert ws.closed
+    sent = to_client(ws, peer)
+    assert sent[:2] == [Pong(b"before"), TextMessage("valid")]
+    assert isinstance(sent[2], CloseConnection) and sent[2].code == 1002
+    assert len(sent) == 3
+    with pytest.raises(LocalProtocolError):
+        ws.send_message("too late")
+
+
+def test_a_protocol_error_after_our_close_ends_the_websocket() -> None:
+    ws = WebSocketProtocol()
+    ws.close(1000)
+    ws.data_to_send()
+    events = ws.receive_data(frame(0x3))
+    assert isinstance(events[0], ProtocolError)
+    assert ws.closed
+    assert ws.data_to_send() == b""  # our close frame went already
+
+
 # --- permessage-deflate ----------------------------------------------------------------------
 
 
@@ -658,6 +756,20 @@ def deflated(payload: bytes) -> bytes:
     compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return data[:-4]
+
+
+@pytest.mark.parametrize("level", [0, 1, 9, -1])
+def test_the_compression_level_is_used(level: int) -> None:
+    deflate = DeflateParameters()
+    ws, peer = WebSocketProtocol(deflate=deflate, compression_level=level), client(deflate)
+    message = ("the quick brown fox jumps over the lazy dog %d " * 400) % tuple(range(400))
+    ws.send_message(message)
+    sent = ws.data_to_send()
+    expected = zlib.compressobj(level, zlib.DEFLATED, -15)
+    body = expected.compress(message.encode()) + expected.flush(zlib.Z_SYNC_FLUSH)
+    assert sent.endswith(body[:-4])
+    peer.receive_data(sent)
+    assert [event.data for event in peer.events()] == [message]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -283,6 +283,13 @@ class Config:
     ws_compression: bool = setting(
         True, "Negotiate permessage-deflate when the client offers it.", group="websocket"
     )
+    ws_compression_level: int = setting(
+        1,
+        "zlib level (0-9; -1: zlib's default, 6) of the WebSocket messages we compress.",
+        minimum=-1,
+        maximum=9,
+        group="websocket",
+    )
     ws_max_message_size: int = setting(
         16 * 1024 * 1024,
         "Largest WebSocket message accepted, after decompression (else close 1009).",
@@ -291,7 +298,7 @@ class Config:
     )
     ws_max_fragments: int = setting(
         65536,
-        "Most frames in one fragmented message (else close 1008).",
+        "Most frames in one message, an empty final frame not counted (else close 1008).",
         minimum=1,
         group="websocket",
     )

@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - the test environment has websockets
     _c_apply_mask = None
 
 __all__ = [
+    "DEFAULT_COMPRESSION_LEVEL",
     "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "AcceptResponse",
@@ -69,7 +70,11 @@ __all__ = [
 #: Largest message (after decompression) a peer may send; larger ones are closed with 1009.
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 #: Most frames one message may be split into; more are closed with 1008 (policy violation).
+#: An empty final continuation frame (how many clients end a fragmented message) is not
+#: counted: it ends the message, so there is at most one per message.
 DEFAULT_MAX_FRAGMENTS = 65536
+#: zlib level for permessage-deflate output (-1 is zlib's default, 6).
+DEFAULT_COMPRESSION_LEVEL = 1
 
 _VERSION = b"13"
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -395,6 +400,10 @@ class WebSocketState(Enum):
 
     #: Messages flow both ways.
     OPEN = "open"
+    #: The peer broke the protocol (``ProtocolError``): nothing more is read, but messages may
+    #: still be sent (the replies to the messages that came before the error); ``close``
+    #: queues the close frame with the error's code and the state becomes ``CLOSED``.
+    FAILING = "failing"
     #: We sent a close frame and wait for the peer's; we send nothing more.
     CLOSING = "closing"
     #: Both close frames are exchanged, the WebSocket failed or the transport ended:
@@ -497,8 +506,11 @@ class _InboundGuard(Extension):
     """A wsproto extension that limits inbound messages and inflates permessage-deflate.
 
     wsproto may call ``frame_inbound_header`` more than once for the same frame (when the
-    masking key has not arrived yet it rolls back), so that hook only checks; the frame is
-    counted when its first payload chunk (possibly empty) arrives.
+    masking key has not arrived yet it rolls back), so that hook only checks the size; the
+    frame is counted, and the fragment limit checked, when its first payload chunk (possibly
+    empty) arrives, before any of its payload is kept. The count is the same however the
+    bytes are chunked. An empty final continuation frame is not counted: clients (websockets,
+    Autobahn) end a fragmented message with one, and it can come only once per message.
     """
 
     name = "tricorn-inbound-guard"
@@ -543,11 +555,6 @@ class _InboundGuard(Extension):
         starts = opcode is not Opcode.CONTINUATION
         if rsv.rsv1 and not starts:
             return self._fail(CloseReason.PROTOCOL_ERROR, "RSV1 set on a continuation frame")
-        if (1 if starts else self._fragments + 1) > self.max_fragments:
-            return self._fail(
-                CloseReason.POLICY_VIOLATION,
-                f"message split into more than {self.max_fragments} frames",
-            )
         compressed = rsv.rsv1 if starts else self._compressed
         if not compressed and (0 if starts else self._message_size) + payload_length > (
             self.max_message_size
@@ -571,7 +578,14 @@ class _InboundGuard(Extension):
             if starts:
                 self._compressed = rsv1
                 self._message_size = self._fragments = 0
-            self._fragments += 1
+            header = proto.header if isinstance(proto, FrameDecoder) else None
+            if starts or header is None or not (header.fin and header.payload_len == 0):
+                self._fragments += 1
+                if self._fragments > self.max_fragments:
+                    return self._fail(
+                        CloseReason.POLICY_VIOLATION,
+                        f"message split into more than {self.max_fragments} frames",
+                    )
         if self._compressed:
             result = self._inflate(data)
             if isinstance(result, CloseReason):
@@ -614,18 +628,17 @@ class _InboundGuard(Extension):
 class _Deflater:
     """Compresses outbound messages for a negotiated permessage-deflate."""
 
-    __slots__ = ("_compressor", "_no_context_takeover", "_window_bits")
+    __slots__ = ("_compressor", "_level", "_no_context_takeover", "_window_bits")
 
-    def __init__(self, parameters: DeflateParameters) -> None:
+    def __init__(self, parameters: DeflateParameters, level: int) -> None:
         self._window_bits = parameters.server_max_window_bits or zlib.MAX_WBITS
         self._no_context_takeover = parameters.server_no_context_takeover
+        self._level = level
         self._compressor: zlib._Compress | None = None
 
     def compress(self, payload: bytes) -> bytes:
         if self._compressor is None:
-            self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self._window_bits
-            )
+            self._compressor = zlib.compressobj(self._level, zlib.DEFLATED, -self._window_bits)
         data = self._compressor.compress(payload) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
         if self._no_context_takeover:
             self._compressor = None
@@ -637,23 +650,28 @@ class WebSocketProtocol:
 
     Transport-agnostic: feed it what follows the 101 response on HTTP/1.1, or the DATA of the
     extended CONNECT stream on HTTP/2. ``receive_data`` returns events: ``Message``,
-    ``PongReceived``, and exactly one terminal event, after which the state is ``CLOSED``:
+    ``PongReceived``, and exactly one terminal event, after which the state is ``CLOSED``
+    (or ``FAILING``, see ``ProtocolError``):
 
     - ``CloseReceived(code, reason)``: the peer closed (our reply, if due, is queued);
     - ``ProtocolError(None, message, error_code=code)``: the peer broke the protocol or a
       limit (1002 protocol error, 1007 invalid UTF-8 or deflate data, 1008 too many
-      fragments, 1009 message too big); our close frame with that code is queued unless we
-      had already sent one;
+      fragments, 1009 message too big). The events before it (messages that arrived before
+      the bad frame) are valid. If we had not sent a close frame yet the state becomes
+      ``FAILING``: the server may still send (its replies to those messages), then calls
+      ``close`` to queue the close frame with that code (state ``CLOSED``); else ``CLOSED``;
     - ``ConnectionClosed(error_code=1006)``: the transport ended without a close handshake.
 
-    Pings are answered with pongs automatically. Once ``closed``, write ``data_to_send()``
-    and close the transport (RFC 6455 7.1.1: the server closes TCP first); after ``close``
-    (state ``CLOSING``) keep reading until the peer's close frame or a timeout.
+    After the terminal event nothing more is read. Pings are answered with pongs
+    automatically. Once ``closed``, write ``data_to_send()`` and close the transport (RFC
+    6455 7.1.1: the server closes TCP first); after ``close`` (state ``CLOSING``) keep
+    reading until the peer's close frame or a timeout.
     """
 
     __slots__ = (
         "_binary",
         "_deflater",
+        "_failure",
         "_frames",
         "_guard",
         "_output",
@@ -669,22 +687,26 @@ class WebSocketProtocol:
         deflate: DeflateParameters | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+        compression_level: int = DEFAULT_COMPRESSION_LEVEL,
     ) -> None:
         """``deflate`` is ``AcceptResponse.deflate`` (``None``: no compression).
 
         ``max_message_size`` bounds a message after decompression, checked as frames arrive
-        and before they are buffered; ``max_fragments`` bounds the frames of one message.
+        and before they are buffered; ``max_fragments`` bounds the frames of one message (an
+        empty final continuation frame is not counted); ``compression_level`` is the zlib
+        level (0-9, -1 for zlib's default) of the messages we compress.
         """
         self._guard = _InboundGuard(max_message_size, max_fragments, deflate)
         self._frames = FrameProtocol(client=False, extensions=[self._guard])
         if _c_apply_mask is not None:
             self._frames._frame_decoder = _FastDecoder(False, [self._guard])
-        self._deflater = _Deflater(deflate) if deflate is not None else None
+        self._deflater = _Deflater(deflate, compression_level) if deflate is not None else None
+        self._failure: tuple[int, str] | None = None
         self._state = WebSocketState.OPEN
         self._output: list[bytes] = []
         self._output_size = 0
         self._pongs: deque[bytes] = deque(maxlen=_MAX_QUEUED_PONGS)
-        self._text: list[str] = []
+        self._text: bytearray | None = None  # a fragmented text message so far, UTF-8
         self._binary = bytearray()
 
     @property
@@ -706,9 +728,9 @@ class WebSocketProtocol:
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the transport; ``b""`` means it ended. Returns the events.
 
-        Once ``CLOSED``, further data is ignored and no events come.
+        Once ``FAILING`` or ``CLOSED``, further data is ignored and no events come.
         """
-        if self._state is WebSocketState.CLOSED:
+        if self._state is WebSocketState.CLOSED or self._state is WebSocketState.FAILING:
             return []
         if not data:
             self._finish()
@@ -730,13 +752,17 @@ class WebSocketProtocol:
         opcode, payload = frame.opcode, frame.payload
         if opcode is Opcode.TEXT:
             assert isinstance(payload, str)
-            if frame.message_finished and not self._text:
+            # A fragmented text message is kept as UTF-8 in one buffer (wsproto validated and
+            # decoded each fragment): one str per fragment would cost ~60 bytes for each,
+            # possibly two-byte, fragment.
+            if frame.message_finished and self._text is None:
                 return Message(payload)
-            if payload:
-                self._text.append(payload)
+            if self._text is None:
+                self._text = bytearray()
+            self._text += payload.encode("utf-8")
             if frame.message_finished:
-                text = "".join(self._text)
-                self._text = []
+                text = self._text.decode("utf-8")
+                self._text = None
                 return Message(text)
         elif opcode is Opcode.BINARY:
             assert isinstance(payload, bytes)
@@ -765,13 +791,16 @@ class WebSocketProtocol:
 
     def _fail(self, code: int, message: str) -> ProtocolError:
         if self._state is WebSocketState.OPEN:
-            self._queue_close(code, message)
-        self._finish()
+            self._finish()
+            self._failure = (code, message)
+            self._state = WebSocketState.FAILING  # the close frame goes out with close()
+        else:
+            self._finish()
         return ProtocolError(None, message, error_code=code)
 
     def _finish(self) -> None:
         self._state = WebSocketState.CLOSED
-        self._text = []
+        self._text = None
         self._binary = bytearray()
 
     # --- output ---
@@ -779,10 +808,11 @@ class WebSocketProtocol:
     def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
         """Queue one message: ``str`` as text, ``bytes`` (or bytes-like) as binary.
 
-        Raises ``LocalProtocolError`` unless the state is ``OPEN`` (after ``close`` or once
-        the peer closed, the app's messages are to be refused as a disconnect).
+        Raises ``LocalProtocolError`` unless the state is ``OPEN`` or ``FAILING`` (after
+        ``close`` or once the peer closed, the app's messages are to be refused as a
+        disconnect).
         """
-        if self._state is not WebSocketState.OPEN:
+        if self._state is not WebSocketState.OPEN and self._state is not WebSocketState.FAILING:
             raise LocalProtocolError(f"cannot send a WebSocket message in state {self._state.name}")
         if isinstance(data, str):
             opcode, payload = Opcode.TEXT, data.encode("utf-8")
@@ -811,14 +841,23 @@ class WebSocketProtocol:
         """Start the closing handshake: queue a close frame, state becomes ``CLOSING``.
 
         ``code`` ``None`` (or 1005) sends a close frame without a code. ``reason`` is cut to
-        123 bytes of UTF-8 at a character boundary. Does nothing unless ``OPEN``. Raises
-        ``LocalProtocolError`` for a code that may not go on the wire (1004, 1006, 1015, other
-        codes under 3000 that are not registered, or above 4999).
+        123 bytes of UTF-8 at a character boundary. Does nothing unless ``OPEN`` or
+        ``FAILING``; in ``FAILING`` the close frame carries the protocol error's code and
+        message whatever ``code`` says, and the state becomes ``CLOSED`` (RFC 6455 7.1.7: a
+        failed WebSocket does not wait for the peer's close). Raises ``LocalProtocolError``
+        for a code that may not go on the wire (1004, 1006, 1015, other codes under 3000 that
+        are not registered, or above 4999).
         """
         if code == _NO_STATUS:
             code = None
         if code is not None and code not in _SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
             raise LocalProtocolError(f"WebSocket close code {code} may not be sent")
+        if self._state is WebSocketState.FAILING:
+            assert self._failure is not None
+            self._queue_close(*self._failure)
+            self._failure = None
+            self._state = WebSocketState.CLOSED
+            return
         if self._state is not WebSocketState.OPEN:
             return
         self._queue_close(code, reason)

@@ -11,6 +11,13 @@ messages or while that much of our output is waiting for the peer, so an app tha
 receive, or a peer that pings and never reads, stops the server reading. What the app sends
 is written through ``WebSocketOwner.ws_write``, which returns once the bytes are on their way
 (socket or flow-control window). One lock per stream keeps frames in order.
+
+A protocol error (a bad frame, a broken limit) that comes after valid messages in the same
+read does not cut them off: the messages go to the app first, and the close frame with the
+error's code is sent once the app has taken them all and asks for more (``receive``), or
+closes, or returns, or ``ws_close_timeout`` after the error at the latest. What the app sent in
+reply meanwhile goes out before the close frame. This is deterministic: it depends on what
+the app does, not on how the bytes were chunked or on task scheduling.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from tricorn.protocols.websocket import (
     PongReceived,
     WebSocketProtocol,
     WebSocketRequestInfo,
+    WebSocketState,
     accept_headers,
 )
 from tricorn.server.asgi_types import ASGI3App, Scope
@@ -90,6 +98,9 @@ class WSStream:
         self._shutting_down = False
         self._close_code: int | None = None
         self._close_reason = ""
+        # A protocol error waiting for the app to take the messages that came before it.
+        self._failure: int | None = None
+        self._failure_due = anyio.Event()
         self._messages: deque[str | bytes] = deque()
         self._buffered = 0
         self._unacknowledged = 0
@@ -106,6 +117,7 @@ class WSStream:
         self._compression = config.ws_compression
         self._max_message_size = config.ws_max_message_size
         self._max_fragments = config.ws_max_fragments
+        self._compression_level = config.ws_compression_level
 
     # --- fed by the connection -----------------------------------------------------
 
@@ -117,14 +129,16 @@ class WSStream:
     async def feed_data(self, data: bytes) -> None:
         """Bytes that arrived for this WebSocket; ``b""`` when the transport ended."""
         protocol = self.protocol
-        if protocol is None or protocol.closed:
+        if protocol is None or protocol.closed or protocol.state is WebSocketState.FAILING:
             if not data:
+                if self._failure is not None:
+                    self._fail_now()
                 self._peer_gone(ABNORMAL_CLOSURE, "")
             return
         self._handle(protocol.receive_data(data))
         self._unacknowledged += len(data)
         self._maybe_acknowledge()
-        if protocol.pending_output_size or protocol.closed:
+        if protocol.pending_output_size or protocol.closed or self._failure is not None:
             self._output.set()  # the _answer task writes pongs and the close reply
 
     def feed_disconnect(self) -> None:
@@ -140,6 +154,9 @@ class WSStream:
         """
         self._shutting_down = True
         protocol = self.protocol
+        if self._failure is not None:
+            self._fail_now()  # closing anyway: with the protocol error's code
+            return
         if protocol is None or self._close_code is not None or self._closed_by_app:
             return
         protocol.close(GOING_AWAY, "server shutting down")
@@ -159,10 +176,27 @@ class WSStream:
                 self._peer_gone(event.code, event.reason)
             elif isinstance(event, ProtocolError):
                 error_log.info("WebSocket closed (%s): %s", event.error_code, event.message)
-                self._peer_gone(event.error_code or ABNORMAL_CLOSURE, "")
+                code = event.error_code or ABNORMAL_CLOSURE
+                if self.protocol is not None and self.protocol.state is WebSocketState.FAILING:
+                    self._failure = code
+                    if not self._messages:
+                        self._fail_now()  # nothing for the app to take first
+                else:
+                    self._peer_gone(code, "")
             elif isinstance(event, ConnectionClosed):
                 self._peer_gone(ABNORMAL_CLOSURE, "")
         self._wake()
+
+    def _fail_now(self) -> None:
+        """Queue the close frame of a pending protocol error; the ``_answer`` task sends it."""
+        code, self._failure = self._failure, None
+        if code is None:
+            return
+        if self.protocol is not None:
+            self.protocol.close(None)  # FAILING -> CLOSED: the frame carries the error's code
+        self._failure_due.set()
+        self._output.set()
+        self._peer_gone(code, "")
 
     def _peer_gone(self, code: int, reason: str) -> None:
         if self._close_code is None:
@@ -207,6 +241,12 @@ class WSStream:
         while True:
             await self._output.wait()
             self._output = anyio.Event()
+            if self._failure is not None:
+                # Messages from before a protocol error wait for the app: give it until it
+                # has taken them (receive() calls _fail_now), bounded by ws_close_timeout.
+                with anyio.move_on_after(self.server_state.config.ws_close_timeout):
+                    await self._failure_due.wait()
+                self._fail_now()
             await self._flush()
             self._maybe_acknowledge()
             if self.protocol is not None and self.protocol.closed:
@@ -270,7 +310,12 @@ class WSStream:
         while True:
             await anyio.sleep(config.ws_ping_interval)
             protocol = self.protocol
-            if protocol is None or protocol.closed or self._close_code is not None:
+            if (
+                protocol is None
+                or protocol.closed
+                or self._close_code is not None
+                or self._failure is not None
+            ):
                 if protocol is None and not self._declined:
                     continue
                 return
@@ -289,6 +334,8 @@ class WSStream:
         protocol = self.protocol
         if protocol is None:
             return
+        if self._failure is not None:
+            self._fail_now()  # the close says what the peer did wrong, not the app's code
         protocol.close(code, reason)
         await self._flush()
         if not protocol.closed:
@@ -322,6 +369,8 @@ class WSStream:
                 if isinstance(data, str):
                     return {"type": "websocket.receive", "text": data}
                 return {"type": "websocket.receive", "bytes": data}
+            if self._failure is not None:
+                self._fail_now()  # the app took what came before the protocol error
             if self._close_code is not None or self._declined or self._closed_by_app:
                 return {
                     "type": "websocket.disconnect",
@@ -403,6 +452,7 @@ class WSStream:
             deflate=answer.deflate,
             max_message_size=self._max_message_size,
             max_fragments=self._max_fragments,
+            compression_level=self._compression_level,
         )
         self._accepted = True
         await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
