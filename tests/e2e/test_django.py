@@ -1,4 +1,5 @@
-"""Django (ASGI) and Django Channels served by ``python -m tricorn mysite.asgi:application``.
+"""Django and Django Channels served by ``python -m tricorn mysite.asgi:application`` (and
+``mysite.wsgi:application``, the same project as a WSGI app).
 
 The project is made the way a user makes one: ``django-admin startproject mysite``, then
 ``manage.py startapp demo`` (its views, URLs and consumer copied from django_demo/),
@@ -66,7 +67,10 @@ def test_admin_login_page_and_csrf_post(served: Served, http: str) -> None:
     """The done criterion: GET /admin/login/ renders the form; the POST with its CSRF token
     and cookie logs the superuser in (302 to /admin/), and the session cookie then opens
     /admin/."""
-    url = served.server().url
+    check_admin_login(served.server().url, http)
+
+
+def check_admin_login(url: str, http: str) -> None:
     with clients.http_client(http) as client:
         page = client.get(f"{url}/admin/login/?next=/admin/")
         assert page.http_version == clients.expected_version(http)
@@ -224,3 +228,39 @@ def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
     assert "ASGI lifespan not supported by the app" in server.stderr
     errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
     assert not [line for line in errors if "lifespan" in line.lower()], server.stderr
+
+
+# --- the same project's WSGI entry point: ``tricorn mysite.wsgi:application``, no flags -----
+
+
+@pytest.fixture(scope="module")
+def served_wsgi(django_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = Served(
+        "mysite.wsgi:application", "default", tmp_path_factory.mktemp("wsgi"), cwd=django_project
+    )
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+@HTTP
+def test_wsgi_entry_point_serves_the_admin_login_and_csrf_post(
+    served_wsgi: Served, http: str
+) -> None:
+    """The done criterion for WSGI: the project's own wsgi.py, detected as WSGI with no flags
+    (Django's async views run through its WSGI handler)."""
+    check_admin_login(served_wsgi.server().url, http)
+
+
+def test_wsgi_entry_point_serves_static_files_and_json(
+    served_wsgi: Served, django_project: Path
+) -> None:
+    server = served_wsgi.server()
+    with clients.http_client("2") as client:
+        css = client.get(f"{server.url}/static/admin/css/base.css")
+        data = client.get(f"{server.url}/json")
+    assert css.status_code == 200
+    assert css.content == (django_project / "staticfiles/admin/css/base.css").read_bytes()
+    assert data.json() == {"framework": "django", "ok": True}
+    assert AUTO_ASYNCIO in server.stderr
