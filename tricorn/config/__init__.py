@@ -95,6 +95,17 @@ class Config:
         "or 'uvloop' (asyncio with uvloop installed).",
     )
     backlog: int = setting(2048, "Listen backlog of each socket.", minimum=1)
+    unix_socket_mode: str = setting(
+        "660",
+        "Permissions of the unix sockets created for 'unix:PATH' binds, in octal; a reverse "
+        "proxy running as another user needs its group here (unix_socket_group) or '666'.",
+    )
+    unix_socket_user: str = setting(
+        "", "Owner (name or uid) given to created unix sockets; empty keeps the process's."
+    )
+    unix_socket_group: str = setting(
+        "", "Group (name or gid) given to created unix sockets; empty keeps the process's."
+    )
     server_header: str = setting(
         "tricorn", "Value of the Server response header; empty to send none."
     )

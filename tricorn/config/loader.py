@@ -293,10 +293,16 @@ def _check_access_log_format(template: str) -> None:
         raise _Invalid(template, problem)
 
 
+def _check_octal_mode(value: str) -> None:
+    if not (1 <= len(value) <= 4 and all(c in "01234567" for c in value)):
+        raise _Invalid(value, "file permissions in octal, such as '660' or '0666'")
+
+
 #: Checks beyond type and bounds, by field name.
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
     "access_log_format": _check_access_log_format,
+    "unix_socket_mode": _check_octal_mode,
 }
 
 

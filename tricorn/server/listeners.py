@@ -10,8 +10,13 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
+from tricorn.config import Config
 from tricorn.config.loader import parse_bind
 from tricorn.errors import ConfigError
+from tricorn.server import systemd
+
+#: The ``bind`` setting's default: left so, systemd's passed sockets (if any) are used.
+DEFAULT_BIND = Config().bind
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +73,78 @@ def _tcp_sockets(value: str, backlog: int) -> list[socket.socket]:
     return sockets
 
 
-def _unix_socket(path: str, backlog: int) -> socket.socket:
+@dataclass(frozen=True, slots=True)
+class UnixSocketOptions:
+    """Permissions of the unix sockets the server creates (see ``unix_socket_*`` settings)."""
+
+    mode: int = 0o660
+    user: str = ""
+    group: str = ""
+
+
+def _unix_socket(path: str, backlog: int, options: UnixSocketOptions) -> socket.socket:
+    value = f"unix:{path}"
+    _remove_stale_socket(path, value)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)  # a stale socket from an earlier run
         sock.bind(path)
+        os.chmod(path, options.mode)
+        if options.user or options.group:
+            os.chown(path, _user_id(options.user), _group_id(options.group))
         sock.listen(backlog)
     except OSError as error:
         sock.close()
-        raise ConfigError(
-            f"config: bind = 'unix:{path}': cannot listen ({error.strerror})"
-        ) from None
+        raise ConfigError(f"config: bind = {value!r}: cannot listen ({error.strerror})") from None
+    except BaseException:
+        sock.close()
+        raise
     return sock
+
+
+def _remove_stale_socket(path: str, value: str) -> None:
+    """Unlink a socket file left by an earlier run; refuse one that a server still answers on."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return  # not a socket (or nothing there): bind() says what is wrong
+    except OSError:
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nothing listens: stale
+        return
+    finally:
+        probe.close()
+    raise ConfigError(
+        f"config: bind = {value!r}: in use (another server is listening on that socket)"
+    )
+
+
+def _user_id(user: str) -> int:
+    if not user:
+        return -1
+    if user.isdigit():
+        return int(user)
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise ConfigError(f"config: unix_socket_user = {user!r}: no such user") from None
+
+
+def _group_id(group: str) -> int:
+    if not group:
+        return -1
+    if group.isdigit():
+        return int(group)
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigError(f"config: unix_socket_group = {group!r}: no such group") from None
 
 
 def _fd_socket(value: str) -> socket.socket:
@@ -94,13 +158,17 @@ def _fd_socket(value: str) -> socket.socket:
     return sock
 
 
-def open_sockets(binds: list[str], backlog: int) -> list[socket.socket]:
+def open_sockets(
+    binds: list[str], backlog: int, unix: UnixSocketOptions | None = None
+) -> list[socket.socket]:
     """Create, bind and listen on one socket per address (two for a name with v4 and v6)."""
     sockets: list[socket.socket] = []
     try:
         for value in binds:
             if value.startswith("unix:"):
-                sockets.append(_unix_socket(value.removeprefix("unix:"), backlog))
+                sockets.append(
+                    _unix_socket(value.removeprefix("unix:"), backlog, unix or UnixSocketOptions())
+                )
             elif value.startswith("fd://"):
                 sockets.append(_fd_socket(value))
             else:
@@ -112,6 +180,21 @@ def open_sockets(binds: list[str], backlog: int) -> list[socket.socket]:
     for sock in sockets:
         sock.setblocking(False)
     return sockets
+
+
+def open_config_sockets(config: Config) -> list[socket.socket]:
+    """The listening sockets for ``config``: the ones systemd passed (socket activation)
+    when ``bind`` is left at its default, else one per configured address."""
+    if config.bind == DEFAULT_BIND:
+        passed = systemd.listen_sockets()
+        if passed:
+            for sock in passed:
+                sock.setblocking(False)
+            return passed
+    options = UnixSocketOptions(
+        int(config.unix_socket_mode, 8), config.unix_socket_user, config.unix_socket_group
+    )
+    return open_sockets(config.bind, config.backlog, options)
 
 
 def bound_address(sock: socket.socket) -> BoundAddress:

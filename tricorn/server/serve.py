@@ -17,6 +17,7 @@ from tricorn.config import Config
 from tricorn.config.loader import check_config
 from tricorn.config.tls import build_ssl_context
 from tricorn.errors import ConfigError, TricornError
+from tricorn.server import systemd
 from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
@@ -27,7 +28,7 @@ from tricorn.server.lifespan import Lifespan, LifespanFailure
 from tricorn.server.listeners import (
     BoundAddress,
     bound_address,
-    open_sockets,
+    open_config_sockets,
     peer_addresses,
     to_listener,
 )
@@ -75,7 +76,7 @@ async def serve(
     )
     state = ServerState(config, app, lifespan.state)
     tls = build_ssl_context(config)
-    sockets = open_sockets(config.bind, config.backlog)
+    sockets = open_config_sockets(config)
     try:
         await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status)
     except BaseExceptionGroup as group:
@@ -238,8 +239,16 @@ async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            with anyio.open_signal_receiver(*signums) as signals:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        # One process cannot re-import its app in place: only the supervisor
+                        # (workers >= 2) rolls workers. Dying on it would cut every request.
+                        error_log.warning(
+                            "Received SIGHUP: ignored (a rolling restart needs workers >= 2)"
+                        )
+                        continue
                     if shutdown.is_set():
                         error_log.warning("Second signal: stopping now")
                         group.cancel_scope.cancel()
@@ -248,11 +257,27 @@ async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
                         "Received %s: shutting down gracefully (send it again to stop now)",
                         signal.Signals(signum).name,
                     )
+                    systemd.notify("STOPPING=1")
                     shutdown.set()
 
+        async def serve_then_stop(*, task_status: TaskStatus[list[BoundAddress]]) -> None:
+            await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+            group.cancel_scope.cancel()  # the signal watcher and the watchdog
+
         group.start_soon(watch_signals)
-        await serve(app, config, shutdown_trigger=shutdown.wait)
-        group.cancel_scope.cancel()
+        addresses = await group.start(serve_then_stop)
+        systemd.notify("READY=1", f"STATUS=serving on {len(addresses)} socket(s)")
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            group.start_soon(_watchdog, interval)
+
+
+async def _watchdog(interval: float) -> None:
+    """``WATCHDOG=1`` every ``interval`` seconds, from the event loop: a blocked loop stops
+    the pings and systemd restarts the service."""
+    while True:
+        systemd.notify("WATCHDOG=1")
+        await anyio.sleep(interval)
 
 
 def run(app: ASGI3App, config: Config) -> int:

@@ -1,0 +1,244 @@
+"""systemd socket activation and sd_notify, unix socket permissions and SIGHUP in one process:
+real ``python -m tricorn`` processes, real ``systemd-socket-activate``, real signals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+from tests.integration.test_process import ROOT, StderrLines, tricorn
+
+TRICORN = [sys.executable, "-m", "tricorn", "--no-access-log"]
+ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+def _spawn(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@contextmanager
+def running(
+    command: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    process = _spawn(command, env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _unix_get(path: str, target: str = "/") -> httpx.Response:
+    transport = httpx.HTTPTransport(uds=path)
+    with httpx.Client(transport=transport, timeout=15) as client:
+        return client.get(f"http://localhost{target}")
+
+
+# --- socket activation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_socket_activation_serves_every_passed_socket(tmp_path: Path, backend: str) -> None:
+    """No bind given: the TCP and the unix socket systemd passed are both served, and the
+    log names them with their LISTEN_FDNAMES."""
+    assert ACTIVATE is not None, "scripts/test.sh installs systemd-socket-activate (systemd)"
+    port = free_port()
+    path = str(tmp_path / "activated.sock")
+    command = [
+        ACTIVATE,
+        "-l",
+        f"127.0.0.1:{port}",
+        "-l",
+        path,
+        "--fdname=web:local",
+        *TRICORN,
+        "--backend",
+        backend,
+    ]
+    with running(command) as process:
+        lines = StderrLines(process)
+        # systemd-socket-activate starts tricorn on the first connection, which waits in
+        # the passed socket's backlog meanwhile.
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=15)
+        lines.wait_for("serving on")
+        over_unix = _unix_get(path)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        err = lines.join()
+    assert page.status_code == 200
+    assert over_unix.status_code == 200
+    assert f"fd 3 (web): 127.0.0.1:{port}" in err
+    assert f"fd 4 (local): unix:{path}" in err
+    assert "127.0.0.1:8000" not in err  # the default bind was not opened
+    assert process.returncode == 0
+
+
+def test_listen_fds_for_another_process_are_ignored() -> None:
+    """LISTEN_PID names someone else (a parent's variables inherited): the binds are used."""
+    port = free_port()
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": "1"}
+    with running([*TRICORN, "--bind", f"127.0.0.1:{port}"], env) as process:
+        lines = StderrLines(process)
+        lines.wait_for("serving on")
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert "systemd passed" not in lines.join()
+
+
+# --- sd_notify --------------------------------------------------------------------------------
+
+
+@contextmanager
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(15)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def _datagrams_until(listener: socket.socket, wanted: str) -> list[str]:
+    seen: list[str] = []
+    while not any(wanted in message for message in seen):
+        seen.append(listener.recv(4096).decode())
+    return seen
+
+
+def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+    port = free_port()
+    with notify_socket(tmp_path) as listener:
+        env = {"NOTIFY_SOCKET": listener.getsockname(), "WATCHDOG_USEC": "200000"}
+        with running([*TRICORN, "--bind", f"127.0.0.1:{port}"], env) as process:
+            ready = _datagrams_until(listener, "READY=1")
+            # READY comes once the sockets accept: a request right after it is served.
+            assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+            pings = _datagrams_until(listener, "WATCHDOG=1")
+            process.send_signal(signal.SIGTERM)
+            stopping = _datagrams_until(listener, "STOPPING=1")
+            process.wait(timeout=15)
+    assert ready[-1].splitlines()[0] == "READY=1"
+    assert "STATUS=serving on 1 socket(s)" in ready[-1]
+    assert pings[-1] == "WATCHDOG=1"
+    assert "STOPPING=1" in stopping[-1]
+    assert process.returncode == 0
+
+
+def test_without_notify_socket_nothing_is_sent_and_serving_works() -> None:
+    from tricorn.server import systemd
+
+    assert systemd.notify("READY=1", environ={}) is False
+    assert systemd.watchdog_interval(environ={}) is None
+    assert systemd.listen_fds(environ={"LISTEN_FDS": "2"}) == []  # no LISTEN_PID: not ours
+    mine = {"LISTEN_FDS": "2", "LISTEN_PID": str(os.getpid()), "LISTEN_FDNAMES": "a"}
+    assert systemd.listen_fds(environ=mine) == [(3, "a"), (4, "unknown")]
+
+
+# --- unix sockets -----------------------------------------------------------------------------
+
+
+@contextmanager
+def unix_server(path: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], StderrLines]]:
+    with running([*TRICORN, "--bind", f"unix:{path}", *args]) as process:
+        lines = StderrLines(process)
+        lines.wait_for("serving on")
+        yield process, lines
+
+
+def test_unix_socket_default_mode_is_660(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    with unix_server(path) as (process, _):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert _unix_get(path).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert mode == 0o660
+
+
+def test_unix_socket_mode_and_group_are_applied(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    group = str(os.getgid())
+    with unix_server(path, "--unix-socket-mode", "666", "--unix-socket-group", group) as (
+        process,
+        _,
+    ):
+        info = os.stat(path)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert stat.S_IMODE(info.st_mode) == 0o666
+    assert info.st_gid == os.getgid()
+
+
+def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)  # a socket file nobody listens on, as a killed server leaves it
+    stale.close()
+    with unix_server(path) as (process, _):
+        assert _unix_get(path).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def test_a_socket_in_use_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    with unix_server(path) as (first, _):
+        second = subprocess.run(
+            [*TRICORN, "--bind", f"unix:{path}"], cwd=ROOT, capture_output=True, text=True
+        )
+        still_served = _unix_get(path).status_code
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=15)
+    assert second.returncode == 2
+    assert f"bind = 'unix:{path}': in use (another server is listening on that socket)" in (
+        second.stderr
+    )
+    assert still_served == 200
+
+
+def test_a_bad_unix_socket_mode_is_one_line() -> None:
+    result = subprocess.run(
+        [*TRICORN, "--unix-socket-mode", "rw-rw----"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'tricorn: error: config: unix_socket_mode = "rw-rw----" (from the command line): '
+        "expected file permissions in octal, such as '660' or '0666'"
+    ]
+
+
+# --- SIGHUP in one process ------------------------------------------------------------------
+
+
+def test_sighup_in_one_process_is_logged_and_ignored() -> None:
+    with tricorn() as (process, port):
+        lines = StderrLines(process)
+        process.send_signal(signal.SIGHUP)
+        lines.wait_for("Received SIGHUP: ignored (a rolling restart needs workers >= 2)")
+        served = httpx.get(f"http://127.0.0.1:{port}/").status_code
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert served == 200
+    assert process.returncode == 0
