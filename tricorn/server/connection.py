@@ -67,6 +67,8 @@ class Connection(Generic[ProtocolT]):
 
     #: The most bytes one read takes from the socket.
     RECEIVE_SIZE: ClassVar[int] = 65536
+    #: The ASGI scope extensions the protocol offers (besides ``tls``), each an empty dict.
+    EXTENSIONS: ClassVar[tuple[str, ...]] = ()
 
     protocol: ProtocolT
 
@@ -85,7 +87,10 @@ class Connection(Generic[ProtocolT]):
         self.client = client
         self.server = server
         self.scheme = scheme
-        self.extensions = extensions or {}
+        offered = extensions or {}
+        if self.EXTENSIONS:
+            offered = {**offered, **{name: {} for name in self.EXTENSIONS}}
+        self.extensions = offered
         self._write_lock = state.write_lock()
         #: The reader stops at its next look (``_stop_reading``).
         self._closing = False
@@ -104,6 +109,11 @@ class Connection(Generic[ProtocolT]):
         self._body_deadline = math.inf
         #: What ``run`` returns: set when the connection switches protocol.
         self._handoff: Handoff | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """The protocol object and the protocol's own state (the end of ``__init__``)."""
+        raise NotImplementedError
 
     # --- running ------------------------------------------------------------------
 

@@ -15,27 +15,15 @@ import logging
 import math
 
 import anyio
-from anyio.abc import ByteStream
 
 from tricorn.errors import ClientDisconnected, LocalProtocolError
-from tricorn.protocols.events import (
-    Body,
-    ConnectionClosed,
-    EndBody,
-    Event,
-    H2CPrefaceReceived,
-    Headers,
-    ProtocolError,
-    Request,
-    Response,
-    UpgradeRequested,
-)
+from tricorn.protocols import events
+from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
-from tricorn.server.state import ServerState
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger("tricorn.error")
@@ -51,20 +39,8 @@ def _header(headers: Headers, name: bytes) -> bytes | None:
 class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     """Drives one HTTP/1.1 connection until it closes, or hands it to HTTP/2 (h2c)."""
 
-    def __init__(
-        self,
-        state: ServerState,
-        transport: ByteStream,
-        *,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-        scheme: str = "http",
-        extensions: dict[str, object] | None = None,
-    ) -> None:
-        super().__init__(
-            state, transport, client=client, server=server, scheme=scheme, extensions=extensions
-        )
-        config = state.config
+    def _setup(self) -> None:
+        config = self.state.config
         protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol
         self.protocol = protocol_class(
             max_request_line_size=config.max_request_line_size,
@@ -181,7 +157,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             await self._flush()
         self._closing = True
 
-    async def _handle(self, received: list[Event]) -> None:
+    async def _handle(self, received: list[events.Event]) -> None:
         for event in received:
             if isinstance(event, Body):
                 if self._current is not None:
@@ -191,20 +167,20 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             elif isinstance(event, EndBody):
                 if self._current is not None:
                     self._current.feed_end()
-            elif isinstance(event, UpgradeRequested):
+            elif isinstance(event, events.UpgradeRequested):
                 await self._upgrade(event)
-            elif isinstance(event, ConnectionClosed):
+            elif isinstance(event, events.ConnectionClosed):
                 self._disconnect()
-            elif isinstance(event, ProtocolError):
+            elif isinstance(event, events.ProtocolError):
                 error_log.info("%s: bad request: %s", self._peer(), event.message)
                 self._disconnect()
-            elif isinstance(event, H2CPrefaceReceived):
+            elif isinstance(event, events.H2CPrefaceReceived):
                 # HTTP/2 with prior knowledge (RFC 9113 3.3).
                 self._handoff = Handoff("h2", event.data)
                 self._stop_reading()
         await self._flush()
 
-    async def _upgrade(self, event: UpgradeRequested) -> None:
+    async def _upgrade(self, event: events.UpgradeRequested) -> None:
         settings = _header(event.request.headers, b"http2-settings")
         if (
             event.upgrade == b"h2c"

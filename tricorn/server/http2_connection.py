@@ -14,7 +14,7 @@ import math
 import time
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import TaskGroup
 
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
@@ -23,7 +23,7 @@ from tricorn.protocols.http2 import HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
-from tricorn.server.state import TASK_NAME, ServerState
+from tricorn.server.state import TASK_NAME
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger("tricorn.error")
@@ -59,25 +59,10 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
     RECEIVE_SIZE = 262144
+    EXTENSIONS = ("http.response.trailers", "http.response.push", "http.response.early_hint")
 
-    def __init__(
-        self,
-        state: ServerState,
-        transport: ByteStream,
-        *,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-        scheme: str,
-        extensions: dict[str, object] | None = None,
-    ) -> None:
-        super().__init__(state, transport, client=client, server=server, scheme=scheme)
-        config = state.config
-        self.extensions = {
-            **(extensions or {}),
-            "http.response.trailers": {},
-            "http.response.push": {},
-            "http.response.early_hint": {},
-        }
+    def _setup(self) -> None:
+        config = self.state.config
         self.protocol = HTTP2Protocol(
             clock=time.monotonic,
             max_concurrent_streams=config.h2_max_concurrent_streams,
