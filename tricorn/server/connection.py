@@ -8,7 +8,7 @@ the scope and stream of each request. A subclass adds its protocol object, its r
 and what differs in the ``StreamOwner``/``WebSocketOwner`` methods.
 
 The hook points, called at the same moment by every protocol (metrics go here, not in the
-subclasses): ``run`` (the connection opens and closes), ``_new_http_stream`` and
+subclasses): ``_opened`` and ``_closed`` (the connection opens and closes), ``_new_http_stream`` and
 ``_new_websocket_stream`` (a request starts), ``_on_stream_done`` (a stream's app ended).
 The access line itself is written by ``HTTPStream``, which knows the status and sizes.
 """
@@ -120,19 +120,26 @@ class Connection(Generic[ProtocolT]):
     async def run(self, handoff: Handoff | None = None) -> Handoff | None:
         """Serve the connection until it closes, then close the transport; or, when it
         switches protocol, leave the transport open and return the ``Handoff``.
-        ``handoff`` is what the previous connection on this transport handed over."""
-        self.state.add(self)  # a connection opens: the place for a connections gauge
-        try:
-            await self._serve(handoff)
-        finally:
-            self.state.discard(self)
-            if self._handoff is None:
-                with anyio.CancelScope(shield=True):
-                    await self.transport.aclose()
-        return self._handoff
+        ``handoff`` is what the previous connection on this transport handed over.
 
-    async def _serve(self, handoff: Handoff | None) -> None:
+        Each protocol writes its own ``run`` as ``_opened()``, ``try:`` its loop
+        ``finally: await self._closed()``, ``return self._handoff``: a ``run`` here that
+        awaited a subclass method would put one more frame under every read's resumption.
+        """
         raise NotImplementedError
+
+    def _opened(self) -> None:
+        """The connection starts serving (first in ``run``): the place for a connections
+        gauge. Joins ``ServerState.connections`` for graceful shutdown."""
+        self.state.add(self)
+
+    async def _closed(self) -> None:
+        """The connection has ended (last in ``run``): it leaves the server's set, and the
+        transport is closed unless it was handed off."""
+        self.state.discard(self)
+        if self._handoff is None:
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown (``ServerState.shutdown_connections``): finish what is in

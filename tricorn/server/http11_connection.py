@@ -61,7 +61,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
 
     # --- the reader ---------------------------------------------------------------
 
-    async def _serve(self, handoff: Handoff | None) -> None:
+    async def run(self, handoff: Handoff | None = None) -> Handoff | None:
+        self._opened()
         try:
             await self._read_loop()
             while self._stream_scopes:  # as leaving a task group would: wait for the app
@@ -72,6 +73,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             for scope in self._stream_scopes or ():
                 scope.cancel()
             raise
+        finally:
+            await self._closed()
+        return self._handoff
 
     def _deadline(self) -> float:
         if self._current is not None:

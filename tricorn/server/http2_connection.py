@@ -92,22 +92,27 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     # --- running --------------------------------------------------------------------
 
-    async def _serve(self, handoff: Handoff | None) -> None:
+    async def run(self, handoff: Handoff | None = None) -> Handoff | None:
         """``handoff``, from HTTP/1.1: the bytes it read already (the preface, or what
         followed an h2c upgrade request) and, for h2c, the request to answer on stream 1."""
-        async with anyio.create_task_group() as task_group:
-            self._task_group = task_group
-            task_group.start_soon(self._writer)
-            if handoff is None or handoff.upgrade is None:
-                self.protocol.initiate()
-            else:
-                await self._handle(self.protocol.initiate_upgrade(*handoff.upgrade))
-            if handoff is not None and handoff.data:
-                await self._handle(self.protocol.receive_data(handoff.data))
-            await self._flush()
-            await self._read_loop()
-            await self._wait_for_streams()
-            task_group.cancel_scope.cancel()
+        self._opened()
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                task_group.start_soon(self._writer)
+                if handoff is None or handoff.upgrade is None:
+                    self.protocol.initiate()
+                else:
+                    await self._handle(self.protocol.initiate_upgrade(*handoff.upgrade))
+                if handoff is not None and handoff.data:
+                    await self._handle(self.protocol.receive_data(handoff.data))
+                await self._flush()
+                await self._read_loop()
+                await self._wait_for_streams()
+                task_group.cancel_scope.cancel()
+        finally:
+            await self._closed()
+        return self._handoff
 
     async def _wait_for_streams(self) -> None:
         while self._streams and not self._broken:
