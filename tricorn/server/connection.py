@@ -8,9 +8,10 @@ the scope and stream of each request. A subclass adds its protocol object, its r
 and what differs in the ``StreamOwner``/``WebSocketOwner`` methods.
 
 The hook points, called at the same moment by every protocol (metrics go here, not in the
-subclasses): ``_opened`` and ``_closed`` (the connection opens and closes), ``_new_http_stream`` and
-``_new_websocket_stream`` (a request starts), ``_on_stream_done`` (a stream's app ended).
-The access line itself is written by ``HTTPStream``, which knows the status and sizes.
+subclasses): ``_opened`` and ``_closed`` (the connection opens and closes),
+``_new_http_stream`` and ``_new_websocket_stream`` (a request starts), ``_on_stream_done``
+(a stream's app ended). The access line itself is written by ``HTTPStream``, which knows
+the status and sizes.
 """
 
 from __future__ import annotations
