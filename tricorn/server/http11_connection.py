@@ -15,34 +15,18 @@ import logging
 import math
 
 import anyio
-from anyio.abc import ByteStream
 
 from tricorn.errors import ClientDisconnected, LocalProtocolError
-from tricorn.protocols.events import (
-    Body,
-    ConnectionClosed,
-    EndBody,
-    Event,
-    H2CPrefaceReceived,
-    Headers,
-    InformationalResponse,
-    ProtocolError,
-    Request,
-    Response,
-    UpgradeRequested,
-)
+from tricorn.protocols import events
+from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
-from tricorn.server.asgi_types import Scope
-from tricorn.server.http_stream import HTTPStream, build_scope
-from tricorn.server.state import ServerState
-from tricorn.server.ws_stream import WSStream, websocket_scope
+from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
+from tricorn.server.http_stream import HTTPStream
+from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger("tricorn.error")
-
-RECEIVE_SIZE = 65536
-_DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:
@@ -52,26 +36,11 @@ def _header(headers: Headers, name: bytes) -> bytes | None:
     return None
 
 
-class HTTP11Connection:
-    """Drives one HTTP/1.1 connection until it closes."""
+class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
+    """Drives one HTTP/1.1 connection until it closes, or hands it to HTTP/2 (h2c)."""
 
-    def __init__(
-        self,
-        state: ServerState,
-        transport: ByteStream,
-        *,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-        scheme: str = "http",
-        extensions: dict[str, object] | None = None,
-    ) -> None:
-        config = state.config
-        self.state = state
-        self.transport = transport
-        self.client = client
-        self.server = server
-        self.scheme = scheme
-        self.extensions = extensions or {}
+    def _setup(self) -> None:
+        config = self.state.config
         protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol
         self.protocol = protocol_class(
             max_request_line_size=config.max_request_line_size,
@@ -80,31 +49,20 @@ class HTTP11Connection:
             max_request_body_size=config.max_request_body_size,
             h2c_preface=True,
         )
-        self._write_lock = state.write_lock()
         #: The cancel scopes of this connection's running request tasks (None when none runs).
         self._stream_scopes: list[anyio.CancelScope] | None = None
         self._streams_done: anyio.Event | None = None
         self._current: HTTPStream | None = None
-        self._closing = False
-        self._broken = False
-        self._read_scope: anyio.CancelScope | None = None
-        self._receiving = False
-        self._resume: anyio.Event | None = None
-        self._idle_since = anyio.current_time()
         self._head_started: float | None = None
-        self._body_deadline = math.inf  # the request body's pace check (HTTPStream)
         self._served_requests = 0
-        #: Set when the connection switches to HTTP/2: ``(initial_data, upgrade)`` for
-        #: ``HTTP2Connection.run``. The transport is then left open for it.
-        self.switch_to_http2: tuple[bytes, tuple[bytes, Request] | None] | None = None
         #: A WebSocket handshake waiting for the app's accept or refusal, then the open one.
         self._upgrading: WSStream | None = None
         self._websocket: WSStream | None = None
 
     # --- the reader ---------------------------------------------------------------
 
-    async def run(self) -> None:
-        self.state.add(self)
+    async def run(self, handoff: Handoff | None = None) -> Handoff | None:
+        self._opened()
         try:
             await self._read_loop()
             while self._stream_scopes:  # as leaving a task group would: wait for the app
@@ -116,10 +74,8 @@ class HTTP11Connection:
                 scope.cancel()
             raise
         finally:
-            self.state.discard(self)
-            if self.switch_to_http2 is None:
-                with anyio.CancelScope(shield=True):
-                    await self.transport.aclose()
+            await self._closed()
+        return self._handoff
 
     def _deadline(self) -> float:
         if self._current is not None:
@@ -178,10 +134,8 @@ class HTTP11Connection:
                 continue
             self._receiving = True
             try:
-                data = await transport.receive(RECEIVE_SIZE)
-            except anyio.EndOfStream:
-                data = b""
-            except _DISCONNECT_ERRORS:
+                data = await transport.receive(self.RECEIVE_SIZE)
+            except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                 data = b""
             finally:
                 self._receiving = False
@@ -207,11 +161,8 @@ class HTTP11Connection:
             await self._flush()
         self._closing = True
 
-    def _peer(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
-
-    async def _handle(self, events: list[Event]) -> None:
-        for event in events:
+    async def _handle(self, received: list[events.Event]) -> None:
+        for event in received:
             if isinstance(event, Body):
                 if self._current is not None:
                     self._current.feed_body(event.data)
@@ -220,20 +171,20 @@ class HTTP11Connection:
             elif isinstance(event, EndBody):
                 if self._current is not None:
                     self._current.feed_end()
-            elif isinstance(event, UpgradeRequested):
+            elif isinstance(event, events.UpgradeRequested):
                 await self._upgrade(event)
-            elif isinstance(event, ConnectionClosed):
+            elif isinstance(event, events.ConnectionClosed):
                 self._disconnect()
-            elif isinstance(event, ProtocolError):
+            elif isinstance(event, events.ProtocolError):
                 error_log.info("%s: bad request: %s", self._peer(), event.message)
                 self._disconnect()
-            elif isinstance(event, H2CPrefaceReceived):
+            elif isinstance(event, events.H2CPrefaceReceived):
                 # HTTP/2 with prior knowledge (RFC 9113 3.3).
-                self.switch_to_http2 = (event.data, None)
+                self._handoff = Handoff("h2", event.data)
                 self._stop_reading()
         await self._flush()
 
-    async def _upgrade(self, event: UpgradeRequested) -> None:
+    async def _upgrade(self, event: events.UpgradeRequested) -> None:
         settings = _header(event.request.headers, b"http2-settings")
         if (
             event.upgrade == b"h2c"
@@ -246,7 +197,7 @@ class HTTP11Connection:
                 [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]
             )
             await self._flush()
-            self.switch_to_http2 = (trailing, (settings, event.request))
+            self._handoff = Handoff("h2", trailing, (settings, event.request))
             self._stop_reading()
             return
         if event.upgrade == b"websocket":
@@ -270,8 +221,7 @@ class HTTP11Connection:
             ]
             await self.send_response(request.stream_id, error.status, headers, body, True)
             return
-        scope = websocket_scope(self._scope(request), info)
-        stream = WSStream(self, request, info, scope, self.state.app, self.state)
+        stream = self._new_websocket_stream(request, info)
         self._upgrading = stream
         self._spawn_stream(stream)
 
@@ -283,22 +233,10 @@ class HTTP11Connection:
                 websocket.feed_disconnect()
         self._stop_reading()
 
-    def _scope(self, request: Request) -> Scope:
-        return build_scope(
-            request,
-            scheme=self.scheme,
-            client=self.client,
-            server=self.server,
-            root_path=self.state.config.root_path,
-            state=self.state.lifespan_state,
-            extensions=self.extensions,
-        )
-
     def _start_stream(self, request: Request) -> None:
         self._head_started = None
         self._body_deadline = math.inf
-        scope = self._scope(request)
-        stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
+        stream = self._new_http_stream(request)
         self._current = stream
         self._spawn_stream(stream)
 
@@ -334,64 +272,29 @@ class HTTP11Connection:
                     if self._streams_done is not None:
                         self._streams_done.set()
 
-    def _wake_reader(self) -> None:
-        if self._resume is not None:
-            self._resume.set()
-            self._resume = None
-
-    def _stop_reading(self) -> None:
-        self._closing = True
-        if self._read_scope is not None and self._receiving:
-            self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
-        self._wake_reader()
-
-    # --- writing ------------------------------------------------------------------
-
-    async def _flush(self) -> None:
-        data = self.protocol.data_to_send()
-        if data:
-            await self._write(data)
-
-    async def _write(self, data: bytes) -> None:
-        if self._broken:
-            raise ClientDisconnected("the client has gone away")
-        try:
-            async with self._write_lock:
-                await self.transport.send(data)
-        except _DISCONNECT_ERRORS:
-            self._broken = True
-            self._disconnect()
-            self._stop_reading()
-            raise ClientDisconnected("the client has gone away") from None
-
     # --- StreamOwner ---------------------------------------------------------------
+
+    def _queue_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        protocol = self.protocol
+        if body:
+            protocol.send(Body(stream_id, body))
+        if end:
+            protocol.send(EndBody(stream_id))
 
     async def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
     ) -> None:
-        protocol = self.protocol
-        protocol.send(Response(stream_id, status, headers))
-        if body:
-            protocol.send(Body(stream_id, body))
-        if end:
-            protocol.send(EndBody(stream_id))
-        await self._write(protocol.data_to_send())
+        self.protocol.send(Response(stream_id, status, headers))
+        self._queue_body(stream_id, body, end)
+        await self._write(self.protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
 
     async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        protocol = self.protocol
-        if body:
-            protocol.send(Body(stream_id, body))
-        if end:
-            protocol.send(EndBody(stream_id))
-        await self._write(protocol.data_to_send())
+        self._queue_body(stream_id, body, end)
+        await self._write(self.protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
-
-    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
-        self.protocol.send(InformationalResponse(stream_id, status, headers))
-        await self._flush()
 
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
         # HTTPStream only sends trailers where the extension is in the scope: never here.
@@ -408,12 +311,6 @@ class HTTP11Connection:
 
     def body_consumed(self, stream_id: int, size: int) -> None:
         self._wake_reader()
-
-    def body_deadline(self, stream_id: int, deadline: float) -> None:
-        if deadline < self._body_deadline:  # a later one is found when this one passes
-            self._body_deadline = deadline
-            if self._read_scope is not None:
-                self._read_scope.deadline = deadline
 
     def body_blocked(self, stream_id: int) -> bool:
         return False  # while the app waits for body bytes, nothing it left unread stops us
@@ -463,6 +360,7 @@ class HTTP11Connection:
         self._stop_reading()
 
     def stream_done(self, stream_id: int) -> None:
+        self._on_stream_done(stream_id)
         if self._upgrading is not None and self._upgrading.stream_id == stream_id:
             self._upgrading = None
             self._stop_reading()

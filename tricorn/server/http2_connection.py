@@ -14,32 +14,20 @@ import math
 import time
 
 import anyio
-from anyio.abc import ByteStream, TaskGroup
+from anyio.abc import TaskGroup
 
 from tricorn.errors import ClientDisconnected
-from tricorn.protocols.events import (
-    Body,
-    ConnectionClosed,
-    EndBody,
-    Event,
-    Headers,
-    InformationalResponse,
-    ProtocolError,
-    PushPromise,
-    Request,
-    StreamReset,
-    Trailers,
-    WindowUpdated,
-)
+from tricorn.protocols import events
+from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
-from tricorn.server.http_stream import HTTPStream, build_scope
-from tricorn.server.state import TASK_NAME, ServerState
-from tricorn.server.ws_stream import WSStream, websocket_scope
+from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
+from tricorn.server.http_stream import HTTPStream
+from tricorn.server.state import TASK_NAME
+from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger("tricorn.error")
 
-RECEIVE_SIZE = 262144
 #: Largest slice of one stream's body handed to the protocol before the writer looks again
 #: at the priorities (a few frames' worth).
 SEND_QUANTUM = 65536
@@ -51,7 +39,7 @@ HIGH_WATER = 65536
 FRAME_OVERHEAD = 64
 INTERNAL_ERROR = 0x2
 CANCEL = 0x8
-_DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_END_OF_BODY = (EndBody, events.Trailers)
 
 
 class _Outbox:
@@ -67,31 +55,14 @@ class _Outbox:
         self.done = anyio.Event()
 
 
-class HTTP2Connection:
+class HTTP2Connection(Connection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
-    def __init__(
-        self,
-        state: ServerState,
-        transport: ByteStream,
-        *,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-        scheme: str,
-        extensions: dict[str, object] | None = None,
-    ) -> None:
-        config = state.config
-        self.state = state
-        self.transport = transport
-        self.client = client
-        self.server = server
-        self.scheme = scheme
-        self.extensions = {
-            **(extensions or {}),
-            "http.response.trailers": {},
-            "http.response.push": {},
-            "http.response.early_hint": {},
-        }
+    RECEIVE_SIZE = 262144
+    EXTENSIONS = ("http.response.trailers", "http.response.push", "http.response.early_hint")
+
+    def _setup(self) -> None:
+        config = self.state.config
         self.protocol = HTTP2Protocol(
             clock=time.monotonic,
             max_concurrent_streams=config.h2_max_concurrent_streams,
@@ -113,45 +84,35 @@ class HTTP2Connection:
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
-        self._write_lock = state.write_lock()
         self._writer_wakeup = anyio.Event()
         self._unflushed = 0
         self._task_group: TaskGroup | None = None
-        self._closing = False
-        self._broken = False
-        self._read_scope: anyio.CancelScope | None = None
-        self._idle_since = anyio.current_time()
-        self._body_deadline = math.inf  # the earliest request-body pace check (HTTPStream)
         #: The client's preface and first SETTINGS must arrive within the head timeout.
         self._preface_deadline = self._idle_since + config.header_read_timeout
 
     # --- running --------------------------------------------------------------------
 
-    async def run(
-        self, initial_data: bytes = b"", upgrade: tuple[bytes, Request] | None = None
-    ) -> None:
-        """Serve the connection; ``initial_data`` was already read (the preface, or what
-        followed an h2c upgrade request); ``upgrade`` is the HTTP2-Settings value and the
-        request that asked for the upgrade, answered on stream 1."""
-        self.state.add(self)
+    async def run(self, handoff: Handoff | None = None) -> Handoff | None:
+        """``handoff``, from HTTP/1.1: the bytes it read already (the preface, or what
+        followed an h2c upgrade request) and, for h2c, the request to answer on stream 1."""
+        self._opened()
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
                 task_group.start_soon(self._writer)
-                if upgrade is None:
+                if handoff is None or handoff.upgrade is None:
                     self.protocol.initiate()
                 else:
-                    await self._handle(self.protocol.initiate_upgrade(*upgrade))
-                if initial_data:
-                    await self._handle(self.protocol.receive_data(initial_data))
+                    await self._handle(self.protocol.initiate_upgrade(*handoff.upgrade))
+                if handoff is not None and handoff.data:
+                    await self._handle(self.protocol.receive_data(handoff.data))
                 await self._flush()
                 await self._read_loop()
                 await self._wait_for_streams()
                 task_group.cancel_scope.cancel()
         finally:
-            self.state.discard(self)
-            with anyio.CancelScope(shield=True):
-                await self.transport.aclose()
+            await self._closed()
+        return self._handoff
 
     async def _wait_for_streams(self) -> None:
         while self._streams and not self._broken:
@@ -180,12 +141,17 @@ class HTTP2Connection:
                 await self._flush()
                 await self._handle(protocol.resume())
                 continue
+            # A scope per read, unlike HTTP/1.1: no deadline may cut a write in ``_handle``
+            # short, and a read here takes many frames.
             with anyio.CancelScope(deadline=self._deadline()) as scope:
                 self._read_scope = scope
+                self._receiving = True
                 try:
-                    data = await self.transport.receive(RECEIVE_SIZE)
-                except (anyio.EndOfStream, *_DISCONNECT_ERRORS):
+                    data = await self.transport.receive(self.RECEIVE_SIZE)
+                except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                     data = b""
+                finally:
+                    self._receiving = False
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
@@ -215,11 +181,8 @@ class HTTP2Connection:
                 deadline = await stream.check_body_pace(now)
                 self._body_deadline = min(self._body_deadline, deadline)
 
-    def _peer(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
-
-    async def _handle(self, events: list[Event]) -> None:
-        for event in events:
+    async def _handle(self, received: list[Event]) -> None:
+        for event in received:
             if isinstance(event, Body):
                 stream = self._streams.get(event.stream_id)
                 if isinstance(stream, WSStream):
@@ -228,7 +191,7 @@ class HTTP2Connection:
                     stream.feed_body(event.data)
             elif isinstance(event, Request):
                 self._start_stream(event)
-            elif isinstance(event, EndBody | Trailers):
+            elif isinstance(event, _END_OF_BODY):
                 stream = self._streams.get(event.stream_id)
                 if isinstance(stream, WSStream):
                     await stream.feed_data(b"")
@@ -236,17 +199,20 @@ class HTTP2Connection:
                     stream.feed_end()
             elif isinstance(event, WindowUpdated):
                 self._wake_writer()
-            elif isinstance(event, StreamReset):
+            elif isinstance(event, events.StreamReset):
                 self._stream_gone(event.stream_id)
-            elif isinstance(event, ProtocolError):
+            elif isinstance(event, events.ProtocolError):
                 error_log.info("%s: HTTP/2 protocol error: %s", self._peer(), event.message)
                 if event.stream_id is not None:
                     self._stream_gone(event.stream_id)
-            elif isinstance(event, ConnectionClosed):
-                self._closing = True
-                for stream_id in list(self._streams):
-                    self._stream_gone(stream_id)
+            elif isinstance(event, events.ConnectionClosed):
+                self._disconnect()
         await self._flush()
+
+    def _disconnect(self) -> None:
+        self._stop_reading()
+        for stream_id in list(self._streams):
+            self._stream_gone(stream_id)
 
     def _stream_gone(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
@@ -261,17 +227,10 @@ class HTTP2Connection:
         if request.protocol is not None:
             self._start_websocket(request)
             return
-        scope = build_scope(
-            request,
-            scheme=self.scheme,
-            client=self.client,
-            server=self.server,
-            root_path=self.state.config.root_path,
-            state=self.state.lifespan_state,
-            extensions=self.extensions,
-        )
-        stream = HTTPStream(self, request, scope, self.state.app, self.state, self.state.access_log)
-        self._streams[request.stream_id] = stream
+        self._spawn_stream(self._new_http_stream(request))
+
+    def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
+        self._streams[stream.stream_id] = stream
         assert self._task_group is not None
         self._task_group.start_soon(stream.run, name=TASK_NAME)
 
@@ -286,21 +245,7 @@ class HTTP2Connection:
                 request.stream_id, error.status, [*error.headers], end_stream=True
             )
             return
-        scope = build_scope(
-            request,
-            scheme=self.scheme,
-            client=self.client,
-            server=self.server,
-            root_path=self.state.config.root_path,
-            state=self.state.lifespan_state,
-            extensions=self.extensions,
-        )
-        stream = WSStream(
-            self, request, info, websocket_scope(scope, info), self.state.app, self.state
-        )
-        self._streams[request.stream_id] = stream
-        assert self._task_group is not None
-        self._task_group.start_soon(stream.run, name=TASK_NAME)
+        self._spawn_stream(self._new_websocket_stream(request, info))
 
     # --- writing --------------------------------------------------------------------
 
@@ -320,18 +265,13 @@ class HTTP2Connection:
                 return
             try:
                 await self.transport.send(data)
-            except _DISCONNECT_ERRORS:
+            except DISCONNECT_ERRORS:
                 self._connection_lost()
 
     def _connection_lost(self) -> None:
-        self._broken = True
-        self._closing = True
-        for stream_id in list(self._streams):
-            self._stream_gone(stream_id)
-        if self._read_scope is not None:
-            self._read_scope.cancel()
+        super()._connection_lost()
         if self._idle_event is not None:
-            self._idle_event.set()
+            self._idle_event.set()  # _wait_for_streams: nothing more can be sent
 
     async def _writer(self) -> None:
         """Send what the streams queued: flush, and feed waiting bodies as windows allow."""
@@ -426,18 +366,14 @@ class HTTP2Connection:
     async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
         await self._send_data(stream_id, body, end)
 
-    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
-        self.protocol.send(InformationalResponse(stream_id, status, headers))
-        await self._flush()
-
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
-        self.protocol.send(Trailers(stream_id, headers))
+        self.protocol.send(events.Trailers(stream_id, headers))
         await self._flush()
 
     async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
-        request = self.protocol.push(PushPromise(stream_id, path, headers))
+        request = self.protocol.push(events.PushPromise(stream_id, path, headers))
         if request is not None:
             self._start_stream(request)
         await self._flush()
@@ -450,12 +386,6 @@ class HTTP2Connection:
         if self.protocol.pending_output_size:
             self._wake_writer()  # the writer flushes the WINDOW_UPDATE
 
-    def body_deadline(self, stream_id: int, deadline: float) -> None:
-        if deadline < self._body_deadline:  # a later one is found when this one passes
-            self._body_deadline = deadline
-            if self._read_scope is not None:
-                self._read_scope.deadline = deadline
-
     def body_blocked(self, stream_id: int) -> bool:
         window = self.protocol.receive_window(stream_id)
         return window is not None and window <= 0
@@ -466,14 +396,14 @@ class HTTP2Connection:
         # of the request; the connection and its other streams carry on.
         error_log.info("%s: %s; resetting stream %d (CANCEL)", self._peer(), reason, stream_id)
         if stream_id in self._streams and not self._broken:
-            self.protocol.send(StreamReset(stream_id, CANCEL))
+            self.protocol.send(events.StreamReset(stream_id, CANCEL))
             self._stream_gone(stream_id)
             await self._flush()
         return False
 
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:
-            self.protocol.send(StreamReset(stream_id, INTERNAL_ERROR))
+            self.protocol.send(events.StreamReset(stream_id, INTERNAL_ERROR))
             await self._flush()
 
     # --- WebSocketOwner -----------------------------------------------------------------
@@ -495,6 +425,7 @@ class HTTP2Connection:
             await self._flush()
 
     def stream_done(self, stream_id: int) -> None:
+        self._on_stream_done(stream_id)
         self._streams.pop(stream_id, None)
         self.protocol.release(stream_id)
         self._outboxes.pop(stream_id, None)
@@ -506,11 +437,6 @@ class HTTP2Connection:
                 self._idle_event.set()
             if self.state.shutting_down:
                 self._stop_reading()
-
-    def _stop_reading(self) -> None:
-        self._closing = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
 
     # --- shutdown ---------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
 from tricorn.server.backends import backend_name, backend_options
+from tricorn.server.connection import Connection, Handoff
 from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
@@ -39,6 +41,20 @@ error_log = logging.getLogger("tricorn.error")
 
 #: Seconds to back off when accept() fails for lack of file descriptors.
 ACCEPT_BACKOFF = 0.1
+
+#: The connection class for each protocol a connection starts with (the ALPN protocol of its
+#: TLS handshake; HTTP/1.1 without one) or is handed over to (``Handoff.protocol``: the h2c
+#: upgrade, or the HTTP/2 preface that HTTP/1.1 sniffed). A new protocol adds an entry.
+CONNECTION_CLASSES: dict[str, type[Connection[Any]]] = {
+    "http/1.1": HTTP11Connection,
+    "h2": HTTP2Connection,
+}
+
+
+def connection_class(protocol: str | None) -> type[Connection[Any]]:
+    """The class that serves ``protocol``, an ALPN protocol name (None: no TLS or no ALPN):
+    HTTP/1.1 for any protocol not in ``CONNECTION_CLASSES``."""
+    return CONNECTION_CLASSES.get(protocol or "http/1.1", HTTP11Connection)
 
 
 async def serve(
@@ -118,13 +134,13 @@ async def _serve(
                 address.url("https" if tls else "http"),
                 backend,
             )
-        adopt = _stream_adopter()
+        setup = _Setup(_stream_adopter(), tls)
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
             try:
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
-                        connections.start_soon(_accept_loop, listener, state, tls, adopt)
+                        connections.start_soon(_accept_loop, listener, state, setup)
                     task_status.started(addresses)
                     if shutdown_trigger is None:
                         await anyio.sleep_forever()
@@ -164,12 +180,16 @@ def _stream_adopter() -> Callable[[SocketStream], SocketStream]:
     return AsyncioSocketStream.adopt
 
 
-async def _accept_loop(
-    listener: SocketListener,
-    state: ServerState,
-    tls: ssl.SSLContext | None,
-    adopt: Callable[[SocketStream], SocketStream],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """How an accepted socket is set up, the same for every connection of one ``serve``."""
+
+    #: The backend's leaner socket stream takes the accepted one over.
+    adopt: Callable[[SocketStream], SocketStream]
+    tls: ssl.SSLContext | None
+
+
+async def _accept_loop(listener: SocketListener, state: ServerState, setup: _Setup) -> None:
     while not state.shutting_down:
         try:
             transport = await listener.accept()
@@ -180,55 +200,41 @@ async def _accept_loop(
             continue
         except anyio.ClosedResourceError:
             return
-        state.spawn(_handle_connection, transport, state, tls, adopt)
+        state.spawn(_handle_connection, transport, state, setup)
 
 
-async def _handle_connection(
-    transport: SocketStream,
-    state: ServerState,
-    tls: ssl.SSLContext | None,
-    adopt: Callable[[SocketStream], SocketStream],
-) -> None:
+async def _handle_connection(transport: SocketStream, state: ServerState, setup: _Setup) -> None:
     # Runs in the server's task group (ServerState.spawn): nothing may escape but cancellation.
     client: tuple[str, int] | None = None
     stream: ByteStream = transport
-    scheme = "http"
-    extensions: dict[str, object] | None = None  # a dict only where there is one to give
     try:
         client, server = peer_addresses(transport)
-        transport = adopt(transport)
+        transport = setup.adopt(transport)
         stream = transport
-        if tls is not None:
+        # The steps before the first byte of HTTP (a PROXY protocol header comes before TLS).
+        scheme, protocol = "http", None
+        extensions: dict[str, object] | None = None  # a dict only where there is one to give
+        if setup.tls is not None:
             try:
                 tls_stream = await wrap_server_side(
-                    transport, tls, state.config.tls_handshake_timeout
+                    transport, setup.tls, state.config.tls_handshake_timeout
                 )
             except HandshakeFailed as error:
                 error_log.debug("TLS handshake with %s failed: %s", client, error)
                 return
-            stream, scheme = tls_stream, "https"
+            stream, scheme, protocol = tls_stream, "https", alpn_protocol(tls_stream)
             extensions = {"tls": tls_extension(tls_stream)}
-            if alpn_protocol(tls_stream) == "h2":
-                h2 = HTTP2Connection(
-                    state,
-                    stream,
-                    client=client,
-                    server=server,
-                    scheme=scheme,
-                    extensions=extensions,
-                )
-                await h2.run()
-                return
-        connection = HTTP11Connection(
-            state, stream, client=client, server=server, scheme=scheme, extensions=extensions
-        )
-        await connection.run()
-        if connection.switch_to_http2 is not None:
-            initial_data, upgrade = connection.switch_to_http2
-            h2 = HTTP2Connection(
+        # Then one connection, or a chain of them where one hands the transport on (h2c).
+        cls = connection_class(protocol)
+        handoff: Handoff | None = None
+        while True:
+            connection = cls(
                 state, stream, client=client, server=server, scheme=scheme, extensions=extensions
             )
-            await h2.run(initial_data, upgrade)
+            handoff = await connection.run(handoff)
+            if handoff is None:
+                return
+            cls = CONNECTION_CLASSES[handoff.protocol]
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
         await anyio.aclose_forcefully(stream)

@@ -1,0 +1,253 @@
+"""What every connection does, whatever its protocol: the core the HTTP/1.1 and HTTP/2
+connections are built on.
+
+``Connection`` holds a connection's state (transport, peer, scheme, scope extensions, the
+write lock, the reader's cancel scope and deadlines), registers it with the server for
+graceful shutdown, writes under the lock, turns a failed write into a disconnect, and builds
+the scope and stream of each request. A subclass adds its protocol object, its read loop
+and what differs in the ``StreamOwner``/``WebSocketOwner`` methods.
+
+The hook points, called at the same moment by every protocol (metrics go here, not in the
+subclasses): ``_opened`` and ``_closed`` (the connection opens and closes),
+``_new_http_stream`` and ``_new_websocket_stream`` (a request starts), ``_on_stream_done``
+(a stream's app ended). The access line itself is written by ``HTTPStream``, which knows
+the status and sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+
+import anyio
+from anyio.abc import ByteStream
+
+from tricorn.errors import ClientDisconnected
+from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
+from tricorn.protocols.websocket import WebSocketRequestInfo
+from tricorn.server.asgi_types import Scope
+from tricorn.server.http_stream import HTTPStream, build_scope
+from tricorn.server.state import ServerState
+from tricorn.server.ws_stream import WSStream, websocket_scope
+
+error_log = logging.getLogger("tricorn.error")
+
+#: What a socket raises when the peer has gone (reset, closed under us, EPIPE...).
+DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class WireProtocol(Protocol):
+    """The part of the sans-IO face (DESIGN.md) the core itself uses."""
+
+    def send(self, event: Event) -> None: ...
+
+    def data_to_send(self) -> bytes: ...
+
+
+ProtocolT = TypeVar("ProtocolT", bound=WireProtocol)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A connection gives its transport to another protocol's connection (``run`` returns
+    it): ``serve`` looks ``protocol`` up in its table of connection classes."""
+
+    #: The next protocol, as ALPN names it (``"h2"``).
+    protocol: str
+    #: Bytes already read from the socket that belong to the next protocol.
+    data: bytes = b""
+    #: For h2c (RFC 7540 3.2): the ``HTTP2-Settings`` value and the request that asked for
+    #: the upgrade, to be answered on stream 1. None for prior knowledge (RFC 9113 3.3).
+    upgrade: tuple[bytes, Request] | None = None
+
+
+class Connection(Generic[ProtocolT]):
+    """One accepted connection until it closes; subclassed once per protocol."""
+
+    #: The most bytes one read takes from the socket.
+    RECEIVE_SIZE: ClassVar[int] = 65536
+    #: The ASGI scope extensions the protocol offers (besides ``tls``), each an empty dict.
+    EXTENSIONS: ClassVar[tuple[str, ...]] = ()
+
+    protocol: ProtocolT
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: ByteStream,
+        *,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        scheme: str = "http",
+        extensions: dict[str, object] | None = None,
+    ) -> None:
+        self.state = state
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        offered = extensions or {}
+        if self.EXTENSIONS:
+            offered = {**offered, **{name: {} for name in self.EXTENSIONS}}
+        self.extensions = offered
+        self._write_lock = state.write_lock()
+        #: The reader stops at its next look (``_stop_reading``).
+        self._closing = False
+        #: A write failed: the peer is gone, nothing more is written.
+        self._broken = False
+        #: The reader's cancel scope, while the reader is in it; its deadline is the
+        #: connection's next timeout (``_deadline``).
+        self._read_scope: anyio.CancelScope | None = None
+        #: True while the reader waits in ``transport.receive``: the only await that
+        #: ``_stop_reading`` cuts short (never a write in flight).
+        self._receiving = False
+        #: Set while the reader waits for the app (backpressure); ``_wake_reader`` sets it.
+        self._resume: anyio.Event | None = None
+        self._idle_since = anyio.current_time()
+        #: The earliest request-body pace check (``HTTPStream.check_body_pace``).
+        self._body_deadline = math.inf
+        #: What ``run`` returns: set when the connection switches protocol.
+        self._handoff: Handoff | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """The protocol object and the protocol's own state (the end of ``__init__``)."""
+        raise NotImplementedError
+
+    # --- running ------------------------------------------------------------------
+
+    async def run(self, handoff: Handoff | None = None) -> Handoff | None:
+        """Serve the connection until it closes, then close the transport; or, when it
+        switches protocol, leave the transport open and return the ``Handoff``.
+        ``handoff`` is what the previous connection on this transport handed over.
+
+        Each protocol writes its own ``run`` as ``_opened()``, ``try:`` its loop
+        ``finally: await self._closed()``, ``return self._handoff``: a ``run`` here that
+        awaited a subclass method would put one more frame under every read's resumption.
+        """
+        raise NotImplementedError
+
+    def _opened(self) -> None:
+        """The connection starts serving (first in ``run``): the place for a connections
+        gauge. Joins ``ServerState.connections`` for graceful shutdown."""
+        self.state.add(self)
+
+    async def _closed(self) -> None:
+        """The connection has ended (last in ``run``): it leaves the server's set, and the
+        transport is closed unless it was handed off."""
+        self.state.discard(self)
+        if self._handoff is None:
+            with anyio.CancelScope(shield=True):
+                await self.transport.aclose()
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown (``ServerState.shutdown_connections``): finish what is in
+        flight, then close; close now if idle. Each protocol says how (GOAWAY, or
+        ``Connection: close`` on the response in flight; WebSockets are closed with 1001)."""
+        raise NotImplementedError
+
+    if TYPE_CHECKING:
+        # What each protocol implements to be its streams' owner (``StreamOwner``,
+        # ``WebSocketOwner``), declared here for the type checker only.
+        async def send_response(
+            self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+        ) -> None: ...
+        async def send_body(self, stream_id: int, body: bytes, end: bool) -> None: ...
+        async def send_trailers(self, stream_id: int, headers: Headers) -> None: ...
+        async def push(self, stream_id: int, path: bytes, headers: Headers) -> None: ...
+        async def request_body(self, stream_id: int) -> None: ...
+        def body_consumed(self, stream_id: int, size: int) -> None: ...
+        def body_blocked(self, stream_id: int) -> bool: ...
+        async def body_timed_out(self, stream_id: int, reason: str) -> bool: ...
+        async def abort(self, stream_id: int) -> None: ...
+        def stream_done(self, stream_id: int) -> None: ...
+        async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None: ...
+        async def ws_decline(self, stream_id: int) -> None: ...
+        async def ws_write(self, stream_id: int, data: bytes) -> None: ...
+        async def ws_finish(self, stream_id: int) -> None: ...
+
+    def _peer(self) -> str:
+        """The client for log lines: ``host:port``."""
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+
+    # --- the reader -----------------------------------------------------------------
+
+    def _wake_reader(self) -> None:
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
+
+    def _stop_reading(self) -> None:
+        self._closing = True
+        if self._read_scope is not None and self._receiving:
+            self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
+        self._wake_reader()
+
+    def _disconnect(self) -> None:
+        """The peer has gone: every stream hears ``http.disconnect``; stop reading."""
+        raise NotImplementedError
+
+    # --- writing --------------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        """Write ``data`` under the write lock; raise ``ClientDisconnected`` if the peer has
+        gone (the connection then disconnects every stream)."""
+        if self._broken:
+            raise ClientDisconnected("the client has gone away")
+        try:
+            async with self._write_lock:
+                await self.transport.send(data)
+        except DISCONNECT_ERRORS:
+            self._connection_lost()
+            raise ClientDisconnected("the client has gone away") from None
+
+    def _connection_lost(self) -> None:
+        """A write failed: the peer has gone."""
+        self._broken = True
+        self._disconnect()
+
+    async def _flush(self) -> None:
+        data = self.protocol.data_to_send()
+        if data:
+            await self._write(data)
+
+    # --- streams: the hooks every protocol calls ------------------------------------
+
+    def _scope(self, request: Request) -> Scope:
+        return build_scope(
+            request,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            root_path=self.state.config.root_path,
+            state=self.state.lifespan_state,
+            extensions=self.extensions,
+        )
+
+    def _new_http_stream(self, request: Request) -> HTTPStream:
+        """Every HTTP request of every protocol starts here: the place for a request count."""
+        state = self.state
+        return HTTPStream(self, request, self._scope(request), state.app, state, state.access_log)
+
+    def _new_websocket_stream(self, request: Request, info: WebSocketRequestInfo) -> WSStream:
+        """Every WebSocket of every protocol starts here (its handshake was valid)."""
+        scope = websocket_scope(self._scope(request), info)
+        return WSStream(self, request, info, scope, self.state.app, self.state)
+
+    def _on_stream_done(self, stream_id: int) -> None:
+        """Every stream's app (HTTP or WebSocket) ends here, on every protocol: called by
+        ``stream_done``. The place for an in-flight gauge; nothing to do yet."""
+
+    # --- StreamOwner: what is the same on every protocol ------------------------------
+
+    async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
+        self.protocol.send(InformationalResponse(stream_id, status, headers))
+        await self._flush()
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        if deadline < self._body_deadline:  # a later one is found when this one passes
+            self._body_deadline = deadline
+            if self._read_scope is not None:
+                self._read_scope.deadline = deadline
