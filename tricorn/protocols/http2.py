@@ -136,6 +136,8 @@ class HTTP2Protocol(FrameScanner):
         hold_reset_slots: bool = False,
         discard_body_limit: int = limits.DEFAULT_DISCARD_BODY_LIMIT,
     ) -> None:
+        # Long on purpose: the whole connection state, one attribute a line, each documented
+        # where it is made (the frame scanner's share is declared in ``FrameScanner``).
         if not 16384 <= max_frame_size <= 16777215:
             raise ValueError("max_frame_size must be between 16384 and 16777215")
         if not 0 < initial_window_size <= STREAM_ID_MASK:
