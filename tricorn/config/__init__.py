@@ -283,6 +283,13 @@ class Config:
         minimum=0,
         group="http2",
     )
+    h2_max_output_buffer: int = setting(
+        1 << 20,
+        "Bytes queued for a client (answers to its PING/SETTINGS) above which its input is "
+        "not read until they are written (a client that sends without reading).",
+        minimum=16384,
+        group="http2",
+    )
     h2_flood_window: float = setting(
         10.0,
         "Seconds over which the HTTP/2 frame-rate limits are counted.",

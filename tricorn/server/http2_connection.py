@@ -78,6 +78,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             max_priority_frames_per_window=config.h2_max_priority_frames_per_window,
             max_glitches_per_window=config.h2_max_glitches_per_window,
             rate_window_seconds=config.h2_flood_window,
+            max_output_buffer=config.h2_max_output_buffer,
             enable_connect_protocol=True,
             hold_reset_slots=True,
             discard_body_limit=config.h2_discard_body_limit,
