@@ -113,6 +113,8 @@ class Worker:
     retiring: str | None = None
     replaced_by: int | None = None
     replaces: int | None = None
+    #: Spawned as a replacement (one such worker starts at a time).
+    surge: bool = False
     stopping: bool = False
     stop_deadline: float = 0.0
     killed: bool = False
@@ -364,6 +366,7 @@ class Policy:
         worker = Worker(wid, started=now, request_limit=limit)
         if replaces is not None:
             worker.replaces = replaces.wid
+            worker.surge = True
             replaces.replaced_by = wid
         self.workers[wid] = worker
         return Spawn(wid)
@@ -378,7 +381,7 @@ class Policy:
             extra = sorted(counted, key=lambda w: (w.retiring is None, w.wid))
             for worker in extra[: len(counted) - self.target]:
                 actions += self._stop(worker, now, "fewer workers (SIGTTOU)")
-        in_flight = any(w.replaces is not None and not w.ready for w in self.workers.values())
+        in_flight = any(w.surge and not w.ready for w in self.workers.values())
         if not in_flight:
             waiting = [
                 w
