@@ -105,7 +105,7 @@ def test_start_spawns_the_workers_and_notifies_ready_once_all_serve(count: int) 
 
 def test_a_worker_that_dies_is_replaced_at_once() -> None:
     h = Harness(workers=2)
-    first, second = h.boot()
+    first, _second = h.boot()
     actions = h.exited(first, -signal.SIGKILL)
     assert len(spawns(actions)) == 1
     assert any(isinstance(a, Log) and "SIGKILL" in a.message for a in actions)
