@@ -56,8 +56,16 @@ def children(pid: int) -> list[int]:
 def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, int]:
     """requests/s, requests, failed requests."""
     result = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s",
-         f"http://127.0.0.1:{port}/"],
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration:g}s",
+            f"http://127.0.0.1:{port}/",
+        ],
         capture_output=True,
         text=True,
         timeout=duration + 30,
@@ -78,9 +86,19 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
 def measure(workers: int, event: str, duration: float, connections: int) -> str:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tricorn", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--no-access-log", "--log-level", "warning",
-         "benchmarks.apps:app"],
+        [
+            sys.executable,
+            "-m",
+            "tricorn",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "benchmarks.apps:app",
+        ],
         cwd=ROOT,
     )
     try:
