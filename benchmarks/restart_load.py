@@ -53,8 +53,8 @@ def children(pid: int) -> list[int]:
     return [int(item) for item in text.split()]
 
 
-def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, int]:
-    """requests/s, requests, failed requests."""
+def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, int, str]:
+    """requests/s, requests, failed requests, wrk's error line."""
     result = subprocess.run(
         [
             "wrk",
@@ -74,13 +74,15 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     failed = 0
+    detail = ""
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if errors:
         failed += sum(int(value) for value in errors.groups())
+        detail = errors.group(0).removeprefix("Socket errors: ")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non_2xx:
         failed += int(non_2xx.group(1))
-    return rate, total, failed
+    return rate, total, failed, detail
 
 
 def measure(workers: int, event: str, duration: float, connections: int) -> str:
@@ -118,7 +120,7 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
 
         thread = threading.Thread(target=disturb)
         thread.start()
-        rate, total, failed = run_wrk(port, duration, connections)
+        rate, total, failed, detail = run_wrk(port, duration, connections)
         thread.join()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -127,7 +129,7 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return f"| {workers} | {event} | {total} | {failed} | {rate:,.0f} |"
+    return f"| {workers} | {event} | {total} | {failed} {detail} | {rate:,.0f} |"
 
 
 def main() -> None:
