@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 0
     configure_logging(config)
     with _pid_file(config.pid_file):
-        if config.workers > 1:
+        if config.workers > 1 or config.reload:
             from tricorn.process.supervisor import Supervisor
 
             return Supervisor(config, sys.argv[1:] if argv is None else list(argv)).run()

@@ -497,3 +497,26 @@ def test_pid_file_is_written_and_removed(tmp_path: Path, count: int) -> None:
         server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0
     assert not pid_file.exists()
+
+
+# --- 5. reload ------------------------------------------------------------------------
+
+
+def test_reload_restarts_the_worker_on_a_change_and_survives_a_syntax_error(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("watchfiles")
+    with supervisor(tmp_path, "--reload", "--reload-dirs", str(tmp_path), workers=1) as server:
+        wait_until(lambda: "Watching" in server.log(), "the watcher")
+        assert server.get().text.startswith("v1 ")
+        server.deploy("v2")
+        wait_until(lambda: server.get().text.startswith("v2 "), "the new code served")
+        assert f"Reloading: {server.app_path} changed" in server.log()
+        server.app_path.write_text("def broken(:\n")
+        wait_until(lambda: "Rolling restart abandoned" in server.log(), "the failed reload")
+        assert server.process.poll() is None
+        assert server.get().text.startswith("v2 ")
+        server.deploy("v3")
+        wait_until(lambda: server.get().text.startswith("v3 "), "the fixed code served")
+        server.signal(signal.SIGINT)
+        assert server.wait_exit() == 0

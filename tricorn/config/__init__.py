@@ -367,3 +367,14 @@ class Config:
         "File the server (the supervisor with workers > 1) writes its pid to; removed at exit.",
         group="process",
     )
+    reload: bool = setting(
+        False,
+        "Development: restart the worker when a .py file under reload_dirs changes (needs "
+        "tricorn[reload]; runs the supervisor even with workers = 1).",
+        group="process",
+    )
+    reload_dirs: list[str] = setting(  # noqa: RUF009
+        [],
+        "Directories watched by reload; none given: the app_dir.",
+        group="process",
+    )

@@ -287,7 +287,9 @@ class Policy:
             return [Log("info", f"SIGTTOU: {self.target} workers"), *self._reconcile(now)]
         return []
 
-    def reload(self, settings: Settings, now: float) -> list[Action]:
+    def reload(
+        self, settings: Settings, now: float, cause: str = "Received SIGHUP"
+    ) -> list[Action]:
         """SIGHUP, with the configuration re-read: replace every worker, one at a time."""
         if self.mode != "running":
             return []
@@ -299,7 +301,7 @@ class Policy:
                 worker.retiring = "reload"
         return [
             Notify("RELOADING=1"),
-            Log("info", "Received SIGHUP: rolling restart of the workers"),
+            Log("info", f"{cause}: rolling restart of the workers"),
             *self._reconcile(now),
         ]
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -89,6 +90,58 @@ def rss_bytes(pid: int) -> int | None:
         return None
 
 
+#: The byte the file watcher writes to the wakeup socket (no signal has number 0).
+FILES_CHANGED = 0
+
+
+class Watcher:
+    """``reload``: a thread that watches ``dirs`` for .py changes and wakes the loop."""
+
+    def __init__(self, dirs: list[str], wake: socket.socket) -> None:
+        try:
+            import watchfiles
+        except ImportError:
+            raise ConfigError(
+                "config: reload = true: watchfiles is not installed (pip install 'tricorn[reload]')"
+            ) from None
+        self._watchfiles = watchfiles
+        self.dirs = dirs
+        self.wake = wake
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.changed: list[str] = []
+        self.thread = threading.Thread(target=self._run, name="tricorn-reload", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        error_log.info("Watching %s for changes (reload)", ", ".join(self.dirs))
+
+    def _run(self) -> None:
+        for changes in self._watchfiles.watch(
+            *self.dirs,
+            watch_filter=self._watchfiles.PythonFilter(),
+            stop_event=self.stop,
+            debounce=200,
+            rust_timeout=500,
+            raise_interrupt=False,
+        ):
+            with self.lock:
+                self.changed.extend(sorted(path for _, path in changes))
+            try:
+                self.wake.send(bytes([FILES_CHANGED]))
+            except OSError:
+                return
+
+    def take(self) -> list[str]:
+        with self.lock:
+            changed, self.changed = self.changed, []
+        return changed
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+
+
 @dataclasses.dataclass(slots=True)
 class _Child:
     process: subprocess.Popen[bytes]
@@ -106,6 +159,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.policy = Policy(settings_from(config))
         self.status: int | None = None
+        self.watcher: Watcher | None = None
 
     # --- running ------------------------------------------------------------------
 
@@ -126,11 +180,20 @@ class Supervisor:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, _ignore)
         self.selector.register(wake_read, selectors.EVENT_READ, None)
+        if self.config.reload:
+            try:
+                self.watcher = Watcher(self.config.reload_dirs or [self.config.app_dir], wake_write)
+            except ConfigError as error:
+                error_log.error("%s", error)
+                return 2
+            self.watcher.start()
         error_log.info("Supervisor %d starting %d workers", os.getpid(), self.config.workers)
         try:
             self._do(self.policy.start(time.monotonic()))
             return self._loop(wake_read)
         finally:
+            if self.watcher is not None:
+                self.watcher.close()
             signal.set_wakeup_fd(old_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -173,6 +236,9 @@ class Supervisor:
         for signum in data:
             if signum == signal.SIGCHLD:
                 continue  # reaped after the events
+            if signum == FILES_CHANGED:
+                self._files_changed()
+                continue
             if signum == signal.SIGHUP:
                 self._reload()
             else:
@@ -194,6 +260,15 @@ class Supervisor:
             )
         self.previous_config, self.config = self.config, config
         self._do(self.policy.reload(settings_from(config), time.monotonic()))
+
+    def _files_changed(self) -> None:
+        changed = self.watcher.take() if self.watcher is not None else []
+        if not changed:
+            return
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        error_log.info("Reloading: %s changed%s", changed[0], more)
+        now = time.monotonic()
+        self._do(self.policy.reload(settings_from(self.config), now, "File changed"))
 
     def _read(self, wid: int) -> None:
         child = self.children.get(wid)
