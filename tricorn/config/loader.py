@@ -453,8 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             group.add_argument(
-                *([SHORT_FLAGS[spec.name]] if spec.name in SHORT_FLAGS else []),
                 spec.flag,
+                *([SHORT_FLAGS[spec.name]] if spec.name in SHORT_FLAGS else []),
                 dest=spec.name,
                 metavar=_metavar(spec),
                 action="append" if spec.is_list else "store",
