@@ -411,6 +411,15 @@ def test_an_idle_supervisor_uses_no_measurable_cpu(tmp_path: Path) -> None:
     assert used / elapsed < 0.05
 
 
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    with supervisor(tmp_path, "--worker-timeout", "1") as server:
+        pids = server.workers()
+        server.process.kill()
+        server.process.wait()
+        wait_until(lambda: not any(alive(pid) for pid in pids), "the orphaned workers gone")
+    assert server.log().count("the supervisor is gone, stopping") == 2
+
+
 # --- 2. recycling ---------------------------------------------------------------------
 
 

@@ -297,9 +297,19 @@ def test_worker_timeout_zero_and_not_ready_workers_are_never_killed_for_silence(
     h = Harness(workers=1, worker_timeout=0)
     h.boot()
     assert kills(h.tick(10_000)) == []
-    h = Harness(workers=1, worker_timeout=5)
+    h = Harness(workers=1, worker_timeout=5, startup_timeout=60)
     h.start()  # starting, not ready: the lifespan startup has its own timeout
-    assert kills(h.tick(1_000)) == []
+    assert kills(h.tick(65)) == []
+
+
+def test_a_worker_never_ready_is_killed_after_startup_timeout_plus_worker_timeout() -> None:
+    h = Harness(workers=1, worker_timeout=5, startup_timeout=60)
+    (wid,) = spawns(h.start())
+    actions = h.tick(65.5)
+    assert kills(actions) == [wid]
+    assert "not ready after 65.5 s" in next(a for a in actions if isinstance(a, Kill)).reason
+    # At start-up (nothing was ever ready) that ends the server.
+    assert exits(h.exited(wid, -signal.SIGKILL)) == [1]
 
 
 def test_signals_during_shutdown_start_nothing() -> None:

@@ -41,6 +41,9 @@ class Settings:
     max_worker_memory: int = 0
     worker_timeout: float = 30.0
     graceful_timeout: float = 30.0
+    #: Seconds the lifespan startup may take (a worker not ready after this plus
+    #: worker_timeout is taken for hung, in its import or its startup).
+    startup_timeout: float = 60.0
 
 
 # --- actions ----------------------------------------------------------------------
@@ -316,6 +319,12 @@ class Policy:
                 if now >= worker.stop_deadline:
                     worker.killed = True
                     actions.append(Kill(worker.wid, "did not stop in time"))
+                continue
+            limit = self.settings.startup_timeout + timeout
+            if not worker.ready and timeout and now - worker.started > limit:
+                # Not "stopping": its exit counts as a start failure.
+                worker.killed = True
+                actions.append(Kill(worker.wid, f"not ready after {now - worker.started:.1f} s"))
                 continue
             if worker.ready and timeout and now - worker.last_beat > timeout:
                 worker.killed = True

@@ -71,6 +71,7 @@ def settings_from(config: Config) -> Settings:
         max_worker_memory=config.max_worker_memory * 1024 * 1024,
         worker_timeout=config.worker_timeout,
         graceful_timeout=config.graceful_timeout,
+        startup_timeout=config.startup_timeout,
     )
 
 
