@@ -269,6 +269,7 @@ class Supervisor:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         error_log.info("Reloading: %s changed%s", changed[0], more)
         now = time.monotonic()
+        self.previous_config = self.config  # what a failed roll goes back to
         self._do(self.policy.reload(settings_from(self.config), now, "File changed"))
 
     def _read(self, wid: int) -> None:
