@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
+from tricorn.config import Config
 from tricorn.config.loader import load_config
 from tricorn.config.logging import configure_logging
 from tricorn.errors import AppLoadError, ConfigError
@@ -33,6 +37,31 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help and --version print and exit
         return done.code if isinstance(done.code, int) else 0
     configure_logging(config)
+    with _pid_file(config.pid_file):
+        if config.workers > 1 or config.reload:
+            from tricorn.process.supervisor import Supervisor
+
+            return Supervisor(config, sys.argv[1:] if argv is None else list(argv)).run()
+        return _run_here(config)
+
+
+@contextmanager
+def _pid_file(path: str) -> Iterator[None]:
+    """Write this process's pid to ``path`` (when set) for as long as it runs."""
+    if not path:
+        yield
+        return
+    with open(path, "w") as file:
+        file.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _run_here(config: Config) -> int:
+    """Serve in this process (workers = 1)."""
     app: ASGI3App
     if not config.app:
         logging.getLogger("tricorn.error").info(DEMO_MESSAGE)

@@ -338,3 +338,61 @@ class Config:
         minimum=0,
         group="websocket",
     )
+
+    # --- worker processes ----------------------------------------------------------
+    workers: int = setting(
+        1,
+        "Worker processes; 1 serves in this process, more starts a supervisor that runs "
+        "them (restarts, recycling, SIGHUP rolling restart, SIGTTIN/SIGTTOU).",
+        minimum=1,
+        maximum=1024,
+        group="process",
+    )
+    max_requests: int = setting(
+        0,
+        "Requests (HTTP and WebSocket) a worker serves before it is replaced; 0 for no limit.",
+        minimum=0,
+        group="process",
+    )
+    max_requests_jitter: int = setting(
+        0,
+        "Up to this many requests added at random to each worker's max_requests (so "
+        "workers are not all replaced at once).",
+        minimum=0,
+        group="process",
+    )
+    max_worker_lifetime: float = setting(
+        0.0,
+        "Seconds a worker serves before it is replaced; 0 for no limit.",
+        minimum=0,
+        group="process",
+    )
+    max_worker_memory: int = setting(
+        0,
+        "Resident memory (RSS) in MiB past which a worker is replaced; 0 for no limit.",
+        minimum=0,
+        group="process",
+    )
+    worker_timeout: float = setting(
+        30.0,
+        "Seconds a serving worker's event loop may go without a heartbeat before the "
+        "supervisor kills and replaces it; 0 turns it off.",
+        minimum=0,
+        group="process",
+    )
+    pid_file: str = setting(
+        "",
+        "File the server (the supervisor with workers > 1) writes its pid to; removed at exit.",
+        group="process",
+    )
+    reload: bool = setting(
+        False,
+        "Development: restart the worker when a .py file under reload_dirs changes (needs "
+        "tricorn[reload]; runs the supervisor even with workers = 1).",
+        group="process",
+    )
+    reload_dirs: list[str] = setting(  # noqa: RUF009
+        [],
+        "Directories watched by reload; none given: the app_dir.",
+        group="process",
+    )

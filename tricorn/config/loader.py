@@ -45,6 +45,16 @@ GROUP_TITLES = {
     "tls": "TLS",
     "http2": "HTTP/2",
     "websocket": "WebSocket",
+    "process": "worker processes",
+}
+
+#: Short flags, by field name.
+SHORT_FLAGS = {"workers": "-w"}
+
+#: Flags other servers have, and what to use instead.
+FOREIGN_FLAGS = {
+    "--host": "use --bind HOST:PORT",
+    "--port": "use --bind HOST:PORT",
 }
 
 BIND_FORMS = "'HOST:PORT', '[V6]:PORT', 'unix:PATH' or 'fd://N'"
@@ -450,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group.add_argument(
                 spec.flag,
+                *([SHORT_FLAGS[spec.name]] if spec.name in SHORT_FLAGS else []),
                 dest=spec.name,
                 metavar=_metavar(spec),
                 action="append" if spec.is_list else "store",
@@ -501,6 +512,10 @@ def _unknown_arguments(extras: list[str], parser: argparse.ArgumentParser) -> Co
     if not first.startswith("-"):
         return ConfigError(f"config: unexpected argument {first!r} (on {COMMAND_LINE})")
     flag = first.partition("=")[0]
+    if flag in FOREIGN_FLAGS:
+        return ConfigError(
+            f"config: unknown option {flag} (on {COMMAND_LINE}); {FOREIGN_FLAGS[flag]}"
+        )
     options = [option for action in parser._actions for option in action.option_strings]
     close = difflib.get_close_matches(flag, options, n=1)
     hint = f"; did you mean {close[0]}?" if close else "; see tricorn --help"

@@ -1,0 +1,531 @@
+"""``workers = N``: the supervisor and its worker processes, as real processes and signals.
+
+Each test starts ``python -m tricorn --workers N`` on a free port with an app written to
+``tmp_path`` (so a test can deploy new code and SIGHUP), sends signals by pid, and reads
+the supervisor's log file. Worker pids come from ``/proc/PID/task/PID/children``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TRICORN = [sys.executable, "-m", "tricorn"]
+BACKENDS = ["asyncio", "trio"]
+#: Hang guard of every wait, in seconds.
+GUARD = 30.0
+
+APP = """
+import os
+import time
+
+import anyio
+
+VERSION = {version!r}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({{"type": message["type"] + ".complete"}})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["type"] == "websocket":
+        await receive()
+        await send({{"type": "websocket.accept"}})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
+    path = scope["path"]
+    if path == "/block":
+        time.sleep(3600)  # blocks the event loop: no more heartbeats
+    if path == "/slow":
+        await anyio.sleep(float(scope["query_string"] or b"1"))
+    if path == "/stream":  # an endless event stream
+        await send({{"type": "http.response.start", "status": 200, "headers": []}})
+        while True:
+            event = {{"type": "http.response.body", "body": b"data: x\\n\\n", "more_body": True}}
+            await send(event)
+            await anyio.sleep(0.05)
+    body = f"{{VERSION}} {{os.getpid()}}".encode()
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": body}})
+"""
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = GUARD) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(item) for item in text.split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    app_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def workers(self) -> set[int]:
+        return children(self.pid)
+
+    def serving_lines(self) -> int:
+        return self.log().count("tricorn serving on")
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self) -> int:
+        return self.process.wait(timeout=GUARD)
+
+    def deploy(self, version: str) -> None:
+        self.app_path.write_text(APP.format(version=version))
+
+    def get(self, path: str = "/") -> httpx.Response:
+        return httpx.get(self.url + path, timeout=GUARD)
+
+
+@contextmanager
+def supervisor(
+    tmp_path: Path, *args: str, workers: int = 2, wait: bool = True, app: str = "wapp:app"
+) -> Iterator[Server]:
+    port = free_port()
+    app_path = tmp_path / "wapp.py"
+    app_path.write_text(APP.format(version="v1"))
+    log_path = tmp_path / "tricorn.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *TRICORN,
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--app-dir",
+                str(tmp_path),
+                "--no-access-log",
+                "--graceful-timeout",
+                "5",
+                *args,
+                app,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
+    server = Server(process, port, log_path, app_path)
+    try:
+        if wait:
+            wait_until(lambda: server.serving_lines() >= workers, f"{workers} workers serving")
+        yield server
+    finally:
+        if process.poll() is None:
+            left = server.workers()
+            process.kill()
+            process.wait()
+            for pid in left:  # only the workers this test's supervisor started
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Load:
+    #: Each request's final status, or the error that ended it.
+    results: list[int | str]
+    #: Connection-level failures before any response byte, each retried once.
+    retried: list[str]
+
+
+@contextmanager
+def client_loop(server: Server) -> Iterator[Load]:
+    """GET requests one after another on a keep-alive client until the block ends.
+
+    A request that fails at the connection level before any response byte arrived is
+    retried once on a new connection, as RFC 9110 9.2.2 allows for idempotent requests and
+    as browsers do, and recorded in ``retried``. Such failures come from the HTTP/1.1
+    graceful shutdown in server/, not from the supervisor: a keep-alive connection that is
+    idle (or just accepted, its request not read yet) when its worker is told to stop is
+    closed, and a request the client sent at that very moment is lost (about 1 in 2,000).
+    """
+    load = Load([], [])
+    done = threading.Event()
+
+    def loop() -> None:
+        with httpx.Client(timeout=GUARD) as client:
+            while not done.is_set() and len(load.results) < 20_000:
+                for attempt in (1, 2):
+                    try:
+                        load.results.append(client.get(server.url + "/").status_code)
+                        break
+                    except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+                        if attempt == 2:
+                            load.results.append(repr(error))
+                        else:
+                            load.retried.append(repr(error))
+                    except httpx.HTTPError as error:
+                        load.results.append(repr(error))
+                        break
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        wait_until(lambda: len(load.results) >= 20, "the first requests")
+        yield load
+    finally:
+        done.set()
+        thread.join(GUARD)
+
+
+# --- 1. workers = N -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 16])
+def test_workers_start_serve_and_stop_cleanly(tmp_path: Path, count: int) -> None:
+    with supervisor(tmp_path, workers=count) as server:
+        assert server.get().status_code == 200
+        pids = server.workers()
+        assert len(pids) == (0 if count == 1 else count)  # 1: serves in this process
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    assert not any(alive(pid) for pid in pids)
+    if count > 1:
+        assert server.log().count("Server stopped") == count
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_worker_is_replaced_and_serving_goes_on(tmp_path: Path, backend: str) -> None:
+    with supervisor(tmp_path, "--backend", backend) as server:
+        before = server.workers()
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(server.workers() - before) == 1, "a new worker", timeout=GUARD)
+        assert victim not in server.workers()
+        wait_until(lambda: server.serving_lines() == 3, "the new worker serving")
+        assert all(server.get().status_code == 200 for _ in range(20))
+        assert f"Worker {victim} was killed by SIGKILL: starting another" in server.log()
+        server.signal(signal.SIGINT)
+        assert server.wait_exit() == 0
+
+
+def test_lifespan_startup_failure_exits_3_with_one_line(tmp_path: Path) -> None:
+    with supervisor(
+        tmp_path, wait=False, app="tests.integration.class_app:failing_startup"
+    ) as server:
+        assert server.wait_exit() == 3
+        log = server.log()
+    assert log.count("giving up (exit status 3)") == 1
+    assert "database unreachable" in log
+
+
+def test_an_app_that_cannot_be_imported_exits_2(tmp_path: Path) -> None:
+    with supervisor(tmp_path, wait=False, app="no_such_module_here:app") as server:
+        assert server.wait_exit() == 2
+        assert server.log().count("giving up (exit status 2)") == 1
+
+
+def test_a_bind_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
+    with supervisor(tmp_path, "--bind", "192.0.2.1:1", wait=False) as server:
+        assert server.wait_exit() == 2
+        assert "cannot listen" in server.log()
+        assert "tricorn serving" not in server.log()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path, backend: str) -> None:
+    with supervisor(tmp_path, "--backend", backend) as server:
+        result: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: result.append(server.get("/slow?1")))
+        thread.start()
+        wait_until(lambda: _established(server.port), "the slow request")
+        server.signal(signal.SIGTERM)
+        thread.join(GUARD)
+        assert server.wait_exit() == 0
+    assert result[0].status_code == 200
+
+
+def _established(port: int) -> bool:
+    """Whether a connection to ``port`` on 127.0.0.1 is established (from /proc/net/tcp)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(
+        line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "01" for line in lines
+    )
+
+
+def test_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:
+    with supervisor(tmp_path, "--graceful-timeout", "3600") as server:
+        thread = threading.Thread(target=lambda: _ignore_errors(lambda: server.get("/slow?3600")))
+        thread.start()
+        wait_until(lambda: _established(server.port), "the endless request")
+        server.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping the workers gracefully" in server.log(), "graceful stop")
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+        thread.join(GUARD)
+    assert "stopping now" in server.log()
+
+
+def _ignore_errors(call: Callable[[], object]) -> None:
+    with suppress(httpx.HTTPError):
+        call()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sighup_rolls_to_new_code_with_zero_failed_requests(tmp_path: Path, backend: str) -> None:
+    with supervisor(tmp_path, "--backend", backend) as server:
+        old = server.workers()
+        assert server.get().text.startswith("v1 ")
+        server.deploy("v2")
+        with client_loop(server) as load:
+            results = load.results
+            server.signal(signal.SIGHUP)
+            wait_until(lambda: "Rolling restart done" in server.log(), "the rolling restart")
+            wait_until(lambda: not server.workers() & old, "the old workers gone")
+            count = len(results)
+            wait_until(lambda: len(results) >= count + 50, "requests after the roll")
+        assert len(server.workers()) == 2
+        assert server.get().text.startswith("v2 ")
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    failed = [result for result in results if result != 200]
+    assert failed == [], f"{len(failed)} of {len(results)} failed: {failed[:3]}"
+    assert len(results) >= 100
+    assert len(load.retried) <= len(results) // 100, load.retried
+
+
+def test_sighup_with_broken_new_code_keeps_the_old_workers(tmp_path: Path) -> None:
+    with supervisor(tmp_path) as server:
+        old = server.workers()
+        server.app_path.write_text("this is not python(\n")
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: "Rolling restart abandoned" in server.log(), "the abandoned roll")
+        assert server.workers() == old
+        assert server.get().text.startswith("v1 ")
+        assert server.process.poll() is None
+
+
+def test_sighup_rereads_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "tricorn.toml"
+    config.write_text("workers = 2\n")
+    with supervisor(tmp_path, "--config", str(config), workers=2) as server:
+        config.write_text("workers = 3\n")
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: "Rolling restart done" in server.log(), "the rolling restart")
+        wait_until(lambda: len(server.workers()) == 3, "three workers")
+
+
+def test_sighup_with_a_bad_config_file_keeps_serving(tmp_path: Path) -> None:
+    config = tmp_path / "tricorn.toml"
+    config.write_text("workers = 2\n")
+    with supervisor(tmp_path, "--config", str(config), workers=2) as server:
+        old = server.workers()
+        config.write_text("workers = 0\n")
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: "configuration not reloaded" in server.log(), "the reload error")
+        assert server.workers() == old
+        assert server.get().status_code == 200
+
+
+def test_a_rolling_restart_does_not_hang_on_websockets_or_event_streams(tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    with (
+        supervisor(tmp_path, "--graceful-timeout", "1") as server,
+        connect(f"ws://127.0.0.1:{server.port}/ws"),
+        httpx.Client(timeout=GUARD) as client,
+        client.stream("GET", server.url + "/stream") as response,
+    ):
+        assert response.status_code == 200
+        old = server.workers()
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: "Rolling restart done" in server.log(), "the rolling restart")
+        wait_until(lambda: not server.workers() & old, "the old workers gone")
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    assert "Graceful timeout (1 s) passed" in server.log()
+
+
+def test_ttin_adds_and_ttou_removes_a_worker(tmp_path: Path) -> None:
+    with supervisor(tmp_path) as server:
+        server.signal(signal.SIGTTIN)
+        wait_until(lambda: len(server.workers()) == 3, "three workers")
+        wait_until(lambda: server.serving_lines() == 3, "three serving")
+        server.signal(signal.SIGTTOU)
+        wait_until(lambda: len(server.workers()) == 2, "two workers")
+        assert server.get().status_code == 200
+
+
+def test_an_idle_supervisor_uses_no_measurable_cpu(tmp_path: Path) -> None:
+    with supervisor(tmp_path, workers=4) as server:
+
+        def cpu_seconds() -> float:
+            fields = Path(f"/proc/{server.pid}/stat").read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        before, started = cpu_seconds(), time.monotonic()
+        time.sleep(2)  # the measurement window, not a wait for state
+        used, elapsed = cpu_seconds() - before, time.monotonic() - started
+    assert used / elapsed < 0.05
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    with supervisor(tmp_path, "--worker-timeout", "1") as server:
+        pids = server.workers()
+        server.process.kill()
+        server.process.wait()
+        wait_until(lambda: not any(alive(pid) for pid in pids), "the orphaned workers gone")
+    assert server.log().count("the supervisor is gone, stopping") == 2
+
+
+# --- 2. recycling ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_requests_recycles_workers_without_failed_requests(
+    tmp_path: Path, backend: str
+) -> None:
+    with supervisor(
+        tmp_path, "--backend", backend, "--max-requests", "50", "--max-requests-jitter", "10"
+    ) as server:
+        old = server.workers()
+        with client_loop(server) as load:
+            wait_until(lambda: not server.workers() & old, "every first worker replaced")
+        assert "(max_requests)" in server.log()
+    assert [r for r in load.results if r != 200] == []
+    assert len(load.retried) <= max(1, len(load.results) // 100), load.retried
+
+
+def test_max_worker_lifetime_recycles(tmp_path: Path) -> None:
+    with supervisor(tmp_path, "--max-worker-lifetime", "1") as server:
+        old = server.workers()
+        wait_until(lambda: not server.workers() & old, "every first worker replaced")
+        assert "(max_worker_lifetime)" in server.log()
+        assert server.get().status_code == 200
+
+
+def test_max_worker_memory_recycles(tmp_path: Path) -> None:
+    # 1 MiB: any Python process is past it, so every worker is replaced once it serves.
+    with supervisor(tmp_path, "--max-worker-memory", "1", "--worker-timeout", "2") as server:
+        old = server.workers()
+        wait_until(lambda: not server.workers() & old, "every first worker replaced")
+        assert "(max_worker_memory)" in server.log()
+        assert server.get().status_code == 200
+
+
+# --- 3. worker_timeout ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_worker_whose_loop_blocks_is_killed_and_replaced(tmp_path: Path, backend: str) -> None:
+    with supervisor(tmp_path, "--backend", backend, "--worker-timeout", "1") as server:
+        old = server.workers()
+        thread = threading.Thread(target=lambda: _ignore_errors(lambda: server.get("/block")))
+        thread.start()
+        wait_until(lambda: "no heartbeat for" in server.log(), "the kill")
+        thread.join(GUARD)
+        (blocked,) = old - server.workers()
+        assert f"Killing worker {blocked}: no heartbeat for 1." in server.log()
+        wait_until(lambda: len(server.workers()) == 2, "the replacement")
+        assert server.get().status_code == 200
+
+
+# --- 4. CLI habits and pid_file -------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--host", "--port"])
+def test_uvicorn_flags_get_a_hint(flag: str) -> None:
+    result = subprocess.run(
+        [*TRICORN, flag, "8000"], cwd=ROOT, capture_output=True, text=True, timeout=GUARD
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"tricorn: error: config: unknown option {flag} (on the command line); use --bind HOST:PORT"
+    ]
+
+
+def test_workers_in_the_toml_file_and_w(tmp_path: Path) -> None:
+    config = tmp_path / "tricorn.toml"
+    config.write_text("workers = 3\n")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with supervisor(tmp_path / "a", "--config", str(config), workers=3) as server:
+        assert len(server.workers()) == 3
+    with supervisor(tmp_path / "b", "-w", "3", workers=2) as server:
+        wait_until(lambda: server.serving_lines() == 3, "three serving")
+        assert len(server.workers()) == 3
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_pid_file_is_written_and_removed(tmp_path: Path, count: int) -> None:
+    pid_file = tmp_path / "tricorn.pid"
+    with supervisor(tmp_path, "--pid-file", str(pid_file), workers=count) as server:
+        assert pid_file.read_text() == f"{server.pid}\n"
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    assert not pid_file.exists()
+
+
+# --- 5. reload ------------------------------------------------------------------------
+
+
+def test_reload_restarts_the_worker_on_a_change_and_survives_a_syntax_error(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("watchfiles")
+    with supervisor(tmp_path, "--reload", "--reload-dirs", str(tmp_path), workers=1) as server:
+        wait_until(lambda: "Watching" in server.log(), "the watcher")
+        assert server.get().text.startswith("v1 ")
+        server.deploy("v2")
+        wait_until(lambda: server.get().text.startswith("v2 "), "the new code served")
+        assert f"Reloading: {server.app_path} changed" in server.log()
+        server.app_path.write_text("def broken(:\n")
+        wait_until(lambda: "Rolling restart abandoned" in server.log(), "the failed reload")
+        assert server.process.poll() is None
+        assert server.get().text.startswith("v2 ")
+        server.deploy("v3")
+        wait_until(lambda: server.get().text.startswith("v3 "), "the fixed code served")
+        server.signal(signal.SIGINT)
+        assert server.wait_exit() == 0

@@ -1,0 +1,1 @@
+"""Worker processes: the supervisor (policy and mechanism) and the worker entry point."""
