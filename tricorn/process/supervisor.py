@@ -38,7 +38,7 @@ from tricorn.process.policy import (
 )
 from tricorn.process.worker import CONFIG_ENV, config_to_json
 from tricorn.server import systemd
-from tricorn.server.listeners import open_sockets
+from tricorn.server.listeners import open_config_sockets
 
 error_log = logging.getLogger("tricorn.error")
 
@@ -167,9 +167,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             check_config(self.config, "the configuration")
-            self.sockets = systemd.listen_sockets() or open_sockets(
-                self.config.bind, self.config.backlog
-            )
+            self.sockets = open_config_sockets(self.config)  # systemd's, or the binds
         except ConfigError as error:
             error_log.error("%s", error)
             return 2
