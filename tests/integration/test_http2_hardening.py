@@ -7,6 +7,7 @@ import shutil
 import ssl
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ async def test_httpx_upload_sees_an_early_413_and_the_connection_carries_on(
     assert after.content == str(UPLOAD).encode()
 
 
-def _raw_early(port: int, size: int) -> tuple[list[str], int]:
+def _raw_early(port: int, size: int, pause: float = 0.0) -> tuple[list[str], int]:
     """POST ``size`` bytes to /early as the windows allow, stopping at an RST_STREAM (what
     was sent by then is in flight); return the frames seen and the status of a second
     request on the same connection."""
@@ -210,6 +211,8 @@ def _raw_early(port: int, size: int) -> tuple[list[str], int]:
             chunk = min(len(piece), size - sent, window)
             conn.send_data(sid, piece[:chunk], end_stream=sent + chunk == size)
             sent += chunk
+            if pause:
+                time.sleep(pause)  # a slow uploader (the input of the test, not a wait)
         seen = list(conn.history)
         status = conn.roundtrip().status  # (starts a new history)
         return [*seen, *conn.history], status
@@ -222,6 +225,20 @@ def _raw_early(port: int, size: int) -> tuple[list[str], int]:
 async def test_raw_client_early_response_within_the_discard_limit() -> None:
     async with serving(early_413) as server:
         frames, status = await anyio.to_thread.run_sync(lambda: _raw_early(server.port, 8 << 20))
+    assert any("413" in frame for frame in frames), frames
+    assert not [frame for frame in frames if "RST_STREAM" in frame or "GOAWAY" in frame]
+    assert status == 200
+
+
+async def test_a_slow_upload_after_an_early_response_is_not_cut_as_idle() -> None:
+    """Discarding the rest of the body counts as activity: an upload longer than
+    keep_alive_timeout, with pauses shorter than it, ends normally (no GOAWAY, no reset) and
+    the connection serves the next request. (It was cut when the upload outlasted the
+    timeout: httpx under load then saw a reset.)"""
+    async with serving(early_413, keep_alive_timeout=0.4) as server:
+        frames, status = await anyio.to_thread.run_sync(
+            lambda: _raw_early(server.port, 16 * f.DEFAULT_MAX_FRAME_SIZE, pause=0.1)
+        )
     assert any("413" in frame for frame in frames), frames
     assert not [frame for frame in frames if "RST_STREAM" in frame or "GOAWAY" in frame]
     assert status == 200

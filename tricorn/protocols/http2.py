@@ -348,6 +348,12 @@ class HTTP2Protocol(FrameScanner):
         return len(self._streams)
 
     @property
+    def discarding(self) -> bool:
+        """True while a stream whose response is complete still takes the client's upload
+        (read and discarded): the connection is busy, not idle."""
+        return bool(self._discarding)
+
+    @property
     def preface_received(self) -> bool:
         """True once the client's connection preface and its first SETTINGS frame arrived."""
         return self._settings_received

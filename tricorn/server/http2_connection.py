@@ -172,6 +172,10 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             await self._handle(protocol.receive_data(data))
             if not data:
                 break
+            if protocol.discarding and not self._streams:
+                # An early response's upload still arrives: idle counts from its last bytes,
+                # so a slow upload is not cut by keep_alive_timeout (and a stalled one is).
+                self._idle_since = anyio.current_time()
 
     async def _check_body_pace(self) -> None:
         """A body deadline passed: let each waiting stream check its client's pace."""
