@@ -22,17 +22,14 @@ from tricorn.protocols.http11_rules import (
     check_chunk_line,
     check_chunk_line_prefix,
     check_content_length,
-    check_content_length_limit,
     check_field_line,
     check_head_bytes,
-    check_head_size,
-    check_header_count,
+    check_head_limits,
     check_header_name,
     check_host,
     check_request_line,
     check_transfer_encoding,
     comma_tokens,
-    join_field,
 )
 
 __all__ = ["H2C_PREFACE", "HTTP11Limits", "HTTP11Protocol"]
@@ -156,16 +153,12 @@ class HTTP11Protocol(HTTP11Base):
         lines = head.split(b"\r\n")
         check_head_bytes(head, len(lines) - 1)
         method, target, http10 = check_request_line(lines[0], self._max_line)
-        check_head_size(len(head) + 4, self._max_head)
-        check_header_count(len(lines) - 1, self._max_headers)
+        check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
         headers: Headers = []
         length: int | None = None
         codings: list[bytes] | None = None
         hosts = 0
-        connection: bytes | None = None
-        expect: bytes | None = None
-        upgrade: bytes | None = None
-        http2_settings = 0
+        options: Headers | None = None
         names = REQUEST_NAMES
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
@@ -183,18 +176,14 @@ class HTTP11Protocol(HTTP11Base):
                     codings = [*(codings or ()), *comma_tokens(value)]
                 elif lower == b"host":
                     hosts += 1
-                elif lower == b"connection":
-                    connection = join_field(connection, value)
-                elif lower == b"expect":
-                    expect = join_field(expect, value)
-                elif lower == b"upgrade":
-                    upgrade = value
+                elif options is None:  # Connection, Expect, Upgrade, HTTP2-Settings
+                    options = [(lower, value)]
                 else:
-                    http2_settings += 1
-        check_host(hosts, http10)
+                    options.append((lower, value))
+        if hosts != 1:
+            check_host(hosts, http10)
         if codings is not None:
             check_transfer_encoding(codings, http10, length)
-        check_content_length_limit(length, self._body_limit)
         self._begin_request(
             method,
             target,
@@ -202,10 +191,7 @@ class HTTP11Protocol(HTTP11Base):
             headers,
             length,
             codings is not None,
-            connection,
-            expect,
-            upgrade,
-            http2_settings,
+            options,
             buffer,
             body_start,
             events,

@@ -40,12 +40,15 @@ from tricorn.protocols.events import (
     UpgradeRequested,
 )
 from tricorn.protocols.http11_rules import (
+    NO_OPTIONS,
     RESPONSE_NAMES,
     Framing,
     PeerError,
+    RequestOptions,
     ResponseState,
     State,
     check_chunked_body_limit,
+    check_content_length_limit,
     check_final_status,
     check_head_size,
     check_informational_status,
@@ -61,8 +64,7 @@ from tricorn.protocols.http11_rules import (
     check_trailer_size,
     choose_upgrade,
     comma_tokens,
-    connection_options,
-    expects_continue,
+    request_options,
     status_line,
 )
 
@@ -306,40 +308,35 @@ class HTTP11Base:
         headers: Headers,
         length: int | None,
         chunked: bool,
-        connection: bytes | None,
-        expect: bytes | None,
-        upgrade: bytes | None,
-        http2_settings: int,
+        options: Headers | None,
         buffer: bytes,
         body_start: int,
         events: list[Event],
     ) -> None:
         """A head passed the parser's checks: start its request and append its events.
 
-        ``connection``/``expect`` are the fields' values (several joined with commas),
-        ``upgrade`` the last Upgrade value, ``http2_settings`` how many HTTP2-Settings
-        fields there were; ``buffer[body_start:]`` is what follows the head.
+        ``options`` holds (at least) the head's Connection, Expect, Upgrade and
+        HTTP2-Settings fields, or is None without any; ``buffer[body_start:]`` is what
+        follows the head.
         """
+        if length:
+            check_content_length_limit(length, self._body_limit)  # 413 before the app runs
         self._stream_id += 1
         stream_id = self._stream_id
         self._http10 = http10
         self._head_request = method == b"HEAD"
         self._connect = method == b"CONNECT"
-        close = keep_alive = upgrade_option = False
-        if connection is not None:
-            close, keep_alive, upgrade_option = connection_options(connection)
+        asked = request_options(options) if options else NO_OPTIONS
         self._keep_alive = (
-            not close
-            and (not http10 or (keep_alive and self.HTTP10_KEEP_ALIVE))
+            not asked.close
+            and (not http10 or (asked.keep_alive and self.HTTP10_KEEP_ALIVE))
             and not self._close_requested
             and not self._close_reported
         )
         self._response_state = _R_NONE
         self._body_received = 0
         expects_body = chunked or bool(length)
-        expect_continue = (
-            expect is not None and expects_body and not http10 and expects_continue(expect)
-        )
+        expect_continue = asked.expect_continue and expects_body and not http10
         self._expect_continue = expect_continue
         request = Request(
             stream_id,
@@ -350,15 +347,9 @@ class HTTP11Base:
             expects_body=expects_body,
             expect_continue=expect_continue,
         )
-        if upgrade is not None and upgrade_option and not expects_body and not http10:
-            protocol = choose_upgrade(upgrade, http2_settings)
-            if protocol:
-                self._request = request
-                self._upgrade = protocol
-                self._state = _UPGRADE
-                self._response_state = _R_DONE  # no response until decline_upgrade
-                events.append(UpgradeRequested(stream_id, protocol, request, buffer[body_start:]))
-                return
+        if asked.upgrade is not None and self._hold_upgrade(request, asked):
+            events.append(UpgradeRequested(stream_id, self._upgrade, request, buffer[body_start:]))
+            return
         events.append(request)
         if chunked:
             self._state = _CHUNK_SIZE
@@ -368,6 +359,20 @@ class HTTP11Base:
         else:
             self._state = _DONE
             events.append(EndBody(stream_id))
+
+    def _hold_upgrade(self, request: Request, asked: RequestOptions) -> bool:
+        """RFC 9110 7.8: hold a bodiless HTTP/1.1 request asking (Connection: upgrade) for a
+        protocol we serve until the server accepts or declines it; True when held."""
+        if not asked.upgrade_option or request.expects_body or request.http_version == "1.0":
+            return False
+        protocol = choose_upgrade(asked.upgrade or b"", asked.http2_settings)
+        if not protocol:
+            return False
+        self._request = request
+        self._upgrade = protocol
+        self._state = _UPGRADE
+        self._response_state = _R_DONE  # no response until decline_upgrade
+        return True
 
     def _enter_chunk(self, size: int) -> None:
         """A checked chunk-size line: count it against the body limit, then read its data
@@ -612,7 +617,8 @@ class HTTP11Base:
         tunnel = self._connect and status < 300
         parts: list[bytes] = [_STATUS_LINES.get(status) or status_line(status)]
         length, chunked, app_close, skipped = self._response_fields(event, tunnel, parts)
-        check_response_framing(length, chunked, stream_id)
+        if chunked:  # only a Transfer-Encoding can conflict with a length
+            check_response_framing(length, chunked, stream_id)
         keep_alive = self._response_keep_alive(app_close or tunnel)
         if tunnel or self._head_request or status in (204, 304):
             framing = _F_NONE

@@ -30,12 +30,10 @@ from tricorn.protocols.http11_rules import (
     check_chunk_line,
     check_chunk_line_prefix,
     check_content_length,
-    check_content_length_limit,
     check_final_status,
     check_framing_fields,
     check_head_bytes,
-    check_head_size,
-    check_header_count,
+    check_head_limits,
     check_host,
     check_no_obs_fold,
     check_request_line,
@@ -45,7 +43,6 @@ from tricorn.protocols.http11_rules import (
     check_response_transfer_encoding,
     check_transfer_codings,
     comma_tokens,
-    join_field,
 )
 
 __all__ = ["H11Protocol"]
@@ -203,8 +200,7 @@ class H11Protocol(HTTP11Base):
         line_end = head.find(b"\r\n")
         request_line = head if line_end < 0 else head[:line_end]
         method, target, http10 = check_request_line(request_line, self._max_line)
-        check_head_size(len(head) + 4, self._max_head)
-        check_header_count(line_ends, self._max_headers)
+        check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
         check_no_obs_fold(head)  # h11 would unfold it
         hosts = 0
         length: int | None = None
@@ -247,24 +243,10 @@ class H11Protocol(HTTP11Base):
         self._head_request = method == b"HEAD"
         if chunked is False:  # unreachable: h11 refuses these codings with 501 (above)
             self._raise_coding_error(head)
-        check_content_length_limit(length, self._body_limit)
-        headers: Headers = []
-        connection_value: bytes | None = None
-        expect: bytes | None = None
-        upgrade: bytes | None = None
-        http2_settings = 0
-        for raw_name, raw_value in parsed.headers.raw_items():
-            name = bytes(raw_name.lower())
-            value = bytes(raw_value)
-            headers.append((name, value))
-            if name == b"connection":
-                connection_value = join_field(connection_value, value)
-            elif name == b"expect":
-                expect = join_field(expect, value)
-            elif name == b"upgrade":
-                upgrade = value
-            elif name == b"http2-settings":
-                http2_settings += 1
+        # The options (Connection, Expect, Upgrade) are read from h11's fields by the base.
+        headers: Headers = [
+            (bytes(name.lower()), bytes(value)) for name, value in parsed.headers.raw_items()
+        ]
         self._begin_request(
             method,
             target,
@@ -272,10 +254,7 @@ class H11Protocol(HTTP11Base):
             headers,
             length,
             bool(chunked),
-            connection_value,
-            expect,
-            upgrade,
-            http2_settings,
+            headers,
             self._buffer,
             0,
             events,

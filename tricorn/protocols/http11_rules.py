@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 from http import HTTPStatus
+from typing import NamedTuple
 
 from tricorn.errors import LocalProtocolError
+from tricorn.protocols.events import Headers
 
 #: The HTTP/2 connection preface (RFC 9113 3.4), sent first by prior-knowledge h2c clients.
 H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -105,11 +107,6 @@ def comma_tokens(value: bytes) -> list[bytes]:
     return [item.strip(b" \t") for item in value.lower().split(b",")]
 
 
-def join_field(previous: bytes | None, value: bytes) -> bytes:
-    """RFC 9110 5.3: repeated list fields are one field, their values joined with commas."""
-    return value if previous is None else previous + b"," + value
-
-
 def status_line(status: int) -> bytes:
     try:
         phrase = HTTPStatus(status).phrase
@@ -179,9 +176,11 @@ def check_head_size(size: int, max_head: int) -> None:
         raise PeerError(431, f"request head larger than {max_head} bytes")
 
 
-def check_header_count(count: int, max_headers: int) -> None:
-    """431 for more than ``max_headers`` field lines."""
-    if count > max_headers:
+def check_head_limits(size: int, fields: int, max_head: int, max_headers: int) -> None:
+    """431 for a complete head over ``max_head`` bytes (:func:`check_head_size`) or with more
+    than ``max_headers`` field lines."""
+    if size > max_head or fields > max_headers:
+        check_head_size(size, max_head)
         raise PeerError(431, f"more than {max_headers} header fields")
 
 
@@ -286,16 +285,48 @@ def check_chunked_body_limit(received: int, limit: int) -> None:
         raise PeerError(413, f"request body over the limit {limit}")
 
 
-def connection_options(value: bytes) -> tuple[bool, bool, bool]:
-    """RFC 9110 7.6.1: the Connection options (close, keep-alive, upgrade) in ``value``."""
-    tokens = comma_tokens(value)
-    return b"close" in tokens, b"keep-alive" in tokens, b"upgrade" in tokens
+class RequestOptions(NamedTuple):
+    """What a request's Connection, Expect, Upgrade and HTTP2-Settings fields ask for."""
+
+    close: bool = False  # Connection: close
+    keep_alive: bool = False  # Connection: keep-alive (HTTP/1.0)
+    upgrade_option: bool = False  # Connection: upgrade
+    expect_continue: bool = False  # Expect: 100-continue
+    upgrade: bytes | None = None  # the (last) Upgrade field's value
+    http2_settings: int = 0  # how many HTTP2-Settings fields
 
 
-def expects_continue(value: bytes) -> bool:
-    """RFC 9110 10.1.1: a case-insensitive list; expectations other than 100-continue are
-    ignored (not answered 417)."""
-    return b"100-continue" in comma_tokens(value)
+NO_OPTIONS = RequestOptions()
+
+
+def request_options(fields: Headers) -> RequestOptions:
+    """Read the option fields among ``fields`` (lower-case names; others are skipped).
+
+    RFC 9110 7.6.1: Connection options are a case-insensitive list, over all Connection
+    fields. RFC 9110 10.1.1: likewise Expect; expectations other than 100-continue are
+    ignored (not answered 417).
+    """
+    connection: list[bytes] = []
+    expect: list[bytes] = []
+    upgrade: bytes | None = None
+    http2_settings = 0
+    for name, value in fields:
+        if name == b"connection":
+            connection += comma_tokens(value)
+        elif name == b"expect":
+            expect += comma_tokens(value)
+        elif name == b"upgrade":
+            upgrade = value
+        elif name == b"http2-settings":
+            http2_settings += 1
+    return RequestOptions(
+        b"close" in connection,
+        b"keep-alive" in connection,
+        b"upgrade" in connection,
+        b"100-continue" in expect,
+        upgrade,
+        http2_settings,
+    )
 
 
 def choose_upgrade(upgrade: bytes, http2_settings: int) -> bytes:
