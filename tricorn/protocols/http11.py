@@ -152,7 +152,8 @@ class HTTP11Protocol(HTTP11Base):
         """Check a complete head (the rules in their order) and start its request."""
         lines = head.split(b"\r\n")
         check_head_bytes(head, len(lines) - 1)
-        method, target, http10 = check_request_line(lines[0], self._max_line)
+        start = check_request_line(lines[0], self._max_line)  # (method, target, HTTP/1.0)
+        http10 = start[2]
         check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
         headers: Headers = []
         length: int | None = None
@@ -184,18 +185,8 @@ class HTTP11Protocol(HTTP11Base):
             check_host(hosts, http10)
         if codings is not None:
             check_transfer_encoding(codings, http10, length)
-        self._begin_request(
-            method,
-            target,
-            http10,
-            headers,
-            length,
-            codings is not None,
-            options,
-            buffer,
-            body_start,
-            events,
-        )
+        chunked = codings is not None
+        self._begin_request(start, headers, length, chunked, options, buffer, body_start, events)
 
     def _read_chunked(self, buffer: bytes, position: int, events: list[Event]) -> int:
         """Advance the chunked-body reader by one step; return the new position."""

@@ -302,9 +302,7 @@ class HTTP11Base:
 
     def _begin_request(
         self,
-        method: bytes,
-        target: bytes,
-        http10: bool,
+        start: tuple[bytes, bytes, bool],
         headers: Headers,
         length: int | None,
         chunked: bool,
@@ -315,12 +313,14 @@ class HTTP11Base:
     ) -> None:
         """A head passed the parser's checks: start its request and append its events.
 
+        ``start`` is :func:`check_request_line`'s (method, target, is HTTP/1.0).
         ``options`` holds (at least) the head's Connection, Expect, Upgrade and
         HTTP2-Settings fields, or is None without any; ``buffer[body_start:]`` is what
         follows the head.
         """
         if length:
             check_content_length_limit(length, self._body_limit)  # 413 before the app runs
+        method, target, http10 = start
         self._stream_id += 1
         stream_id = self._stream_id
         self._http10 = http10

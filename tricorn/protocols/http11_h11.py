@@ -67,7 +67,7 @@ _H11_FIELD_VALUE_RE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 # A raw head's checks: (method, target, is HTTP/1.0, content length, chunked, respell).
-_HeadVerdict = tuple[bytes, bytes, bool, int | None, bool | None, bool]
+_HeadVerdict = tuple[tuple[bytes, bytes, bool], int | None, bool | None, bool]
 
 
 def _checked_headers(headers: Headers, stream_id: int) -> Headers:
@@ -188,9 +188,10 @@ class H11Protocol(HTTP11Base):
     def _check_head(self, head: bytes) -> _HeadVerdict:
         """The checks h11 lacks, in tricorn's order, up to those needing a parsed head.
 
-        Returns (method, target, is HTTP/1.0, content length, chunked, respell); chunked is None
-        without Transfer-Encoding and False for codings other than one ``chunked``. The caller
-        raises those verdicts (501, chunked twice) only once h11 accepted the lines, as a
+        Returns (start, content length, chunked, respell), ``start`` as check_request_line
+        returns it (method, target, is HTTP/1.0); chunked is None without Transfer-Encoding
+        and False for codings other than one ``chunked``. The caller raises those verdicts
+        (501, chunked twice) only once h11 accepted the lines, as a
         malformed line is answered 400 first. ``respell`` is True when a Content-Length field
         is not written as the plain decimal (``08``, ``5, 5``, ``8`` beside ``08``): h11 would
         compare the spellings as text, so it is handed the one value instead.
@@ -199,7 +200,8 @@ class H11Protocol(HTTP11Base):
         check_head_bytes(head, line_ends)
         line_end = head.find(b"\r\n")
         request_line = head if line_end < 0 else head[:line_end]
-        method, target, http10 = check_request_line(request_line, self._max_line)
+        start = check_request_line(request_line, self._max_line)
+        http10 = start[2]
         check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
         check_no_obs_fold(head)  # h11 would unfold it
         hosts = 0
@@ -218,13 +220,13 @@ class H11Protocol(HTTP11Base):
                 codings = [*(codings or ()), *comma_tokens(value)]
         check_host(hosts, http10)
         if codings is None:
-            return method, target, http10, length, None, respell
+            return start, length, None, respell
         # RFC 9112 6.3: h11 would let chunked override a Content-Length (a smuggling shape).
         check_framing_fields(codings, http10, length)
-        return method, target, http10, None, codings == [b"chunked"], False
+        return start, None, codings == [b"chunked"], False
 
     def _start_request(self, head: bytes, message: bytes, events: list[Event]) -> None:
-        method, target, http10, length, chunked, respell = self._check_head(head)
+        start, length, chunked, respell = self._check_head(head)
         if respell and length is not None:
             # RFC 9110 8.6: "08" is 8, and "8" beside "08" is one length; h11 compares text.
             decimal = b" %d" % length
@@ -240,25 +242,14 @@ class H11Protocol(HTTP11Base):
         if not isinstance(parsed, h11.Request):  # unreachable: h11 was given a whole head
             raise PeerError(400, "h11 did not parse the request head")
         # From here h11 frames any answer, an error's too, as the answer to this method.
-        self._head_request = method == b"HEAD"
+        self._head_request = start[0] == b"HEAD"
         if chunked is False:  # unreachable: h11 refuses these codings with 501 (above)
             self._raise_coding_error(head)
         # The options (Connection, Expect, Upgrade) are read from h11's fields by the base.
         headers: Headers = [
             (bytes(name.lower()), bytes(value)) for name, value in parsed.headers.raw_items()
         ]
-        self._begin_request(
-            method,
-            target,
-            http10,
-            headers,
-            length,
-            bool(chunked),
-            headers,
-            self._buffer,
-            0,
-            events,
-        )
+        self._begin_request(start, headers, length, bool(chunked), headers, self._buffer, 0, events)
         if self._state in (_DONE, _UPGRADE):
             connection.next_event()  # h11's end of the empty body: it now waits for us
 
