@@ -578,15 +578,13 @@ class HTTP11Base:
             self._expect_continue = False
         self._out.append(self._informational_head(status, event.headers, event.stream_id))
 
-    def _response_keep_alive(self, close: bool) -> bool:
-        """Whether the connection stays open after a response (``close``: that response
-        closes it); a 100-continue never sent means the client still holds its body back,
-        which we don't wait for."""
-        keep_alive = self._keep_alive and not close
+    def _unsent_continue(self) -> bool:
+        """True when a 100 Continue was asked for and never sent: the client still holds back
+        the body it announced, which we don't wait for (the response closes the connection)."""
         if self._expect_continue and self._state < _DONE:
-            keep_alive = False
             self._expect_continue = False
-        return keep_alive
+            return True
+        return False
 
     # --- the writer (a library writer overrides these) ------------------------------------
 
@@ -619,7 +617,9 @@ class HTTP11Base:
         length, chunked, app_close, skipped = self._response_fields(event, tunnel, parts)
         if chunked:  # only a Transfer-Encoding can conflict with a length
             check_response_framing(length, chunked, stream_id)
-        keep_alive = self._response_keep_alive(app_close or tunnel)
+        keep_alive = self._keep_alive and not (app_close or tunnel)
+        if self._expect_continue and self._unsent_continue():
+            keep_alive = False
         if tunnel or self._head_request or status in (204, 304):
             framing = _F_NONE
         elif length is not None:
@@ -668,7 +668,10 @@ class HTTP11Base:
                     skipped += 1
                     continue
                 if lower == b"content-length":
-                    length = check_response_content_length(value, length, stream_id)
+                    if length is None and value.isdigit():
+                        length = int(value)  # the common case, without a call
+                    else:
+                        length = check_response_content_length(value, length, stream_id)
                 elif lower == b"transfer-encoding":
                     check_response_transfer_encoding(value, stream_id)
                     chunked = True

@@ -373,7 +373,9 @@ class H11Protocol(HTTP11Base):
         # and with connection: close, the body is dropped and the connection closes.
         tunnel = self._connect and status < 300
         headers, length, app_close = self._h11_fields(event, tunnel)
-        keep_alive = self._response_keep_alive(app_close or tunnel)
+        keep_alive = self._keep_alive and not (app_close or tunnel)
+        if self._expect_continue and self._unsent_continue():
+            keep_alive = False
         no_body = tunnel or self._head_request or status in (204, 304)
         if not keep_alive and not app_close:
             headers.append((b"connection", b"close"))  # h11 then closes after this response
