@@ -34,15 +34,15 @@ from tricorn.protocols.http11_rules import (
 
 __all__ = ["H2C_PREFACE", "HTTP11Limits", "HTTP11Protocol"]
 
-_HEAD = State.HEAD
-_LENGTH_BODY = State.LENGTH_BODY
-_CHUNK_SIZE = State.CHUNK_SIZE
-_CHUNK_DATA = State.CHUNK_DATA
-_CHUNK_END = State.CHUNK_END
-_TRAILERS = State.TRAILERS
-_DONE = State.DONE
-_CLOSED = State.CLOSED
-_SWITCHED = State.SWITCHED
+_HEAD = int(State.HEAD)
+_LENGTH_BODY = int(State.LENGTH_BODY)
+_CHUNK_SIZE = int(State.CHUNK_SIZE)
+_CHUNK_DATA = int(State.CHUNK_DATA)
+_CHUNK_END = int(State.CHUNK_END)
+_TRAILERS = int(State.TRAILERS)
+_DONE = int(State.DONE)
+_CLOSED = int(State.CLOSED)
+_SWITCHED = int(State.SWITCHED)
 
 _REQUEST_SPECIAL = frozenset(
     (

@@ -47,15 +47,17 @@ from tricorn.protocols.http11_rules import (
 
 __all__ = ["H11Protocol"]
 
-_HEAD = State.HEAD
-_LENGTH_BODY = State.LENGTH_BODY
-_CHUNK_SIZE = State.CHUNK_SIZE
-_CHUNK_DATA = State.CHUNK_DATA
-_CHUNK_END = State.CHUNK_END
-_DONE = State.DONE
-_UPGRADE = State.UPGRADE
-_CLOSED = State.CLOSED
-_SWITCHED = State.SWITCHED
+_HEAD = int(State.HEAD)
+_LENGTH_BODY = int(State.LENGTH_BODY)
+_CHUNK_SIZE = int(State.CHUNK_SIZE)
+_CHUNK_DATA = int(State.CHUNK_DATA)
+_CHUNK_END = int(State.CHUNK_END)
+_DONE = int(State.DONE)
+_UPGRADE = int(State.UPGRADE)
+_CLOSED = int(State.CLOSED)
+_SWITCHED = int(State.SWITCHED)
+_R_BODY = int(ResponseState.BODY)
+_R_DONE = int(ResponseState.DONE)
 
 # The header fields that decide the framing, found in a raw head without splitting it.
 _FRAMING_FIELD_RE = re.compile(rb"\r\n(host|content-length|transfer-encoding):([^\r]*)", re.I)
@@ -390,7 +392,7 @@ class H11Protocol(HTTP11Base):
         self._keep_alive = keep_alive
         self._no_body = no_body
         self._response_remaining = -1 if no_body or length is None else length
-        self._response_state = ResponseState.BODY
+        self._response_state = _R_BODY
 
     def _h11_fields(self, event: Response, tunnel: bool) -> tuple[Headers, int | None, bool]:
         """The app's fields checked, as h11 will take them; (fields, length, app closes)."""
@@ -431,7 +433,7 @@ class H11Protocol(HTTP11Base):
         self._out += self._connection.send_with_data_passthrough(h11.Data(data=data)) or ()
 
     def _end_response(self) -> None:
-        self._response_state = ResponseState.DONE
+        self._response_state = _R_DONE
         if self._response_remaining > 0:
             self._enter_closed()
             raise LocalProtocolError(
