@@ -397,6 +397,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if websocket is not None:
             websocket.begin_shutdown()  # keep reading: the peer's close frame is to come
             return
+        if self._current is not None:
+            self._current.begin_shutdown()
         if self._current is None and not self.protocol.has_partial_head:
             self._stop_reading()
         else:

@@ -449,7 +449,6 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self.protocol.goaway(graceful=True)
         self._wake_writer()
         for stream in self._streams.values():
-            if isinstance(stream, WSStream):
-                stream.begin_shutdown()
+            stream.begin_shutdown()  # WebSockets close with 1001, waiting apps get disconnect
         if not self._streams:
             self._stop_reading()

@@ -161,6 +161,7 @@ class HTTPStream:
         "_body_sent",
         "_body_waited",
         "_bytes_sent",
+        "_closing",
         "_disconnected",
         "_final_body_delivered",
         "_owner",
@@ -206,6 +207,7 @@ class HTTPStream:
         self._body_idle = 0.0
         self._wait_started: float | None = None
         self._disconnected = False
+        self._closing = False  # the server shuts down gracefully
         self._final_body_delivered = False
         self._wakeup: anyio.Event | None = None
         self._started = False
@@ -236,6 +238,13 @@ class HTTPStream:
 
     def feed_disconnect(self) -> None:
         self._disconnected = True
+        self._wake()
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown: an app that has its whole request body and waits in
+        ``receive()`` (an event stream, a long poll: it waits only for the disconnect) gets
+        ``http.disconnect`` now, rather than holding the shutdown for ``graceful_timeout``."""
+        self._closing = True
         self._wake()
 
     def _wake(self) -> None:
@@ -273,6 +282,10 @@ class HTTPStream:
                 )
                 await self._owner.abort(self.stream_id)
         finally:
+            if self._closing and self._disconnected and not self._response_complete:
+                # It stopped on the shutdown's disconnect: end its response here.
+                with anyio.CancelScope(shield=True):
+                    await self._owner.abort(self.stream_id)
             self._owner.stream_done(self.stream_id)
 
     async def _app_failed(self, error: Exception | None) -> None:
@@ -329,6 +342,9 @@ class HTTPStream:
                 self._final_body_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             if self._body_complete:
+                if self._closing:
+                    self._disconnected = True  # its sends raise from now on, as after a leave
+                    return {"type": "http.disconnect"}
                 await self._wait()
             else:
                 await self._wait_for_body()
