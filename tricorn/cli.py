@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 from tricorn.config import Config
 from tricorn.config.loader import load_config
 from tricorn.config.logging import configure_logging
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError
 from tricorn.server.app import load_app
 from tricorn.server.asgi_types import ASGI3App
@@ -64,7 +65,7 @@ def _run_here(config: Config) -> int:
     """Serve in this process (workers = 1)."""
     app: ASGI3App
     if not config.app:
-        logging.getLogger("tricorn.error").info(DEMO_MESSAGE)
+        logging.getLogger(ERROR_LOGGER).info(DEMO_MESSAGE)
         from tricorn.server.demo import app
     else:
         try:

@@ -11,11 +11,10 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tricorn.constants import ACCESS_LOGGER, ERROR_LOGGER
+
 if TYPE_CHECKING:
     from tricorn.config import Config
-
-ERROR_LOGGER = "tricorn.error"
-ACCESS_LOGGER = "tricorn.access"
 
 #: The fields an access log template may use, with values of the types the server passes.
 ACCESS_LOG_SAMPLE: dict[str, Any] = {

@@ -23,6 +23,7 @@ from typing import Any
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config, load_config
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
 from tricorn.process.policy import (
     Action,
@@ -40,7 +41,7 @@ from tricorn.process.worker import CONFIG_ENV, config_to_json
 from tricorn.server import systemd
 from tricorn.server.listeners import open_config_sockets
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 HANDLED_SIGNALS = (
     signal.SIGCHLD,

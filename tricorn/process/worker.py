@@ -38,12 +38,13 @@ from anyio.abc import TaskStatus
 
 from tricorn.config import Config
 from tricorn.config.logging import configure_logging
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, TricornError
 from tricorn.server.app import load_app
 from tricorn.server.asgi_types import ASGI3App, Receive, Scope, Send
 from tricorn.server.listeners import BoundAddress
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 CONFIG_ENV = "TRICORN_WORKER_CONFIG"
 

@@ -35,6 +35,7 @@ from wsproto.frame_protocol import (
     XorMaskerSimple,
 )
 
+from ..constants import WSCloseCode
 from ..errors import LocalProtocolError, TricornError
 from .events import ConnectionClosed, Event, Headers, ProtocolError, Request
 
@@ -443,7 +444,7 @@ _SENDABLE_CLOSE_CODES = frozenset(
     (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
 )
 _NO_STATUS = 1005
-_ABNORMAL_CLOSURE = 1006
+_ABNORMAL_CLOSURE = WSCloseCode.ABNORMAL_CLOSURE
 _MAX_CONTROL_PAYLOAD = 125
 # A ping flood is answered with at most this many pongs per flush (the newest ones; RFC 6455
 # 5.5.3 allows answering only the most recent ping), so queued pongs stay under 2 KiB.

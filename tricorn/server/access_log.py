@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tricorn.constants import ACCESS_LOGGER
 from tricorn.server.asgi_types import Scope
 
-access_log = logging.getLogger("tricorn.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def _header(scope: Scope, name: bytes) -> str:

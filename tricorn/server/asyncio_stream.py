@@ -32,7 +32,9 @@ from typing import Any, cast
 import anyio
 from anyio.abc import SocketStream
 
-error_log = logging.getLogger("tricorn.error")
+from tricorn.constants import ERROR_LOGGER
+
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Unread bytes above which the transport stops reading from the socket.
 HIGH_WATER = 64 * 1024

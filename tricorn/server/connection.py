@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 import anyio
 from anyio.abc import ByteStream
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
 from tricorn.protocols.websocket import WebSocketRequestInfo
@@ -32,7 +33,7 @@ from tricorn.server.http_stream import HTTPStream, build_scope
 from tricorn.server.state import ServerState
 from tricorn.server.ws_stream import WSStream, websocket_scope
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: What a socket raises when the peer has gone (reset, closed under us, EPIPE...).
 DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)

@@ -16,6 +16,7 @@ import math
 
 import anyio
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
@@ -26,7 +27,7 @@ from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.ws_stream import WSStream
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import anyio
 from anyio.abc import TaskGroup
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
-from tricorn.protocols.http2 import HTTP2Protocol
+from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
 from tricorn.server.ws_stream import WSStream
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Largest slice of one stream's body handed to the protocol before the writer looks again
 #: at the priorities (a few frames' worth).
@@ -37,7 +37,7 @@ SEND_QUANTUM = 65536
 HIGH_WATER = 65536
 #: What a frame head and an HPACK-encoded response head add to the bytes a stream queues.
 FRAME_OVERHEAD = 64
-INTERNAL_ERROR = 0x2
+INTERNAL_ERROR = ErrorCodes.INTERNAL_ERROR
 CANCEL = 0x8
 _END_OF_BODY = (EndBody, events.Trailers)
 
@@ -64,7 +64,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
     def _setup(self) -> None:
         config = self.state.config
         self.protocol = HTTP2Protocol(
-            clock=time.monotonic,
+            clock=self.state.clock,
             max_concurrent_streams=config.h2_max_concurrent_streams,
             max_header_list_size=config.h2_max_header_list_size,
             initial_window_size=config.h2_initial_window_size,

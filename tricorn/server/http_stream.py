@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import anyio
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, TricornError
 from tricorn.protocols.events import Headers, Request
 from tricorn.server.access_log import AccessLogger
@@ -22,7 +23,7 @@ from tricorn.server.asgi_types import ASGI3App, Message, Scope
 from tricorn.server.backends import app_error_headline
 from tricorn.server.state import ServerState
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 

@@ -8,11 +8,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import TricornError
 from tricorn.server.asgi_types import ASGI3App, Message
 from tricorn.server.backends import app_error_headline
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 
 class LifespanFailure(TricornError):

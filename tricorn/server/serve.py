@@ -17,6 +17,7 @@ from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 from tricorn.config import Config
 from tricorn.config.loader import check_config
 from tricorn.config.tls import build_ssl_context
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError, TricornError
 from tricorn.server import systemd
 from tricorn.server.app import as_asgi3
@@ -37,7 +38,7 @@ from tricorn.server.listeners import (
 from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Seconds to back off when accept() fails for lack of file descriptors.
 ACCEPT_BACKOFF = 0.1

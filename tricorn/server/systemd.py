@@ -11,7 +11,9 @@ import logging
 import os
 import socket
 
-error_log = logging.getLogger("tricorn.error")
+from tricorn.constants import ERROR_LOGGER
+
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: The first file descriptor systemd passes (SD_LISTEN_FDS_START).
 LISTEN_FDS_START = 3

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import anyio
 
+from tricorn.constants import ERROR_LOGGER, WSCloseCode
 from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols.events import ConnectionClosed, Event, Headers, ProtocolError, Request
 from tricorn.protocols.websocket import (
@@ -45,11 +46,11 @@ from tricorn.server.asgi_types import Message as ASGIMessage
 from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
 from tricorn.server.state import TASK_NAME, ServerState, WriteLock
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 GOING_AWAY = 1001
-ABNORMAL_CLOSURE = 1006
-INTERNAL_ERROR = 1011
+ABNORMAL_CLOSURE = WSCloseCode.ABNORMAL_CLOSURE
+INTERNAL_ERROR = WSCloseCode.INTERNAL_ERROR
 
 
 class WebSocketOwner(StreamOwner, Protocol):

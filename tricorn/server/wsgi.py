@@ -39,11 +39,12 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 
+from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.server.asgi_types import Message, Receive, Scope, Send
 from tricorn.server.wsgi_threads import ThreadPool
 
-error_log = logging.getLogger("tricorn.error")
+error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Worker threads per server for WSGI requests: anyio's and trio's default thread limit, as
 #: Hypercorn's WSGI worker uses too. A WSGI thread mostly waits (on a database, on a slow
