@@ -14,8 +14,7 @@ from tricorn.config.loader import load_config
 from tricorn.config.logging import configure_logging
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError
-from tricorn.server.app import load_app
-from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.app import load_configured_app
 
 DEMO_MESSAGE = "No app given: serving the built-in demo app. Serve yours with: tricorn module:app"
 
@@ -63,24 +62,15 @@ def _pid_file(path: str) -> Iterator[None]:
 
 def _run_here(config: Config) -> int:
     """Serve in this process (workers = 1)."""
-    app: ASGI3App
     if not config.app:
         logging.getLogger(ERROR_LOGGER).info(DEMO_MESSAGE)
-        from tricorn.server.demo import app
-    else:
-        try:
-            app = load_app(
-                config.app,
-                factory=config.factory,
-                app_dir=config.app_dir,
-                interface=config.interface,
-                wsgi_max_threads=config.wsgi_max_threads,
-            )
-        except AppLoadError as error:
-            if error.__cause__ is not None:
-                # The app's own code failed: its traceback says where.
-                traceback.print_exception(error.__cause__, file=sys.stderr)
-            return _fail(error)
+    try:
+        app = load_configured_app(config)
+    except AppLoadError as error:
+        if error.__cause__ is not None:
+            # The app's own code failed: its traceback says where.
+            traceback.print_exception(error.__cause__, file=sys.stderr)
+        return _fail(error)
     from tricorn.server.serve import run
 
     return run(app, config)

@@ -40,7 +40,7 @@ from tricorn.config import Config
 from tricorn.config.logging import configure_logging
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, TricornError
-from tricorn.server.app import load_app
+from tricorn.server.app import load_configured_app
 from tricorn.server.asgi_types import ASGI3App, Receive, Scope, Send
 from tricorn.server.listeners import BoundAddress
 
@@ -144,16 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config)
     pipe = Pipe(args.pipe)
     try:
-        if config.app:
-            loaded = load_app(
-                config.app,
-                factory=config.factory,
-                app_dir=config.app_dir,
-                interface=config.interface,
-                wsgi_max_threads=config.wsgi_max_threads,
-            )
-        else:
-            from tricorn.server.demo import app as loaded
+        loaded = load_configured_app(config)
     except AppLoadError as error:
         if error.__cause__ is not None:
             traceback.print_exception(error.__cause__, file=sys.stderr)

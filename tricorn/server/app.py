@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any, cast
 
-from tricorn.config import Interface
+from tricorn.config import Config, Interface
 from tricorn.errors import AppLoadError
 from tricorn.server.asgi_types import ASGI2App, ASGI3App, Receive, Scope, Send
 from tricorn.server.wsgi import DEFAULT_MAX_THREADS, WSGIAdapter, WSGIApp
@@ -306,3 +306,22 @@ def load_app(
     elif factory:
         app = _call_factory(spec, app, _Call([], {}))
     return as_asgi3(app, spec, interface=interface, wsgi_max_threads=wsgi_max_threads)
+
+
+def load_configured_app(config: Config) -> ASGI3App:
+    """The app ``config`` names (``app``, ``factory``, ``app_dir``, ``interface``,
+    ``wsgi_max_threads``), or the built-in demo app when ``app`` is empty.
+
+    Raises ``AppLoadError`` as ``load_app`` does.
+    """
+    if not config.app:
+        from tricorn.server.demo import app
+
+        return app
+    return load_app(
+        config.app,
+        factory=config.factory,
+        app_dir=config.app_dir,
+        interface=config.interface,
+        wsgi_max_threads=config.wsgi_max_threads,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -122,29 +123,27 @@ def _remove_stale_socket(path: str, value: str) -> None:
 
 
 def _user_id(user: str) -> int:
-    if not user:
-        return -1
-    if user.isdigit():
-        return int(user)
     import pwd
 
-    try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
-        raise ConfigError(f"config: unix_socket_user = {user!r}: no such user") from None
+    return _account_id(user, "unix_socket_user", "user", lambda name: pwd.getpwnam(name).pw_uid)
 
 
 def _group_id(group: str) -> int:
-    if not group:
-        return -1
-    if group.isdigit():
-        return int(group)
     import grp
 
+    return _account_id(group, "unix_socket_group", "group", lambda name: grp.getgrnam(name).gr_gid)
+
+
+def _account_id(value: str, setting: str, kind: str, lookup: Callable[[str], int]) -> int:
+    """-1 (keep) for an empty value, a number as given, else the id of that name."""
+    if not value:
+        return -1
+    if value.isdigit():
+        return int(value)
     try:
-        return grp.getgrnam(group).gr_gid
+        return lookup(value)
     except KeyError:
-        raise ConfigError(f"config: unix_socket_group = {group!r}: no such group") from None
+        raise ConfigError(f"config: {setting} = {value!r}: no such {kind}") from None
 
 
 def _fd_socket(value: str) -> socket.socket:
