@@ -40,6 +40,8 @@ def _header(headers: Headers, name: bytes) -> bytes | None:
 class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     """Drives one HTTP/1.1 connection until it closes, or hands it to HTTP/2 (h2c)."""
 
+    EXTENSIONS = ("http.response.pathsend",)
+
     def _setup(self) -> None:
         config = self.state.config
         protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol

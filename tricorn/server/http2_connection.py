@@ -59,7 +59,12 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
     RECEIVE_SIZE = 262144
-    EXTENSIONS = ("http.response.trailers", "http.response.push", "http.response.early_hint")
+    EXTENSIONS = (
+        "http.response.trailers",
+        "http.response.push",
+        "http.response.early_hint",
+        "http.response.pathsend",
+    )
 
     def _setup(self) -> None:
         config = self.state.config

@@ -6,14 +6,17 @@ and HTTP/2 connections both implement it), so the ASGI rules live here once.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import os
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 import anyio
+import anyio.to_thread
 
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, TricornError
@@ -24,6 +27,9 @@ from tricorn.server.backends import app_error_headline
 from tricorn.server.state import ServerState
 
 error_log = logging.getLogger(ERROR_LOGGER)
+
+#: Bytes of a ``http.response.pathsend`` file read (in a worker thread) per body message.
+PATHSEND_CHUNK = 256 * 1024
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
@@ -130,6 +136,16 @@ def _check_headers(value: object) -> Headers:
             raise ASGIMessageError(f"response header {pair!r}: name and value must be bytes")
         headers.append((name.lower(), header_value))
     return headers
+
+
+def _open_for_pathsend(path: str) -> tuple[io.FileIO, int]:
+    """The opened file and its size (run in a worker thread: it may touch the disk)."""
+    file = io.FileIO(path, "r")
+    try:
+        return file, os.fstat(file.fileno()).st_size
+    except BaseException:
+        file.close()
+        raise
 
 
 def raised_for_disconnect(error: BaseException) -> bool:
@@ -463,6 +479,8 @@ class HTTPStream:
                     raise ASGIMessageError(f"http.response.push path must be a str: {path!r}")
                 push_headers = _check_headers(message.get("headers", ()))
                 await self._owner.push(self.stream_id, path.encode(), push_headers)
+        elif message_type == "http.response.pathsend":
+            await self._send_path(message)
         elif message_type == "http.response.early_hint":
             if self._started:
                 return
@@ -483,7 +501,9 @@ class HTTPStream:
             raise ASGIMessageError(
                 f"http.response.body body must be bytes, not {type(body).__name__}"
             )
-        body = bytes(body)
+        await self._send_bytes(bytes(body), bool(more_body))
+
+    async def _send_bytes(self, body: bytes, more_body: bool) -> None:
         body_done = not more_body
         end = body_done and not self._trailers_expected
         try:
@@ -500,6 +520,41 @@ class HTTPStream:
             self._body_sent = True
         if end:
             self._finish()
+
+    async def _send_path(self, message: Message) -> None:
+        """``http.response.pathsend``: the file at ``path`` is the whole body. It is read in
+        ``PATHSEND_CHUNK`` pieces off the event loop and sent as body messages are, so the
+        socket's or the HTTP/2 windows' backpressure applies; ``content-length`` is added
+        when the app gave none."""
+        if not self._started or self._body_sent or self._response_complete:
+            raise ASGIMessageError(
+                "http.response.pathsend must follow http.response.start, as the whole body"
+            )
+        path = message.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ASGIMessageError(f"http.response.pathsend path must be absolute: {path!r}")
+        try:
+            file, remaining = await anyio.to_thread.run_sync(_open_for_pathsend, path)
+        except OSError as error:
+            raise ASGIMessageError(
+                f"http.response.pathsend cannot open {path!r}: {error.strerror}"
+            ) from None
+        with file:
+            pending = self._pending_headers
+            if pending is not None and not any(name == b"content-length" for name, _ in pending):
+                pending.append((b"content-length", str(remaining).encode()))
+            if self.scope["method"] == "HEAD":
+                remaining = 0
+            while True:
+                chunk = (
+                    await anyio.to_thread.run_sync(file.read, min(remaining, PATHSEND_CHUNK))
+                    if remaining > 0
+                    else b""
+                )
+                remaining = remaining - len(chunk) if chunk else 0
+                await self._send_bytes(chunk, more_body=remaining > 0)
+                if remaining <= 0:
+                    return
 
     async def _send_trailers(self, message: Message) -> None:
         if not self._trailers_expected or not self._body_sent or self._response_complete:
