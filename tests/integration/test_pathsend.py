@@ -20,7 +20,7 @@ from tricorn.server.asgi_types import Receive, Scope, Send
 pytestmark = pytest.mark.anyio
 
 #: Not a multiple of the read size, so the last piece is a short one.
-SIZE = 3 * 256 * 1024 + 12345
+SIZE = 3 * 1024 * 1024 + 12345
 DATA = os.urandom(SIZE)
 
 
