@@ -29,5 +29,5 @@ def test_unix_and_everyone() -> None:
 
 
 def test_a_bad_entry_names_itself() -> None:
-    with pytest.raises(ValueError, match="'10.0.0.0/33'"):
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33'"):
         TrustedPeers.parse(["127.0.0.1,10.0.0.0/33"])

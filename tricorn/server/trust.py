@@ -38,8 +38,8 @@ class TrustedPeers:
         everyone = unix = False
         networks: list[Network] = []
         for raw in entries:
-            for entry in raw.split(","):
-                entry = entry.strip()
+            for part in raw.split(","):
+                entry = part.strip()
                 if not entry:
                     continue
                 if entry == "*":
