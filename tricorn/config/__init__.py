@@ -8,6 +8,7 @@ the CLI, the validation and the configuration reference are all generated from h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,34 @@ DEFAULT_ACCESS_LOG_FORMAT = (
 )
 
 
+#: The proxy headers ``forwarded_headers`` may name (tricorn.server.forwarded reads them).
+FORWARDED_HEADER_NAMES = (
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "forwarded",
+)
+
+
+def forwarded_header_names(entries: Iterable[str]) -> list[str]:
+    """``forwarded_headers`` entries (each may be a comma-separated list) as lower-case
+    names; ``ValueError`` naming an entry that is not in ``FORWARDED_HEADER_NAMES``."""
+    names: list[str] = []
+    for entry in entries:
+        for part in entry.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in FORWARDED_HEADER_NAMES:
+                raise ValueError(
+                    f"{part.strip()!r} is not one of {', '.join(FORWARDED_HEADER_NAMES)}"
+                )
+            names.append(name)
+    return names
+
+
 def setting(
     default: Any,
     help: str,
@@ -30,9 +59,16 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     group: str = "server",
+    env: str | None = None,
 ) -> Any:
-    """A ``Config`` field: its default, one line of help, and optional numeric bounds."""
+    """A ``Config`` field: its default, one line of help, and optional numeric bounds.
+
+    ``env`` names an environment variable that, when set, replaces the default for the
+    command line (``tricorn.config.loader.load_config``; a TOML file and flags still win).
+    """
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "group": group}
+    if env is not None:
+        metadata["env"] = env
     if isinstance(default, list):
         items = list(default)
         return field(default_factory=lambda: list(items), metadata=metadata)
@@ -110,6 +146,28 @@ class Config:
         "tricorn", "Value of the Server response header; empty to send none."
     )
     date_header: bool = setting(True, "Send a Date header on every response.")
+
+    # --- behind a proxy ------------------------------------------------------------
+    proxy_headers: bool = setting(
+        True,
+        "Take the client, scheme, host and prefix from the forwarded_headers a peer in "
+        "forwarded_allow_ips sends (X-Forwarded-*, Forwarded).",
+        group="proxy",
+    )
+    forwarded_allow_ips: list[str] = setting(  # noqa: RUF009
+        ["127.0.0.1", "::1", "unix"],
+        "Peers trusted to send proxy headers: addresses, CIDR networks, 'unix' (unix socket "
+        "peers) or '*'; comma-separated lists are fine.",
+        group="proxy",
+        env="FORWARDED_ALLOW_IPS",
+    )
+    forwarded_headers: list[str] = setting(  # noqa: RUF009
+        ["x-forwarded-for", "x-forwarded-proto"],
+        "Which proxy headers a trusted peer may set: x-forwarded-for, -proto, -host, -port, "
+        "-prefix, forwarded. Name only those your proxy sets or clears (it passes the "
+        "others on from the client).",
+        group="proxy",
+    )
 
     # --- time ----------------------------------------------------------------------
     keep_alive_timeout: float = setting(
