@@ -338,9 +338,9 @@ def test_forwarded_all_trusted_gives_the_leftmost() -> None:
 
 
 def test_forwarded_quoted_commas_and_escapes_stay_in_their_element() -> None:
-    hop = forwarded_hop(['for=6.6.6.6;ext="a,b;c\\"d", for=203.0.113.7'], TrustedPeers())
+    hop = forwarded_hop(['for=6.6.6.6;ext="a,b;c\\"d", for=203.0.113.7'], TrustedPeers().trusts)
     assert hop is not None and hop.client == ("203.0.113.7", 0)
-    hop = forwarded_hop(['for=203.0.113.7;ext="a,b;c\\"d"'], TrustedPeers())
+    hop = forwarded_hop(['for=203.0.113.7;ext="a,b;c\\"d"'], TrustedPeers().trusts)
     assert hop is not None and hop.client == ("203.0.113.7", 0)
 
 

@@ -47,6 +47,11 @@ from tricorn.server.trust import TrustedPeers
 log = logging.getLogger(ERROR_LOGGER)
 
 T = TypeVar("T")
+Node = tuple[str, int]
+
+#: Entries kept in each of a server's caches (peer trust, X-Forwarded-For entries); a full
+#: cache is emptied: addresses repeat (the proxy's, returning clients), ``ipaddress`` is slow.
+CACHE_SIZE = 4096
 
 #: Every header this module can read, as ``forwarded_headers`` names them.
 HEADER_NAMES = FORWARDED_HEADER_NAMES
@@ -258,7 +263,7 @@ def parse_forwarded_element(element: str) -> Hop:
     )
 
 
-def forwarded_hop(values: Iterable[str], trusted: TrustedPeers) -> Hop | None:
+def forwarded_hop(values: Iterable[str], trusts: Callable[[str], bool]) -> Hop | None:
     """The client's hop in ``Forwarded`` header lines (in order): walk from the right,
     skipping elements whose ``for`` is trusted; the first untrusted one (an obfuscated
     or ``unknown`` node is never trusted), or the leftmost. A bad element stops the walk
@@ -274,7 +279,7 @@ def forwarded_hop(values: Iterable[str], trusted: TrustedPeers) -> Hop | None:
             log.debug("Forwarded header ignored from %r on: %s", element, error)
             break
         chosen = hop
-        if hop.client is None or not (hop.address and trusted.trusts(hop.client[0])):
+        if hop.client is None or not (hop.address and trusts(hop.client[0])):
             break
     return chosen
 
@@ -283,7 +288,7 @@ def forwarded_hop(values: Iterable[str], trusted: TrustedPeers) -> Hop | None:
 
 
 def x_forwarded_for_client(
-    values: Iterable[str], trusted: TrustedPeers
+    values: Iterable[str], trusts: Callable[[str], bool], parse: Callable[[str], Node] | None = None
 ) -> tuple[tuple[str, int] | None, int]:
     """The client in ``X-Forwarded-For`` lines and its position from the right (1 for the
     rightmost): the nearest untrusted hop, or the leftmost. A bad entry stops the walk at the
@@ -293,12 +298,12 @@ def x_forwarded_for_client(
     position = 1
     for index, entry in enumerate(reversed(entries), start=1):
         try:
-            node, _ = parse_node(entry, obfuscated=False)
+            node = parse(entry) if parse is not None else parse_node(entry, obfuscated=False)[0]
         except Malformed as error:
             log.debug("X-Forwarded-For ignored from %r on: %s", entry.strip(), error)
             break
         chosen, position = node, index
-        if not trusted.trusts(node[0]):
+        if not trusts(node[0]):
             break
     return chosen, position
 
@@ -317,10 +322,12 @@ def _at_hop(values: list[str], position: int) -> str:
 class ProxyHeaders:
     """The proxy header settings, parsed once per server; ``apply`` rewrites a scope."""
 
-    __slots__ = ("_names", "root_path", "trusted")
+    __slots__ = ("_names", "_nodes", "_trust", "root_path", "trusted")
 
     def __init__(self, trusted: TrustedPeers, headers: Iterable[str], root_path: str = "") -> None:
         self.trusted = trusted
+        self._trust: dict[str | None, bool] = {}
+        self._nodes: dict[str, Node] = {}
         self._names = frozenset(name.encode("ascii") for name in forwarded_header_names(headers))
         self.root_path = root_path
 
@@ -334,6 +341,28 @@ class ProxyHeaders:
             return None
         proxy = cls(trusted, headers, root_path)
         return proxy if proxy._names else None
+
+    def trusts(self, host: str | None) -> bool:
+        """``TrustedPeers.trusts``, remembered."""
+        known = self._trust.get(host)
+        if known is None:
+            if len(self._trust) >= CACHE_SIZE:
+                self._trust.clear()
+            known = self._trust[host] = self.trusted.trusts(host)
+        return known
+
+    def _node(self, entry: str) -> Node:
+        """An X-Forwarded-For entry parsed (``parse_node``), remembered when it parses (and
+        is short: the cache's size stays bounded whatever clients send)."""
+        node = self._nodes.get(entry)
+        if node is None:
+            node = parse_node(entry, obfuscated=False)[0]
+            if len(entry) > 64:
+                return node
+            if len(self._nodes) >= CACHE_SIZE:
+                self._nodes.clear()
+            self._nodes[entry] = node
+        return node
 
     def read(
         self,
@@ -352,13 +381,13 @@ class ProxyHeaders:
                 if found is None:
                     found = {}
                 found.setdefault(name, []).append(value.decode("latin-1"))
-        if found is None or not self.trusted.trusts(client[0] if client else None):
+        if found is None or not self.trusts(client[0] if client else None):
             return None
         new_client, new_scheme = client, scheme
         host: str | None = None
         port: int | None = None
         by: tuple[str, int] | None = None
-        hop = forwarded_hop(found[b"forwarded"], self.trusted) if b"forwarded" in found else None
+        hop = forwarded_hop(found[b"forwarded"], self.trusts) if b"forwarded" in found else None
         if hop is not None:
             if hop.client is not None:
                 new_client = hop.client
@@ -367,7 +396,9 @@ class ProxyHeaders:
         else:
             position = 1
             if b"x-forwarded-for" in found:
-                node, position = x_forwarded_for_client(found[b"x-forwarded-for"], self.trusted)
+                node, position = x_forwarded_for_client(
+                    found[b"x-forwarded-for"], self.trusts, self._node
+                )
                 new_client = node or client
             new_scheme = _read(found, b"x-forwarded-proto", position, _proto) or scheme
             host = _read(found, b"x-forwarded-host", position, _host)
