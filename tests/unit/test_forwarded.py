@@ -4,6 +4,7 @@ chains, IPv6, obfuscated identifiers, malformed values, precedence; and their se
 from __future__ import annotations
 
 import logging
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +141,17 @@ def test_x_forwarded_for_garbage_after_trusted_hops_stops_at_the_last_good_one(
 
 
 @pytest.mark.parametrize(
-    "value", ["bogus", "", "1.2.3.4:99999", "[1.2.3.4]", "[::1", "1.2.3.4.5", "_hidden"]
+    "value",
+    [
+        "bogus",
+        "",
+        "1.2.3.4:99999",
+        "[1.2.3.4]",
+        "[::1",
+        "1.2.3.4.5",
+        "_hidden",
+        "1.2.3.4:" + "9" * 5000,
+    ],
 )
 def test_a_malformed_x_forwarded_for_is_ignored_with_a_debug_line(
     value: str, caplog: pytest.LogCaptureFixture
@@ -246,6 +257,7 @@ def test_x_forwarded_port_alone_keeps_the_request_host_name() -> None:
         ("x-forwarded-port", "0"),
         ("x-forwarded-port", "http"),
         ("x-forwarded-port", "70000"),
+        ("x-forwarded-port", "9" * 5000),  # int() of it would raise: Python's digit limit
     ],
 )
 def test_a_malformed_host_or_port_is_ignored(
@@ -415,6 +427,23 @@ def test_x_forwarded_wins_when_forwarded_is_not_read() -> None:
         ("x-forwarded-for", "198.51.100.1"), ("forwarded", "for=192.0.2.60"), proxy_headers=x_only
     )
     assert value == ("198.51.100.1", 0)
+
+
+def test_random_garbage_never_raises() -> None:
+    """Whatever bytes a trusted peer sends in these headers, ``read`` answers (None or a
+    result): a parse error is never an exception out of it (which would be a 500)."""
+    rng = random.Random(7239)
+    alphabet = 'abcxyz019_-.:;,="[]\\/ %@?#\t' + "\u00e9"
+    pieces = ["for=", "proto=", "host=", "by=", '"', "[", "]:", "::", "_", "unknown", "1.2.3.4"]
+    for _ in range(3000):
+        parts = [
+            rng.choice(pieces) if rng.random() < 0.4 else rng.choice(alphabet)
+            for _ in range(rng.randrange(0, 30))
+        ]
+        value = "".join(parts)
+        name = rng.choice(ALL)
+        result = read((name, value.encode("utf-8").decode("latin-1")))
+        assert result is None or isinstance(result, Forwarded)
 
 
 # --- the scope -----------------------------------------------------------------------

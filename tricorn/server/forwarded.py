@@ -132,7 +132,7 @@ def parse_node(text: str, *, obfuscated: bool) -> tuple[tuple[str, int], bool]:
         host = text
     port = 0
     if port_text:
-        if port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535:
+        if _is_port(port_text, zero=True):
             port = int(port_text)
         elif not (obfuscated and _OBFUSCATED.fullmatch(port_text)):
             raise Malformed(f"{text!r}: bad port")
@@ -160,9 +160,19 @@ def _proto(text: str) -> str:
     return scheme
 
 
+def _is_port(text: str, *, zero: bool = False) -> bool:
+    """1-5 ASCII digits up to 65535 (0 only with ``zero``); never ``int`` of a long text."""
+    return (
+        0 < len(text) <= 5
+        and text.isascii()
+        and text.isdigit()
+        and (1 if not zero else 0) <= int(text) <= 65535
+    )
+
+
 def _port(text: str) -> int:
     text = text.strip()
-    if not (text.isascii() and text.isdigit() and 0 < int(text) <= 65535):
+    if not _is_port(text):
         raise Malformed(f"{text!r} is not a port")
     return int(text)
 
