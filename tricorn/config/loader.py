@@ -46,6 +46,7 @@ GROUP_TITLES = {
     "http2": "HTTP/2",
     "websocket": "WebSocket",
     "process": "worker processes",
+    "proxy": "behind a proxy",
 }
 
 #: Short flags, by field name.
@@ -308,11 +309,28 @@ def _check_octal_mode(value: str) -> None:
         raise _Invalid(value, "file permissions in octal, such as '660' or '0666'")
 
 
+def _check_trust_list(values: list[str]) -> None:
+    # The same entries as ``tricorn.server.trust.TrustedPeers.parse`` takes (config may not
+    # import the server; tests/unit/test_config.py checks that both agree).
+    for value in values:
+        for part in value.split(","):
+            entry = part.strip()
+            if not entry or entry == "*" or entry.lower() == "unix":
+                continue
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                raise _Invalid(
+                    values, f"addresses, networks (CIDR), 'unix' or '*'; {entry!r} is none"
+                ) from None
+
+
 #: Checks beyond type and bounds, by field name.
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
     "access_log_format": _check_access_log_format,
     "unix_socket_mode": _check_octal_mode,
+    "proxy_protocol_allow_ips": _check_trust_list,
 }
 
 
