@@ -15,6 +15,7 @@ command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v wrk >/dev/null || need+=(wrk)  # the benchmark harness's smoke run
 command -v chromium >/dev/null || need+=(chromium)  # tests/e2e/test_browser.py
 command -v systemd-socket-activate >/dev/null || need+=(systemd)  # tests/integration/test_systemd.py
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # tests/e2e/test_haproxy.py
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
