@@ -45,7 +45,7 @@ SNIFF_SIZE = 65536
 #: What a read raises when the peer has gone.
 _GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
-Address = tuple[str, int] | None
+Peer = tuple[str, int] | None
 
 
 class Unreceivable(Protocol):
@@ -79,17 +79,17 @@ class ProxyProtocolSetup:
             config.header_read_timeout,
         )
 
-    def allows(self, client: Address) -> bool:
+    def allows(self, client: Peer) -> bool:
         """Whether the connection's real peer may send a header (None: a unix socket)."""
         return self.allowed.trusts(client[0] if client else None)
 
 
-def _label(client: Address) -> str:
+def _label(client: Peer) -> str:
     return f"{client[0]}:{client[1]}" if client else "unix socket peer"
 
 
 async def accept(
-    transport: ByteStream, setup: ProxyProtocolSetup, client: Address
+    transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
 ) -> tuple[ByteStream, ProxyHeader | None] | None:
     """The PROXY protocol step of a new connection whose real peer is ``client``: the
     stream to go on with and the header (None from a peer not allowed to send one), or
@@ -101,7 +101,7 @@ async def accept(
 
 
 async def read_header(
-    transport: ByteStream, setup: ProxyProtocolSetup, client: Address
+    transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
 ) -> tuple[ByteStream, ProxyHeader] | None:
     """Read the header from an allowed peer. Returns the stream to go on with (the bytes
     after the header come first) and the header; None when the connection must be closed
@@ -135,7 +135,7 @@ async def read_header(
 
 
 async def refuse_foreign_header(
-    transport: ByteStream, setup: ProxyProtocolSetup, client: Address
+    transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
 ) -> ByteStream | None:
     """For a peer not allowed to send a header: read its first bytes and give them back.
     Returns the stream to serve, or None (logged) when those bytes begin a PROXY header,
@@ -200,7 +200,7 @@ class PrefixedStream(ByteStream):
         return self._stream.extra_attributes
 
 
-def endpoints(header: ProxyHeader, client: Address, server: Address) -> tuple[Address, Address]:
+def endpoints(header: ProxyHeader, client: Peer, server: Peer) -> tuple[Peer, Peer]:
     """The ASGI ``client`` and ``server`` after ``header``: the header's for a relayed
     connection (None for unix sockets, as ASGI has no form for a path); else the real ones
     (LOCAL, UNKNOWN, AF_UNSPEC)."""
