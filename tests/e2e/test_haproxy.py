@@ -9,9 +9,10 @@ bind (``ssl verify none``). Clients reach HAProxy over cleartext or over TLS tha
 terminates with a trustme certificate. Every backend's server is health-checked with
 ``check-send-proxy``.
 
-The app answers with its scope; the tests check that it sees the client address and port
-HAProxy saw (the test's own socket), the HAProxy frontend as the server, the same scheme
-through the HTTP/1.1 and the HTTP/2 upstream, and that the health checks log no error.
+The app answers with its scope (HTTP, and WebSocket through the HTTP/1.1 upstreams); the
+tests check that it sees the client address and port HAProxy saw (the test's own socket),
+the HAProxy frontend as the server, the same scheme through the HTTP/1.1 and the HTTP/2
+upstream, and that the health checks log no error.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from typing import Any
 
 import pytest
 import trustme
+import websockets.sync.client
 
 from tests.e2e.server import Server, run_tricorn
 from tests.helpers import free_port
 
-SCOPE_APP = "tests.integration.apps:scope_dump"
+SCOPE_APP = "tests.e2e.apps.scopes:app"
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,40 @@ def test_the_h1_and_h2_upstreams_give_the_same_scope(
         seen[upstream] = (scope["scheme"], scope["client"][0], scope["server"], scope["path"])
     assert seen["h1"][0] == seen["h2"][0]  # the scheme: the bug the issue names
     assert seen["h1"][1:3] == seen["h2"][1:3]
+
+
+def _websocket_scope(port: int, path: str, *, tls_ca: Path | None = None) -> tuple[Any, int]:
+    """Open a WebSocket through HAProxy; the scope the app sent back and our own port."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client_port = int(raw.getsockname()[1])
+    context = None if tls_ca is None else ssl.create_default_context(cafile=str(tls_ca))
+    scheme = "ws" if tls_ca is None else "wss"
+    with websockets.sync.client.connect(
+        f"{scheme}://127.0.0.1:{port}{path}", sock=raw, ssl=context, proxy=None
+    ) as client:
+        scope = json.loads(client.recv(timeout=10))
+    return scope, client_port
+
+
+@pytest.mark.parametrize("terminated", [False, True], ids=["cleartext", "haproxy-tls"])
+@pytest.mark.parametrize(
+    "route",
+    [route for route in ROUTES if route.upstream == "h1"],
+    ids=[route.name for route in ROUTES if route.upstream == "h1"],
+)
+def test_websocket_sees_the_client_haproxy_saw(
+    deployment: Deployment, route: Route, terminated: bool
+) -> None:
+    haproxy = deployment.haproxy
+    port = _front_port(haproxy, terminated)
+    scope, client_port = _websocket_scope(
+        port, f"/{route.name}/ws", tls_ca=haproxy.ca_file if terminated else None
+    )
+    assert scope["type"] == "websocket"
+    assert scope["client"] == ["127.0.0.1", client_port]
+    assert scope["server"] == ["127.0.0.1", port]
+    expected = _expected_scheme(route, terminated)
+    assert scope["scheme"] == ("wss" if expected == "https" else "ws")
 
 
 def test_health_checks_pass_and_log_no_error(deployment: Deployment) -> None:
