@@ -38,6 +38,7 @@ from tricorn.protocols.proxy_protocol import (
     crc32c,
     starts_with_header,
 )
+from tricorn.server.proxy_protocol import EXTENSION, endpoints, extensions, scheme
 
 # --- building headers ----------------------------------------------------------------
 
@@ -599,3 +600,68 @@ def test_any_v1_tcp6_line_round_trips(
     assert parsed.header.source == (str(source), ports[0])
     assert parsed.header.destination == (str(destination), ports[1])
     assert parsed.rest == b"GET"
+
+
+# --- what the server takes from a header (server/proxy_protocol.py, pure parts) ---------
+
+REAL_CLIENT, REAL_SERVER = ("127.0.0.1", 40000), ("127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize(
+    ("data", "client", "server"),
+    [
+        (
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n",
+            ("192.0.2.1", 56324),
+            ("198.51.100.2", 443),
+        ),
+        (b"PROXY UNKNOWN\r\n", REAL_CLIENT, REAL_SERVER),
+        (v2(0), REAL_CLIENT, REAL_SERVER),
+        (v2(1, 0x00, b""), REAL_CLIENT, REAL_SERVER),
+        (v2(family_byte=0x31, addresses=unix_paths(b"/a", b"/b")), None, None),
+    ],
+    ids=["tcp4", "unknown", "local", "unspec", "unix"],
+)
+def test_endpoints_come_from_a_relayed_header_only(
+    data: bytes, client: tuple[str, int] | None, server: tuple[str, int] | None
+) -> None:
+    assert endpoints(parse(data).header, REAL_CLIENT, REAL_SERVER) == (client, server)
+
+
+@pytest.mark.parametrize(
+    ("data", "own", "expected"),
+    [
+        (v2(), "http", "http"),
+        (v2(), "https", "https"),
+        (v2(tlvs=ssl_tlv(PP2_CLIENT_SSL, 0)), "http", "https"),
+        (v2(tlvs=ssl_tlv(0, 1)), "https", "http"),
+        (v2(0, 0x00, b"", ssl_tlv(PP2_CLIENT_SSL, 0)), "http", "http"),  # LOCAL: discarded
+        (b"PROXY TCP6 ::1 ::2 1 2\r\n", "https", "https"),
+    ],
+    ids=["plain", "tls-bind", "ssl-tlv", "ssl-tlv-cleartext", "local", "v1"],
+)
+def test_the_ssl_tlv_decides_the_scheme_when_present(data: bytes, own: str, expected: str) -> None:
+    assert scheme(parse(data).header, own) == expected
+
+
+def test_the_scope_extension_carries_what_the_header_said() -> None:
+    subs = tlv(PP2_SUBTYPE_SSL_VERSION, b"TLSv1.3") + tlv(PP2_SUBTYPE_SSL_CN, b"alice")
+    tlvs = (
+        tlv(PP2_TYPE_ALPN, b"h2")
+        + tlv(PP2_TYPE_AUTHORITY, b"shop.example")
+        + tlv(PP2_TYPE_UNIQUE_ID, b"id-1")
+        + ssl_tlv(PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN, 0, subs)
+    )
+    described = extensions(parse(v2(tlvs=tlvs)).header)[EXTENSION]
+    assert described["version"] == 2 and described["command"] == "proxy"
+    assert described["source"] == ("192.0.2.1", 56324)
+    assert described["destination"] == ("198.51.100.2", 443)
+    assert (described["alpn"], described["authority"], described["unique_id"]) == (
+        b"h2",
+        "shop.example",
+        b"id-1",
+    )
+    assert described["ssl"]["client_ssl"] and described["ssl"]["cert_verified"]
+    assert described["ssl"]["version"] == "TLSv1.3" and described["ssl"]["cn"] == "alice"
+    assert [kind for kind, _ in described["tlvs"]] == [0x01, 0x02, 0x05, 0x20]
+    assert extensions(parse(b"PROXY UNKNOWN\r\n").header)[EXTENSION]["ssl"] is None
