@@ -18,6 +18,7 @@ command -v chromium >/dev/null || need+=(chromium)  # tests/e2e/test_browser.py
 # is not started where policy-rc.d forbids it (containers), and the tests never use it.
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)  # tests/integration/test_systemd.py
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # tests/e2e/test_haproxy.py
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

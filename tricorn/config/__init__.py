@@ -18,6 +18,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
 HTTP1Parser = Literal["h11", "tricorn"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
+ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
@@ -166,6 +167,30 @@ class Config:
         "Which proxy headers a trusted peer may set: x-forwarded-for, -proto, -host, -port, "
         "-prefix, forwarded. Name only those your proxy sets or clears (it passes the "
         "others on from the client).",
+        group="proxy",
+    )
+
+    # --- behind a proxy: the PROXY protocol ----------------------------------------
+    proxy_protocol: ProxyProtocolMode = setting(  # noqa: RUF009
+        "off",
+        "Read a PROXY protocol header (HAProxy's send-proxy / send-proxy-v2) before TLS and "
+        "HTTP on connections from proxy_protocol_allow_ips: 'v1', 'v2', 'auto' (either) or "
+        "'off'. Those peers must send one; other peers are served as direct clients.",
+        group="proxy",
+    )
+    proxy_protocol_allow_ips: list[str] = setting(  # noqa: RUF009
+        ["127.0.0.1", "::1", "unix"],
+        "Peers whose PROXY protocol header is read: addresses, CIDR networks, 'unix' (peers "
+        "of unix socket binds) or '*' (everyone); a PROXY header from any other peer closes "
+        "its connection.",
+        group="proxy",
+    )
+    proxy_protocol_v2_max_size: int = setting(
+        4096,
+        "Largest PROXY protocol v2 header accepted, in bytes (16 fixed bytes, addresses and "
+        "TLVs); a larger one closes the connection.",
+        minimum=232,
+        maximum=65551,
         group="proxy",
     )
 

@@ -315,9 +315,10 @@ def _check_octal_mode(value: str) -> None:
 
 
 def _check_peer_list(values: list[str]) -> None:
-    """A trust list (``forwarded_allow_ips``): the entries ``TrustedPeers.parse``
-    (tricorn/server/trust.py) takes, checked here because config imports no server code;
-    tests/unit/test_forwarded.py checks the two agree."""
+    """A trust list (``forwarded_allow_ips``, ``proxy_protocol_allow_ips``): the entries
+    ``TrustedPeers.parse`` (tricorn/server/trust.py) takes, checked here because config
+    imports no server code; tests/unit/test_forwarded.py and test_config.py check the two
+    agree."""
     for value in values:
         for part in value.split(","):
             entry = part.strip()
@@ -345,6 +346,7 @@ EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "unix_socket_mode": _check_octal_mode,
     "forwarded_allow_ips": _check_peer_list,
     "forwarded_headers": _check_forwarded_headers,
+    "proxy_protocol_allow_ips": _check_peer_list,
 }
 
 
