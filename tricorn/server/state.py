@@ -39,7 +39,13 @@ class ServerState:
         self.app = app
         self.lifespan_state = lifespan_state
         self.clock = time.monotonic
-        self.access_log = AccessLogger(config.access_log_format) if config.access_log else None
+        self.access_log = (
+            AccessLogger(
+                config.access_log_format, config.ws_access_log_format, json=config.access_log_json
+            )
+            if config.access_log
+            else None
+        )
         self.connections: set[Closable] = set()
         self.shutting_down = False
         self._all_closed: anyio.Event | None = None
