@@ -220,9 +220,9 @@ def read_log_config(path: str) -> dict[str, Any]:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise LogConfigError(path, f"not valid {kind}: {first}") from None
     if not isinstance(loaded, dict):
-        raise LogConfigError(path, f"a {kind} table of dictConfig keys")
+        raise LogConfigError(path, "not a mapping of dictConfig keys at the top level")
     if loaded.get("version") != 1:
-        raise LogConfigError(path, "version = 1 (the dictConfig schema)")
+        raise LogConfigError(path, "no version = 1 key (the dictConfig schema version)")
     return loaded
 
 
