@@ -338,6 +338,37 @@ async def test_the_shutdown_ending_a_long_poll_is_logged_as_shutdown(lines: Line
     assert text.endswith(" shutdown")
 
 
+class Stalled:
+    """Starts a response, then neither sends nor receives: only a cancel ends it."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        self.started.set()
+        await anyio.sleep_forever()
+
+
+async def test_a_response_cancelled_by_the_graceful_timeout_is_logged_as_shutdown(
+    lines: Lines,
+) -> None:
+    app = Stalled()
+    async with serving(app, access_log=True, graceful_timeout=0.2) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET /stalled HTTP/1.1\r\nHost: h\r\n\r\n")
+        with anyio.fail_after(GUARD):
+            await app.started.wait()
+        server.shutdown.set()
+        text, fields = await lines.one()
+        await stream.aclose()
+    assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 5, "shutdown")
+    assert text.endswith(" shutdown")
+
+
 # --- WebSocket lines -----------------------------------------------------------------------
 
 
@@ -431,6 +462,27 @@ async def test_the_shutdown_closing_a_websocket_is_1001_shutdown(lines: Lines) -
         await client.send(event.response())
         _, fields = await lines.one()
     assert (fields["close_code"], fields["outcome"]) == (1001, "shutdown")
+
+
+async def test_an_unanswered_keepalive_ping_is_1011_timeout(lines: Lines) -> None:
+    async with (
+        serving(ws_apps.echo, access_log=True, ws_ping_interval=0.1, ws_ping_timeout=0.1) as server,
+        RawWebSocket.open(server, "/quiet") as raw,
+    ):
+        _, fields = await lines.one()  # written once the server gave up on the session
+        await raw.stream.aclose()
+    assert (fields["close_code"], fields["outcome"]) == (1011, "timeout")
+
+
+async def test_a_websocket_protocol_error_is_logged_with_its_close_code(lines: Lines) -> None:
+    async with serving(ws_apps.echo, access_log=True, ws_max_message_size=16) as server:
+        async with RawWebSocket.open(server, "/big") as client:
+            await client.send(TextMessage("x" * 64))
+            event = await client.next_event()
+            assert isinstance(event, CloseConnection) and event.code == 1009
+            await client.send(event.response())
+        _, fields = await lines.one()
+    assert (fields["close_code"], fields["outcome"]) == (1009, "protocol_error")
 
 
 # --- log_config, through the tricorn command -----------------------------------------------

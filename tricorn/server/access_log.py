@@ -53,11 +53,12 @@ def _clean(text: str) -> str:
     return text.translate(_ESCAPED)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+#: The request headers a line shows, by field name; one pass over the headers finds them.
+_HEADER_FIELDS = {b"user-agent": "user_agent", b"referer": "referer", b"x-request-id": "request_id"}
+#: Text fields that come from the client: escaped in text lines.
+_CLIENT_TEXT = ("path", "target", "query", "user_agent", "referer", "request_id")
+#: Other fields that may be absent (None): ``-`` in text lines.
+_MAYBE_ABSENT = ("time", "client", "close_code")
 
 
 def format_client(client: Any) -> str | None:
@@ -85,17 +86,18 @@ def _template_fields(template: str) -> set[str]:
 class AccessLogger:
     """Formats and writes access log lines; fields are documented on ``Config``."""
 
-    __slots__ = ("_formats", "_json", "_time")
+    __slots__ = ("_absent", "_escaped", "_formats", "_json", "_time")
 
     def __init__(
         self, template: str, ws_template: str | None = None, *, json: bool = False
     ) -> None:
         self._formats = {"http": template, "websocket": ws_template or template}
         self._json = json
-        # The wall-clock time is only read when a line shows it.
-        self._time = json or "time" in _template_fields(template) | _template_fields(
-            ws_template or template
-        )
+        used = _template_fields(template) | _template_fields(ws_template or template)
+        # Work a line does not show is skipped: the clock, escaping, dashes.
+        self._time = json or "time" in used
+        self._escaped = tuple(name for name in _CLIENT_TEXT if name in used)
+        self._absent = tuple(name for name in _MAYBE_ABSENT if name in used)
 
     def fields(
         self,
@@ -112,8 +114,31 @@ class AccessLogger:
         messages_out: int = 0,
     ) -> dict[str, Any]:
         """The typed fields of one line: None where a value is absent."""
+        return self._fields(
+            scope, target, status, size, duration, outcome, method, close_code, messages_in,
+            messages_out,
+        )  # fmt: skip
+
+    def _fields(
+        self,
+        scope: Scope,
+        target: bytes,
+        status: int,
+        size: int,
+        duration: float,
+        outcome: str,
+        method: str | None,
+        close_code: int | None,
+        messages_in: int,
+        messages_out: int,
+    ) -> dict[str, Any]:
         websocket = scope["type"] == "websocket"
         version = scope["http_version"]
+        found: dict[str, str | None] = {"user_agent": None, "referer": None, "request_id": None}
+        for key, value in scope["headers"]:
+            name = _HEADER_FIELDS.get(key)
+            if name is not None and found[name] is None:
+                found[name] = value.decode("latin-1")
         return {
             "time": _utc_now() if self._time else None,
             "client": format_client(scope.get("client")),
@@ -125,9 +150,9 @@ class AccessLogger:
             "bytes": size,
             "duration_ms": round(duration * 1000.0, 3),
             "protocol": f"WS/{version}" if websocket else f"HTTP/{version}",
-            "user_agent": _header(scope, b"user-agent"),
-            "referer": _header(scope, b"referer"),
-            "request_id": _header(scope, b"x-request-id"),
+            "user_agent": found["user_agent"],
+            "referer": found["referer"],
+            "request_id": found["request_id"],
             "outcome": outcome,
             "close_code": close_code,
             "messages_in": messages_in,
@@ -138,10 +163,13 @@ class AccessLogger:
         """The line for ``fields``: JSON, or the template of ``kind`` ('http', 'websocket')."""
         if self._json:
             return json.dumps(fields, separators=(",", ":"))
-        shown = {
-            name: "-" if value is None else _clean(value) if isinstance(value, str) else value
-            for name, value in fields.items()
-        }
+        shown = fields.copy()
+        for name in self._escaped:
+            value = shown[name]
+            shown[name] = "-" if value is None else _clean(value)
+        for name in self._absent:
+            if shown[name] is None:
+                shown[name] = "-"
         return self._formats[kind].format_map(shown)
 
     def log(
@@ -160,17 +188,9 @@ class AccessLogger:
     ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
-        fields = self.fields(
-            scope,
-            target=target,
-            status=status,
-            size=size,
-            duration=duration,
-            outcome=outcome,
-            method=method,
-            close_code=close_code,
-            messages_in=messages_in,
-            messages_out=messages_out,
-        )
+        fields = self._fields(
+            scope, target, status, size, duration, outcome, method, close_code, messages_in,
+            messages_out,
+        )  # fmt: skip
         line = self.render(fields, scope["type"])
         access_log.info(line, extra={"access": fields})

@@ -293,6 +293,11 @@ class HTTPStream:
                 )
             else:
                 await self._app_failed(error)
+        except anyio.get_cancelled_exc_class():
+            # Cancelled (the graceful_timeout ran out, or its connection was torn down):
+            # that, not a disconnect the teardown may have fed first, is what ended it.
+            self._cut(outcomes.SHUTDOWN if self.server_state.shutting_down else outcomes.CANCELLED)
+            raise
         else:
             if self._disconnected and not self._response_complete:
                 # The client left first: stopping was the right thing for the app to do.
@@ -324,12 +329,7 @@ class HTTPStream:
     def _log_unfinished(self) -> None:
         """The access log line of a response that did not go out complete."""
         if self._outcome is None:
-            if self._disconnected:
-                self._outcome = outcomes.CLIENT_GONE
-            elif self.server_state.shutting_down:
-                self._outcome = outcomes.SHUTDOWN  # cancelled at the end of graceful_timeout
-            else:
-                self._outcome = outcomes.CANCELLED
+            self._outcome = outcomes.CLIENT_GONE if self._disconnected else outcomes.CANCELLED
         self._write_log()
 
     def _write_log(self) -> None:

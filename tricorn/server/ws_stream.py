@@ -298,6 +298,10 @@ class WSStream:
                 group.start_soon(self._answer, name=TASK_NAME)
                 await self._run_app()
                 group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            shutdown = self.server_state.shutting_down
+            self._ended(outcomes.SHUTDOWN if shutdown else outcomes.CANCELLED, None)
+            raise
         finally:
             self._write_log()
             self._owner.stream_done(self.stream_id)
@@ -306,13 +310,7 @@ class WSStream:
         access_log = self.server_state.access_log
         if access_log is None:
             return
-        if self._outcome is None and self._accepted and self._first_close is None:
-            # Ended with no close frame either way and nothing noted: cancelled (its
-            # connection torn down, or the shutdown's graceful_timeout).
-            self._outcome = (
-                outcomes.SHUTDOWN if self.server_state.shutting_down else outcomes.CANCELLED
-            )
-        elif self._outcome is None and self._status == 0:
+        if self._outcome is None and self._status == 0:
             self._outcome = outcomes.CLIENT_GONE  # the handshake was never answered
         access_log.log(
             self.scope,
@@ -375,7 +373,7 @@ class WSStream:
                 await self._pong.wait()
             if timeout.cancelled_caught:
                 error_log.info("WebSocket keepalive: no pong within %g s", config.ws_ping_timeout)
-                self._ended(outcomes.TIMEOUT, None)
+                self._ended(outcomes.TIMEOUT, INTERNAL_ERROR)
                 self._peer_gone(ABNORMAL_CLOSURE, "")
                 await self._close(INTERNAL_ERROR, "keepalive ping timeout")
                 return
