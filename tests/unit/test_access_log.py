@@ -361,3 +361,42 @@ def test_the_log_config_setting_travels_to_workers() -> None:
     again = config_from_json(config_to_json(config))
     assert (again.log_config, again.access_log_json) == (config.log_config, True)
     assert again.ws_access_log_format == config.ws_access_log_format
+
+
+@pytest.mark.usefixtures("restore_loggers")
+def test_the_deployment_guide_example_applies(tmp_path: Path) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    start = guide.index("# /etc/tricorn/logging.toml")
+    example = guide[start : guide.index("```", start)]
+    target = tmp_path / "access.log"
+    path = tmp_path / "logging.toml"
+    path.write_text(example.replace("/var/log/tricorn/access.log", str(target)))
+    configure_logging(Config(log_config=str(path)))
+    logging.getLogger("tricorn.access").info("GET / 200")
+    assert target.read_text().endswith(" GET / 200\n")
+
+
+@pytest.mark.usefixtures("restore_loggers")
+def test_the_default_error_formatter_can_be_named_in_a_log_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "logging.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "formatters": {"tricorn": {"()": "tricorn.config.logging.LevelPrefixFormatter"}},
+                "handlers": {
+                    "out": {
+                        "class": "logging.StreamHandler",
+                        "formatter": "tricorn",
+                        "stream": "ext://sys.stdout",
+                    }
+                },
+                "loggers": {"tricorn.error": {"handlers": ["out"], "propagate": False}},
+            }
+        )
+    )
+    configure_logging(Config(log_config=str(path)))
+    logging.getLogger("tricorn.error").warning("to stdout now")
+    assert capsys.readouterr().out == "WARNING:  to stdout now\n"
