@@ -172,6 +172,7 @@ class HTTPStream:
 
     __slots__ = (
         "_access_log",
+        "_app_done",
         "_body",
         "_body_complete",
         "_body_idle",
@@ -183,6 +184,7 @@ class HTTPStream:
         "_closing",
         "_disconnected",
         "_final_body_delivered",
+        "_log_held",
         "_logged",
         "_outcome",
         "_owner",
@@ -242,6 +244,8 @@ class HTTPStream:
         # The access log: written once, when the response ends or the app does; _outcome is
         # what cut it short, if something did (first cause wins).
         self._logged = False
+        self._log_held = False  # while a body timeout's 408 is being written
+        self._app_done = False
         self._outcome: str | None = None
         self.start_time = server_state.clock()
 
@@ -317,7 +321,8 @@ class HTTPStream:
                 # It stopped on the shutdown's disconnect: end its response here.
                 with anyio.CancelScope(shield=True):
                     await self._owner.abort(self.stream_id)
-            if not self._logged:
+            self._app_done = True
+            if not self._logged and not self._log_held:
                 self._log_unfinished()
             self._owner.stream_done(self.stream_id)
 
@@ -347,7 +352,8 @@ class HTTPStream:
             )
 
     async def _app_failed(self, error: Exception | None) -> None:
-        self._cut(outcomes.APP_ERROR)
+        # A client already gone cut the response first: the app's error came after.
+        self._cut(outcomes.CLIENT_GONE if self._disconnected else outcomes.APP_ERROR)
         if error is None:
             error_log.error(
                 "ASGI app returned without sending a response to %s %s",
@@ -484,11 +490,21 @@ class HTTPStream:
         self._cut(outcomes.TIMEOUT)
         self._disconnected = True  # receive() returns http.disconnect, send() raises
         self._wake()
-        if await self._owner.body_timed_out(self.stream_id, reason):
-            self._started = True
-            self._pending_headers = None
-            self._status = 408
-            self._finish()
+        # The app may end (on its http.disconnect) while the 408 is written: the access log
+        # line waits to say whether it went out.
+        self._log_held = True
+        answered = False
+        try:
+            answered = await self._owner.body_timed_out(self.stream_id, reason)
+        finally:
+            self._log_held = False
+            if answered:
+                self._started = True
+                self._pending_headers = None
+                self._status = 408
+                self._finish()
+            elif self._app_done and not self._logged:
+                self._log_unfinished()
         return math.inf
 
     async def send(self, message: Message) -> None:
