@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -400,3 +401,13 @@ def test_the_default_error_formatter_can_be_named_in_a_log_config(
     configure_logging(Config(log_config=str(path)))
     logging.getLogger("tricorn.error").warning("to stdout now")
     assert capsys.readouterr().out == "WARNING:  to stdout now\n"
+
+
+def test_a_yaml_log_config_without_pyyaml_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "logging.yaml"
+    path.write_text("version: 1\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml raises ImportError
+    with pytest.raises(ConfigError, match=r"needs PyYAML \(pip install 'tricorn\[yaml\]'\)"):
+        read_log_config(str(path))

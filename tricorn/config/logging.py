@@ -209,7 +209,8 @@ def read_log_config(path: str) -> dict[str, Any]:
                 import yaml  # type: ignore[import-untyped, unused-ignore]
             except ImportError:
                 raise LogConfigError(
-                    path, "a YAML file needs PyYAML (pip install pyyaml); or use .json or .toml"
+                    path,
+                    "a YAML file needs PyYAML (pip install 'tricorn[yaml]'); or use .json or .toml",
                 ) from None
             loaded = yaml.safe_load(data)
     except LogConfigError:
