@@ -11,7 +11,7 @@ from contextlib import contextmanager, suppress
 
 from tricorn.config import Config
 from tricorn.config.loader import load_config
-from tricorn.config.logging import configure_logging
+from tricorn.config.logging import configure_logging, error_line
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError
 from tricorn.server.app import load_configured_app
@@ -20,7 +20,9 @@ DEMO_MESSAGE = "No app given: serving the built-in demo app. Serve yours with: t
 
 
 def _fail(message: object) -> int:
-    print(f"tricorn: error: {message}", file=sys.stderr)
+    """A start-up error before logging is set up: ``ERROR:    message``, as the error log
+    writes it, on stderr; exit status 2."""
+    print(error_line(message), file=sys.stderr)
     return 2
 
 
@@ -36,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error)
     except SystemExit as done:  # --help and --version print and exit
         return done.code if isinstance(done.code, int) else 0
-    configure_logging(config)
+    try:
+        configure_logging(config)
+    except ConfigError as error:
+        return _fail(error)
     with _pid_file(config.pid_file):
         if config.workers > 1 or config.reload:
             from tricorn.process.supervisor import Supervisor
@@ -70,7 +75,8 @@ def _run_here(config: Config) -> int:
         if error.__cause__ is not None:
             # The app's own code failed: its traceback says where.
             traceback.print_exception(error.__cause__, file=sys.stderr)
-        return _fail(error)
+        logging.getLogger(ERROR_LOGGER).error("%s", error)  # logging is set up by now
+        return 2
     from tricorn.server.serve import run
 
     return run(app, config)

@@ -224,7 +224,7 @@ def test_a_bad_unix_socket_mode_is_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        'tricorn: error: config: unix_socket_mode = "rw-rw----" (from the command line): '
+        'ERROR:    config: unix_socket_mode = "rw-rw----" (from the command line): '
         "expected file permissions in octal, such as '660' or '0666'"
     ]
 

@@ -484,7 +484,7 @@ def test_uvicorn_flags_get_a_hint(flag: str) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"tricorn: error: config: unknown option {flag} (on the command line); use --bind HOST:PORT"
+        f"ERROR:    config: unknown option {flag} (on the command line); use --bind HOST:PORT"
     ]
 
 

@@ -53,7 +53,7 @@ def single_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith("tricorn: error: ")
+    assert lines[0].startswith("ERROR:    ")
     return lines[0]
 
 
@@ -92,7 +92,7 @@ def test_a_bad_value_in_the_config_file_exits_2(
     path.write_text("keep_alive_timeout = -1\n")
     assert cli.main(["--config", str(path)]) == 2
     assert single_error_line(capsys) == (
-        f"tricorn: error: config: keep_alive_timeout = -1 (from {path}): expected a number >= 0"
+        f"ERROR:    config: keep_alive_timeout = -1 (from {path}): expected a number >= 0"
     )
 
 
@@ -104,7 +104,7 @@ def test_an_error_inside_the_app_module_shows_its_traceback_then_one_line(
     assert err.startswith("Traceback (most recent call last):")
     assert 'raise RuntimeError("settings file missing")' in err
     assert err.splitlines()[-1] == (
-        'tricorn: error: app "tests.unit.apps.raises_on_import:app": error while importing '
+        'ERROR:    app "tests.unit.apps.raises_on_import:app": error while importing '
         "module 'tests.unit.apps.raises_on_import': RuntimeError: settings file missing"
     )
 
@@ -171,6 +171,6 @@ def test_python_m_tricorn_bad_flag_exits_2() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        'tricorn: error: config: backend = "gevent" (from the command line): '
+        'ERROR:    config: backend = "gevent" (from the command line): '
         'expected one of "auto", "trio", "asyncio", "uvloop"'
     ]

@@ -215,7 +215,7 @@ def test_list_defaults_are_not_shared_between_configs() -> None:
         (
             'access_log_format = "{client} {nope}"',
             'access_log_format = "{client} {nope}" (from tricorn.toml): expected a str.format '
-            "template using only the fields client, method",
+            "template using only the fields time, client, method",
         ),
         ('access_log_format = "{status:q}"', "expected a valid str.format template"),
         ('access_log_format = "{"', "expected a valid str.format template"),
@@ -445,7 +445,7 @@ def test_log_level_comes_from_the_config(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_the_default_access_log_format_formats_the_sample() -> None:
     line = Config().access_log_format.format_map(ACCESS_LOG_SAMPLE)
-    assert line == '127.0.0.1:51000 - "GET /index.html?page=2 HTTP/1.1" 200 1024 1.5ms'
+    assert line == '127.0.0.1:51000 - "GET /index.html?page=2 HTTP/1.1" 200 1024 1.5ms ok'
 
 
 # --- the PROXY protocol ---------------------------------------------------------------

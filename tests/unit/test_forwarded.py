@@ -624,5 +624,5 @@ def test_a_bad_trust_entry_stops_the_command_with_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("tricorn: error: config: forwarded_allow_ips = ")
+    assert lines[0].startswith("ERROR:    config: forwarded_allow_ips = ")
     assert "'10.0.0.0/33' is none" in lines[0]

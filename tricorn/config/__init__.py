@@ -21,7 +21,18 @@ Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
-    '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
+    '{client} - "{method} {target} {protocol}" {status} {bytes} {duration_ms:.1f}ms {outcome}'
+)
+DEFAULT_WS_ACCESS_LOG_FORMAT = (
+    '{client} - "{method} {target} {protocol}" {status} {bytes} {duration_ms:.1f}ms {outcome}'
+    " close={close_code} messages={messages_in}/{messages_out}"
+)
+#: The access log fields, as listed in the help of the format settings.
+ACCESS_LOG_FIELD_NAMES = (
+    "time, client, method, path (no query), target (path?query as sent), query, status, "
+    "bytes, duration_ms, protocol, user_agent, referer, request_id (X-Request-ID), outcome "
+    "(ok, client_gone, app_error, shutdown, timeout, protocol_error, cancelled), close_code, "
+    "messages_in, messages_out"
 )
 
 
@@ -264,12 +275,34 @@ class Config:
     # --- logging -------------------------------------------------------------------
     log_level: LogLevel = setting("info", "Level of the error log.", group="logging")  # noqa: RUF009
     access_log: bool = setting(
-        True, "Write an access log line per response to stdout.", group="logging"
+        True,
+        "Write an access log line per HTTP response and per WebSocket session to stdout.",
+        group="logging",
     )
     access_log_format: str = setting(
         DEFAULT_ACCESS_LOG_FORMAT,
-        "Access log line, a str.format template; fields: client, method, path, query, "
-        "status, bytes, duration_ms, protocol, user_agent, referer.",
+        "Access log line of an HTTP response, a str.format template; fields: "
+        + ACCESS_LOG_FIELD_NAMES
+        + ".",
+        group="logging",
+    )
+    ws_access_log_format: str = setting(
+        DEFAULT_WS_ACCESS_LOG_FORMAT,
+        "Access log line of a WebSocket session (written when it ends), a str.format "
+        "template over the same fields as access_log_format.",
+        group="logging",
+    )
+    access_log_json: bool = setting(
+        False,
+        "Write each access log line as one JSON object with every field, typed (status an "
+        "int, duration_ms a float, absent values null), instead of the templates.",
+        group="logging",
+    )
+    log_config: str = setting(
+        "",
+        "A logging dictConfig file (.json, .toml, or .yaml with PyYAML installed) applied "
+        "after tricorn's defaults: it may redefine the tricorn.error and tricorn.access "
+        "loggers and their handlers.",
         group="logging",
     )
 

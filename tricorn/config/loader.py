@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any, Literal, NoReturn
 
 from tricorn.config import Config, forwarded_header_names
-from tricorn.config.logging import access_log_format_problem
+from tricorn.config.logging import LogConfigError, access_log_format_problem, read_log_config
 from tricorn.errors import ConfigError
 
 #: Where values given as flags come from, in error messages.
@@ -309,6 +309,15 @@ def _check_access_log_format(template: str) -> None:
         raise _Invalid(template, problem)
 
 
+def _check_log_config(path: str) -> None:
+    if not path:
+        return
+    try:
+        read_log_config(path)
+    except LogConfigError as error:
+        raise _Invalid(path, f"a logging dictConfig file ({error.problem})") from None
+
+
 def _check_octal_mode(value: str) -> None:
     if not (1 <= len(value) <= 4 and all(c in "01234567" for c in value)):
         raise _Invalid(value, "file permissions in octal, such as '660' or '0666'")
@@ -343,6 +352,8 @@ def _check_forwarded_headers(values: list[str]) -> None:
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
     "access_log_format": _check_access_log_format,
+    "ws_access_log_format": _check_access_log_format,
+    "log_config": _check_log_config,
     "unix_socket_mode": _check_octal_mode,
     "forwarded_allow_ips": _check_peer_list,
     "forwarded_headers": _check_forwarded_headers,

@@ -37,9 +37,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from tricorn.config import Config
-from tricorn.config.logging import configure_logging
+from tricorn.config.logging import configure_logging, error_line
 from tricorn.constants import ERROR_LOGGER
-from tricorn.errors import AppLoadError, TricornError
+from tricorn.errors import AppLoadError, ConfigError, TricornError
 from tricorn.server.app import load_configured_app
 from tricorn.server.asgi_types import ASGI3App, Receive, Scope, Send
 from tricorn.server.listeners import BoundAddress
@@ -141,14 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_IGN)
     config = config_from_json(os.environ.pop(CONFIG_ENV))
-    configure_logging(config)
+    try:
+        configure_logging(config)
+    except ConfigError as error:  # the supervisor checked it; the file may have changed since
+        print(error_line(error), file=sys.stderr)
+        return 2
     pipe = Pipe(args.pipe)
     try:
         loaded = load_configured_app(config)
     except AppLoadError as error:
         if error.__cause__ is not None:
             traceback.print_exception(error.__cause__, file=sys.stderr)
-        print(f"tricorn: error: {error}", file=sys.stderr)
+        error_log.error("%s", error)
         return 2
     from tricorn.server.backends import backend_options
     from tricorn.server.lifespan import LifespanFailure

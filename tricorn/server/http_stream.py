@@ -21,6 +21,7 @@ import anyio.to_thread
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, TricornError
 from tricorn.protocols.events import Headers, Request
+from tricorn.server import access_log as outcomes
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App, Message, Scope
 from tricorn.server.backends import app_error_headline
@@ -173,6 +174,7 @@ class HTTPStream:
 
     __slots__ = (
         "_access_log",
+        "_app_done",
         "_body",
         "_body_complete",
         "_body_idle",
@@ -184,6 +186,9 @@ class HTTPStream:
         "_closing",
         "_disconnected",
         "_final_body_delivered",
+        "_log_held",
+        "_logged",
+        "_outcome",
         "_owner",
         "_pending_headers",
         "_response_complete",
@@ -238,6 +243,12 @@ class HTTPStream:
         self._response_complete = False
         self._bytes_sent = 0
         self._body_sent = False
+        # The access log: written once, when the response ends or the app does; _outcome is
+        # what cut it short, if something did (first cause wins).
+        self._logged = False
+        self._log_held = False  # while a body timeout's 408 is being written
+        self._app_done = False
+        self._outcome: str | None = None
         self.start_time = server_state.clock()
 
     # --- fed by the connection ---------------------------------------------------
@@ -288,6 +299,11 @@ class HTTPStream:
                 )
             else:
                 await self._app_failed(error)
+        except anyio.get_cancelled_exc_class():
+            # Cancelled (the graceful_timeout ran out, or its connection was torn down):
+            # that, not a disconnect the teardown may have fed first, is what ended it.
+            self._cut(outcomes.SHUTDOWN if self.server_state.shutting_down else outcomes.CANCELLED)
+            raise
         else:
             if self._disconnected and not self._response_complete:
                 # The client left first: stopping was the right thing for the app to do.
@@ -300,15 +316,46 @@ class HTTPStream:
                     self.scope["method"],
                     self.scope["path"],
                 )
+                self._cut(outcomes.APP_ERROR)
                 await self._owner.abort(self.stream_id)
         finally:
             if self._closing and self._disconnected and not self._response_complete:
                 # It stopped on the shutdown's disconnect: end its response here.
                 with anyio.CancelScope(shield=True):
                     await self._owner.abort(self.stream_id)
+            self._app_done = True
+            if not self._logged and not self._log_held:
+                self._log_unfinished()
             self._owner.stream_done(self.stream_id)
 
+    def _cut(self, outcome: str) -> None:
+        """Note what cut the response short (the first cause is the one logged)."""
+        if self._outcome is None:
+            self._outcome = outcome
+
+    def _log_unfinished(self) -> None:
+        """The access log line of a response that did not go out complete."""
+        if self._outcome is None:
+            self._outcome = outcomes.CLIENT_GONE if self._disconnected else outcomes.CANCELLED
+        self._write_log()
+
+    def _write_log(self) -> None:
+        self._logged = True
+        if self._access_log is not None:
+            # The status only once its head is on the wire (0: no response was sent).
+            sent = self._started and self._pending_headers is None
+            self._access_log.log(
+                self.scope,
+                target=self.request.target,
+                status=self._status if sent else 0,
+                size=self._bytes_sent,
+                duration=self.server_state.clock() - self.start_time,
+                outcome=self._outcome or outcomes.OK,
+            )
+
     async def _app_failed(self, error: Exception | None) -> None:
+        # A client already gone cut the response first: the app's error came after.
+        self._cut(outcomes.CLIENT_GONE if self._disconnected else outcomes.APP_ERROR)
         if error is None:
             error_log.error(
                 "ASGI app returned without sending a response to %s %s",
@@ -363,6 +410,7 @@ class HTTPStream:
                 return {"type": "http.request", "body": b"", "more_body": False}
             if self._body_complete:
                 if self._closing:
+                    self._cut(outcomes.SHUTDOWN)
                     self._disconnected = True  # its sends raise from now on, as after a leave
                     return {"type": "http.disconnect"}
                 await self._wait()
@@ -441,13 +489,24 @@ class HTTPStream:
                 f"{self._body_waited:.1f} s of waiting (body_min_rate {config.body_min_rate:g} "
                 f"bytes/s after {config.body_min_rate_grace:g} s)"
             )
+        self._cut(outcomes.TIMEOUT)
         self._disconnected = True  # receive() returns http.disconnect, send() raises
         self._wake()
-        if await self._owner.body_timed_out(self.stream_id, reason):
-            self._started = True
-            self._pending_headers = None
-            self._status = 408
-            self._finish()
+        # The app may end (on its http.disconnect) while the 408 is written: the access log
+        # line waits to say whether it went out.
+        self._log_held = True
+        answered = False
+        try:
+            answered = await self._owner.body_timed_out(self.stream_id, reason)
+        finally:
+            self._log_held = False
+            if answered:
+                self._started = True
+                self._pending_headers = None
+                self._status = 408
+                self._finish()
+            elif self._app_done and not self._logged:
+                self._log_unfinished()
         return math.inf
 
     async def send(self, message: Message) -> None:
@@ -578,6 +637,5 @@ class HTTPStream:
     def _finish(self) -> None:
         self._response_complete = True
         self._wake()
-        if self._access_log is not None:
-            duration = self.server_state.clock() - self.start_time
-            self._access_log.log(self.scope, self._status, self._bytes_sent, duration)
+        if not self._logged:
+            self._write_log()

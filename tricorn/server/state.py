@@ -40,7 +40,13 @@ class ServerState:
         self.app = app
         self.lifespan_state = lifespan_state
         self.clock = time.monotonic
-        self.access_log = AccessLogger(config.access_log_format) if config.access_log else None
+        self.access_log = (
+            AccessLogger(
+                config.access_log_format, config.ws_access_log_format, json=config.access_log_json
+            )
+            if config.access_log
+            else None
+        )
         #: The proxy header settings, parsed once; None when no header is ever read.
         self.proxy_headers = ProxyHeaders.from_config(
             config.proxy_headers,

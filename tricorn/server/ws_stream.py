@@ -41,6 +41,7 @@ from tricorn.protocols.websocket import (
     WebSocketState,
     accept_headers,
 )
+from tricorn.server import access_log as outcomes
 from tricorn.server.asgi_types import ASGI3App, Scope
 from tricorn.server.asgi_types import Message as ASGIMessage
 from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
@@ -119,6 +120,14 @@ class WSStream:
         self._max_message_size = config.ws_max_message_size
         self._max_fragments = config.ws_max_fragments
         self._compression_level = config.ws_compression_level
+        # For the access log line written when the session ends.
+        self.start_time = server_state.clock()
+        self._status = 0  # the handshake answer's (101/200) or the denial's
+        self._first_close: int | None = None  # the first close frame's code, either side's
+        self._outcome: str | None = None  # what ended it, if not a clean close (first wins)
+        self._bytes_sent = 0
+        self._messages_in = 0
+        self._messages_out = 0
 
     # --- fed by the connection -----------------------------------------------------
 
@@ -161,6 +170,7 @@ class WSStream:
         if protocol is None or self._close_code is not None or self._closed_by_app:
             return
         protocol.close(GOING_AWAY, "server shutting down")
+        self._ended(outcomes.SHUTDOWN, GOING_AWAY)
         self._close_code = GOING_AWAY
         self._close_reason = "server shutting down"
         self._output.set()
@@ -169,6 +179,7 @@ class WSStream:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Message):
+                self._messages_in += 1
                 self._messages.append(event.data)
                 self._buffered += len(event.data)
             elif isinstance(event, PongReceived):
@@ -178,6 +189,7 @@ class WSStream:
             elif isinstance(event, ProtocolError):
                 error_log.info("WebSocket closed (%s): %s", event.error_code, event.message)
                 code = event.error_code or ABNORMAL_CLOSURE
+                self._ended(outcomes.PROTOCOL_ERROR, code)
                 if self.protocol is not None and self.protocol.state is WebSocketState.FAILING:
                     self._failure = code
                     if not self._messages:
@@ -199,7 +211,15 @@ class WSStream:
         self._output.set()
         self._peer_gone(code, "")
 
+    def _ended(self, outcome: str | None, code: int | None) -> None:
+        """Note why and with which close code the session ends (the first of each counts)."""
+        if self._outcome is None:
+            self._outcome = outcome
+        if self._first_close is None:
+            self._first_close = code
+
     def _peer_gone(self, code: int, reason: str) -> None:
+        self._ended(outcomes.CLIENT_GONE if code == ABNORMAL_CLOSURE else None, code)
         if self._close_code is None:
             self._close_code = code
             self._close_reason = reason
@@ -232,6 +252,7 @@ class WSStream:
         async with self._write_lock:
             data = self.protocol.data_to_send()
             if data:
+                self._bytes_sent += len(data)
                 try:
                     await self._owner.ws_write(self.stream_id, data)
                 except ClientDisconnected:
@@ -277,8 +298,32 @@ class WSStream:
                 group.start_soon(self._answer, name=TASK_NAME)
                 await self._run_app()
                 group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            shutdown = self.server_state.shutting_down
+            self._ended(outcomes.SHUTDOWN if shutdown else outcomes.CANCELLED, None)
+            raise
         finally:
+            self._write_log()
             self._owner.stream_done(self.stream_id)
+
+    def _write_log(self) -> None:
+        access_log = self.server_state.access_log
+        if access_log is None:
+            return
+        if self._outcome is None and self._status == 0:
+            self._outcome = outcomes.CLIENT_GONE  # the handshake was never answered
+        access_log.log(
+            self.scope,
+            target=self.request.target,
+            method=self.request.method.decode("ascii", "replace"),
+            status=self._status,
+            size=self._bytes_sent,
+            duration=self.server_state.clock() - self.start_time,
+            outcome=self._outcome or outcomes.OK,
+            close_code=self._first_close if self._accepted else None,
+            messages_in=self._messages_in,
+            messages_out=self._messages_out,
+        )
 
     async def _run_app(self) -> None:
         try:
@@ -286,6 +331,7 @@ class WSStream:
         except ClientDisconnected:
             pass
         except Exception as error:
+            self._ended(outcomes.APP_ERROR, None)
             if isinstance(error, ASGIMessageError):
                 error_log.error("ASGI app sent an invalid WebSocket message: %s", error)
             else:
@@ -327,6 +373,7 @@ class WSStream:
                 await self._pong.wait()
             if timeout.cancelled_caught:
                 error_log.info("WebSocket keepalive: no pong within %g s", config.ws_ping_timeout)
+                self._ended(outcomes.TIMEOUT, INTERNAL_ERROR)
                 self._peer_gone(ABNORMAL_CLOSURE, "")
                 await self._close(INTERNAL_ERROR, "keepalive ping timeout")
                 return
@@ -337,6 +384,7 @@ class WSStream:
             return
         if self._failure is not None:
             self._fail_now()  # the close says what the peer did wrong, not the app's code
+        self._ended(None, code)
         protocol.close(code, reason)
         await self._flush()
         if not protocol.closed:
@@ -355,7 +403,9 @@ class WSStream:
             *self.server_state.default_headers(),
         ]
         self._response_started = True
+        self._status = status
         await self._owner.send_response(self.stream_id, status, headers, body, True)
+        self._bytes_sent += len(body)
 
     async def receive(self) -> ASGIMessage:
         """ASGI ``receive``: connect, then messages, then disconnect."""
@@ -436,7 +486,10 @@ class WSStream:
             except LocalProtocolError:
                 # Closed while we waited for the lock (the peer's close, a keepalive timeout).
                 raise ClientDisconnected(f"WebSocket {self.stream_id} is closed") from None
-            await self._owner.ws_write(self.stream_id, protocol.data_to_send())
+            data = protocol.data_to_send()
+            self._bytes_sent += len(data)
+            await self._owner.ws_write(self.stream_id, data)
+            self._messages_out += 1
 
     async def _accept(self, message: ASGIMessage) -> None:
         if self._accepted or self._declined:
@@ -456,6 +509,7 @@ class WSStream:
             compression_level=self._compression_level,
         )
         self._accepted = True
+        self._status = answer.status
         await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
         if self._shutting_down:
             self.begin_shutdown()
@@ -467,6 +521,7 @@ class WSStream:
         if not isinstance(status, int) or not 100 <= status <= 999:
             raise ASGIMessageError(f"websocket.http.response.start status: {status!r}")
         self._pending_status = status
+        self._status = status
         self._pending_headers = [
             *_check_headers(message.get("headers", ())),
             *self.server_state.default_headers(),
@@ -490,6 +545,7 @@ class WSStream:
             )
         else:
             await self._owner.send_body(self.stream_id, bytes(body), end)
+        self._bytes_sent += len(body)
 
 
 def websocket_scope(http_scope: Scope, info: WebSocketRequestInfo) -> Scope:

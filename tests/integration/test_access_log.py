@@ -1,0 +1,549 @@
+"""The access log on a real tricorn, with real clients, on both backends.
+
+One line per HTTP response (HTTP/1.1 and HTTP/2) and per WebSocket session (over HTTP/1.1
+and HTTP/2), also for responses cut short (the client left, the app failed after the
+start, the shutdown ended them) and marked by their ``outcome``; JSON lines; and a
+``log_config`` file applied by the ``tricorn`` command (a real process), in one process and
+in worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from wsproto.events import CloseConnection, TextMessage
+
+from tests.helpers import free_port, open_raw, serving
+from tests.integration import ws_apps
+from tests.integration.h2_client import h2_connection
+from tests.integration.test_process import ROOT, TRICORN, stop, wait_for_port
+from tests.integration.test_websocket import (
+    H2WebSocketClient,
+    RawWebSocket,
+    ws_close,
+    ws_connect,
+    ws_url,
+)
+from tricorn.constants import ACCESS_LOGGER
+from tricorn.server.asgi_types import Receive, Scope, Send
+
+pytestmark = pytest.mark.anyio
+
+GUARD = 10.0
+
+
+class Lines(logging.Handler):
+    """Collects the access log's records (their text and their typed fields)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self._written: anyio.Event | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Called in the event loop's thread: the server writes the line from its tasks.
+        self.records.append(record)
+        if self._written is not None:
+            self._written.set()
+
+    async def wait(self, count: int = 1) -> list[logging.LogRecord]:
+        """The first ``count`` records, once written."""
+        with anyio.fail_after(GUARD):
+            while len(self.records) < count:
+                self._written = anyio.Event()
+                await self._written.wait()
+        return self.records[:count]
+
+    async def one(self) -> tuple[str, dict[str, Any]]:
+        [record] = await self.wait(1)
+        fields: dict[str, Any] = record.access  # type: ignore[attr-defined]
+        return record.getMessage(), fields
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler = Lines()
+    saved = (logger.level, logger.disabled)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.disabled = saved[1]
+
+
+# --- apps ----------------------------------------------------------------------------------
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    body = b"hello"
+    headers = [(b"content-length", b"5")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Streaming:
+    """Sends 16 KiB body pieces until ``send`` raises (the client left); records that."""
+
+    def __init__(self) -> None:
+        self.stopped = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 16384, "more_body": True})
+        finally:
+            self.stopped.set()
+
+
+async def raise_after_start(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"part", "more_body": True})
+    raise RuntimeError("broken after the start")
+
+
+async def raise_before_start(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    raise RuntimeError("broken before the start")
+
+
+class LongPoll:
+    """Never answers: waits for ``http.disconnect`` (the client leaving, or the shutdown)."""
+
+    def __init__(self) -> None:
+        self.waiting = anyio.Event()
+        self.disconnected = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.waiting.set()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected.set()
+
+
+# --- HTTP lines ----------------------------------------------------------------------------
+
+
+async def test_http11_line_has_path_target_query_request_id(lines: Lines) -> None:
+    async with serving(hello, access_log=True) as server, httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{server.url}/a%20b/c?x=1&y=%22",
+            headers={"x-request-id": "req-42", "user-agent": "tester/1", "referer": "http://r/"},
+        )
+        assert response.status_code == 200
+        text, fields = await lines.one()
+    port = fields["client"].rpartition(":")[2]
+    assert text == (
+        f'127.0.0.1:{port} - "GET /a%20b/c?x=1&y=%22 HTTP/1.1" 200 5 '
+        f"{fields['duration_ms']:.1f}ms ok"
+    )
+    assert fields["path"] == "/a b/c"
+    assert fields["target"] == "/a%20b/c?x=1&y=%22"
+    assert fields["query"] == "x=1&y=%22"
+    assert fields["request_id"] == "req-42"
+    assert fields["user_agent"] == "tester/1"
+    assert fields["referer"] == "http://r/"
+    assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 5, "ok")
+    assert fields["close_code"] is None
+
+
+async def test_http2_line(lines: Lines) -> None:
+    async with (
+        serving(hello, access_log=True) as server,
+        httpx.AsyncClient(http1=False, http2=True) as client,
+    ):
+        response = await client.get(f"{server.url}/h2?q=2")
+        assert response.http_version == "HTTP/2"
+        text, fields = await lines.one()
+    assert '"GET /h2?q=2 HTTP/2" 200 5 ' in text
+    assert text.endswith("ms ok")
+    assert fields["protocol"] == "HTTP/2"
+    assert fields["request_id"] is None
+
+
+async def test_a_request_id_is_passed_through_not_made_up(lines: Lines) -> None:
+    template = "{request_id} {path}"
+    async with (
+        serving(hello, access_log=True, access_log_format=template) as server,
+        httpx.AsyncClient() as client,
+    ):
+        await client.get(f"{server.url}/without")
+        await client.get(f"{server.url}/with", headers={"x-request-id": 'a"b'})
+        records = await lines.wait(2)
+    assert [r.getMessage() for r in records] == ["- /without", "a\\x22b /with"]
+
+
+async def test_control_characters_cannot_forge_a_line(lines: Lines) -> None:
+    async with serving(hello, access_log=True) as server, await open_raw(server) as stream:
+        # %0A decodes to a newline in the scope's path: the line escapes it.
+        await stream.send(b"GET /x%0Afake HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        text, fields = await lines.one()
+    assert fields["path"] == "/x\nfake"
+    assert "\n" not in text
+    assert "/x%0Afake" in text  # {target}: as sent
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_client_is_in_brackets(lines: Lines) -> None:
+    async with serving(hello, access_log=True, bind=["[::1]:0"]) as server:
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://[::1]:{server.addresses[0].address[1]}/six")
+        text, fields = await lines.one()
+    assert fields["client"].startswith("[::1]:")
+    assert text.startswith("[::1]:")
+    assert fields["client"].rpartition(":")[2].isdigit()
+
+
+async def test_json_lines_have_every_field_typed(lines: Lines) -> None:
+    async with (
+        serving(hello, access_log=True, access_log_json=True) as server,
+        httpx.AsyncClient() as client,
+    ):
+        await client.get(f"{server.url}/j?k=v", headers={"x-request-id": "r1"})
+        text, _ = await lines.one()
+    line = json.loads(text)
+    assert line["status"] == 200 and isinstance(line["status"], int)
+    assert isinstance(line["duration_ms"], float)
+    assert line["bytes"] == 5
+    assert (line["path"], line["target"], line["query"]) == ("/j", "/j?k=v", "k=v")
+    assert line["request_id"] == "r1"
+    assert line["referer"] is None and line["close_code"] is None
+    assert line["protocol"] == "HTTP/1.1" and line["outcome"] == "ok"
+    assert line["time"].endswith("Z")
+    assert line["client"].startswith("127.0.0.1:")
+
+
+# --- responses cut short -------------------------------------------------------------------
+
+
+async def test_http11_client_leaving_mid_body_is_logged_as_client_gone(lines: Lines) -> None:
+    app = Streaming()
+    async with serving(app, access_log=True) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await stream.receive()).startswith(b"HTTP/1.1 200 ")
+        await stream.aclose()
+        with anyio.fail_after(GUARD):
+            await app.stopped.wait()
+        text, fields = await lines.one()
+    assert (fields["status"], fields["outcome"]) == (200, "client_gone")
+    assert '"GET /stream HTTP/1.1" 200 ' in text and text.endswith(" client_gone")
+
+
+async def test_http2_reset_mid_body_is_logged_as_client_gone(lines: Lines) -> None:
+    app = Streaming()
+    async with (
+        serving(app, access_log=True) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        stream_id = await client.request("GET", "/h2stream")
+        await client.wait_for(lambda f: f.kind == "HEADERS" and f.stream_id == stream_id)
+        await client.reset(stream_id)
+        with anyio.fail_after(GUARD):
+            await app.stopped.wait()
+        text, fields = await lines.one()
+    assert (fields["status"], fields["protocol"], fields["outcome"]) == (
+        200,
+        "HTTP/2",
+        "client_gone",
+    )
+    assert text.endswith(" client_gone")
+
+
+async def test_client_leaving_before_any_response_gets_a_line_with_status_0(lines: Lines) -> None:
+    app = LongPoll()
+    async with serving(app, access_log=True) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
+        with anyio.fail_after(GUARD):
+            await app.waiting.wait()
+        await stream.aclose()
+        text, fields = await lines.one()
+    assert (fields["status"], fields["bytes"], fields["outcome"]) == (0, 0, "client_gone")
+    assert '"GET /poll HTTP/1.1" 0 0 ' in text
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http11", "http2"])
+async def test_app_failing_after_the_start_is_logged_as_app_error(
+    lines: Lines, http2: bool
+) -> None:
+    async with (
+        serving(raise_after_start, access_log=True) as server,
+        httpx.AsyncClient(http1=not http2, http2=http2) as client,
+    ):
+        with pytest.raises(httpx.HTTPError):  # the body is cut: connection closed / reset
+            await client.get(f"{server.url}/half")
+        text, fields = await lines.one()
+    assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 4, "app_error")
+    assert text.endswith(" app_error")
+
+
+async def test_app_failing_before_the_start_is_a_500_marked_app_error(lines: Lines) -> None:
+    async with (
+        serving(raise_before_start, access_log=True) as server,
+        httpx.AsyncClient() as client,
+    ):
+        assert (await client.get(f"{server.url}/boom")).status_code == 500
+        _, fields = await lines.one()
+    assert (fields["status"], fields["outcome"]) == (500, "app_error")
+
+
+async def test_the_shutdown_ending_a_long_poll_is_logged_as_shutdown(lines: Lines) -> None:
+    app = LongPoll()
+    async with serving(app, access_log=True) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
+        with anyio.fail_after(GUARD):
+            await app.waiting.wait()
+        server.shutdown.set()
+        with anyio.fail_after(GUARD):
+            await app.disconnected.wait()
+        text, fields = await lines.one()
+        await stream.aclose()
+    assert (fields["status"], fields["outcome"]) == (0, "shutdown")
+    assert text.endswith(" shutdown")
+
+
+class Stalled:
+    """Starts a response, then neither sends nor receives: only a cancel ends it."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        self.started.set()
+        await anyio.sleep_forever()
+
+
+async def test_a_response_cancelled_by_the_graceful_timeout_is_logged_as_shutdown(
+    lines: Lines,
+) -> None:
+    app = Stalled()
+    async with serving(app, access_log=True, graceful_timeout=0.2) as server:
+        stream = await open_raw(server)
+        await stream.send(b"GET /stalled HTTP/1.1\r\nHost: h\r\n\r\n")
+        with anyio.fail_after(GUARD):
+            await app.started.wait()
+        server.shutdown.set()
+        text, fields = await lines.one()
+        await stream.aclose()
+    assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 5, "shutdown")
+    assert text.endswith(" shutdown")
+
+
+# --- WebSocket lines -----------------------------------------------------------------------
+
+
+async def test_websocket_session_over_http11_closed_with_1000(lines: Lines) -> None:
+    async with serving(ws_apps.echo, access_log=True) as server:
+        async with ws_connect(ws_url(server, "/chat?room=1")) as client:
+            await client.send("one")
+            assert await client.recv() == "one"
+            await client.send("two")
+            assert await client.recv() == "two"
+            await ws_close(client)
+        text, fields = await lines.one()
+    assert fields["protocol"] == "WS/1.1"
+    assert (fields["method"], fields["status"], fields["close_code"]) == ("GET", 101, 1000)
+    assert (fields["messages_in"], fields["messages_out"]) == (2, 2)
+    assert fields["outcome"] == "ok"
+    assert fields["bytes"] > 0
+    assert fields["target"] == "/chat?room=1" and fields["path"] == "/chat"
+    assert '"GET /chat?room=1 WS/1.1" 101 ' in text
+    assert text.endswith(" ok close=1000 messages=2/2")
+
+
+async def test_websocket_session_over_http2(lines: Lines) -> None:
+    async with serving(ws_apps.echo, access_log=True) as server, await open_raw(server) as raw:
+        client = H2WebSocketClient(raw)
+        await client.start()
+        response = await client.connect(f"127.0.0.1:{server.port}", "/h2chat")
+        assert dict(response.headers)[b":status"] == b"200"
+        await client.ws_send(TextMessage("hi"))
+        assert await client.ws_message() == "hi"
+        await client.ws_send(CloseConnection(1000))
+        assert isinstance(await client.ws_event(), CloseConnection)
+        text, fields = await lines.one()
+    assert (fields["protocol"], fields["method"], fields["status"]) == ("WS/2", "CONNECT", 200)
+    assert (fields["close_code"], fields["outcome"]) == (1000, "ok")
+    assert (fields["messages_in"], fields["messages_out"]) == (1, 1)
+    assert '"CONNECT /h2chat WS/2" 200 ' in text
+
+
+@pytest.mark.parametrize(
+    ("app", "status"),
+    [
+        (ws_apps.close_before_accept, 403),
+        (ws_apps.return_before_accept, 403),
+        (ws_apps.deny_401, 401),
+    ],
+)
+async def test_a_denied_websocket_logs_the_denial_status(
+    lines: Lines, app: Any, status: int
+) -> None:
+    async with serving(app, access_log=True) as server:
+        with pytest.raises(InvalidStatus):
+            async with ws_connect(ws_url(server, "/denied")):
+                pass
+        text, fields = await lines.one()
+    assert (fields["status"], fields["close_code"], fields["outcome"]) == (status, None, "ok")
+    assert f'"GET /denied WS/1.1" {status} ' in text and " close=- " in text
+
+
+async def test_a_websocket_dropped_without_close_is_1006_client_gone(lines: Lines) -> None:
+    async with serving(ws_apps.echo, access_log=True) as server:
+        async with RawWebSocket.open(server, "/drop") as client:
+            await client.send(TextMessage("x"))
+            assert isinstance(await client.next_event(), TextMessage)
+            await client.stream.aclose()
+        _, fields = await lines.one()
+    assert (fields["status"], fields["close_code"], fields["outcome"]) == (101, 1006, "client_gone")
+    assert fields["messages_in"] == 1
+
+
+async def test_a_websocket_app_crash_is_1011_app_error(lines: Lines) -> None:
+    async with serving(ws_apps.crash_after_accept, access_log=True) as server:
+        async with RawWebSocket.open(server, "/crash") as client:
+            await client.send(TextMessage("boom"))
+            event = await client.next_event()
+            assert isinstance(event, CloseConnection) and event.code == 1011
+            await client.send(event.response())
+        _, fields = await lines.one()
+    assert (fields["close_code"], fields["outcome"]) == (1011, "app_error")
+    assert fields["messages_in"] == 1
+
+
+async def test_the_shutdown_closing_a_websocket_is_1001_shutdown(lines: Lines) -> None:
+    async with (
+        serving(ws_apps.echo, access_log=True) as server,
+        RawWebSocket.open(server, "/long") as client,
+    ):
+        server.shutdown.set()
+        event = await client.next_event()
+        assert isinstance(event, CloseConnection) and event.code == 1001
+        await client.send(event.response())
+        _, fields = await lines.one()
+    assert (fields["close_code"], fields["outcome"]) == (1001, "shutdown")
+
+
+async def test_an_unanswered_keepalive_ping_is_1011_timeout(lines: Lines) -> None:
+    async with (
+        serving(ws_apps.echo, access_log=True, ws_ping_interval=0.1, ws_ping_timeout=0.1) as server,
+        RawWebSocket.open(server, "/quiet") as raw,
+    ):
+        _, fields = await lines.one()  # written once the server gave up on the session
+        await raw.stream.aclose()
+    assert (fields["close_code"], fields["outcome"]) == (1011, "timeout")
+
+
+async def test_a_websocket_protocol_error_is_logged_with_its_close_code(lines: Lines) -> None:
+    async with serving(ws_apps.echo, access_log=True, ws_max_message_size=16) as server:
+        async with RawWebSocket.open(server, "/big") as client:
+            await client.send(TextMessage("x" * 64))
+            event = await client.next_event()
+            assert isinstance(event, CloseConnection) and event.code == 1009
+            await client.send(event.response())
+        _, fields = await lines.one()
+    assert (fields["close_code"], fields["outcome"]) == (1009, "protocol_error")
+
+
+# --- log_config, through the tricorn command -----------------------------------------------
+
+
+def _log_config_file(folder: Path, access_file: Path) -> Path:
+    config = {
+        "version": 1,
+        "formatters": {"plain": {"format": "ACCESS %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(access_file),
+                "formatter": "plain",
+            }
+        },
+        "loggers": {"tricorn.access": {"handlers": ["file"], "propagate": False}},
+    }
+    path = folder / "logging.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--backend", "trio"], ["--backend", "asyncio"], ["--backend", "asyncio", "--workers", "2"]],
+    ids=["trio", "asyncio", "asyncio-2-workers"],
+)
+def test_log_config_sends_the_access_log_to_a_file(tmp_path: Path, options: list[str]) -> None:
+    access_file = tmp_path / "access.log"
+    log_config = _log_config_file(tmp_path, access_file)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *TRICORN,
+            "tests.integration.apps:hello",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-config",
+            str(log_config),
+            *options,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        for path in ("/one", "/two?x=1", "/three"):
+            with httpx.Client() as client:  # a new connection each: spread over the workers
+                assert client.get(f"http://127.0.0.1:{port}{path}").status_code == 200
+        status, out, err = stop(process, signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert status == 0, err
+    assert out == ""  # the access log left stdout for the file
+    written = access_file.read_text().splitlines()
+    assert len(written) == 3
+    assert all(line.startswith("ACCESS 127.0.0.1:") for line in written)
+    assert sum('"GET /two?x=1 HTTP/1.1" 200 13 ' in line for line in written) == 1
+    assert "INFO:     " in err  # the error log is untouched: the defaults still apply
