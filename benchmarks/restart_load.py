@@ -85,7 +85,9 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
     return rate, total, failed, detail
 
 
-def measure(workers: int, event: str, duration: float, connections: int) -> str:
+def measure(
+    workers: int, event: str, duration: float, connections: int, rolls: int, backend: str
+) -> str:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -99,6 +101,8 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--backend",
+            backend,
             "benchmarks.apps:app",
         ],
         cwd=ROOT,
@@ -112,11 +116,14 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
             time.sleep(1)  # let every worker finish its start before the load begins
 
         def disturb() -> None:
-            time.sleep(duration / 3)
-            if event == "sighup":
-                os.kill(process.pid, signal.SIGHUP)
-            elif event == "sigkill":
-                os.kill(children(process.pid)[0], signal.SIGKILL)
+            if event == "steady":
+                return
+            for _ in range(rolls):
+                time.sleep(duration / (rolls + 1))
+                if event == "sighup":
+                    os.kill(process.pid, signal.SIGHUP)
+                elif event == "sigkill":
+                    os.kill(children(process.pid)[0], signal.SIGKILL)
 
         thread = threading.Thread(target=disturb)
         thread.start()
@@ -129,7 +136,8 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return f"| {workers} | {event} | {total} | {failed} {detail} | {rate:,.0f} |"
+    times = "" if event == "steady" else f" x{rolls}"
+    return f"| {workers} | {event}{times} | {total} | {failed} {detail} | {rate:,.0f} |"
 
 
 def main() -> None:
@@ -137,12 +145,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--events", default="steady,sighup,sigkill")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--rolls", type=int, default=1, help="SIGHUPs (or SIGKILLs) spread over one run"
+    )
     args = parser.parse_args()
+    events = args.events.split(",")
     print("| workers | event | requests | failed | requests/s |")
     print("| --- | --- | --- | --- | --- |")
     for workers in (int(item) for item in args.workers.split(",")):
-        for event in ("steady", "sighup", "sigkill") if workers > 1 else ("steady",):
-            print(measure(workers, event, args.duration, args.connections), flush=True)
+        for event in events if workers > 1 else ["steady"]:
+            row = measure(workers, event, args.duration, args.connections, args.rolls, args.backend)
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,14 @@ class Config:
         minimum=0,
         group="limits",
     )
+    shutdown_idle_drain: float = setting(
+        1.0,
+        "Seconds an idle HTTP/1.1 keep-alive connection is still read once graceful shutdown "
+        "starts (a request arriving then is answered with connection: close, not cut), and "
+        "the most its close then waits for the client's FIN; 0 closes idle ones at once.",
+        minimum=0,
+        group="limits",
+    )
 
     # --- HTTP/1.1 limits -----------------------------------------------------------
     http1_parser: HTTP1Parser = setting(  # noqa: RUF009
