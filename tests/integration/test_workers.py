@@ -331,14 +331,7 @@ def test_sighup_rolls_to_new_code_with_zero_failed_requests(tmp_path: Path, back
         server.deploy("v2")
         with client_loop(server) as load:
             for roll in (1, 2):
-                old = server.workers()
-                server.signal(signal.SIGHUP)
-                wait_until(
-                    lambda: server.log().count("Rolling restart done") == roll, "the roll"
-                )
-                wait_until(lambda: not server.workers() & old, "the old workers gone")
-                count = load.count()
-                wait_until(lambda: load.count() >= count + 100, "requests after the roll")
+                _roll(server, load, roll)
         assert len(server.workers()) == 2
         assert server.get().text.startswith("v2 ")
         server.signal(signal.SIGTERM)
@@ -347,6 +340,16 @@ def test_sighup_rolls_to_new_code_with_zero_failed_requests(tmp_path: Path, back
     assert failed == [], f"{len(failed)} of {load.count()} failed: {failed[:3]}"
     served_by = {outcome.pid for client in load.clients for outcome in client}
     assert served_by - first  # the replacements served the clients too
+
+
+def _roll(server: Server, load: Load, roll: int) -> None:
+    """SIGHUP; wait for roll number ``roll`` to be done and 100 requests served after it."""
+    old = server.workers()
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: server.log().count("Rolling restart done") == roll, "the roll")
+    wait_until(lambda: not server.workers() & old, "the old workers gone")
+    count = load.count()
+    wait_until(lambda: load.count() >= count + 100, "requests after the roll")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
