@@ -569,3 +569,33 @@ def test_reload_restarts_the_worker_on_a_change_and_survives_a_syntax_error(
         wait_until(lambda: server.get().text.startswith("v3 "), "the fixed code served")
         server.signal(signal.SIGINT)
         assert server.wait_exit() == 0
+
+
+def test_reload_with_broken_code_at_the_start_waits_for_the_next_good_save(
+    tmp_path: Path,
+) -> None:
+    """As with Uvicorn's --reload: an app that does not import at the very start leaves the
+    supervisor up with one line, and the next save that imports starts serving."""
+    pytest.importorskip("watchfiles")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def app(:\n")
+    with supervisor(
+        tmp_path,
+        "--reload",
+        "--reload-dirs",
+        str(tmp_path),
+        workers=1,
+        wait=False,
+        app="broken:app",
+    ) as server:
+        wait_until(lambda: "waiting for a change to try again" in server.log(), "the failure")
+        assert server.process.poll() is None
+        broken.write_text(APP.format(version="fixed"))
+        wait_until(lambda: server.serving_lines() == 1, "the fixed code serving")
+        assert server.get().text.startswith("fixed ")
+        server.signal(signal.SIGINT)
+        assert server.wait_exit() == 0
+    log = server.log()
+    assert log.count("waiting for a change to try again (reload)") == 1
+    assert f"Reloading: {broken} changed" in log
+    assert "giving up" not in log

@@ -73,6 +73,7 @@ def settings_from(config: Config) -> Settings:
         worker_timeout=config.worker_timeout,
         graceful_timeout=config.graceful_timeout,
         startup_timeout=config.startup_timeout,
+        reload=config.reload,
     )
 
 
