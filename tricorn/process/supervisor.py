@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import selectors
 import signal
@@ -211,8 +212,13 @@ class Supervisor:
     def _loop(self, wake: socket.socket) -> int:
         tick = beat_interval(self.config)
         next_tick = time.monotonic() + tick
+        # systemd watches the main pid (NotifyAccess=main): WATCHDOG=1 comes from this
+        # loop, so a stuck supervisor stops the pings; its workers' health is its own
+        # business (heartbeats, worker_timeout), and they have no NOTIFY_SOCKET.
+        watchdog = systemd.watchdog_interval()
+        next_watchdog = time.monotonic() if watchdog is not None else math.inf
         while self.status is None:
-            timeout = max(0.0, next_tick - time.monotonic())
+            timeout = max(0.0, min(next_tick, next_watchdog) - time.monotonic())
             for key, _ in self.selector.select(timeout):
                 if key.data is None:
                     self._signals(wake)
@@ -223,6 +229,9 @@ class Supervisor:
             if self.status is None:
                 self._reap()
             now = time.monotonic()
+            if watchdog is not None and now >= next_watchdog:
+                systemd.notify("WATCHDOG=1")
+                next_watchdog = now + watchdog
             if self.status is None and now >= next_tick:
                 next_tick = now + tick
                 self._sample_memory(now)
