@@ -64,8 +64,6 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         #: Graceful shutdown found the connection idle: it is read until then (for a request
         #: already on its way), and closed after that (``shutdown_idle_drain``).
         self._drain_deadline = math.inf
-        #: The client closed its side (EOF) or the socket failed: nothing left to drain.
-        self._peer_gone = False
 
     # --- the reader ---------------------------------------------------------------
 
@@ -76,7 +74,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             while self._stream_scopes:  # as leaving a task group would: wait for the app
                 self._streams_done = anyio.Event()
                 await self._streams_done.wait()
-            if self.state.shutting_down and self._handoff is None:
+            if (
+                self.state.shutting_down
+                and self._handoff is None
+                and self._websocket is None
+                and not self._peer_gone
+                and not self._broken
+            ):
                 await self._linger()
         except BaseException:
             self._disconnect()
@@ -438,23 +442,3 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         scope = self._read_scope
         if scope is not None:
             scope.deadline = self._deadline()
-
-    async def _linger(self) -> None:
-        """Close in stages (RFC 9112 9.6), at graceful shutdown: our FIN first, then read
-        and drop what the client still sends until its FIN, for ``shutdown_idle_drain``
-        seconds at most. A close with unread bytes in the socket resets the connection, and
-        a reset can take the response just sent with it; the FIN tells a client that sent
-        a request meanwhile that it was not served (it may retry it)."""
-        drain = self.state.config.shutdown_idle_drain
-        if not drain or self._peer_gone or self._broken or self._websocket is not None:
-            return
-        transport = self.transport
-        with anyio.move_on_after(drain):
-            try:
-                await transport.send_eof()
-                while True:
-                    await transport.receive(self.RECEIVE_SIZE)
-            except NotImplementedError:
-                pass  # TLS: anyio offers no half-close; closed as it is
-            except (anyio.EndOfStream, *DISCONNECT_ERRORS):
-                pass
