@@ -281,6 +281,24 @@ def test_a_bind_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
         assert "tricorn serving" not in server.log()
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "setting"),
+    [
+        ("--keep-alive-timeout", "-1", "keep_alive_timeout"),  # refused by the loader
+        ("--certfile", "missing.pem", "certfile"),  # by the supervisor, before any worker
+    ],
+)
+def test_a_configuration_error_exits_2_with_one_line_and_no_worker(
+    tmp_path: Path, flag: str, value: str, setting: str
+) -> None:
+    with supervisor(tmp_path, flag, value, wait=False) as server:
+        assert server.wait_exit() == 2
+        log = server.log()
+    lines = [line for line in log.splitlines() if setting in line]
+    assert len(lines) == 1 and "config:" in lines[0], log
+    assert "Worker" not in log and "tricorn serving" not in log
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path, backend: str) -> None:
     with supervisor(tmp_path, "--backend", backend) as server:

@@ -24,6 +24,7 @@ from typing import Any
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config, load_config
+from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
 from tricorn.process.policy import (
@@ -170,6 +171,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             check_config(self.config, "the configuration")
+            build_ssl_context(self.config)  # a bad certificate is one line, not one per worker
             self.sockets = open_config_sockets(self.config)  # systemd's, or the binds
         except ConfigError as error:
             error_log.error("%s", error)
@@ -258,6 +260,7 @@ class Supervisor:
         try:
             config = load_config(self.argv)
             check_config(config, "the configuration")
+            build_ssl_context(config)  # new certificates are read by the new workers
         except (ConfigError, SystemExit) as error:
             error_log.error("SIGHUP: configuration not reloaded, keeping the workers: %s", error)
             return
