@@ -1,18 +1,22 @@
 """Failed requests and requests/s under load while workers are restarted.
 
-    .venv/bin/python benchmarks/restart_load.py [--duration 10] [--workers 1,2] [--connections 32]
+    .venv/bin/python benchmarks/restart_load.py [--duration 10] [--workers 1,2]
+        [--connections 32] [--events steady,sighup,sigkill] [--rolls 1] [--backend auto]
+        [--tool wrk|h2load]
 
-For each worker count, three wrk runs of ``--duration`` seconds on 127.0.0.1 against
-``tricorn --workers N benchmarks.apps:app`` (``/``, a small plain-text response):
+For each worker count, one run of ``--duration`` seconds per event on 127.0.0.1 against
+``tricorn --workers N benchmarks.apps:app`` (``/``, a small plain-text response), with wrk
+(HTTP/1.1 keep-alive) or h2load (HTTP/2 prior knowledge, one stream per connection):
 
 - ``steady``: nothing happens;
-- ``sighup``: SIGHUP to the supervisor a third of the way in (a rolling restart of every
-  worker: replacement ready before the old one stops);
-- ``sigkill``: SIGKILL to one worker a third of the way in (connections on that worker
+- ``sighup``: ``--rolls`` SIGHUPs to the supervisor, evenly spread over the run (each a
+  rolling restart of every worker: replacement ready before the old one stops);
+- ``sigkill``: ``--rolls`` SIGKILLs, each to one worker (connections on that worker
   are lost; the supervisor starts another).
 
 ``workers = 1`` is the single process (no supervisor), so it has no SIGHUP/SIGKILL row.
-Failed requests are wrk's socket errors (connect, read, write, timeout) plus non-2xx/3xx.
+Failed requests are wrk's socket errors (connect, read, write, timeout: a response slower
+than 10 s) plus non-2xx/3xx, or h2load's failed requests.
 """
 
 from __future__ import annotations
