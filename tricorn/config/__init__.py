@@ -150,9 +150,10 @@ class Config:
     )
     shutdown_idle_drain: float = setting(
         1.0,
-        "Seconds an idle HTTP/1.1 keep-alive connection is still read once graceful shutdown "
-        "starts (a request arriving then is answered with connection: close, not cut), and "
-        "the most its close then waits for the client's FIN; 0 closes idle ones at once.",
+        "Seconds an idle connection is still read once graceful shutdown starts (HTTP/1.1: a "
+        "request arriving then is answered with connection: close, not cut; HTTP/2: the most "
+        "the final GOAWAY waits for the PING after the first), and the most its close then "
+        "waits for the client's FIN; 0 closes idle connections at once.",
         minimum=0,
         group="limits",
     )
