@@ -6,6 +6,8 @@ shutdown starts, over HTTP/1.1 and HTTP/2, so the shutdown does not wait out
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
@@ -115,11 +117,35 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"hi"})
 
 
-async def _shutdown_started(caplog: pytest.LogCaptureFixture) -> None:
-    """Wait until every connection has been told (the line is logged right before)."""
+class _ShutdownLine(logging.Handler):
+    """Sets ``started`` at the "Shutting down" line, which the server logs right before it
+    tells every connection (in the same step of its task: no request can come between)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Shutting down"):
+            self.started.set()
+
+
+@asynccontextmanager
+async def _watching_shutdown() -> AsyncIterator[_ShutdownLine]:
+    logger = logging.getLogger("tricorn.error")
+    handler, level = _ShutdownLine(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def _shutdown_started(line: _ShutdownLine) -> None:
     with anyio.fail_after(10):
-        while not any("Shutting down" in record.message for record in caplog.records):
-            await anyio.sleep(0.01)
+        await line.started.wait()
 
 
 async def _read_response(stream: anyio.abc.ByteStream, data: bytes = b"") -> bytes:
@@ -129,18 +155,15 @@ async def _read_response(stream: anyio.abc.ByteStream, data: bytes = b"") -> byt
     return data
 
 
-async def test_a_request_on_an_idle_keep_alive_connection_at_shutdown_is_answered(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_a_request_on_an_idle_keep_alive_connection_at_shutdown_is_answered() -> None:
     """The client sends its next request on a connection it believes open, just after the
     shutdown started: it is answered with connection: close, then the server closes cleanly."""
-    caplog.set_level(logging.INFO, logger="tricorn.error")
-    async with serving(_hello, shutdown_idle_drain=10) as server:
+    async with _watching_shutdown() as line, serving(_hello, shutdown_idle_drain=10) as server:
         stream = await open_raw(server)
         await stream.send(GET)
         first = await _read_response(stream)
         server.shutdown.set()
-        await _shutdown_started(caplog)
+        await _shutdown_started(line)
         await stream.send(GET)
         second = await read_until_closed(stream)  # an EOF: a reset would raise
         await stream.aclose()
@@ -149,27 +172,24 @@ async def test_a_request_on_an_idle_keep_alive_connection_at_shutdown_is_answere
     assert b"\r\nconnection: close\r\n" in second.lower()
 
 
-async def test_an_idle_keep_alive_connection_closes_after_the_drain(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="tricorn.error")
-    async with serving(_hello, shutdown_idle_drain=0.2, graceful_timeout=600) as server:
+async def test_an_idle_keep_alive_connection_closes_after_the_drain() -> None:
+    async with (
+        _watching_shutdown() as line,
+        serving(_hello, shutdown_idle_drain=0.2, graceful_timeout=600) as server,
+    ):
         stream = await open_raw(server)
         await stream.send(GET)
         await _read_response(stream)
         server.shutdown.set()
-        await _shutdown_started(caplog)
+        await _shutdown_started(line)
         assert await read_until_closed(stream) == b""  # our FIN, after the drain window
         with anyio.fail_after(10):
             await stream.send_eof()  # the client's FIN ends the server's staged close
 
 
-async def test_a_response_promised_keep_alive_before_the_shutdown_keeps_its_promise(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_a_response_promised_keep_alive_before_the_shutdown_keeps_its_promise() -> None:
     """Its head went out without connection: close before the shutdown: the client may send
     its next request at once; that one is answered (with connection: close), not cut."""
-    caplog.set_level(logging.INFO, logger="tricorn.error")
     release = anyio.Event()
     heads = 0
 
@@ -184,7 +204,7 @@ async def test_a_response_promised_keep_alive_before_the_shutdown_keeps_its_prom
             await release.wait()
         await send({"type": "http.response.body", "body": b"hi"})
 
-    async with serving(app, shutdown_idle_drain=10) as server:
+    async with _watching_shutdown() as line, serving(app, shutdown_idle_drain=10) as server:
         stream = await open_raw(server)
         await stream.send(GET)
         head = b""
@@ -192,7 +212,7 @@ async def test_a_response_promised_keep_alive_before_the_shutdown_keeps_its_prom
             while b"\r\n\r\n" not in head:
                 head += await stream.receive()
         server.shutdown.set()
-        await _shutdown_started(caplog)
+        await _shutdown_started(line)
         release.set()
         first = head
         with anyio.fail_after(10):
