@@ -1,18 +1,22 @@
 """Failed requests and requests/s under load while workers are restarted.
 
-    .venv/bin/python benchmarks/restart_load.py [--duration 10] [--workers 1,2] [--connections 32]
+    .venv/bin/python benchmarks/restart_load.py [--duration 10] [--workers 1,2]
+        [--connections 32] [--events steady,sighup,sigkill] [--rolls 1] [--backend auto]
+        [--tool wrk|h2load]
 
-For each worker count, three wrk runs of ``--duration`` seconds on 127.0.0.1 against
-``tricorn --workers N benchmarks.apps:app`` (``/``, a small plain-text response):
+For each worker count, one run of ``--duration`` seconds per event on 127.0.0.1 against
+``tricorn --workers N benchmarks.apps:app`` (``/``, a small plain-text response), with wrk
+(HTTP/1.1 keep-alive) or h2load (HTTP/2 prior knowledge, one stream per connection):
 
 - ``steady``: nothing happens;
-- ``sighup``: SIGHUP to the supervisor a third of the way in (a rolling restart of every
-  worker: replacement ready before the old one stops);
-- ``sigkill``: SIGKILL to one worker a third of the way in (connections on that worker
+- ``sighup``: ``--rolls`` SIGHUPs to the supervisor, evenly spread over the run (each a
+  rolling restart of every worker: replacement ready before the old one stops);
+- ``sigkill``: ``--rolls`` SIGKILLs, each to one worker (connections on that worker
   are lost; the supervisor starts another).
 
 ``workers = 1`` is the single process (no supervisor), so it has no SIGHUP/SIGKILL row.
-Failed requests are wrk's socket errors (connect, read, write, timeout) plus non-2xx/3xx.
+Failed requests are wrk's socket errors (connect, read, write, timeout: a response slower
+than 10 s) plus non-2xx/3xx, or h2load's failed requests.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
             str(connections),
             "-d",
             f"{duration:g}s",
+            # A response slower than this counts as a "timeout" error (wrk's default, 2 s, is
+            # passed on this shared machine when wrk itself is not scheduled for that long).
+            "--timeout",
+            "10s",
             f"http://127.0.0.1:{port}/",
         ],
         capture_output=True,
@@ -85,7 +93,40 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
     return rate, total, failed, detail
 
 
-def measure(workers: int, event: str, duration: float, connections: int) -> str:
+def run_h2load(port: int, duration: float, connections: int) -> tuple[float, int, int, str]:
+    """HTTP/2 (prior knowledge), one stream at a time per connection: requests/s, requests,
+    failed requests (h2load's failed: errored, reset or refused streams), its detail."""
+    result = subprocess.run(
+        [
+            "h2load",
+            *("-c", str(connections), "-m", "1", "-D", f"{duration:g}"),
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    )
+    out = result.stdout
+    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    counts = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        out,
+    )
+    assert counts is not None, out
+    total, failed, errored = int(counts.group(1)), int(counts.group(5)), int(counts.group(6))
+    return rate, total, failed, f"errored {errored}" if failed else ""
+
+
+def measure(
+    workers: int,
+    event: str,
+    duration: float,
+    connections: int,
+    rolls: int,
+    backend: str,
+    tool: str = "wrk",
+) -> str:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -99,6 +140,8 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--backend",
+            backend,
             "benchmarks.apps:app",
         ],
         cwd=ROOT,
@@ -112,15 +155,19 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
             time.sleep(1)  # let every worker finish its start before the load begins
 
         def disturb() -> None:
-            time.sleep(duration / 3)
-            if event == "sighup":
-                os.kill(process.pid, signal.SIGHUP)
-            elif event == "sigkill":
-                os.kill(children(process.pid)[0], signal.SIGKILL)
+            if event == "steady":
+                return
+            for _ in range(rolls):
+                time.sleep(duration / (rolls + 1))
+                if event == "sighup":
+                    os.kill(process.pid, signal.SIGHUP)
+                elif event == "sigkill":
+                    os.kill(children(process.pid)[0], signal.SIGKILL)
 
         thread = threading.Thread(target=disturb)
         thread.start()
-        rate, total, failed, detail = run_wrk(port, duration, connections)
+        run = run_h2load if tool == "h2load" else run_wrk
+        rate, total, failed, detail = run(port, duration, connections)
         thread.join()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -129,7 +176,8 @@ def measure(workers: int, event: str, duration: float, connections: int) -> str:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return f"| {workers} | {event} | {total} | {failed} {detail} | {rate:,.0f} |"
+    times = "" if event == "steady" else f" x{rolls}"
+    return f"| {tool} | {workers} | {event}{times} | {total} | {failed} {detail} | {rate:,.0f} |"
 
 
 def main() -> None:
@@ -137,12 +185,28 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--events", default="steady,sighup,sigkill")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--tool", default="wrk", choices=["wrk", "h2load"])
+    parser.add_argument(
+        "--rolls", type=int, default=1, help="SIGHUPs (or SIGKILLs) spread over one run"
+    )
     args = parser.parse_args()
-    print("| workers | event | requests | failed | requests/s |")
-    print("| --- | --- | --- | --- | --- |")
+    events = args.events.split(",")
+    print("| tool | workers | event | requests | failed | requests/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for workers in (int(item) for item in args.workers.split(",")):
-        for event in ("steady", "sighup", "sigkill") if workers > 1 else ("steady",):
-            print(measure(workers, event, args.duration, args.connections), flush=True)
+        for event in events if workers > 1 else ["steady"]:
+            row = measure(
+                workers,
+                event,
+                args.duration,
+                args.connections,
+                args.rolls,
+                args.backend,
+                args.tool,
+            )
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

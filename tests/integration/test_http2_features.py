@@ -528,9 +528,18 @@ async def test_graceful_shutdown_sends_goaway_and_finishes_in_flight_streams() -
         with anyio.fail_after(5):
             await started.wait()
         server.shutdown.set()
+        # RFC 9113 6.8: first GOAWAY(2^31-1) and a PING; the PING is not read (so not
+        # answered) yet when the next request goes out, as if the two had crossed.
         goaway = await client.wait_for(lambda frame: frame.kind == "GOAWAY")
         assert goaway.error_code == NO_ERROR
-        assert goaway.last_stream_id >= in_flight
+        assert goaway.last_stream_id == 2**31 - 1
+        crossed = await client.request("GET", "/crossed")
+        served = await client.response(crossed)  # the PING ACK went out after its HEADERS
+        final = await client.wait_for(
+            lambda frame: frame.kind == "GOAWAY" and frame.last_stream_id < 2**31 - 1,
+            include_seen=True,
+        )
+        assert final.error_code == NO_ERROR and final.last_stream_id == crossed
 
         late = await client.request("GET", "/late")
         refused = await client.response(late)
@@ -539,6 +548,7 @@ async def test_graceful_shutdown_sends_goaway_and_finishes_in_flight_streams() -
         response = await client.response(in_flight)
         rest = await client.read_until_closed()
 
+    assert served.status == 200 and served.body == b"done"
     assert refused.reset is not None and refused.reset.error_code == REFUSED_STREAM
     assert response.status == 200 and response.body == b"done"
     assert client.frames.index(goaway) < client.frames.index(response.frames[-1])
@@ -552,7 +562,11 @@ async def test_graceful_shutdown_closes_an_idle_connection_after_goaway() -> Non
         server.shutdown.set()
         frames = await c.read_until_closed()
     assert served.status == 200
-    assert [(f.kind, f.error_code, f.last_stream_id) for f in frames] == [("GOAWAY", NO_ERROR, 1)]
+    assert [(f.kind, f.error_code, f.last_stream_id) for f in frames] == [
+        ("GOAWAY", NO_ERROR, 2**31 - 1),
+        ("PING", 0, 0),
+        ("GOAWAY", NO_ERROR, 1),
+    ]
 
 
 # --- 8. TLS -------------------------------------------------------------------------

@@ -5,12 +5,17 @@ shutdown starts, over HTTP/1.1 and HTTP/2, so the shutdown does not wait out
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
+import anyio.abc
 import h2.exceptions
 import httpx
 import pytest
 
-from tests.helpers import serving
+from tests.helpers import open_raw, read_until_closed, serving
 from tricorn.server.asgi_types import Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -97,3 +102,124 @@ async def test_a_response_that_does_not_wait_in_receive_still_finishes() -> None
             async for chunk in chunks:
                 body += chunk
     assert body == b"a" * 1000 + b"b" * 1000
+
+
+# --- HTTP/1.1 keep-alive connections at shutdown (shutdown_idle_drain) ----------------------
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hi"})
+
+
+class _ShutdownLine(logging.Handler):
+    """Sets ``started`` at the "Shutting down" line, which the server logs right before it
+    tells every connection (in the same step of its task: no request can come between)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Shutting down"):
+            self.started.set()
+
+
+@asynccontextmanager
+async def _watching_shutdown() -> AsyncIterator[_ShutdownLine]:
+    logger = logging.getLogger("tricorn.error")
+    handler, level = _ShutdownLine(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def _shutdown_started(line: _ShutdownLine) -> None:
+    with anyio.fail_after(10):
+        await line.started.wait()
+
+
+async def _read_response(stream: anyio.abc.ByteStream, data: bytes = b"") -> bytes:
+    with anyio.fail_after(10):
+        while not data.endswith(b"\r\n\r\nhi"):
+            data += await stream.receive()
+    return data
+
+
+async def test_a_request_on_an_idle_keep_alive_connection_at_shutdown_is_answered() -> None:
+    """The client sends its next request on a connection it believes open, just after the
+    shutdown started: it is answered with connection: close, then the server closes cleanly."""
+    async with _watching_shutdown() as line, serving(_hello, shutdown_idle_drain=10) as server:
+        stream = await open_raw(server)
+        await stream.send(GET)
+        first = await _read_response(stream)
+        server.shutdown.set()
+        await _shutdown_started(line)
+        await stream.send(GET)
+        second = await read_until_closed(stream)  # an EOF: a reset would raise
+        await stream.aclose()
+    assert b"connection: close" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"\r\n\r\nhi")
+    assert b"\r\nconnection: close\r\n" in second.lower()
+
+
+async def test_an_idle_keep_alive_connection_closes_after_the_drain() -> None:
+    async with (
+        _watching_shutdown() as line,
+        serving(_hello, shutdown_idle_drain=0.2, graceful_timeout=600) as server,
+    ):
+        stream = await open_raw(server)
+        await stream.send(GET)
+        await _read_response(stream)
+        server.shutdown.set()
+        await _shutdown_started(line)
+        assert await read_until_closed(stream) == b""  # our FIN, after the drain window
+        with anyio.fail_after(10):
+            await stream.send_eof()  # the client's FIN ends the server's staged close
+
+
+async def test_a_response_promised_keep_alive_before_the_shutdown_keeps_its_promise() -> None:
+    """Its head went out without connection: close before the shutdown: the client may send
+    its next request at once; that one is answered (with connection: close), not cut."""
+    release = anyio.Event()
+    heads = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal heads
+        if scope["type"] != "http":
+            return
+        heads += 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if heads == 1:  # chunked: the head leaves with the first piece
+            await send({"type": "http.response.body", "body": b"h", "more_body": True})
+            await release.wait()
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    async with _watching_shutdown() as line, serving(app, shutdown_idle_drain=10) as server:
+        stream = await open_raw(server)
+        await stream.send(GET)
+        head = b""
+        with anyio.fail_after(10):
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive()
+        server.shutdown.set()
+        await _shutdown_started(line)
+        release.set()
+        first = head
+        with anyio.fail_after(10):
+            while not first.endswith(b"0\r\n\r\n"):
+                first += await stream.receive()
+        await stream.send(GET)
+        second = await read_until_closed(stream)
+        await stream.aclose()
+    assert b"connection: close" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200 ") and b"\r\nconnection: close\r\n" in second.lower()

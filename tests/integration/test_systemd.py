@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -143,6 +144,51 @@ def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     assert "STATUS=serving on 1 socket(s)" in ready[-1]
     assert pings[-1] == "WATCHDOG=1"
     assert "STOPPING=1" in stopping[-1]
+    assert process.returncode == 0
+
+
+def _datagrams_with_pids_until(listener: socket.socket, wanted: str) -> list[tuple[int, str]]:
+    """Datagrams as (sender pid, text) until one holds ``wanted``: the pid comes from the
+    kernel (SCM_CREDENTIALS), as systemd reads it to apply NotifyAccess=main."""
+    seen: list[tuple[int, str]] = []
+    while not any(wanted in text for _, text in seen):
+        data, ancillary, _, _ = listener.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("iII")))
+        pids = [
+            struct.unpack("iII", cdata)[0]
+            for level, kind, cdata in ancillary
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+        ]
+        seen.append((pids[0] if pids else 0, data.decode()))
+    return seen
+
+
+def test_with_workers_the_supervisor_alone_notifies_and_pings_the_watchdog(
+    tmp_path: Path,
+) -> None:
+    """workers = 2 under WatchdogSec: the supervisor, systemd's main pid, sends READY=1,
+    WATCHDOG=1 every WATCHDOG_USEC / 2, RELOADING=1/READY=1 around a SIGHUP roll and
+    STOPPING=1; no datagram comes from a worker (NotifyAccess=main would drop it)."""
+    port = free_port()
+    with notify_socket(tmp_path) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        env = {"NOTIFY_SOCKET": listener.getsockname(), "WATCHDOG_USEC": "200000"}
+        command = [*TRICORN, "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+        with running(command, env) as process:
+            seen = _datagrams_with_pids_until(listener, "READY=1")
+            assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+            for _ in range(3):
+                seen += _datagrams_with_pids_until(listener, "WATCHDOG=1")
+            process.send_signal(signal.SIGHUP)
+            seen += _datagrams_with_pids_until(listener, "RELOADING=1")
+            seen += _datagrams_with_pids_until(listener, "READY=1")
+            seen += _datagrams_with_pids_until(listener, "WATCHDOG=1")  # still pinging
+            process.send_signal(signal.SIGTERM)
+            seen += _datagrams_with_pids_until(listener, "STOPPING=1")
+            process.wait(timeout=15)
+    assert {pid for pid, _ in seen} == {process.pid}
+    texts = [text for _, text in seen]
+    assert texts.count("WATCHDOG=1") >= 4
+    assert texts.index("RELOADING=1") < len(texts) - 1 - texts[::-1].index("READY=1")
     assert process.returncode == 0
 
 

@@ -582,6 +582,43 @@ def test_close_after_response_on_an_idle_connection_closes_at_once(make: Make) -
     assert protocol.should_close
 
 
+def test_close_after_response_keep_idle_answers_the_next_request_with_close(make: Make) -> None:
+    protocol = make()
+    protocol.receive_data(GET)
+    respond(protocol, 1)
+    protocol.close_after_response(keep_idle=True)
+    assert not protocol.should_close
+    [request, end] = protocol.receive_data(GET)
+    assert isinstance(request, Request) and isinstance(end, EndBody)
+    assert b"\r\nconnection: close\r\n" in respond(protocol, 2)
+    assert protocol.should_close
+
+
+def test_close_after_response_keep_idle_keeps_a_keep_alive_response_s_promise(
+    make: Make,
+) -> None:
+    protocol = make()
+    protocol.receive_data(GET)
+    protocol.send(Response(1, 200, LENGTH_13))
+    head = protocol.data_to_send()
+    protocol.close_after_response(keep_idle=True)
+    protocol.send(Body(1, b"Hello, world!"))
+    protocol.send(EndBody(1))
+    assert b"connection: close" not in head + protocol.data_to_send()
+    assert not protocol.should_close  # the client was told keep-alive: it may send more
+    protocol.receive_data(GET)
+    assert b"\r\nconnection: close\r\n" in respond(protocol, 2)
+    assert protocol.should_close
+
+
+def test_close_after_response_keep_idle_before_the_head_answers_with_close(make: Make) -> None:
+    protocol = make()
+    protocol.receive_data(GET)
+    protocol.close_after_response(keep_idle=True)
+    assert b"\r\nconnection: close\r\n" in respond(protocol, 1)
+    assert protocol.should_close
+
+
 def test_close_after_response_with_a_partial_head_answers_that_request_then_closes(
     make: Make,
 ) -> None:

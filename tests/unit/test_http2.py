@@ -748,6 +748,33 @@ def test_graceful_goaway_lets_streams_finish_and_refuses_new_ones() -> None:
     assert pair.server.shutdown_complete
 
 
+def test_draining_goaway_serves_crossed_streams_until_the_ping_ack() -> None:
+    """RFC 9113 6.8: GOAWAY(2^31-1) and a PING; a stream the client opened before it saw
+    them is served; the PING's ACK sends the final GOAWAY, and later streams are refused."""
+    pair = Pair()
+    first, _ = pair.request(GET)
+    pair.server.goaway(drain=True)
+    assert pair.server.draining and not pair.server.shutdown_complete
+    crossed, events = pair.request(GET)  # sent before the client read the GOAWAY
+    assert [event.stream_id for event in of(events, Request)] == [crossed]
+    frames = pair.server_frames()
+    goaways = [struct.unpack(">LL", p) for t, _, _, p in frames if t == 7]
+    assert goaways == [(2**31 - 1, ErrorCodes.NO_ERROR)]
+    (ping,) = [p for t, flags, _, p in frames if t == 6 and not flags & 1]
+    pair.raw(frame(6, 1, 0, b"12345678"))  # another PING's ACK changes nothing
+    assert pair.server.draining
+    pair.raw(frame(6, 1, 0, ping))
+    assert not pair.server.draining
+    goaways = [struct.unpack(">LL", p) for t, _, _, p in pair.server_frames() if t == 7]
+    assert goaways == [(crossed, ErrorCodes.NO_ERROR)]
+    late, events = pair.request(GET)
+    assert not of(events, Request)
+    assert rst_codes(pair.server_frames()) == {late: ErrorCodes.REFUSED_STREAM}
+    for stream_id in (first, crossed):
+        pair.server.send_response(stream_id, 200, [], end_stream=True)
+    assert pair.server.shutdown_complete
+
+
 def test_invalid_http2_settings_header_closes_the_connection() -> None:
     server = HTTP2Protocol(clock=Clock())
     events = server.initiate_upgrade(b"AAAA", Request(1, b"GET", b"/", [], "1.1"))

@@ -138,6 +138,34 @@ def test_repeated_start_failures_after_serving_give_up() -> None:
     assert exits(actions) == [3]
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_reload_waits_for_a_change_after_a_start_failure_instead_of_exiting(count: int) -> None:
+    h = Harness(workers=count, reload=True)
+    wids = spawns(h.start())
+    actions = [action for wid in wids for action in h.exited(wid, 2)]
+    assert spawns(actions) == [] and exits(actions) == []
+    errors = [a for a in actions if isinstance(a, Log) and a.level == "error"]
+    assert len(errors) == 1 and "waiting for a change to try again" in errors[0].message
+    assert h.live() == []
+    assert spawns(h.tick(100.0)) == []  # nothing is retried until the code changes
+    fresh = spawns(h.reload())
+    assert len(fresh) == count
+    for wid in fresh[:-1]:
+        h.ready(wid)
+    assert Notify("READY=1") in h.ready(fresh[-1])
+    assert exits(h.signal(signal.SIGTERM)) == []
+    for wid in fresh[:-1]:
+        h.exited(wid, 0)
+    assert exits(h.exited(fresh[-1], 0)) == [0]
+
+
+def test_reload_waiting_for_a_change_stops_at_once_on_sigterm() -> None:
+    h = Harness(workers=1, reload=True)
+    (wid,) = spawns(h.start())
+    h.exited(wid, 2)
+    assert exits(h.signal(signal.SIGTERM)) == [0]
+
+
 def test_a_ready_worker_resets_the_start_failure_count() -> None:
     h = Harness(workers=1)
     (wid,) = h.boot()

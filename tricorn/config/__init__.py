@@ -242,6 +242,15 @@ class Config:
         minimum=0,
         group="limits",
     )
+    shutdown_idle_drain: float = setting(
+        1.0,
+        "Seconds an idle connection is still read once graceful shutdown starts (HTTP/1.1: a "
+        "request arriving then is answered with connection: close, not cut; HTTP/2: the most "
+        "the final GOAWAY waits for the PING after the first), and the most its close then "
+        "waits for the client's FIN; 0 closes idle connections at once.",
+        minimum=0,
+        group="limits",
+    )
 
     # --- HTTP/1.1 limits -----------------------------------------------------------
     http1_parser: HTTP1Parser = setting(  # noqa: RUF009

@@ -13,6 +13,8 @@ Rules:
 - A worker exiting before it was ever ready while no worker has been ready yet (start-up),
   or ``MAX_START_FAILURES`` times in a row later, ends the server with that worker's status.
   A replacement of a rolling restart that fails abandons the roll: the old workers stay.
+  With ``reload`` (development) a start failure never ends the server: it waits, with no
+  worker started, for the next change (``reload()``), as Uvicorn's reloader does.
 - A stopping worker is killed ``graceful_timeout + STOP_MARGIN`` seconds after it was asked
   to stop; a ready worker with no heartbeat for ``worker_timeout`` seconds is killed.
 - SIGTERM/SIGINT stop all gracefully, a second one (or SIGQUIT) kills all; the server exits
@@ -44,6 +46,9 @@ class Settings:
     #: Seconds the lifespan startup may take (a worker not ready after this plus
     #: worker_timeout is taken for hung, in its import or its startup).
     startup_timeout: float = 60.0
+    #: Development (``reload``): a worker that fails to start does not end the server;
+    #: the next file change (``reload()``) starts the workers again.
+    reload: bool = False
 
 
 # --- actions ----------------------------------------------------------------------
@@ -136,6 +141,8 @@ class Policy:
     start_failures: int = 0
     booted: bool = False
     rolling: bool = False
+    #: ``reload``: a start failed; no worker is started until the next change.
+    waiting_for_change: bool = False
     next_id: int = 1
 
     # --- events -------------------------------------------------------------------
@@ -229,6 +236,17 @@ class Policy:
                     )
                     actions.append(ReloadFailed())
                     actions.append(Notify("READY=1"))
+                elif self.settings.reload:
+                    if not self.waiting_for_change:
+                        self.waiting_for_change = True
+                        actions.append(
+                            Log(
+                                "error",
+                                f"Worker {{pid}} {shown} before it was ready: waiting for a "
+                                "change to try again (reload)",
+                                wid,
+                            )
+                        )
                 else:
                     self.start_failures += 1
                     if not self.ever_ready or self.start_failures >= MAX_START_FAILURES:
@@ -298,6 +316,9 @@ class Policy:
             return []
         self.settings = settings
         self.target = settings.workers
+        if self.waiting_for_change:  # reload: the last start failed; start afresh
+            self.waiting_for_change = False
+            return [Log("info", f"{cause}: starting the workers again"), *self._reconcile(now)]
         self.rolling = True
         for worker in self.workers.values():
             if not worker.stopping:
@@ -383,6 +404,8 @@ class Policy:
         return Spawn(wid)
 
     def _reconcile(self, now: float) -> list[Action]:
+        if self.waiting_for_change:
+            return []
         actions: list[Action] = []
         counted = [w for w in self.workers.values() if self._counts(w)]
         for _ in range(self.target - len(counted)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import selectors
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config, load_config
+from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
 from tricorn.process.policy import (
@@ -73,6 +75,7 @@ def settings_from(config: Config) -> Settings:
         worker_timeout=config.worker_timeout,
         graceful_timeout=config.graceful_timeout,
         startup_timeout=config.startup_timeout,
+        reload=config.reload,
     )
 
 
@@ -168,6 +171,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             check_config(self.config, "the configuration")
+            build_ssl_context(self.config)  # a bad certificate is one line, not one per worker
             self.sockets = open_config_sockets(self.config)  # systemd's, or the binds
         except ConfigError as error:
             error_log.error("%s", error)
@@ -210,8 +214,13 @@ class Supervisor:
     def _loop(self, wake: socket.socket) -> int:
         tick = beat_interval(self.config)
         next_tick = time.monotonic() + tick
+        # systemd watches the main pid (NotifyAccess=main): WATCHDOG=1 comes from this
+        # loop, so a stuck supervisor stops the pings; its workers' health is its own
+        # business (heartbeats, worker_timeout), and they have no NOTIFY_SOCKET.
+        watchdog = systemd.watchdog_interval()
+        next_watchdog = time.monotonic() if watchdog is not None else math.inf
         while self.status is None:
-            timeout = max(0.0, next_tick - time.monotonic())
+            timeout = max(0.0, min(next_tick, next_watchdog) - time.monotonic())
             for key, _ in self.selector.select(timeout):
                 if key.data is None:
                     self._signals(wake)
@@ -222,6 +231,9 @@ class Supervisor:
             if self.status is None:
                 self._reap()
             now = time.monotonic()
+            if watchdog is not None and now >= next_watchdog:
+                systemd.notify("WATCHDOG=1")
+                next_watchdog = now + watchdog
             if self.status is None and now >= next_tick:
                 next_tick = now + tick
                 self._sample_memory(now)
@@ -248,6 +260,7 @@ class Supervisor:
         try:
             config = load_config(self.argv)
             check_config(config, "the configuration")
+            build_ssl_context(config)  # new certificates are read by the new workers
         except (ConfigError, SystemExit) as error:
             error_log.error("SIGHUP: configuration not reloaded, keeping the workers: %s", error)
             return

@@ -438,15 +438,22 @@ class HTTP11Base:
             self._expect_continue = False
             self._out.append(self._informational_head(100, [], stream_id))
 
-    def close_after_response(self) -> None:
+    def close_after_response(self, *, keep_idle: bool = False) -> None:
         """Graceful shutdown: the current or next response gets ``connection: close``.
 
         The connection closes after that response; an idle connection (nothing buffered,
         no request in progress) closes at once (:attr:`should_close` becomes true).
+
+        ``keep_idle`` (the server drains idle keep-alive connections): a response whose
+        head already went out without ``connection: close`` keeps its promise, and an idle
+        connection stays open; the next request is answered with ``connection: close``.
+        A client may send its next request as soon as it has a keep-alive response, so
+        closing after one would cut that request.
         """
         self._close_requested = True
-        self._keep_alive = False
-        if self._state == _HEAD and not self._buffer:
+        if not keep_idle or self._response_state != _R_BODY:
+            self._keep_alive = False
+        if self._state == _HEAD and not self._buffer and not keep_idle:
             self._enter_closed()
 
     def request_timeout(self) -> None:

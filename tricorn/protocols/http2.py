@@ -30,6 +30,7 @@ from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated as H2ConnectionTerminated
 from h2.events import DataReceived as H2DataReceived
+from h2.events import PingAckReceived as H2PingAckReceived
 from h2.events import PriorityUpdated as H2PriorityUpdated
 from h2.events import RemoteSettingsChanged as H2RemoteSettingsChanged
 from h2.events import RequestReceived as H2RequestReceived
@@ -63,6 +64,7 @@ from .events import (
 )
 from .http2_frames import (
     GOAWAY,
+    PING,
     PREFACE,
     SETTINGS_NO_RFC7540_PRIORITIES,
     STREAM_ID_MASK,
@@ -93,6 +95,10 @@ __all__ = ["PREFACE", "ErrorCodes", "HTTP2Protocol"]
 error_log = logging.getLogger(ERROR_LOGGER)
 
 _GOAWAY_BODY = struct.Struct(">LL")
+#: The highest stream id: the first GOAWAY of a graceful shutdown (RFC 9113 6.8).
+_MAX_STREAM_ID = 2**31 - 1
+#: The payload of the PING that follows it; its ACK means the client saw the GOAWAY.
+_SHUTDOWN_PING = b"shutdown"
 _STATUS_BYTES = {status: str(status).encode() for status in range(100, 600)}
 
 
@@ -218,6 +224,7 @@ class HTTP2Protocol(FrameScanner):
         self._closed = False
         self._held = False
         self._goaway_last_stream: int | None = None
+        self._draining = False
         self._answers = 0
         self._scanners = self._frame_scanners()
         self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
@@ -230,6 +237,7 @@ class HTTP2Protocol(FrameScanner):
             H2RemoteSettingsChanged: self._on_settings_changed,
             H2PriorityUpdated: self._on_priority,
             H2ConnectionTerminated: self._on_goaway,
+            H2PingAckReceived: self._on_ping_ack,
         }
 
     # --- starting -----------------------------------------------------------------------
@@ -379,6 +387,12 @@ class HTTP2Protocol(FrameScanner):
     def release(self, stream_id: int) -> None:
         """The app instance of a stream ended: a reset stream stops holding its slot."""
         self._lingering.discard(stream_id)
+
+    @property
+    def draining(self) -> bool:
+        """True between the two GOAWAYs of ``goaway(drain=True)``: streams the client opens
+        meanwhile are still served."""
+        return self._draining
 
     @property
     def shutdown_complete(self) -> bool:
@@ -637,6 +651,10 @@ class HTTP2Protocol(FrameScanner):
             self._scheduler.set_tree(
                 stream_id, event.depends_on or 0, event.weight or 16, bool(event.exclusive)
             )
+
+    def _on_ping_ack(self, event: H2PingAckReceived, events: list[Event]) -> None:
+        if self._draining and event.ping_data == _SHUTDOWN_PING:
+            self.goaway(graceful=True)  # the client has seen the first GOAWAY
 
     def _on_goaway(self, event: H2ConnectionTerminated, events: list[Event]) -> None:
         self._closed = True
@@ -1015,6 +1033,7 @@ class HTTP2Protocol(FrameScanner):
             or not event.stream_id & 1
             or self._closed
             or self._goaway_last_stream is not None
+            or self._draining
             or not h2.remote_settings.enable_push
             or len(self._streams) - self._client_streams
             >= h2.remote_settings.max_concurrent_streams
@@ -1045,19 +1064,39 @@ class HTTP2Protocol(FrameScanner):
             expects_body=False,
         )
 
-    def goaway(self, *, graceful: bool = True, error_code: int = ErrorCodes.NO_ERROR) -> None:
+    def goaway(
+        self,
+        *,
+        graceful: bool = True,
+        error_code: int = ErrorCodes.NO_ERROR,
+        drain: bool = False,
+    ) -> None:
         """Shut down: queue GOAWAY with the last stream id processed.
 
         Graceful: in-flight streams finish, new streams are refused (REFUSED_STREAM), and
         ``shutdown_complete`` turns True once none remain. Not graceful: the connection is
         over at once (``closed``); in-flight streams get nothing more.
+
+        ``drain`` (graceful only; RFC 9113 6.8): first a GOAWAY with the highest stream id
+        and a PING. A request the client sent before it saw that GOAWAY is still on its
+        way, and is served; the PING's ACK comes after all of them, and then the final
+        GOAWAY (this method without ``drain``) goes out by itself. ``draining`` is True
+        until then; the server calls ``goaway()`` itself when the ACK takes too long.
         """
         if self._closed:
             return
         if graceful:
+            if drain:
+                if self._goaway_last_stream is None and not self._draining:
+                    self._draining = True
+                    body = _GOAWAY_BODY.pack(_MAX_STREAM_ID, error_code)
+                    self._append_raw(frame(GOAWAY, 0, 0, body) + frame(PING, 0, 0, _SHUTDOWN_PING))
+                return
+            self._draining = False
             if self._goaway_last_stream is None:
                 self._goaway_last_stream = self._h2.highest_inbound_stream_id
                 self._append_raw(self._goaway(error_code))
             return
+        self._draining = False
         self._closed = True
         self._append_raw(self._goaway(error_code))

@@ -111,6 +111,8 @@ class Connection(Generic[ProtocolT]):
         self._body_deadline = math.inf
         #: What ``run`` returns: set when the connection switches protocol.
         self._handoff: Handoff | None = None
+        #: The reader saw the client's EOF, or the socket failed: nothing left to drain.
+        self._peer_gone = False
         self._setup()
 
     def _setup(self) -> None:
@@ -142,6 +144,26 @@ class Connection(Generic[ProtocolT]):
         if self._handoff is None:
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
+
+    async def _linger(self) -> None:
+        """Close in stages (RFC 9112 9.6), at graceful shutdown: our FIN first, then read
+        and drop what the client still sends until its FIN, for ``shutdown_idle_drain``
+        seconds at most. A close with unread bytes in the socket resets the connection, and
+        a reset can take the response just sent with it; the FIN tells a client that sent
+        a request meanwhile that it was not served (it may retry it)."""
+        drain = self.state.config.shutdown_idle_drain
+        if not drain:
+            return
+        transport = self.transport
+        with anyio.move_on_after(drain):
+            try:
+                await transport.send_eof()
+                while True:
+                    await transport.receive(self.RECEIVE_SIZE)
+            except NotImplementedError:
+                pass  # TLS: anyio offers no half-close; closed as it is
+            except (anyio.EndOfStream, *DISCONNECT_ERRORS):
+                pass
 
     def begin_shutdown(self) -> None:
         """Graceful shutdown (``ServerState.shutdown_connections``): finish what is in

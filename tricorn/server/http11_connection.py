@@ -61,6 +61,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         #: A WebSocket handshake waiting for the app's accept or refusal, then the open one.
         self._upgrading: WSStream | None = None
         self._websocket: WSStream | None = None
+        #: Graceful shutdown found the connection idle: it is read until then (for a request
+        #: already on its way), and closed after that (``shutdown_idle_drain``).
+        self._drain_deadline = math.inf
 
     # --- the reader ---------------------------------------------------------------
 
@@ -71,6 +74,14 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             while self._stream_scopes:  # as leaving a task group would: wait for the app
                 self._streams_done = anyio.Event()
                 await self._streams_done.wait()
+            if (
+                self.state.shutting_down
+                and self._handoff is None
+                and self._websocket is None
+                and not self._peer_gone
+                and not self._broken
+            ):
+                await self._linger()
         except BaseException:
             self._disconnect()
             for scope in self._stream_scopes or ():
@@ -89,8 +100,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if self._head_started is not None:
             return self._head_started + config.header_read_timeout
         if self._served_requests == 0:
-            return self._idle_since + config.header_read_timeout
-        return self._idle_since + config.keep_alive_timeout
+            return min(self._idle_since + config.header_read_timeout, self._drain_deadline)
+        return min(self._idle_since + config.keep_alive_timeout, self._drain_deadline)
 
     def _must_wait(self) -> bool:
         """Backpressure: stop reading while the app has not taken enough of what we read."""
@@ -140,6 +151,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 data = await transport.receive(self.RECEIVE_SIZE)
             except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                 data = b""
+                self._peer_gone = True
             finally:
                 self._receiving = False
             if self._websocket is not None:
@@ -383,9 +395,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         # and sent its next request meanwhile, and the reader took it. It is not ours to end.
         self._served_requests += 1
         self._idle_since = anyio.current_time()
-        if self.protocol.should_close or self.state.shutting_down:
+        if self.protocol.should_close or (
+            self.state.shutting_down and not self.state.config.shutdown_idle_drain
+        ):
             self._stop_reading()
             return
+        if self.state.shutting_down and self._drain_deadline == math.inf:
+            self._drain_idle()  # this response was promised keep-alive before the shutdown
         # Requests pipelined behind this one are already buffered in the protocol.
         await self._handle(self.protocol.next_events())
         scope = self._read_scope
@@ -402,7 +418,27 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             return
         if self._current is not None:
             self._current.begin_shutdown()
-        if self._current is None and not self.protocol.has_partial_head:
-            self._stop_reading()
-        else:
+        drain = self.state.config.shutdown_idle_drain
+        if not drain:
             self.protocol.close_after_response()
+            if self._current is None and not self.protocol.has_partial_head:
+                self._stop_reading()
+            return
+        # A client may send its next request as soon as it has a keep-alive response:
+        # closing a connection that is idle (between requests, or accepted and nothing read
+        # yet) or whose response already went out keep-alive would cut such a request. The
+        # next response says connection: close; until then an idle connection is read for
+        # shutdown_idle_drain seconds more.
+        self.protocol.close_after_response(keep_idle=True)
+        if self._current is None and not self.protocol.has_partial_head:
+            self._drain_idle()
+
+    def _drain_idle(self) -> None:
+        """Graceful shutdown and the connection is idle: keep reading it for a while."""
+        if self._peer_gone:
+            self._stop_reading()
+            return
+        self._drain_deadline = anyio.current_time() + self.state.config.shutdown_idle_drain
+        scope = self._read_scope
+        if scope is not None:
+            scope.deadline = self._deadline()

@@ -95,6 +95,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._task_group: TaskGroup | None = None
         #: The client's preface and first SETTINGS must arrive within the head timeout.
         self._preface_deadline = self._idle_since + config.header_read_timeout
+        #: Graceful shutdown: the final GOAWAY goes out by then if the client has not
+        #: answered the first one's PING (``shutdown_idle_drain``).
+        self._drain_deadline = math.inf
 
     # --- running --------------------------------------------------------------------
 
@@ -115,6 +118,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                 await self._flush()
                 await self._read_loop()
                 await self._wait_for_streams()
+                if self.state.shutting_down and not self._broken and not self._peer_gone:
+                    await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
             await self._closed()
@@ -136,7 +141,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             deadline = self._idle_since + self.state.config.keep_alive_timeout
         if not self.protocol.preface_received:
             deadline = min(deadline, self._preface_deadline)
-        return deadline
+        return min(deadline, self._drain_deadline)
 
     async def _read_loop(self) -> None:
         protocol = self.protocol
@@ -156,12 +161,20 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     data = await self.transport.receive(self.RECEIVE_SIZE)
                 except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                     data = b""
+                    self._peer_gone = True
                 finally:
                     self._receiving = False
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
                     break
+                if protocol.draining and anyio.current_time() >= self._drain_deadline:
+                    protocol.goaway(graceful=True)  # no PING ACK in time: the final GOAWAY
+                    await self._flush()
+                if self._drain_deadline <= anyio.current_time():
+                    self._drain_deadline = math.inf
+                    if not self._streams:
+                        break
                 if not protocol.preface_received and anyio.current_time() >= self._preface_deadline:
                     error_log.info("%s: no HTTP/2 preface within the head timeout", self._peer())
                     await self._handle(protocol.preface_timeout())
@@ -218,6 +231,10 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             elif isinstance(event, events.ConnectionClosed):
                 self._disconnect()
         await self._flush()
+        if self._drain_deadline != math.inf and not self.protocol.draining:
+            self._drain_deadline = math.inf  # the client answered the shutdown's PING
+            if not self._streams:
+                self._stop_reading()
 
     def _disconnect(self) -> None:
         self._stop_reading()
@@ -445,15 +462,24 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                 self._read_scope.deadline = self._deadline()
             if self._idle_event is not None:
                 self._idle_event.set()
-            if self.state.shutting_down:
+            if self.state.shutting_down and not self.protocol.draining:
                 self._stop_reading()
 
     # --- shutdown ---------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        self.protocol.goaway(graceful=True)
+        # RFC 9113 6.8: GOAWAY(2^31-1) and a PING first, so that requests the client sends
+        # before it sees the GOAWAY are served, not refused; the final GOAWAY follows the
+        # PING's ACK, or shutdown_idle_drain seconds (``_read_loop``).
+        drain = self.state.config.shutdown_idle_drain
+        protocol = self.protocol
+        protocol.goaway(graceful=True, drain=bool(drain) and protocol.preface_received)
+        if protocol.draining:
+            self._drain_deadline = anyio.current_time() + drain
+            if self._read_scope is not None:
+                self._read_scope.deadline = self._deadline()
         self._wake_writer()
         for stream in self._streams.values():
             stream.begin_shutdown()  # WebSockets close with 1001, waiting apps get disconnect
-        if not self._streams:
+        if not self._streams and not protocol.draining:
             self._stop_reading()
