@@ -645,26 +645,6 @@ class HTTP2Protocol(FrameScanner):
 
     # --- errors -------------------------------------------------------------------------
 
-    def _stream_error(
-        self,
-        stream: Stream,
-        error_code: int,
-        message: str,
-        events: list[Event],
-        *,
-        allowance: int | None = None,
-    ) -> None:
-        """Reset a known stream for a peer's error: ProtocolError, then StreamReset.
-
-        ``allowance``: DATA bytes still ignored for free (default: a stream window).
-        """
-        self._h2.reset_stream(stream.stream_id, error_code)
-        self._forget(stream, reset=True, allowance=allowance)
-        events.append(ProtocolError(stream.stream_id, message, error_code=error_code))
-        events.append(StreamReset(stream.stream_id, error_code))
-        self._limit(self._resets, "too many stream errors")
-        self._glitch(message)
-
     def _connection_error(self, error_code: int, message: str, events: list[Event]) -> None:
         """Queue GOAWAY(error_code) and end the connection."""
         if self._closed:

@@ -33,38 +33,31 @@ class ASGIVersions(TypedDict):
 # --- scopes -------------------------------------------------------------------------
 
 
-class HTTPScope(TypedDict):
+class _ConnectionScope(TypedDict):
+    """The keys an HTTP scope and a WebSocket scope share (each adds its ``type``)."""
+
+    asgi: ASGIVersions
+    http_version: str
+    scheme: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    root_path: str
+    headers: Iterable[tuple[bytes, bytes]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    state: NotRequired[dict[str, Any]]
+    extensions: NotRequired[dict[str, dict[object, object]]]
+
+
+class HTTPScope(_ConnectionScope):
     type: Literal["http"]
-    asgi: ASGIVersions
-    http_version: str
     method: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Iterable[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
-    state: NotRequired[dict[str, Any]]
-    extensions: NotRequired[dict[str, dict[object, object]]]
 
 
-class WebSocketScope(TypedDict):
+class WebSocketScope(_ConnectionScope):
     type: Literal["websocket"]
-    asgi: ASGIVersions
-    http_version: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Iterable[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
     subprotocols: Iterable[str]
-    state: NotRequired[dict[str, Any]]
-    extensions: NotRequired[dict[str, dict[object, object]]]
 
 
 class LifespanScope(TypedDict):
