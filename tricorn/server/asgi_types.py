@@ -215,3 +215,15 @@ SendEvent = (
     | LifespanShutdownCompleteEvent
     | LifespanShutdownFailedEvent
 )
+
+
+# --- the one helper built on these types -------------------------------------------------
+
+
+async def send_complete_response(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    """Send a whole response in two messages: its head (with Content-Type and
+    Content-Length) and its one body. For the server's own answers (the demo page, a WSGI
+    app's 500), where the app is the server itself."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
