@@ -14,12 +14,12 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.harness import tricorn_process
 
 Message = dict[str, Any]
 MIB = 1024 * 1024
@@ -54,24 +54,10 @@ def _download(url: str, flag: str) -> float:
     return float(result.stdout)
 
 
-def _wait_for_port(port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backends", default="trio,asyncio")
-    parser.add_argument("--port", type=int, default=8751)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "100mib.bin"
@@ -80,25 +66,18 @@ def main() -> None:
         print("| backend | protocol | body messages, MB/s | pathsend, MB/s | pathsend / body |")
         print("| --- | --- | ---: | ---: | ---: |")
         for backend in args.backends.split(","):
-            command = ["taskset", "-c", "0", sys.executable, "-m", "tricorn"]
-            command += ["benchmarks.pathsend:app", "--no-access-log", "--backend", backend]
-            command += ["--bind", f"127.0.0.1:{args.port}"]
-            server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-            try:
-                _wait_for_port(args.port)
+            command = ["benchmarks.pathsend:app", "--backend", backend]
+            with tricorn_process(command, env=env, cpu=0) as (_, port):
                 for name, flag in (("HTTP/1.1", "--http1.1"), ("h2c", "--http2-prior-knowledge")):
                     rates = []
                     for target in ("/body", "/pathsend"):
-                        url = f"http://127.0.0.1:{args.port}{target}"
+                        url = f"http://127.0.0.1:{port}{target}"
                         times = [_download(url, flag) for _ in range(args.repeat)]
                         rates.append(SIZE / statistics.median(times) / 1e6)
                     print(
                         f"| {backend} | {name} | {rates[0]:,.0f} | {rates[1]:,.0f} "
                         f"| {rates[1] / rates[0]:.2f}x |"
                     )
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
 
 
 if __name__ == "__main__":

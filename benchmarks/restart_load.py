@@ -25,31 +25,20 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import free_port, parse_wrk, tricorn_process, wait_listening
+
+__all__ = ["free_port", "wait_listening"]  # moved to benchmarks.harness, still importable
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("tricorn did not start")
 
 
 def children(pid: int) -> list[int]:
@@ -79,18 +68,11 @@ def run_wrk(port: int, duration: float, connections: int) -> tuple[float, int, i
         timeout=duration + 30,
     )
     out = result.stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    failed = 0
-    detail = ""
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if errors:
-        failed += sum(int(value) for value in errors.groups())
-        detail = errors.group(0).removeprefix("Socket errors: ")
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non_2xx:
-        failed += int(non_2xx.group(1))
-    return rate, total, failed, detail
+    report = parse_wrk(out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if report is None or rate is None:
+        raise RuntimeError(f"wrk failed: {out} {result.stderr}")
+    return float(rate.group(1)), report.requests, report.failed, report.socket_errors_line
 
 
 def run_h2load(port: int, duration: float, connections: int) -> tuple[float, int, int, str]:
@@ -127,27 +109,8 @@ def measure(
     backend: str,
     tool: str = "wrk",
 ) -> str:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tricorn",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backend",
-            backend,
-            "benchmarks.apps:app",
-        ],
-        cwd=ROOT,
-    )
-    try:
-        wait_listening(port)
+    command = ["--workers", str(workers), "--backend", backend, "benchmarks.apps:app"]
+    with tricorn_process(command, root=ROOT) as (process, port):
         if workers > 1:
             deadline = time.monotonic() + 30
             while len(children(process.pid)) < workers and time.monotonic() < deadline:
@@ -169,13 +132,6 @@ def measure(
         run = run_h2load if tool == "h2load" else run_wrk
         rate, total, failed, detail = run(port, duration, connections)
         thread.join()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     times = "" if event == "steady" else f" x{rolls}"
     return f"| {tool} | {workers} | {event}{times} | {total} | {failed} {detail} | {rate:,.0f} |"
 

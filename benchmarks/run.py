@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -31,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import git_revision, package_version
 from benchmarks.scenarios import (
     GROUPS,
     Context,
@@ -41,7 +41,6 @@ from benchmarks.scenarios import (
 )
 from benchmarks.servers import (
     COMPARE,
-    REPO,
     SERVERS,
     RunningServer,
     ServerSpec,
@@ -342,10 +341,9 @@ def ratio_text(results: Results, a: str, b: str, metric: Metric) -> str:
 def versions() -> list[str]:
     out = []
     for name in PACKAGES:
-        try:
-            out.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        version = package_version(name)
+        if version != "not installed":
+            out.append(f"{name} {version}")
     return out
 
 
@@ -355,27 +353,6 @@ def tool_version(argv: list[str]) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     text = (proc.stdout + proc.stderr).strip().splitlines()
     return text[0] if text else argv[0]
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + (" (with uncommitted changes)" if dirty else "")
 
 
 def cpu_model() -> str:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.apps import DOWNLOAD_SIZE
+from benchmarks.harness import parse_wrk
+from benchmarks.harness import seconds as _seconds
 from benchmarks.servers import H1, H2C, H2TLS, WS, RunningServer, hello_check
 
 HERE = Path(__file__).resolve().parent
@@ -104,13 +106,6 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _seconds(number: str, unit: str) -> float:
-    return float(number) * _UNITS[unit]
-
-
 # --- wrk: HTTP/1.1 hello ------------------------------------------------------------------
 
 
@@ -119,20 +114,20 @@ def _wrk(ctx: Context, server: RunningServer, extra: list[str], key: str) -> Out
     argv = ["wrk", "-t1", "-c64", f"-d{dur}s", *extra, f"http://127.0.0.1:{server.port}/"]
     ctx.commands.setdefault(key, shown(ctx, argv, server.port))
     code, out = run_tool(ctx, argv, dur + 30)
-    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", out)
-    if code != 0 or not m:
+    report = parse_wrk(out)
+    if code != 0 or report is None:
         return Outcome({}, error=f"wrk failed ({code}): {_tail(out)}")
-    total, seconds = int(m.group(1)), _seconds(m.group(2), m.group(3))
-    bad_m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    bad = int(bad_m.group(1)) if bad_m else 0
-    sock_m = re.search(r"Socket errors: (.*)", out)
-    detail: dict[str, object] = {"requests": total, "seconds": seconds, "non_2xx": bad}
-    if sock_m:
-        detail["socket_errors"] = sock_m.group(1).strip()
-    good = total - bad
+    detail: dict[str, object] = {
+        "requests": report.requests,
+        "seconds": report.seconds,
+        "non_2xx": report.non_2xx,
+    }
+    if report.socket_errors_line:
+        detail["socket_errors"] = report.socket_errors_line
+    good = report.requests - report.non_2xx
     if good <= 0:
         return Outcome({}, detail, error=f"no successful response: {_tail(out)}")
-    return Outcome({key: good / seconds}, detail)
+    return Outcome({key: good / report.seconds}, detail)
 
 
 def hello_h1_keepalive(ctx: Context, server: RunningServer) -> Outcome:

@@ -20,8 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.harness import REPO, free_port, proc_stat
+
+__all__ = ["REPO", "free_port"]  # still importable from here
+
 APP = "benchmarks.apps:app"
-REPO = Path(__file__).resolve().parent.parent
 KEEP_ALIVE = 600  # seconds: long enough for the idle-connection runs
 
 # What a server can be asked for; a scenario needs one of these.
@@ -46,11 +49,13 @@ class ServerSpec:
         return self.build(bindir, port, tls)
 
 
-def _tricorn(backend: str) -> Callable[[Path, int, TLSFiles | None], list[str]]:
+def _tricorn(
+    backend: str, app: str = APP, extra: tuple[str, ...] = ()
+) -> Callable[[Path, int, TLSFiles | None], list[str]]:
     def build(bindir: Path, port: int, tls: TLSFiles | None) -> list[str]:
         argv = [
             str(bindir / "tricorn"),
-            APP,
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--backend",
@@ -60,6 +65,7 @@ def _tricorn(backend: str) -> Callable[[Path, int, TLSFiles | None], list[str]]:
             "warning",
             "--keep-alive-timeout",
             str(KEEP_ALIVE),
+            *extra,
         ]
         if tls:
             argv += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
@@ -68,11 +74,11 @@ def _tricorn(backend: str) -> Callable[[Path, int, TLSFiles | None], list[str]]:
     return build
 
 
-def _hypercorn(worker: str) -> Callable[[Path, int, TLSFiles | None], list[str]]:
+def _hypercorn(worker: str, app: str = APP) -> Callable[[Path, int, TLSFiles | None], list[str]]:
     def build(bindir: Path, port: int, tls: TLSFiles | None) -> list[str]:
         argv = [
             str(bindir / "hypercorn"),
-            APP,
+            app,
             "--bind",
             f"127.0.0.1:{port}",
             "--worker-class",
@@ -193,13 +199,6 @@ COMPARE: dict[str, tuple[str, ...]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def raise_nofile() -> int:
     """Raise this process's open-file soft limit to its hard limit; return the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -299,12 +298,8 @@ class RunningServer:
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.pgid:  # field 5 of stat: pgrp
+            fields = proc_stat(int(entry))
+            if fields is not None and int(fields[2]) == self.pgid:  # field 5 of stat: pgrp
                 found.append(int(entry))
         return found
 

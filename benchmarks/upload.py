@@ -15,54 +15,34 @@ import argparse
 import contextlib
 import itertools
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import tricorn_process
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 20 << 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
 def _tricorn(
     root: Path, backend: str, window: int, conn_window: int, tls: tuple[str, str] | None
 ) -> Iterator[int]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "tricorn", "benchmarks.apps:app", "--bind", f"127.0.0.1:{port}",
-        "--backend", backend, "--no-access-log",
-    ]  # fmt: skip
+    command = ["benchmarks.apps:app", "--backend", backend]
     if window:
         command += ["--h2-initial-window-size", str(window)]
         command += ["--h2-connection-window-size", str(conn_window)]
     if tls is not None:
         command += ["--certfile", tls[0], "--keyfile", tls[1]]
-    process = subprocess.Popen(
-        command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            time.sleep(0.05)
+    with tricorn_process(command, root=root, quiet=True, stop_timeout=10) as (_, port):
         yield port
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 def _upload(url: str, body: Path, *flags: str) -> float:

@@ -17,14 +17,15 @@ import argparse
 import datetime
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.harness import git_revision, package_version, proc_stat
 from benchmarks.scenarios import Context, _wrk
-from benchmarks.servers import H1, KEEP_ALIVE, RunningServer, ServerSpec, TLSFiles
+from benchmarks.servers import H1, KEEP_ALIVE, RunningServer, ServerSpec, TLSFiles, _hypercorn
+from benchmarks.servers import _tricorn as servers_tricorn
 
 HERE = Path(__file__).resolve().parent
 APP = "benchmarks.wsgi_app:app"
@@ -34,45 +35,7 @@ Build = Callable[[Path, int, TLSFiles | None], list[str]]
 
 
 def _tricorn(backend: str, threads: int) -> Build:
-    def build(bindir: Path, port: int, tls: TLSFiles | None) -> list[str]:
-        return [
-            str(bindir / "tricorn"),
-            APP,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--backend",
-            backend,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--keep-alive-timeout",
-            str(KEEP_ALIVE),
-            "--wsgi-max-threads",
-            str(threads),
-        ]
-
-    return build
-
-
-def _hypercorn(worker: str) -> Build:
-    def build(bindir: Path, port: int, tls: TLSFiles | None) -> list[str]:
-        # Hypercorn tells a WSGI app by its signature, as tricorn does.
-        return [
-            str(bindir / "hypercorn"),
-            APP,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            worker,
-            "--workers",
-            "1",
-            "--keep-alive",
-            str(KEEP_ALIVE),
-            "--log-level",
-            "WARNING",
-        ]
-
-    return build
+    return servers_tricorn(backend, APP, ("--wsgi-max-threads", str(threads)))
 
 
 def _granian(threads: int) -> Build:
@@ -126,28 +89,12 @@ def servers(threads: int) -> list[ServerSpec]:
         ServerSpec("tricorn-trio", "tricorn", "trio", h1, _tricorn("trio", threads)),
         ServerSpec("tricorn-asyncio", "tricorn", "asyncio", h1, _tricorn("asyncio", threads)),
         ServerSpec("tricorn-uvloop", "tricorn", "uvloop", h1, _tricorn("uvloop", threads)),
-        ServerSpec("hypercorn-asyncio", "hypercorn", "asyncio", h1, _hypercorn("asyncio")),
-        ServerSpec("hypercorn-trio", "hypercorn", "trio", h1, _hypercorn("trio")),
+        ServerSpec("hypercorn-asyncio", "hypercorn", "asyncio", h1, _hypercorn("asyncio", APP)),
+        ServerSpec("hypercorn-trio", "hypercorn", "trio", h1, _hypercorn("trio", APP)),
         ServerSpec("gunicorn-gthread", "gunicorn", "threads", h1, _gunicorn(threads)),
         ServerSpec("gunicorn-gthread-4", "gunicorn", "threads", h1, _gunicorn(4)),
         ServerSpec("granian-wsgi", "granian", "rust", h1, _granian(threads)),
     ]
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _revision() -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-    )
-    return result.stdout.strip() or "unknown"
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -157,12 +104,9 @@ def cpu_seconds(server: RunningServer) -> float:
     """CPU time (user + system) used so far by the server's processes, all threads."""
     total = 0
     for pid in server.pids():
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        fields = proc_stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / TICKS
 
 
@@ -229,12 +173,13 @@ def run(args: argparse.Namespace) -> dict[str, float | str]:
 def section(results: dict[str, float | str], args: argparse.Namespace) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     packages = ", ".join(
-        f"{name} {_version(name)}" for name in ("tricorn", "hypercorn", "granian", "gunicorn")
+        f"{name} {package_version(name)}"
+        for name in ("tricorn", "hypercorn", "granian", "gunicorn")
     )
     lines = [
         SECTION,
         "",
-        f"- Date: {now}; tricorn revision: {_revision()}; {packages}",
+        f"- Date: {now}; tricorn revision: {git_revision()}; {packages}",
         f"- `python -m benchmarks.wsgi --duration {args.duration:g} --repeat {args.repeat}"
         f" --threads {args.threads}`: `benchmarks.wsgi_app:app` (PEP 3333 hello world, "
         "Content-Length), one process on core 0, "

@@ -7,6 +7,7 @@ Standard library only, and no other tricorn import, so that ``protocols/`` (sans
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Final
 
 #: The error log: server events, protocol errors of peers, app failures, our own bugs.
@@ -15,19 +16,22 @@ ERROR_LOGGER: Final = "tricorn.error"
 ACCESS_LOGGER: Final = "tricorn.access"
 
 
-class WSCloseCode:
-    """WebSocket close codes (RFC 6455 7.4.1, IANA registry) that tricorn sends or reports."""
+class WSCloseCode(IntEnum):
+    """WebSocket close codes (RFC 6455 7.4.1, IANA registry) that tricorn sends or reports.
 
-    NORMAL_CLOSURE: Final = 1000
-    GOING_AWAY: Final = 1001
-    PROTOCOL_ERROR: Final = 1002
-    UNSUPPORTED_DATA: Final = 1003
+    An ``IntEnum`` like h2's ``ErrorCodes``: an ``int`` on the wire and in ASGI messages.
+    """
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
     #: Reported only, never sent: no status code was present in the close frame.
-    NO_STATUS_RECEIVED: Final = 1005
+    NO_STATUS_RECEIVED = 1005
     #: Reported only, never sent: the connection ended without a close frame.
-    ABNORMAL_CLOSURE: Final = 1006
-    INVALID_PAYLOAD: Final = 1007
-    POLICY_VIOLATION: Final = 1008
-    MESSAGE_TOO_BIG: Final = 1009
-    MANDATORY_EXTENSION: Final = 1010
-    INTERNAL_ERROR: Final = 1011
+    ABNORMAL_CLOSURE = 1006
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011

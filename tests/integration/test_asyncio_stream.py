@@ -159,7 +159,7 @@ async def test_send_waits_until_the_kernel_has_the_bytes() -> None:
             # The transport holds what the kernel refused: the writer is paused, and send
             # can only return once the client reads (it never does here).
             await _wait_until(lambda: stream._protocol.writing_paused, "writing paused")
-            await _wait_until(lambda: stream._protocol.drain_waiter is not None, "send waits")
+            await _wait_until(lambda: stream._protocol.drained.waiting, "send waits")
             assert not returned.is_set(), "send returned although the client read nothing"
             group.cancel_scope.cancel()
         assert not returned.is_set()
@@ -211,7 +211,7 @@ async def test_a_waiting_receive_can_be_cancelled_and_the_stream_still_works() -
         with anyio.CancelScope() as waiting:
 
             async def cancel_once_waiting() -> None:
-                await _wait_until(lambda: stream._protocol.read_waiter is not None, "waiting")
+                await _wait_until(lambda: stream._protocol.readable.waiting, "waiting")
                 waiting.cancel()
 
             async with anyio.create_task_group() as group:
@@ -219,7 +219,7 @@ async def test_a_waiting_receive_can_be_cancelled_and_the_stream_still_works() -
                 await stream.receive()
                 pytest.fail("receive returned with nothing sent")
         assert waiting.cancelled_caught
-        assert stream._protocol.read_waiter is None
+        assert not stream._protocol.readable.waiting
         client.send(b"after")
         with anyio.fail_after(5):
             assert await stream.receive() == b"after"
@@ -247,7 +247,7 @@ async def test_a_receive_waiting_when_the_stream_closes_wakes_up() -> None:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as group:
                 group.start_soon(reader)
-                await _wait_until(lambda: stream._protocol.read_waiter is not None, "waiting")
+                await _wait_until(lambda: stream._protocol.readable.waiting, "waiting")
                 await stream.aclose()
         assert outcome == [anyio.ClosedResourceError]
 

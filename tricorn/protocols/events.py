@@ -19,11 +19,21 @@ class Event:
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEvent(Event):
+    """An event of one stream (a request and its response); its id comes first.
+
+    HTTP/2 stream ids are the peer's; HTTP/1.1 numbers the requests of a connection 1, 2, 3...
+    """
+
+    stream_id: int
+
+
 # --- from the peer ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Request(Event):
+class Request(StreamEvent):
     """A request head: the start of a new stream.
 
     ``target`` is the raw request target (path and query, undecoded). ``http_version`` is
@@ -32,7 +42,6 @@ class Request(Event):
     already turned into a ``host`` header; ``protocol`` is the RFC 8441 ``:protocol``.
     """
 
-    stream_id: int
     method: bytes
     target: bytes
     headers: Headers
@@ -47,33 +56,28 @@ class Request(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class Body(Event):
+class Body(StreamEvent):
     """A piece of a message body (request body from the peer, response body to it)."""
 
-    stream_id: int
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class EndBody(Event):
+class EndBody(StreamEvent):
     """The end of a message body; for requests no more ``Body`` follows on this stream."""
-
-    stream_id: int
 
 
 @dataclass(frozen=True, slots=True)
-class Trailers(Event):
+class Trailers(StreamEvent):
     """Trailing headers; they also end the message."""
 
-    stream_id: int
     headers: Headers
 
 
 @dataclass(frozen=True, slots=True)
-class StreamReset(Event):
+class StreamReset(StreamEvent):
     """The stream was reset (HTTP/2 RST_STREAM), by the peer or, when sent, by us."""
 
-    stream_id: int
     error_code: int = 0
 
 
@@ -116,7 +120,7 @@ class H2CPrefaceReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class UpgradeRequested(Event):
+class UpgradeRequested(StreamEvent):
     """An HTTP/1.1 request asks to switch protocols (``Upgrade: h2c`` or ``websocket``).
 
     ``request`` is the request head, also given to the server so that, if it does not take
@@ -125,51 +129,43 @@ class UpgradeRequested(Event):
     protocol, or the request body when the upgrade is declined).
     """
 
-    stream_id: int
     upgrade: bytes
     request: Request
     data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
-class WindowUpdated(Event):
+class WindowUpdated(StreamEvent):
     """HTTP/2: the peer opened a flow-control window; ``stream_id`` 0 is the connection."""
-
-    stream_id: int
 
 
 @dataclass(frozen=True, slots=True)
-class PriorityUpdated(Event):
+class PriorityUpdated(StreamEvent):
     """HTTP/2: the sending order among streams changed."""
-
-    stream_id: int
 
 
 # --- to the peer -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Response(Event):
+class Response(StreamEvent):
     """A final response head."""
 
-    stream_id: int
     status: int
     headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
-class InformationalResponse(Event):
+class InformationalResponse(StreamEvent):
     """A 1xx response head (100 Continue, 103 Early Hints)."""
 
-    stream_id: int
     status: int
     headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
-class PushPromise(Event):
+class PushPromise(StreamEvent):
     """HTTP/2 server push: promise a response for ``path`` on a new stream."""
 
-    stream_id: int
     path: bytes
     headers: Headers = field(default_factory=list)

@@ -205,28 +205,14 @@ class HTTP2Protocol(FrameScanner):
         self._recent_sent: dict[int, None] = {}
         #: DATA went out since the peer's last connection-level WINDOW_UPDATE.
         self._sent_since_update = False
-        #: Connection window owed to the peer for DATA ignored before h2 saw it.
-        self._ignored_credit = 0
-        #: The header block of a HEADERS frame on a closed stream, decoded here and dropped.
-        self._dropped_block: bytearray | None = None
-        self._settings_received = False
-        self._settings_acks_due = 1
-        self._self_dependent: set[int] = set()
         self._inbuf = bytearray()
         self._out = bytearray()
-        self._preface_left = len(PREFACE)
-        #: RFC 9113 3.4: the preface must be followed by a SETTINGS frame.
-        self._first_frame = True
-        self._header_block_stream = 0
-        self._header_block_frames = 0
-        self._header_block_bytes = 0
         self._initiated = False
         self._closed = False
-        self._held = False
         self._goaway_last_stream: int | None = None
         self._draining = False
         self._answers = 0
-        self._scanners = self._frame_scanners()
+        self._init_scanner()
         self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
             H2RequestReceived: self._on_request,
             H2DataReceived: self._on_data,
@@ -662,26 +648,6 @@ class HTTP2Protocol(FrameScanner):
         events.append(ConnectionClosed(code, f"the client sent GOAWAY (error code {code})"))
 
     # --- errors -------------------------------------------------------------------------
-
-    def _stream_error(
-        self,
-        stream: Stream,
-        error_code: int,
-        message: str,
-        events: list[Event],
-        *,
-        allowance: int | None = None,
-    ) -> None:
-        """Reset a known stream for a peer's error: ProtocolError, then StreamReset.
-
-        ``allowance``: DATA bytes still ignored for free (default: a stream window).
-        """
-        self._h2.reset_stream(stream.stream_id, error_code)
-        self._forget(stream, reset=True, allowance=allowance)
-        events.append(ProtocolError(stream.stream_id, message, error_code=error_code))
-        events.append(StreamReset(stream.stream_id, error_code))
-        self._limit(self._resets, "too many stream errors")
-        self._glitch(message)
 
     def _connection_error(self, error_code: int, message: str, events: list[Event]) -> None:
         """Queue GOAWAY(error_code) and end the connection."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from h2.errors import ErrorCodes
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 
-from .events import Body, Event, ProtocolError
+from .events import Body, Event, ProtocolError, StreamReset
 from .http2_limits import GlitchBudget, RateLimit
 from .http2_streams import ClosedStream, Stream
 
@@ -198,16 +198,38 @@ def is_self_dependent(
     return bool(U32.unpack_from(buf, pos + 9 + offset)[0] & STREAM_ID_MASK == stream_id)
 
 
-# A frame scanner: (buf, pos, length, flags, stream_id, start, events) -> the new start.
-_Scanner = Callable[[bytes | bytearray, int, int, int, int, int, list[Event]], int]
+class FrameInput:
+    """The frame a scanner looks at: where it stands in the buffer of one read, its header
+    fields, and the events of that read.
+
+    ``_scan`` makes one per read and moves it from frame to frame (scanners never keep it),
+    so that each ``_scan_<type>`` takes the frame as one argument.
+    """
+
+    __slots__ = ("buf", "end", "events", "flags", "length", "pos", "stream_id")
+
+    def __init__(self, buf: bytes | bytearray, events: list[Event]) -> None:
+        self.buf = buf
+        self.events = events
+        #: The frame header's offset in ``buf``; the payload is ``buf[pos + 9 : end]``.
+        self.pos = 0
+        self.end = 0
+        self.length = 0
+        self.flags = 0
+        self.stream_id = 0
+
+
+# A frame scanner: (the frame, the start of the run not yet given to h2) -> the new start.
+_Scanner = Callable[[FrameInput, int], int]
 
 
 class FrameScanner:
     """The input half of ``HTTP2Protocol``: checks frames, then hands runs of them to h2.
 
     One ``_scan_<type>`` method per frame type, each returning where the run of frames not
-    yet given to h2 now starts (a frame answered here is cut out of it). The connection
-    state below is ``HTTP2Protocol``'s, set up in its ``__init__``.
+    yet given to h2 now starts (a frame answered here is cut out of it). The scanner's own
+    state is set up by ``_init_scanner``; the connection state declared below is
+    ``HTTP2Protocol``'s, set up in its ``__init__``.
     """
 
     _h2: H2Connection
@@ -216,27 +238,15 @@ class FrameScanner:
     _discarding: dict[int, int]
     _discard_credit: dict[int, int]
     _recent_sent: dict[int, None]
-    _self_dependent: set[int]
     _scheduler: PriorityScheduler
     _handlers: dict[type, Callable[[Any, list[Event]], None]]
     _out: bytearray
     _closed: bool
-    _held: bool
-    _answers: int
-    _preface_left: int
-    _first_frame: bool
     _max_frame_size: int
     _max_output_buffer: int
     _max_continuation_frames: int
     _max_header_block: int
-    _header_block_stream: int
-    _header_block_frames: int
-    _header_block_bytes: int
-    _dropped_block: bytearray | None
-    _settings_received: bool
-    _settings_acks_due: int
     _sent_since_update: bool
-    _ignored_credit: int
     _inbound_window: int
     _resets: RateLimit
     _pings: RateLimit
@@ -244,28 +254,41 @@ class FrameScanner:
     _empty: RateLimit
     _priorities: RateLimit
     _glitches: GlitchBudget
-    _scanners: list[_Scanner]
 
     if TYPE_CHECKING:  # HTTP2Protocol's, used here
 
         @property
         def pending_output_size(self) -> int: ...
 
-        def _stream_error(
-            self,
-            stream: Stream,
-            error_code: int,
-            message: str,
-            events: list[Event],
-            *,
-            allowance: int | None = None,
-        ) -> None: ...
+        def _forget(self, stream: Stream, *, reset: bool, allowance: int | None) -> None: ...
 
         def _append_raw(self, frame: bytes) -> None: ...
 
         def _release(self, stream: Stream | None, size: int) -> None: ...
 
         def _discarded(self, stream_id: int, size: int) -> None: ...
+
+    def _init_scanner(self) -> None:
+        """The scanner's own state, at the start of a connection."""
+        self._preface_left = len(PREFACE)
+        #: RFC 9113 3.4: the preface must be followed by a SETTINGS frame.
+        self._first_frame = True
+        #: The unfinished header block: its stream (0: none), CONTINUATION frames, bytes.
+        self._header_block_stream = 0
+        self._header_block_frames = 0
+        self._header_block_bytes = 0
+        #: The header block of a HEADERS frame on a closed stream, decoded here and dropped.
+        self._dropped_block: bytearray | None = None
+        self._settings_received = False
+        self._settings_acks_due = 1
+        self._self_dependent: set[int] = set()
+        #: Connection window owed to the peer for DATA ignored before h2 saw it.
+        self._ignored_credit = 0
+        #: The last read stopped before a frame (too much output waits for the peer).
+        self._held = False
+        #: Output the run being scanned will produce (PING and SETTINGS ACKs).
+        self._answers = 0
+        self._scanners = self._frame_scanners()
 
     def _frame_scanners(self) -> list[_Scanner]:
         """The scanner of each frame type (0..255): unknown types are glitches."""
@@ -305,6 +328,7 @@ class FrameScanner:
         max_frame_size = self._max_frame_size
         unpack_header = FRAME_HEADER.unpack_from
         scanners = self._scanners
+        f = FrameInput(buf, events)
         while end_of_data - pos >= 9:
             length_high, length_low, frame_type, flags, stream_id = unpack_header(buf, pos)
             length: int = (length_high << 16) | length_low
@@ -323,7 +347,12 @@ class FrameScanner:
             frame_end = pos + 9 + length
             if frame_end > end_of_data:
                 break
-            cut = scanners[frame_type](buf, pos, length, flags, stream_id, start, events)
+            f.pos = pos
+            f.end = frame_end
+            f.length = length
+            f.flags = flags
+            f.stream_id = stream_id
+            cut = scanners[frame_type](f, start)
             if cut < 0:
                 if cut == _HOLD:
                     self._held = True
@@ -349,132 +378,89 @@ class FrameScanner:
             if handler is not None:
                 handler(h2_event, events)
 
+    def _feed_before(self, f: FrameInput, start: int) -> None:
+        """Hand h2 the run that precedes frame ``f`` (which is then answered here)."""
+        self._feed(f.buf, start, f.pos, f.events)
+
     # --- one scanner per frame type ------------------------------------------------------------
 
-    def _scan_data(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
+    def _scan_data(self, f: FrameInput, start: int) -> int:
+        # The upload hot path: the frame's fields are read once, the helpers take them.
+        buf, pos, length, flags, stream_id = f.buf, f.pos, f.length, f.flags, f.stream_id
         stream = self._streams.get(stream_id)
         if stream.remote_closed if stream is not None else stream_id in self._reset_ids:
             # Half-closed (remote) or reset: answered here, h2 never sees the frame.
-            self._feed(buf, start, pos, events)
-            self._data_on_closed(stream, stream_id, length, events)
-        elif self._check_data(buf, pos, length, flags, stream_id):
+            self._feed(buf, start, pos, f.events)
+            self._data_on_closed(stream, stream_id, length, f.events)
+        elif self._check_data(buf, pos, length, flags, stream):
             if stream is None and stream_id not in self._discarding:
                 return start  # idle or long gone: h2 answers it
             # The body of an open stream: taken here, without h2 (a third of the cost of an
             # upload was h2's per-frame work).
-            self._feed(buf, start, pos, events)
-            self._body_frame(stream, buf, pos, length, flags, stream_id, events)
+            self._feed(buf, start, pos, f.events)
+            self._body_frame(stream, buf, pos, length, flags, stream_id, f.events)
         else:
             # Stream error answered here; h2 must not see the frame.
-            self._feed(buf, start, pos, events)
-            self._drop_data(stream_id, length, events)
-        return pos + 9 + length
+            self._feed(buf, start, pos, f.events)
+            self._drop_data(stream_id, length, f.events)
+        return f.end
 
-    def _scan_headers(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
+    def _scan_headers(self, f: FrameInput, start: int) -> int:
+        buf, pos, length, flags, stream_id = f.buf, f.pos, f.length, f.flags, f.stream_id
         self._check_empty_block(length, flags)
         self._header_block_frames = 0
         self._header_block_bytes = length
         stream = self._streams.get(stream_id)
         if stream.remote_closed if stream is not None else stream_id in self._reset_ids:
             # A header block on a closed stream: decoded here, never by h2.
-            self._feed(buf, start, pos, events)
+            self._feed_before(f, start)
             self._dropped_block = bytearray(block_fragment(buf, pos, length, flags))
-            start = pos + 9 + length
+            start = f.end
         elif flags & PRIORITY_FLAG and is_self_dependent(buf, pos, length, flags, stream_id):
-            self._feed(buf, start, pos, events)
-            self._feed_stripped_headers(buf[pos : pos + 9 + length], events)
-            start = pos + 9 + length
-        return self._end_of_block(buf, pos + 9 + length, flags, stream_id, start, events)
+            self._feed_before(f, start)
+            self._feed_stripped_headers(buf[pos : f.end], f.events)
+            start = f.end
+        return self._end_of_block(f, start)
 
-    def _scan_continuation(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        self._check_empty_block(length, flags)
+    def _scan_continuation(self, f: FrameInput, start: int) -> int:
+        self._check_empty_block(f.length, f.flags)
         if self._dropped_block is not None:
-            self._dropped_block += buf[pos + 9 : pos + 9 + length]
-            start = pos + 9 + length
+            self._dropped_block += f.buf[f.pos + 9 : f.end]
+            start = f.end
         self._header_block_frames += 1
-        self._header_block_bytes += length
+        self._header_block_bytes += f.length
         if self._header_block_frames > self._max_continuation_frames > 0:
             raise ConnectionViolation(
                 ErrorCodes.ENHANCE_YOUR_CALM,
                 f"more than {self._max_continuation_frames} CONTINUATION frames",
             )
-        return self._end_of_block(buf, pos + 9 + length, flags, stream_id, start, events)
+        return self._end_of_block(f, start)
 
-    def _end_of_block(
-        self,
-        buf: bytes | bytearray,
-        frame_end: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        if not flags & END_HEADERS:
-            self._header_block_stream = stream_id
+    def _end_of_block(self, f: FrameInput, start: int) -> int:
+        """After a HEADERS or CONTINUATION frame: the block goes on, or it is complete."""
+        if not f.flags & END_HEADERS:
+            self._header_block_stream = f.stream_id
             return start
         self._header_block_stream = 0
         if self._dropped_block is not None:
-            self._finish_dropped_block(stream_id, events)
+            self._finish_dropped_block(f.stream_id, f.events)
         # Cut here: the request head must be known before its DATA is checked.
-        self._feed(buf, start, frame_end, events)
-        return frame_end
+        self._feed(f.buf, start, f.end, f.events)
+        return f.end
 
-    def _scan_priority(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
+    def _scan_priority(self, f: FrameInput, start: int) -> int:
+        stream_id = f.stream_id
         check_priority_stream(stream_id)
         self._limit(self._priorities, "PRIORITY flood")
         self._glitch("PRIORITY")
-        if length == 5 and U32.unpack_from(buf, pos + 9)[0] & STREAM_ID_MASK == stream_id:
-            self._feed(buf, start, pos, events)
-            self._self_dependent_priority(stream_id, events)
-            return pos + 14
+        if f.length == 5 and U32.unpack_from(f.buf, f.pos + 9)[0] & STREAM_ID_MASK == stream_id:
+            self._feed_before(f, start)
+            self._self_dependent_priority(stream_id, f.events)
+            return f.end
         return start
 
-    def _scan_rst_stream(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
+    def _scan_rst_stream(self, f: FrameInput, start: int) -> int:
+        stream_id = f.stream_id
         if stream_id and self._is_idle(stream_id):  # RFC 9113 6.4
             raise ConnectionViolation(
                 ErrorCodes.PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}"
@@ -482,21 +468,12 @@ class FrameScanner:
         self._limit(self._resets, "too many streams reset (rapid reset)")
         self._glitch("RST_STREAM")
         # Cut here: the frames after it see the stream as reset.
-        self._feed(buf, start, pos + 9 + length, events)
-        return pos + 9 + length
+        self._feed(f.buf, start, f.end, f.events)
+        return f.end
 
-    def _scan_settings(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        if flags & ACK:
-            check_settings_ack(length)
+    def _scan_settings(self, f: FrameInput, start: int) -> int:
+        if f.flags & ACK:
+            check_settings_ack(f.length)
             if self._settings_acks_due:
                 self._settings_acks_due -= 1
             else:
@@ -508,22 +485,13 @@ class FrameScanner:
         self._limit(self._settings, "SETTINGS flood")
         if self._settings_received:
             self._glitch("SETTINGS")
-        if stream_id == 0 and length % 6 == 0:
-            check_settings(buf, pos + 9, pos + 9 + length)
+        if f.stream_id == 0 and f.length % 6 == 0:
+            check_settings(f.buf, f.pos + 9, f.end)
         self._settings_received = True
         return start
 
-    def _scan_ping(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        if not flags & ACK:
+    def _scan_ping(self, f: FrameInput, start: int) -> int:
+        if not f.flags & ACK:
             self._answers += 17
             if self._answers > self._max_output_buffer:
                 return _HOLD
@@ -531,67 +499,31 @@ class FrameScanner:
         self._glitch("PING")
         return start
 
-    def _scan_window_update(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        self._window_update_glitch(stream_id)
-        if length == 4 and buf[pos + 9] & 0x80:
+    def _scan_window_update(self, f: FrameInput, start: int) -> int:
+        self._window_update_glitch(f.stream_id)
+        if f.length == 4 and f.buf[f.pos + 9] & 0x80:
             # The reserved bit must be ignored (RFC 9113 6.9); hyperframe rejects it.
-            self._feed(buf, start, pos, events)
-            fixed = bytearray(buf[pos : pos + 13])
+            self._feed_before(f, start)
+            fixed = bytearray(f.buf[f.pos : f.end])
             fixed[9] &= 0x7F
-            self._feed(bytes(fixed), 0, len(fixed), events)
-            return pos + 13
+            self._feed(bytes(fixed), 0, len(fixed), f.events)
+            return f.end
         return start
 
-    def _scan_goaway(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        self._feed(buf, start, pos + 9 + length, events)
+    def _scan_goaway(self, f: FrameInput, start: int) -> int:
+        self._feed(f.buf, start, f.end, f.events)
         return _STOP
 
-    def _scan_priority_update(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
-        check_priority_update(stream_id, length)
+    def _scan_priority_update(self, f: FrameInput, start: int) -> int:
+        check_priority_update(f.stream_id, f.length)
         self._limit(self._priorities, "PRIORITY_UPDATE flood")
         self._glitch("PRIORITY_UPDATE")
-        prioritized = U32.unpack_from(buf, pos + 9)[0] & STREAM_ID_MASK
+        prioritized = U32.unpack_from(f.buf, f.pos + 9)[0] & STREAM_ID_MASK
         if prioritized in self._streams:
-            self._scheduler.set_field(prioritized, bytes(buf[pos + 13 : pos + 9 + length]))
+            self._scheduler.set_field(prioritized, bytes(f.buf[f.pos + 13 : f.end]))
         return start
 
-    def _scan_unknown(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        length: int,
-        flags: int,
-        stream_id: int,
-        start: int,
-        events: list[Event],
-    ) -> int:
+    def _scan_unknown(self, f: FrameInput, start: int) -> int:
         self._glitch("frame of unknown type")  # RFC 9113 5.5: ignored, but not for free
         return start
 
@@ -608,6 +540,26 @@ class FrameScanner:
                 ErrorCodes.ENHANCE_YOUR_CALM,
                 f"too many frames that serve no request (glitch budget; last: {what})",
             )
+
+    def _stream_error(
+        self,
+        stream: Stream,
+        error_code: int,
+        message: str,
+        events: list[Event],
+        *,
+        allowance: int | None = None,
+    ) -> None:
+        """Reset a known stream for a peer's error: ProtocolError, then StreamReset.
+
+        ``allowance``: DATA bytes still ignored for free (default: a stream window).
+        """
+        self._h2.reset_stream(stream.stream_id, error_code)
+        self._forget(stream, reset=True, allowance=allowance)
+        events.append(ProtocolError(stream.stream_id, message, error_code=error_code))
+        events.append(StreamReset(stream.stream_id, error_code))
+        self._limit(self._resets, "too many stream errors")
+        self._glitch(message)
 
     def _check_empty_block(self, length: int, flags: int) -> None:
         """An empty HEADERS/CONTINUATION that ends nothing (CVE-2019-9518)."""
@@ -712,7 +664,7 @@ class FrameScanner:
             self._discard_credit.clear()
 
     def _check_data(
-        self, buf: bytes | bytearray, pos: int, length: int, flags: int, stream_id: int
+        self, buf: bytes | bytearray, pos: int, length: int, flags: int, stream: Stream | None
     ) -> bool:
         """Count empty DATA, check content-length; False when the frame is a stream error."""
         size = length
@@ -721,7 +673,6 @@ class FrameScanner:
         if size <= 0 and not flags & END_STREAM:
             self._limit(self._empty, "flood of empty DATA frames")
             self._glitch("empty DATA")
-        stream = self._streams.get(stream_id)
         if stream is None or stream.content_length is None or stream.remote_closed or size < 0:
             return True
         stream.received += size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = ["ClosedStream", "Stream"]
 
 
@@ -23,45 +25,31 @@ class ClosedStream:
         self.answered = answered
 
 
+@dataclass(slots=True, eq=False)
 class Stream:
-    """One open stream: its request's framing, flow-control credit and response state."""
+    """One open stream: its request's framing, flow-control credit and response state.
 
-    __slots__ = (
-        "authority",
-        "content_length",
-        "credit",
-        "expect_continue",
-        "head",
-        "local_closed",
-        "received",
-        "remote_closed",
-        "response_started",
-        "scheme",
-        "sent",
-        "stream_id",
-        "tunnel",
-        "unacked",
-        "window",
-    )
+    A record (compared by identity): ``Stream(stream_id, scheme, authority)``, the rest
+    starts at its default.
+    """
 
-    def __init__(self, stream_id: int, scheme: bytes, authority: bytes | None) -> None:
-        self.stream_id = stream_id
-        self.scheme = scheme
-        self.authority = authority
-        self.content_length: int | None = None
-        self.received = 0
-        self.unacked = 0
-        #: What the peer may still send on the stream, and what was consumed since the last
-        #: WINDOW_UPDATE (inbound flow control is ours: DATA on open streams bypasses h2).
-        self.window = 0
-        self.credit = 0
-        self.remote_closed = False
-        self.local_closed = False
-        self.response_started = False
-        self.expect_continue = False
-        #: DATA went out since the peer's last WINDOW_UPDATE for the stream.
-        self.sent = False
-        #: A CONNECT stream: when one side ends, the tunnel is over.
-        self.tunnel = False
-        #: A HEAD request: response content is dropped (RFC 9110 9.3.2).
-        self.head = False
+    stream_id: int
+    scheme: bytes
+    authority: bytes | None
+    content_length: int | None = None
+    received: int = 0
+    unacked: int = 0
+    #: What the peer may still send on the stream, and what was consumed since the last
+    #: WINDOW_UPDATE (inbound flow control is ours: DATA on open streams bypasses h2).
+    window: int = 0
+    credit: int = 0
+    remote_closed: bool = False
+    local_closed: bool = False
+    response_started: bool = False
+    expect_continue: bool = False
+    #: DATA went out since the peer's last WINDOW_UPDATE for the stream.
+    sent: bool = False
+    #: A CONNECT stream: when one side ends, the tunnel is over.
+    tunnel: bool = False
+    #: A HEAD request: response content is dropped (RFC 9110 9.3.2).
+    head: bool = False

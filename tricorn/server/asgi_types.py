@@ -33,38 +33,31 @@ class ASGIVersions(TypedDict):
 # --- scopes -------------------------------------------------------------------------
 
 
-class HTTPScope(TypedDict):
+class _ConnectionScope(TypedDict):
+    """The keys an HTTP scope and a WebSocket scope share (each adds its ``type``)."""
+
+    asgi: ASGIVersions
+    http_version: str
+    scheme: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    root_path: str
+    headers: Iterable[tuple[bytes, bytes]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    state: NotRequired[dict[str, Any]]
+    extensions: NotRequired[dict[str, dict[object, object]]]
+
+
+class HTTPScope(_ConnectionScope):
     type: Literal["http"]
-    asgi: ASGIVersions
-    http_version: str
     method: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Iterable[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
-    state: NotRequired[dict[str, Any]]
-    extensions: NotRequired[dict[str, dict[object, object]]]
 
 
-class WebSocketScope(TypedDict):
+class WebSocketScope(_ConnectionScope):
     type: Literal["websocket"]
-    asgi: ASGIVersions
-    http_version: str
-    scheme: str
-    path: str
-    raw_path: bytes
-    query_string: bytes
-    root_path: str
-    headers: Iterable[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
     subprotocols: Iterable[str]
-    state: NotRequired[dict[str, Any]]
-    extensions: NotRequired[dict[str, dict[object, object]]]
 
 
 class LifespanScope(TypedDict):
@@ -222,3 +215,15 @@ SendEvent = (
     | LifespanShutdownCompleteEvent
     | LifespanShutdownFailedEvent
 )
+
+
+# --- the one helper built on these types -------------------------------------------------
+
+
+async def send_complete_response(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    """Send a whole response in two messages: its head (with Content-Type and
+    Content-Length) and its one body. For the server's own answers (the demo page, a WSGI
+    app's 500), where the app is the server itself."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -42,6 +42,31 @@ HIGH_WATER = 64 * 1024
 SEND_YIELD_EVERY = 16
 
 
+class _Wakeup:
+    """Where one task waits for the protocol to call ``wake`` (data, or room to write)."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self._future is not None
+
+    async def wait(self) -> None:
+        future = self._future = asyncio.get_running_loop().create_future()
+        try:
+            await future
+        finally:
+            self._future = None
+
+    def wake(self) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+
 class _Protocol(asyncio.Protocol):
     """Buffers what the transport reads and wakes the one reader and the one writer."""
 
@@ -54,44 +79,35 @@ class _Protocol(asyncio.Protocol):
         self.lost = False
         self.reading_paused = False
         self.writing_paused = False
-        self.read_waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
+        #: The reader waits here for bytes (or EOF); the writer for the transport to drain.
+        self.readable = _Wakeup()
+        self.drained = _Wakeup()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if len(self.buffer) >= self.high_water and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
-        self._wake_reader()
+        self.readable.wake()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake_reader()
+        self.readable.wake()
         return True  # keep the write side open: the response may still be on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         if exc is not None:
             self.error = exc
-        self._wake_reader()
-        self._wake_writer()
+        self.readable.wake()
+        self.drained.wake()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._wake_writer()
-
-    def _wake_reader(self) -> None:
-        waiter = self.read_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_writer(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.drained.wake()
 
 
 class AsyncioSocketStream(SocketStream):
@@ -148,11 +164,7 @@ class AsyncioSocketStream(SocketStream):
                 raise anyio.BrokenResourceError from protocol.error
             if protocol.eof or protocol.lost:
                 raise anyio.EndOfStream
-            waiter = protocol.read_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                protocol.read_waiter = None
+            await protocol.readable.wait()
             self._sends_without_yield = 0
         if self._closed:
             raise anyio.ClosedResourceError
@@ -188,11 +200,7 @@ class AsyncioSocketStream(SocketStream):
         while protocol.writing_paused:
             if protocol.lost:
                 break
-            waiter = protocol.drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                protocol.drain_waiter = None
+            await protocol.drained.wait()
         self._sends_without_yield = 0
         if self._closed:
             raise anyio.ClosedResourceError
@@ -206,8 +214,8 @@ class AsyncioSocketStream(SocketStream):
     async def aclose(self) -> None:
         self._closed = True
         self._transport.abort()
-        self._protocol._wake_reader()
-        self._protocol._wake_writer()
+        self._protocol.readable.wake()
+        self._protocol.drained.wake()
         await anyio.lowlevel.checkpoint()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from tricorn.server.asgi_types import Receive, Scope, Send
+from tricorn.server.asgi_types import Receive, Scope, Send, send_complete_response
 from tricorn.server.backends import backend_name
 
 PAGE = """<!doctype html>
@@ -33,15 +33,4 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     page = PAGE.format(
         http_version=html.escape(scope["http_version"]), backend=html.escape(backend_name())
     )
-    body = page.encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_complete_response(send, 200, b"text/html; charset=utf-8", page.encode("utf-8"))

@@ -41,7 +41,7 @@ from anyio.lowlevel import RunVar
 
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
-from tricorn.server.asgi_types import Message, Receive, Scope, Send
+from tricorn.server.asgi_types import Message, Receive, Scope, Send, send_complete_response
 from tricorn.server.wsgi_threads import ThreadPool
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -461,17 +461,7 @@ class _Request:
 
 
 async def _answer_500(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(_STATUS_500)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": _STATUS_500, "more_body": False})
+    await send_complete_response(send, 500, b"text/plain; charset=utf-8", _STATUS_500)
 
 
 def _expects_continue(headers: Iterable[tuple[bytes, bytes]]) -> bool:
