@@ -1,0 +1,131 @@
+"""Hello-world speed of two (or more) tricorn checkouts in one run, taking turns.
+
+    .venv/bin/python benchmarks/compare.py --roots before=/tmp/old,after=. \\
+        [--rounds 3] [--duration 5] [--backends trio,asyncio]
+
+For a refactoring that should cost nothing: each round runs every root once per backend and
+scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
+hello-world rows of ``run.py``: HTTP/1.1 keep-alive (wrk, 64 connections) and h2c (h2load,
+16 connections x 32 streams). The server runs from the root's own checkout
+(``python -m tricorn`` with that folder first on the path) pinned to core 0, the load tool
+to core 1 (when there are two cores).
+
+Two figures per cell, medians over the rounds: requests/s, and the server's CPU time per
+request (user + system from /proc, all threads), which a busy machine disturbs much less
+than requests/s. The last columns are the ratios to the first root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import parse_wrk, proc_stat, tricorn_process
+
+TWO_CORES = (os.cpu_count() or 1) >= 2
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    rate: float  # requests/s
+    cpu_us: float  # server CPU microseconds per request
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = proc_stat(pid)
+    if fields is None:
+        raise RuntimeError(f"the server {pid} has gone")
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
+
+
+def _load(port: int, scenario: str, duration: float) -> tuple[float, int]:
+    """Run the load tool: (requests/s, requests)."""
+    url = f"http://127.0.0.1:{port}/"
+    pin = ["taskset", "-c", "1"] if TWO_CORES else []
+    if scenario == "h1":
+        argv = [*pin, "wrk", "-t1", "-c64", f"-d{duration:g}s", url]
+    else:
+        argv = [*pin, "h2load", "-t1", "-c16", "-m32", "-D", f"{duration:g}", url]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=duration + 30, check=False
+    ).stdout
+    if scenario == "h1":
+        report = parse_wrk(out)
+        if report is None or report.failed:
+            raise RuntimeError(f"wrk failed: {out}")
+        return report.requests / report.seconds, report.requests
+    rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    done = re.search(r"(\d+) succeeded, (\d+) failed", out)
+    if rate is None or done is None or int(done.group(2)):
+        raise RuntimeError(f"h2load failed: {out}")
+    return float(rate.group(1)), int(done.group(1))
+
+
+def measure(root: Path, backend: str, scenario: str, duration: float) -> Sample:
+    args = ["--backend", backend, "benchmarks.apps:app"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    with tricorn_process(args, root=root, env=env, cpu=0 if TWO_CORES else None, quiet=True) as (
+        process,
+        port,
+    ):
+        _load(port, scenario, 1.0)  # warm up
+        before = _cpu_seconds(process.pid)
+        rate, requests = _load(port, scenario, duration)
+        used = _cpu_seconds(process.pid) - before
+    return Sample(rate, used / requests * 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--roots", required=True, help="label=path,label=path (first: base)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--backends", default="trio,asyncio")
+    args = parser.parse_args()
+    roots = [
+        (label, Path(path).resolve())
+        for label, path in (item.split("=", 1) for item in args.roots.split(","))
+    ]
+    cells = [
+        (backend, scenario) for backend in args.backends.split(",") for scenario in ("h1", "h2c")
+    ]
+    samples: dict[tuple[str, str, str], list[Sample]] = {}
+    for round_number in range(args.rounds):
+        for backend, scenario in cells:
+            order = roots if round_number % 2 == 0 else roots[::-1]
+            for label, root in order:
+                sample = measure(root, backend, scenario, args.duration)
+                samples.setdefault((label, backend, scenario), []).append(sample)
+                print(
+                    f"round {round_number + 1} {label} {backend} {scenario}: "
+                    f"{sample.rate:,.0f} req/s, {sample.cpu_us:.1f} us CPU/request",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    base = roots[0][0]
+    print("| backend | scenario | root | requests/s | CPU us/request | req/s ratio | CPU ratio |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for backend, scenario in cells:
+        base_rate = statistics.median(s.rate for s in samples[(base, backend, scenario)])
+        base_cpu = statistics.median(s.cpu_us for s in samples[(base, backend, scenario)])
+        for label, _ in roots:
+            rate = statistics.median(s.rate for s in samples[(label, backend, scenario)])
+            cpu = statistics.median(s.cpu_us for s in samples[(label, backend, scenario)])
+            print(
+                f"| {backend} | {scenario} | {label} | {rate:,.0f} | {cpu:.1f} | "
+                f"{rate / base_rate:.2f} | {cpu / base_cpu:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
