@@ -1,10 +1,18 @@
 """A 100 MiB download sent with ``http.response.pathsend`` against the same bytes sent as
-``http.response.body`` messages (1 MiB each, from memory), over HTTP/1.1 and h2c.
+``http.response.body`` messages, over HTTP/1.1 and h2c, in one run:
 
-    python -m benchmarks.pathsend [--repeat 5] [--backends trio,asyncio]
+- ``/body``: 1 MiB ``http.response.body`` messages from memory;
+- ``/chunked``: the app reads the file in 1 MiB pieces in a worker thread and sends each as
+  a body message: what tricorn's pathsend did before sendfile (and still does over TLS and
+  HTTP/2);
+- ``/pathsend``: one ``http.response.pathsend`` (``os.sendfile`` over cleartext HTTP/1.1).
 
-The server runs on core 0, curl on core 1; each figure is the median of ``--repeat``
-downloads to /dev/null (curl's own ``time_total``). The app is ``benchmarks.pathsend:app``,
+    python -m benchmarks.pathsend [--repeat 5] [--backends trio,asyncio,uvloop]
+
+The server runs on core 0, curl on core 1; each rate is the median of ``--repeat``
+downloads to /dev/null (curl's own ``time_total``), the three kinds taking turns. The
+server's CPU time (user + system, all threads, from /proc) per download is the figure that
+hardly moves when other jobs load the machine. The app is ``benchmarks.pathsend:app``,
 serving the file named by ``PATHSEND_FILE``.
 """
 
@@ -20,6 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import anyio.to_thread
 
 Message = dict[str, Any]
 MIB = 1024 * 1024
@@ -39,6 +49,14 @@ async def app(
     if scope["path"] == "/pathsend":
         await send({"type": "http.response.pathsend", "path": os.environ["PATHSEND_FILE"]})
         return
+    if scope["path"] == "/chunked":
+        with open(os.environ["PATHSEND_FILE"], "rb") as file:  # noqa: ASYNC230 - opened once
+            left = SIZE
+            while left:
+                piece = await anyio.to_thread.run_sync(file.read, MIB)
+                left -= len(piece)
+                await send({"type": "http.response.body", "body": piece, "more_body": left > 0})
+        return
     for index in range(SIZE // MIB):
         more = index < SIZE // MIB - 1
         await send({"type": "http.response.body", "body": _CHUNK, "more_body": more})
@@ -52,6 +70,12 @@ def _download(url: str, flag: str) -> float:
         check=True,
     )
     return float(result.stdout)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time, all threads (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_for_port(port: int) -> None:
@@ -70,15 +94,18 @@ def _wait_for_port(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--backends", default="trio,asyncio")
+    parser.add_argument("--backends", default="trio,asyncio,uvloop")
     parser.add_argument("--port", type=int, default=8751)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "100mib.bin"
         path.write_bytes(_CHUNK * (SIZE // MIB))
         env = {**os.environ, "PATHSEND_FILE": str(path)}
-        print("| backend | protocol | body messages, MB/s | pathsend, MB/s | pathsend / body |")
-        print("| --- | --- | ---: | ---: | ---: |")
+        print(
+            "| backend | protocol | MB/s: memory / thread / pathsend | pathsend / memory "
+            "| pathsend / thread | server CPU ms per download: memory / thread / pathsend |"
+        )
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
         for backend in args.backends.split(","):
             command = ["taskset", "-c", "0", sys.executable, "-m", "tricorn"]
             command += ["benchmarks.pathsend:app", "--no-access-log", "--backend", backend]
@@ -87,14 +114,22 @@ def main() -> None:
             try:
                 _wait_for_port(args.port)
                 for name, flag in (("HTTP/1.1", "--http1.1"), ("h2c", "--http2-prior-knowledge")):
-                    rates = []
-                    for target in ("/body", "/pathsend"):
-                        url = f"http://127.0.0.1:{args.port}{target}"
-                        times = [_download(url, flag) for _ in range(args.repeat)]
-                        rates.append(SIZE / statistics.median(times) / 1e6)
+                    targets = ("/body", "/chunked", "/pathsend")
+                    times: dict[str, list[float]] = {target: [] for target in targets}
+                    cpu: dict[str, float] = dict.fromkeys(targets, 0.0)
+                    for _ in range(args.repeat):  # in turns, so a noisy moment hits all three
+                        for target in targets:
+                            url = f"http://127.0.0.1:{args.port}{target}"
+                            before = _cpu_seconds(server.pid)
+                            times[target].append(_download(url, flag))
+                            cpu[target] += _cpu_seconds(server.pid) - before
+                    memory, thread, pathsend = (
+                        SIZE / statistics.median(times[target]) / 1e6 for target in targets
+                    )
+                    cpu_ms = " / ".join(f"{cpu[t] / args.repeat * 1000:.0f}" for t in targets)
                     print(
-                        f"| {backend} | {name} | {rates[0]:,.0f} | {rates[1]:,.0f} "
-                        f"| {rates[1] / rates[0]:.2f}x |"
+                        f"| {backend} | {name} | {memory:,.0f} / {thread:,.0f} / {pathsend:,.0f} "
+                        f"| {pathsend / memory:.2f}x | {pathsend / thread:.2f}x | {cpu_ms} |"
                     )
             finally:
                 server.terminate()

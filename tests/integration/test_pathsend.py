@@ -21,7 +21,7 @@ import pytest
 import trustme
 from anyio.abc import SocketAttribute
 
-from tests.helpers import open_raw, read_response, serving
+from tests.helpers import open_raw, read_response, read_until_closed, serving
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -254,3 +254,27 @@ async def test_a_client_that_leaves_mid_file_is_a_clean_disconnect(
     assert len(lines) == 1
     sent = int(lines[0].split("after ")[1].split(" of ")[0])
     assert len(received) - len(received.partition(b"\r\n\r\n")[0]) - 4 <= sent < BIG_SIZE
+
+
+async def test_a_stalled_download_is_cancelled_by_the_graceful_timeout(
+    big_file: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sendfile waiting on a client that does not read ends when the graceful timeout
+    passes: the server stops, the client's connection is closed with the body short."""
+    caplog.set_level(logging.INFO, logger="tricorn.error")
+    path, _ = big_file
+    events: list[str] = []
+    with anyio.fail_after(20):
+        async with serving(big_app(path, events), graceful_timeout=0.5) as server:
+            slow = await open_raw(server)
+            raw = slow.extra(SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            await slow.send(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = await slow.receive()  # the head (and the file's first bytes): under way
+        received = len(head) + len(await read_until_closed(slow, timeout=30))
+        await slow.aclose()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert received < BIG_SIZE
+    messages = [r.getMessage() for r in caplog.records]
+    assert "Graceful timeout (0.5 s) passed: cancelling 1 connection(s)" in messages
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
