@@ -206,7 +206,10 @@ class AsyncioSocketStream(SocketStream):
     # --- FileSocket (tricorn.server.sendfile) ------------------------------------------
 
     def sendfile_fd(self) -> int | None:
-        if self._closed or self._transport.is_closing() or self._transport.get_write_buffer_size():
+        transport = self._transport
+        if self._closed or self._protocol.lost or transport.is_closing():
+            return None  # the transport may have closed its socket already
+        if transport.get_write_buffer_size():
             return None  # what the transport holds must go first
         return self._socket.fileno()
 

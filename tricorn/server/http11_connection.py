@@ -322,15 +322,20 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         await self._flush()
         sent = 0
         async with self._write_lock:
-            socket_fd = sock.sendfile_fd()
             if (
                 self._broken
-                or socket_fd is None
+                or sock.sendfile_fd() is None
                 or protocol.body_sendable_elsewhere(stream_id) < count
             ):
                 return 0  # the ordinary path raises what is wrong (gone, content-length)
             try:
                 while sent < count:
+                    # Asked again before every call, with no await in between: a transport
+                    # that closed its socket meanwhile must not have its descriptor's
+                    # number, perhaps another connection's by now, written to.
+                    socket_fd = sock.sendfile_fd()
+                    if socket_fd is None:
+                        raise anyio.BrokenResourceError
                     try:
                         size = os.sendfile(
                             socket_fd, fd, offset + sent, min(count - sent, SENDFILE_BLOCK)
