@@ -298,3 +298,33 @@ async def test_a_stalled_download_is_cancelled_by_the_graceful_timeout(
     messages = [r.getMessage() for r in caplog.records]
     assert "Graceful timeout (0.5 s) passed: cancelling 1 connection(s)" in messages
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_file_cut_short_while_it_is_sent_closes_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file shrinks under a sendfile in progress (another process truncates it): the
+    response cannot reach its content-length, so the connection is closed after what there
+    was, with one error line, and the server carries on."""
+    caplog.set_level(logging.DEBUG, logger="tricorn.error")
+    path = tmp_path / "shrinking.bin"
+    path.write_bytes(os.urandom(BIG_SIZE))
+    events: list[str] = []
+    async with serving(big_app(path, events)) as server:
+        slow = await open_raw(server)
+        raw = slow.extra(SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        await slow.send(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = await slow.receive()  # under way, and stalled: the client has not read on
+        os.truncate(path, 1024 * 1024)
+        received = len(head) + len(await read_until_closed(slow, timeout=30))
+        await slow.aclose()
+        async with httpx.AsyncClient() as client:
+            again = await client.get(f"{server.url}/small")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert received < BIG_SIZE
+    assert again.text == "small"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("Exception in ASGI app (GET /big)")
+    [line] = sendfile_lines(caplog)
+    assert line.startswith("stream 1: ") and line.endswith(f" of {BIG_SIZE} {SENDFILE_LINE}")
