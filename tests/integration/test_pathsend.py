@@ -22,6 +22,7 @@ import trustme
 from anyio.abc import ByteStream, SocketAttribute
 
 from tests.helpers import open_raw, read_until_closed, serving
+from tests.integration.test_proxy_protocol import ssl_tlv, v2
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -328,3 +329,27 @@ async def test_a_file_cut_short_while_it_is_sent_closes_the_connection(
     assert len(errors) == 1 and errors[0].startswith("Exception in ASGI app (GET /big)")
     [line] = sendfile_lines(caplog)
     assert line.startswith("stream 1: ") and line.endswith(f" of {BIG_SIZE} {SENDFILE_LINE}")
+
+
+async def test_sendfile_behind_a_tls_terminating_proxy(
+    served_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Behind HAProxy's send-proxy-v2-ssl the scope's scheme is https while the socket is
+    cleartext: sendfile is used all the same."""
+    caplog.set_level(logging.DEBUG, logger="tricorn.error")
+    schemes: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            schemes.append(scope["scheme"])
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.pathsend", "path": str(served_file)})
+
+    async with serving(app, proxy_protocol="v2") as server:
+        stream = await open_raw(server)
+        async with stream:
+            await stream.send(v2(ssl_tlv(True)) + b"GET /file HTTP/1.1\r\nhost: x\r\n\r\n")
+            response = await read_big_response(stream)
+    assert schemes == ["https"]
+    assert body_of(response) == DATA
+    assert sendfile_lines(caplog) == [f"stream 1: {SIZE} of {SIZE} {SENDFILE_LINE}"]

@@ -66,9 +66,10 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         #: A WebSocket handshake waiting for the app's accept or refusal, then the open one.
         self._upgrading: WSStream | None = None
         self._websocket: WSStream | None = None
-        # Files go out with os.sendfile on a plain socket (not TLS) whose protocol lets the
-        # body bypass it (ours; h11's writer must see every byte).
-        self._file_socket = file_socket(self.transport) if self.scheme == "http" else None
+        # Files go out with os.sendfile on a plain socket stream (a TLS stream is none, but a
+        # cleartext socket behind a TLS-terminating proxy is) whose protocol lets the body
+        # bypass it (ours; h11's writer must see every byte).
+        self._file_socket = file_socket(self.transport)
         self.sends_files = self._file_socket is not None and protocol_class is HTTP11Protocol
 
     # --- the reader ---------------------------------------------------------------
