@@ -1286,3 +1286,76 @@ def test_error_response_to_head_has_no_body(make: Make) -> None:
     out = protocol.data_to_send()
     assert out.startswith(b"HTTP/1.1 400")
     assert out.endswith(b"\r\n\r\n")  # the head only: RFC 9110 9.3.2
+
+
+# --- body bytes the server writes itself (os.sendfile for http.response.pathsend) ----------
+
+
+def test_body_sent_elsewhere_counts_toward_content_length_and_keeps_alive() -> None:
+    protocol = HTTP11Protocol()
+    protocol.receive_data(GET)
+    protocol.send(Response(1, 200, LENGTH_13))
+    assert protocol.body_sendable_elsewhere(1) == 0  # the head is still queued
+    head = protocol.data_to_send()
+    assert head.endswith(b"content-length: 13\r\n\r\n")
+    assert protocol.body_sendable_elsewhere(1) == 13
+    protocol.body_sent_elsewhere(1, 8)
+    assert protocol.body_sendable_elsewhere(1) == 5
+    protocol.send(Body(1, b"rest!"))  # the rest may still come as Body events
+    assert protocol.body_sendable_elsewhere(1) == 0
+    protocol.send(EndBody(1))
+    assert protocol.data_to_send() == b"rest!"
+    assert protocol.keep_alive and not protocol.should_close
+    assert protocol.receive_data(GET)[1] == EndBody(2)  # the next request is read
+
+
+def test_body_sent_elsewhere_beyond_content_length_is_a_local_error() -> None:
+    protocol = HTTP11Protocol()
+    protocol.receive_data(GET)
+    protocol.send(Response(1, 200, LENGTH_13))
+    protocol.data_to_send()
+    with pytest.raises(LocalProtocolError, match="14 body bytes sent elsewhere"):
+        protocol.body_sent_elsewhere(1, 14)
+    assert not protocol.keep_alive
+
+
+def test_end_body_after_too_few_bytes_sent_elsewhere_is_a_local_error() -> None:
+    protocol = HTTP11Protocol()
+    protocol.receive_data(GET)
+    protocol.send(Response(1, 200, LENGTH_13))
+    protocol.data_to_send()
+    protocol.body_sent_elsewhere(1, 12)
+    with pytest.raises(LocalProtocolError, match="1 bytes of the response's content-length"):
+        protocol.send(EndBody(1))
+    assert protocol.should_close
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "headers"),
+    [
+        (GET, []),  # chunked
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", LENGTH_13),  # no body goes out
+        (b"GET / HTTP/1.0\r\n\r\n", []),  # close-delimited
+    ],
+    ids=["chunked", "head", "http10-close-delimited"],
+)
+def test_only_a_content_length_body_may_be_sent_elsewhere(
+    request_bytes: bytes, headers: Headers
+) -> None:
+    protocol = HTTP11Protocol()
+    protocol.receive_data(request_bytes)
+    assert protocol.body_sendable_elsewhere(1) == 0  # no response yet
+    protocol.send(Response(1, 200, headers))
+    protocol.data_to_send()
+    assert protocol.body_sendable_elsewhere(1) == 0
+    assert protocol.body_sendable_elsewhere(2) == 0
+    with pytest.raises(LocalProtocolError):
+        protocol.body_sent_elsewhere(1, 1)
+
+
+def test_h11_never_lets_the_body_bypass_its_writer() -> None:
+    protocol = H11Protocol()
+    protocol.receive_data(GET)
+    protocol.send(Response(1, 200, LENGTH_13))
+    protocol.data_to_send()
+    assert protocol.body_sendable_elsewhere(1) == 0

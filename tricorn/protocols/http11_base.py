@@ -594,6 +594,40 @@ class HTTP11Base:
             return True
         return False
 
+    def body_sendable_elsewhere(self, stream_id: int) -> int:
+        """How many body bytes of the current response the server may write to the socket
+        itself (``os.sendfile``) instead of sending ``Body`` events: what its content-length
+        still allows.
+
+        0 when it may not: no response body of ``stream_id`` is in progress, the response is
+        not content-length framed (chunked, close-delimited, bodiless), or bytes are still
+        queued in :meth:`data_to_send` (they must reach the socket first). Report what was
+        written with :meth:`body_sent_elsewhere`.
+        """
+        if (
+            stream_id != self._stream_id
+            or self._response_state != _R_BODY
+            or self._framing != _F_LENGTH
+            or self._out
+        ):
+            return 0
+        return self._response_remaining
+
+    def body_sent_elsewhere(self, stream_id: int, size: int) -> None:
+        """The server wrote ``size`` body bytes of the current response to the socket itself:
+        count them as a ``Body`` of that size would be (keep-alive, and the check at
+        ``EndBody`` that the content-length was sent in full, stay right).
+
+        Raises ``LocalProtocolError`` when :meth:`body_sendable_elsewhere` allows fewer.
+        """
+        if size < 0 or size > self.body_sendable_elsewhere(stream_id):
+            self._keep_alive = False
+            raise LocalProtocolError(
+                f"stream {stream_id}: {size} body bytes sent elsewhere, but only "
+                f"{self.body_sendable_elsewhere(stream_id)} may be"
+            )
+        self._response_remaining -= size
+
     # --- the writer (a library writer overrides these) ------------------------------------
 
     def _queue_error_response(self, status: int, head_request: bool) -> None:

@@ -418,6 +418,10 @@ class H11Protocol(HTTP11Base):
         check_response_framing(length, chunked, stream_id)
         return headers, length, app_close
 
+    def body_sendable_elsewhere(self, stream_id: int) -> int:
+        """Always 0: h11's writer must see every body byte to frame the response."""
+        return 0
+
     def _send_body(self, data: bytes) -> None:
         if self._no_body or not data:
             return  # HEAD, 204 and 304 carry no body: h11 would refuse it

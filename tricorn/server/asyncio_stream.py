@@ -15,7 +15,10 @@ transport of an accepted anyio stream (``transport.set_protocol``) and keeps the
   had to wait, and otherwise every ``SEND_YIELD_EVERY`` sends, so an app that streams to a
   fast client cannot starve the other connections;
 - ``receive`` with bytes already waiting is still a checkpoint (a cancellation point and a
-  yield), as anyio's is.
+  yield), as anyio's is;
+- ``sendfile_fd`` and ``wait_writable`` let ``HTTP11Connection.send_file`` write files into
+  the socket with ``os.sendfile`` (``tricorn.server.sendfile``) while the transport holds
+  nothing unsent.
 
 This is I/O plumbing only: the connection logic above it is the same on trio and asyncio.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
@@ -108,6 +112,11 @@ class _Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self.drained.wake()
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class AsyncioSocketStream(SocketStream):
@@ -206,6 +215,43 @@ class AsyncioSocketStream(SocketStream):
             raise anyio.ClosedResourceError
         if protocol.lost:
             raise anyio.BrokenResourceError from protocol.error
+
+    # --- FileSocket (tricorn.server.sendfile) ------------------------------------------
+
+    def sendfile_fd(self) -> int | None:
+        transport = self._transport
+        if self._closed or self._protocol.lost or transport.is_closing():
+            return None  # the transport may have closed its socket already
+        if transport.get_write_buffer_size():
+            return None  # what the transport holds must go first
+        return self._socket.fileno()
+
+    async def wait_writable(self) -> None:
+        """Wait for the socket to take more bytes, on a duplicate of its descriptor.
+
+        The event loop refuses ``add_writer`` on a descriptor its transport owns (asyncio's
+        and uvloop's checks), and asyncio's ``loop.sendfile`` for transports is not in
+        uvloop. A ``dup`` of the descriptor is the same socket under another number, which
+        the loop watches for us without touching the transport's own registration.
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
+        protocol = self._protocol
+        if protocol.lost:
+            return  # the next send raises
+        loop = asyncio.get_running_loop()
+        duplicate = os.dup(self._socket.fileno())
+        try:
+            waiter: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(duplicate, _set_done, waiter)
+            try:
+                await waiter
+            finally:
+                loop.remove_writer(duplicate)
+        finally:
+            os.close(duplicate)
+        if self._closed:
+            raise anyio.ClosedResourceError
 
     async def send_eof(self) -> None:
         with contextlib.suppress(OSError):

@@ -71,6 +71,8 @@ class Connection(Generic[ProtocolT]):
     RECEIVE_SIZE: ClassVar[int] = 65536
     #: The ASGI scope extensions the protocol offers (besides ``tls``), each an empty dict.
     EXTENSIONS: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``send_file`` may send file bodies itself (``StreamOwner.sends_files``).
+    sends_files: bool = False
 
     protocol: ProtocolT
 
@@ -270,6 +272,9 @@ class Connection(Generic[ProtocolT]):
         ``stream_done``. The place for an in-flight gauge; nothing to do yet."""
 
     # --- StreamOwner: what is the same on every protocol ------------------------------
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        return 0  # where ``sends_files`` is False: the stream reads the file itself
 
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         self.protocol.send(InformationalResponse(stream_id, status, headers))

@@ -7,14 +7,18 @@ what it costs in memory (docs/memory.md). The reader waits for its requests' tas
 it closes the socket, as leaving a task group would. The app's ``send`` writes through the
 protocol to the socket under a lock, so ``await send()`` returns once the bytes are in the
 kernel's buffer: a client that does not read stalls its own app, never the server's memory.
+Over a plain socket, ``http.response.pathsend`` files go out with ``os.sendfile``
+(``send_file``), under the same lock and the same backpressure.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 
 import anyio
+import anyio.lowlevel
 
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, LocalProtocolError
@@ -25,6 +29,7 @@ from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
+from tricorn.server.sendfile import SENDFILE_BLOCK, UNAVAILABLE_ERRNOS, FileCutShort, file_socket
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -64,6 +69,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         #: Graceful shutdown found the connection idle: it is read until then (for a request
         #: already on its way), and closed after that (``shutdown_idle_drain``).
         self._drain_deadline = math.inf
+        # Files go out with os.sendfile on a plain socket stream (a TLS stream is none, but a
+        # cleartext socket behind a TLS-terminating proxy is) whose protocol lets the body
+        # bypass it (ours; h11's writer must see every byte).
+        self._file_socket = file_socket(self.transport)
+        self.sends_files = self._file_socket is not None and protocol_class is HTTP11Protocol
 
     # --- the reader ---------------------------------------------------------------
 
@@ -310,6 +320,67 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         await self._write(self.protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of the file ``fd`` from ``offset`` as body bytes of the
+        response whose head was sent, with ``os.sendfile`` under the write lock; the protocol
+        counts them (``body_sent_elsewhere``). Returns the bytes sent: fewer than ``count``
+        when sendfile stops working or the file ends early (the stream sends the rest, or
+        finds it missing), 0 when it cannot start. Raises ``FileCutShort`` (with the bytes
+        sent) when the client goes away."""
+        sock = self._file_socket
+        protocol = self.protocol
+        if sock is None or not self.sends_files:
+            return 0
+        await self._flush()
+        sent = 0
+        async with self._write_lock:
+            if (
+                self._broken
+                or sock.sendfile_fd() is None
+                or protocol.body_sendable_elsewhere(stream_id) < count
+            ):
+                return 0  # the ordinary path raises what is wrong (gone, content-length)
+            try:
+                while sent < count:
+                    # Asked again before every call, with no await in between: a transport
+                    # that closed its socket meanwhile must not have its descriptor's
+                    # number, perhaps another connection's by now, written to.
+                    socket_fd = sock.sendfile_fd()
+                    if socket_fd is None:
+                        raise anyio.BrokenResourceError
+                    try:
+                        size = os.sendfile(
+                            socket_fd, fd, offset + sent, min(count - sent, SENDFILE_BLOCK)
+                        )
+                    except BlockingIOError:
+                        await sock.wait_writable()  # backpressure: the client reads slowly
+                        continue
+                    except OSError as error:
+                        if error.errno not in UNAVAILABLE_ERRNOS:
+                            raise
+                        error_log.debug(
+                            "stream %d: sendfile unavailable (%s): reading the file",
+                            stream_id,
+                            error.strerror,
+                        )
+                        break
+                    if not size:
+                        break  # the file is shorter than it was
+                    sent += size
+                    if sent < count:
+                        await anyio.lowlevel.checkpoint()  # let the other tasks run
+            except DISCONNECT_ERRORS:
+                self._connection_lost()
+                raise FileCutShort(sent) from None
+            except BaseException:
+                # Cancelled mid-file: the body on the wire is short, so is this connection.
+                self._broken = True
+                self._stop_reading()
+                raise
+            finally:
+                protocol.body_sent_elsewhere(stream_id, sent)
+        return sent
 
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
         # HTTPStream only sends trailers where the extension is in the scope: never here.

@@ -25,6 +25,7 @@ from tricorn.server import access_log as outcomes
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App, Message, Scope
 from tricorn.server.backends import app_error_headline
+from tricorn.server.sendfile import FileCutShort
 from tricorn.server.state import ServerState
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -53,6 +54,14 @@ class StreamOwner(Protocol):
 
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         """Send a 1xx response (103 Early Hints)."""
+
+    #: Whether ``send_file`` can send file bodies itself (HTTP/1.1 over a plain socket).
+    sends_files: bool
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of the open file ``fd`` from ``offset`` as body bytes, zero
+        copy (``os.sendfile``), after the head; return how many were sent (fewer when it
+        stopped working: the stream sends the rest). Raises ``ClientDisconnected``."""
 
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
         """Send trailers, ending the response (only where the trailers extension is offered)."""
@@ -584,10 +593,14 @@ class HTTPStream:
             self._finish()
 
     async def _send_path(self, message: Message) -> None:
-        """``http.response.pathsend``: the file at ``path`` is the whole body. It is read in
-        ``PATHSEND_CHUNK`` pieces off the event loop and sent as body messages are, so the
-        socket's or the HTTP/2 windows' backpressure applies; ``content-length`` is added
-        when the app gave none."""
+        """``http.response.pathsend``: the file at ``path`` is the whole body;
+        ``content-length`` is added when the app gave none.
+
+        Where the connection sends files itself (``sends_files``: HTTP/1.1 on a plain
+        socket) the head goes first and then the file with ``os.sendfile``, zero copy.
+        Otherwise (TLS, HTTP/2), and for what sendfile leaves unsent, the file is read in
+        ``PATHSEND_CHUNK`` pieces off the event loop and sent as body messages are. Both
+        wait on the socket's (or the HTTP/2 windows') backpressure."""
         if not self._started or self._body_sent or self._response_complete:
             raise ASGIMessageError(
                 "http.response.pathsend must follow http.response.start, as the whole body"
@@ -607,6 +620,11 @@ class HTTPStream:
                 pending.append((b"content-length", str(remaining).encode()))
             if self.scope["method"] == "HEAD":
                 remaining = 0
+            elif remaining > 0 and self._owner.sends_files:
+                sent = await self._send_file(file.fileno(), remaining)
+                remaining -= sent
+                if remaining > 0:
+                    file.seek(sent)  # the rest the ordinary way
             while True:
                 chunk = (
                     await anyio.to_thread.run_sync(file.read, min(remaining, PATHSEND_CHUNK))
@@ -617,6 +635,30 @@ class HTTPStream:
                 await self._send_bytes(chunk, more_body=remaining > 0)
                 if remaining <= 0:
                     return
+
+    async def _send_file(self, fd: int, size: int) -> int:
+        """The head, then the file's bytes through ``send_file``; returns how many it sent."""
+        await self._send_bytes(b"", more_body=True)
+        try:
+            sent = await self._owner.send_file(self.stream_id, fd, 0, size)
+        except ClientDisconnected as error:
+            self._disconnected = True
+            if isinstance(error, FileCutShort):
+                self._bytes_sent += error.sent
+                error_log.debug(
+                    "stream %d: the client left after %d of %d bytes sent with sendfile",
+                    self.stream_id,
+                    error.sent,
+                    size,
+                )
+                raise ClientDisconnected(str(error)) from None  # the app sees the usual type
+            raise
+        self._bytes_sent += sent
+        if error_log.isEnabledFor(logging.DEBUG):
+            error_log.debug(
+                "stream %d: %d of %d bytes sent with sendfile", self.stream_id, sent, size
+            )
+        return sent
 
     async def _send_trailers(self, message: Message) -> None:
         if not self._trailers_expected or not self._body_sent or self._response_complete:

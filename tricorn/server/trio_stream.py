@@ -8,7 +8,8 @@ frames fewer, about 1.2 KiB less per idle connection, and the same semantics (a 
 whether or not bytes were waiting; ``EndOfStream`` on EOF; ``BrokenResourceError`` for a
 reset; ``ClosedResourceError`` once closed). Sending and closing are anyio's, written
 against the trio socket directly, so the anyio stream object (and its two resource guards)
-is not kept for the connection's life.
+is not kept for the connection's life. ``sendfile_fd`` and ``wait_writable`` let
+``HTTP11Connection.send_file`` send files with ``os.sendfile`` (``tricorn.server.sendfile``).
 
 This is I/O plumbing only: the connection logic above it is the same on trio and asyncio.
 """
@@ -106,6 +107,21 @@ class TrioSocketStream(SocketStream):
                     raise anyio.ClosedResourceError from None
                 raise anyio.BrokenResourceError from error
             view = view[sent:]
+
+    # --- FileSocket (tricorn.server.sendfile) ------------------------------------------
+
+    def sendfile_fd(self) -> int | None:
+        return None if self._closed else self._socket.fileno()
+
+    async def wait_writable(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        try:
+            await trio.lowlevel.wait_writable(self._socket)
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
+        except trio.BusyResourceError:
+            raise anyio.BusyResourceError("writing to") from None
 
     async def send_eof(self) -> None:
         self._trio_socket.shutdown(socket.SHUT_WR)
