@@ -59,6 +59,26 @@ def test_config_imports_nothing_else_of_tricorn() -> None:
             )
 
 
+#: A function longer than this says why, in a comment beginning "Long on purpose:".
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_long_function_without_a_reason() -> None:
+    too_long = []
+    for path in sorted((ROOT / "tricorn").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            assert node.end_lineno is not None
+            body = lines[node.lineno - 1 : node.end_lineno]
+            if len(body) > MAX_FUNCTION_LINES and not any(
+                "# Long on purpose:" in line for line in body
+            ):
+                too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({len(body)})")
+    assert not too_long, "functions over 60 lines without a reason: " + ", ".join(too_long)
+
+
 def _run(*command: str) -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

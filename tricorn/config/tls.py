@@ -42,6 +42,21 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    _load_cert_chain(context, config)
+    if config.ciphers:
+        try:
+            context.set_ciphers(config.ciphers)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"config: ciphers = {config.ciphers!r}: expected an OpenSSL cipher list"
+            ) from None
+    _verify_clients(context, config)
+    if config.alpn_protocols:
+        context.set_alpn_protocols(config.alpn_protocols)
+    return context
+
+
+def _load_cert_chain(context: ssl.SSLContext, config: Config) -> None:
     try:
         context.load_cert_chain(
             config.certfile,
@@ -63,13 +78,9 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | None:
         raise ConfigError(
             f"config: certfile = {config.certfile!r}: cannot load ({error.strerror or error})"
         ) from None
-    if config.ciphers:
-        try:
-            context.set_ciphers(config.ciphers)
-        except ssl.SSLError:
-            raise ConfigError(
-                f"config: ciphers = {config.ciphers!r}: expected an OpenSSL cipher list"
-            ) from None
+
+
+def _verify_clients(context: ssl.SSLContext, config: Config) -> None:
     context.verify_mode = VERIFY_MODES[config.verify_mode]
     if config.ca_certs:
         _readable("ca_certs", config.ca_certs)
@@ -83,6 +94,3 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | None:
         raise ConfigError(
             f"config: verify_mode = {config.verify_mode!r}: needs ca_certs to verify clients"
         )
-    if config.alpn_protocols:
-        context.set_alpn_protocols(config.alpn_protocols)
-    return context

@@ -220,55 +220,61 @@ class Policy:
         if not expected and self.mode == "running":
             shown = _status_text(status)
             if not worker.ready:
-                if worker.replaces is not None:
-                    old = self.workers.get(worker.replaces)
-                    if old is not None:
-                        old.replaced_by = None
-                if worker.replaces is not None and self.rolling:
-                    self._abandon_roll()
-                    actions.append(
-                        Log(
-                            "error",
-                            f"Rolling restart abandoned: the new worker {{pid}} {shown} "
-                            "before it was ready; the old workers keep serving",
-                            wid,
-                        )
-                    )
-                    actions.append(ReloadFailed())
-                    actions.append(Notify("READY=1"))
-                elif self.settings.reload:
-                    if not self.waiting_for_change:
-                        self.waiting_for_change = True
-                        actions.append(
-                            Log(
-                                "error",
-                                f"Worker {{pid}} {shown} before it was ready: waiting for a "
-                                "change to try again (reload)",
-                                wid,
-                            )
-                        )
-                else:
-                    self.start_failures += 1
-                    if not self.ever_ready or self.start_failures >= MAX_START_FAILURES:
-                        code = status if status > 0 else 1
-                        actions.append(
-                            Log(
-                                "error",
-                                f"Worker {{pid}} {shown} before it was ready: giving up "
-                                f"(exit status {code})",
-                                wid,
-                            )
-                        )
-                        actions += self._begin_stop(now, code, kill=False)
-                        return [*actions, *self._maybe_done()]
-                    actions.append(
-                        Log("warning", f"Worker {{pid}} {shown} before it was ready", wid)
-                    )
+                actions += self._failed_before_ready(worker, wid, shown, status, now)
             else:
                 actions.append(Log("warning", f"Worker {{pid}} {shown}: starting another", wid))
         if self.mode == "running":
             actions += self._reconcile(now)
         return [*actions, *self._maybe_done()]
+
+    def _failed_before_ready(
+        self, worker: Worker, wid: int, shown: str, status: int, now: float
+    ) -> list[Action]:
+        """A worker died at start: abandon a roll, wait for a change (reload), try again,
+        or give up when workers keep dying."""
+        actions: list[Action] = []
+        if worker.replaces is not None:
+            old = self.workers.get(worker.replaces)
+            if old is not None:
+                old.replaced_by = None
+        if worker.replaces is not None and self.rolling:
+            self._abandon_roll()
+            actions.append(
+                Log(
+                    "error",
+                    f"Rolling restart abandoned: the new worker {{pid}} {shown} "
+                    "before it was ready; the old workers keep serving",
+                    wid,
+                )
+            )
+            actions.append(ReloadFailed())
+            actions.append(Notify("READY=1"))
+        elif self.settings.reload:
+            if not self.waiting_for_change:
+                self.waiting_for_change = True
+                actions.append(
+                    Log(
+                        "error",
+                        f"Worker {{pid}} {shown} before it was ready: waiting for a "
+                        "change to try again (reload)",
+                        wid,
+                    )
+                )
+        else:
+            self.start_failures += 1
+            if not self.ever_ready or self.start_failures >= MAX_START_FAILURES:
+                code = status if status > 0 else 1
+                actions.append(
+                    Log(
+                        "error",
+                        f"Worker {{pid}} {shown} before it was ready: giving up "
+                        f"(exit status {code})",
+                        wid,
+                    )
+                )
+                return [*actions, *self._begin_stop(now, code, kill=False)]
+            actions.append(Log("warning", f"Worker {{pid}} {shown} before it was ready", wid))
+        return actions
 
     def signal(self, signum: int, now: float) -> list[Action]:
         """SIGTERM/SIGINT (graceful stop, a second one kills), SIGQUIT, SIGTTIN, SIGTTOU."""
