@@ -18,7 +18,7 @@ import json
 import logging
 import string
 import time
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from tricorn.constants import ACCESS_LOGGER
 from tricorn.server.asgi_types import Scope
@@ -83,6 +83,20 @@ def _template_fields(template: str) -> set[str]:
     return names
 
 
+class Entry(TypedDict):
+    """What the server knows of one response or WebSocket session, beyond its scope."""
+
+    target: bytes  # the request target as sent (path and query)
+    status: int  # 0: no response head was sent
+    size: int  # body bytes sent
+    duration: float  # seconds
+    outcome: NotRequired[str]  # OK, or why the response was cut short
+    method: NotRequired[str | None]  # instead of the scope's (WebSocket: GET or CONNECT)
+    close_code: NotRequired[int | None]  # WebSocket
+    messages_in: NotRequired[int]  # WebSocket
+    messages_out: NotRequired[int]  # WebSocket
+
+
 class AccessLogger:
     """Formats and writes access log lines; fields are documented on ``Config``."""
 
@@ -99,39 +113,11 @@ class AccessLogger:
         self._escaped = tuple(name for name in _CLIENT_TEXT if name in used)
         self._absent = tuple(name for name in _MAYBE_ABSENT if name in used)
 
-    def fields(
-        self,
-        scope: Scope,
-        *,
-        target: bytes,
-        status: int,
-        size: int,
-        duration: float,
-        outcome: str = OK,
-        method: str | None = None,
-        close_code: int | None = None,
-        messages_in: int = 0,
-        messages_out: int = 0,
-    ) -> dict[str, Any]:
+    def fields(self, scope: Scope, **entry: Unpack[Entry]) -> dict[str, Any]:
         """The typed fields of one line: None where a value is absent."""
-        return self._fields(
-            scope, target, status, size, duration, outcome, method, close_code, messages_in,
-            messages_out,
-        )  # fmt: skip
+        return self._fields(scope, entry)
 
-    def _fields(
-        self,
-        scope: Scope,
-        target: bytes,
-        status: int,
-        size: int,
-        duration: float,
-        outcome: str,
-        method: str | None,
-        close_code: int | None,
-        messages_in: int,
-        messages_out: int,
-    ) -> dict[str, Any]:
+    def _fields(self, scope: Scope, entry: Entry) -> dict[str, Any]:
         websocket = scope["type"] == "websocket"
         version = scope["http_version"]
         found: dict[str, str | None] = {"user_agent": None, "referer": None, "request_id": None}
@@ -142,21 +128,21 @@ class AccessLogger:
         return {
             "time": _utc_now() if self._time else None,
             "client": format_client(scope.get("client")),
-            "method": method or scope.get("method", "GET"),
+            "method": entry.get("method") or scope.get("method", "GET"),
             "path": scope["path"],
-            "target": target.decode("latin-1"),
+            "target": entry["target"].decode("latin-1"),
             "query": scope["query_string"].decode("latin-1"),
-            "status": status,
-            "bytes": size,
-            "duration_ms": round(duration * 1000.0, 3),
+            "status": entry["status"],
+            "bytes": entry["size"],
+            "duration_ms": round(entry["duration"] * 1000.0, 3),
             "protocol": f"WS/{version}" if websocket else f"HTTP/{version}",
             "user_agent": found["user_agent"],
             "referer": found["referer"],
             "request_id": found["request_id"],
-            "outcome": outcome,
-            "close_code": close_code,
-            "messages_in": messages_in,
-            "messages_out": messages_out,
+            "outcome": entry.get("outcome", OK),
+            "close_code": entry.get("close_code"),
+            "messages_in": entry.get("messages_in", 0),
+            "messages_out": entry.get("messages_out", 0),
         }
 
     def render(self, fields: dict[str, Any], kind: str = "http") -> str:
@@ -172,25 +158,9 @@ class AccessLogger:
                 shown[name] = "-"
         return self._formats[kind].format_map(shown)
 
-    def log(
-        self,
-        scope: Scope,
-        *,
-        target: bytes,
-        status: int,
-        size: int,
-        duration: float,
-        outcome: str = OK,
-        method: str | None = None,
-        close_code: int | None = None,
-        messages_in: int = 0,
-        messages_out: int = 0,
-    ) -> None:
+    def log(self, scope: Scope, **entry: Unpack[Entry]) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
-        fields = self._fields(
-            scope, target, status, size, duration, outcome, method, close_code, messages_in,
-            messages_out,
-        )  # fmt: skip
+        fields = self._fields(scope, entry)
         line = self.render(fields, scope["type"])
         access_log.info(line, extra={"access": fields})

@@ -188,15 +188,15 @@ def _prefix(text: str) -> tuple[str, bytes]:
 # --- RFC 7239 Forwarded -----------------------------------------------------------------
 
 
-def _split_elements(value: str) -> list[str | None]:
-    """The forwarded-elements of one header line (split at commas outside quoted
-    strings). A quoted string that never ends makes the rest one bad element (None)."""
-    elements: list[str | None] = []
+def _split_outside_quotes(text: str, separator: str) -> tuple[list[str], bool]:
+    """``text`` split at ``separator`` outside quoted strings (backslash escapes inside
+    them), and whether the last quoted string never ends."""
+    parts: list[str] = []
     start = 0
     quoted = False
     index = 0
-    while index < len(value):
-        char = value[index]
+    while index < len(text):
+        char = text[index]
         if quoted:
             if char == "\\":
                 index += 1
@@ -204,11 +204,22 @@ def _split_elements(value: str) -> list[str | None]:
                 quoted = False
         elif char == '"':
             quoted = True
-        elif char == ",":
-            elements.append(value[start:index])
+        elif char == separator:
+            parts.append(text[start:index])
             start = index + 1
         index += 1
-    elements.append(None if quoted else value[start:])
+    parts.append(text[start:])
+    return parts, quoted
+
+
+def _split_elements(value: str) -> list[str | None]:
+    """The forwarded-elements of one header line (split at commas outside quoted
+    strings). A quoted string that never ends makes the rest one bad element (None)."""
+    elements: list[str | None] = []
+    parts, unterminated = _split_outside_quotes(value, ",")
+    elements.extend(parts)
+    if unterminated:
+        elements[-1] = None
     return elements
 
 
@@ -223,25 +234,7 @@ def _unquote_value(text: str) -> str:
 
 def _split_pairs(element: str) -> list[str]:
     """``a=1;b="x;y"`` -> [``a=1``, ``b="x;y"``]: split at semicolons outside quotes."""
-    pairs: list[str] = []
-    start = 0
-    quoted = False
-    index = 0
-    while index < len(element):
-        char = element[index]
-        if quoted:
-            if char == "\\":
-                index += 1
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char == ";":
-            pairs.append(element[start:index])
-            start = index + 1
-        index += 1
-    pairs.append(element[start:])
-    return pairs
+    return _split_outside_quotes(element, ";")[0]
 
 
 def parse_forwarded_element(element: str) -> Hop:
