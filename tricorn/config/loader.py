@@ -42,6 +42,7 @@ GROUP_TITLES = {
     "server": "binding and running",
     "limits": "limits and timeouts",
     "logging": "logging",
+    "metrics": "metrics",
     "tls": "TLS",
     "http2": "HTTP/2",
     "websocket": "WebSocket",
@@ -308,9 +309,24 @@ def _check_octal_mode(value: str) -> None:
         raise _Invalid(value, "file permissions in octal, such as '660' or '0666'")
 
 
+def _check_metrics_bind(value: str) -> None:
+    if value:
+        _check_binds([value])
+
+
+def _check_statsd_host(value: str) -> None:
+    if not value:
+        return
+    if value.startswith(("unix:", "fd://")):
+        raise _Invalid(value, "'HOST:PORT' or '[V6]:PORT' (UDP)")
+    _split_host_port(value)
+
+
 #: Checks beyond type and bounds, by field name.
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
+    "metrics_bind": _check_metrics_bind,
+    "statsd_host": _check_statsd_host,
     "access_log_format": _check_access_log_format,
     "unix_socket_mode": _check_octal_mode,
 }

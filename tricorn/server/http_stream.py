@@ -576,6 +576,8 @@ class HTTPStream:
     def _finish(self) -> None:
         self._response_complete = True
         self._wake()
+        if (metrics := self.server_state.metrics) is not None:
+            metrics.response_done(self.scope, self._status, self.start_time)
         if self._access_log is not None:
             duration = self.server_state.clock() - self.start_time
             self._access_log.log(self.scope, self._status, self._bytes_sent, duration)

@@ -17,6 +17,7 @@ from tricorn.config import Config
 from tricorn.protocols.events import Headers
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.metrics import metrics_for
 
 if TYPE_CHECKING:
     from tricorn.server.asyncio_stream import AsyncioTasks
@@ -41,6 +42,8 @@ class ServerState:
         self.clock = time.monotonic
         self.access_log = AccessLogger(config.access_log_format) if config.access_log else None
         self.connections: set[Closable] = set()
+        #: The counters (tricorn.server.metrics), or None when no metric is exported.
+        self.metrics = metrics_for(config)
         self.shutting_down = False
         self._all_closed: anyio.Event | None = None
         self._date_second = -1

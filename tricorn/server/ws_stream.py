@@ -169,6 +169,8 @@ class WSStream:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Message):
+                if (metrics := self.server_state.metrics) is not None:
+                    metrics.ws_messages_received += 1
                 self._messages.append(event.data)
                 self._buffered += len(event.data)
             elif isinstance(event, PongReceived):
@@ -177,6 +179,8 @@ class WSStream:
                 self._peer_gone(event.code, event.reason)
             elif isinstance(event, ProtocolError):
                 error_log.info("WebSocket closed (%s): %s", event.error_code, event.message)
+                if (metrics := self.server_state.metrics) is not None:
+                    metrics.websocket_error(event.error_code)
                 code = event.error_code or ABNORMAL_CLOSURE
                 if self.protocol is not None and self.protocol.state is WebSocketState.FAILING:
                     self._failure = code
@@ -437,6 +441,8 @@ class WSStream:
                 # Closed while we waited for the lock (the peer's close, a keepalive timeout).
                 raise ClientDisconnected(f"WebSocket {self.stream_id} is closed") from None
             await self._owner.ws_write(self.stream_id, protocol.data_to_send())
+        if (metrics := self.server_state.metrics) is not None:
+            metrics.ws_messages_sent += 1
 
     async def _accept(self, message: ASGIMessage) -> None:
         if self._accepted or self._declined:
