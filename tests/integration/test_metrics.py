@@ -4,9 +4,12 @@ HTTP/1.1, h2c and WebSocket traffic and real protocol errors, on both backends."
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,10 +18,18 @@ import pytest
 from hyperframe.frame import PingFrame
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import RunningServer, open_raw, read_response, read_until_closed, serving
+from tests.helpers import (
+    RunningServer,
+    free_port,
+    open_raw,
+    read_response,
+    read_until_closed,
+    serving,
+)
 from tests.integration import ws_apps
 from tests.integration.h2_client import H2Client
 from tests.integration.test_websocket import ws_close, ws_connect, ws_url
+from tests.integration.test_workers import BACKENDS, GUARD, Server, supervisor, wait_until
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -317,3 +328,106 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
         assert "web.connections_open" in gauges
     else:
         assert "web.connections_open.http_1_1" in gauges
+
+
+# --- workers > 1: the supervisor exports per-worker series and the sums --------------------
+
+
+def sync_scrape(port: int) -> Samples:
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=GUARD)
+    assert response.status_code == 200
+    return parse(response.text)
+
+
+def scrape_when(port: int, done: Callable[[Samples], bool], what: str) -> Samples:
+    """Scrape until ``done`` (workers send their snapshots every second), bounded."""
+    found: list[Samples] = []
+
+    def check() -> bool:
+        found[:] = [sync_scrape(port)]
+        return done(found[0])
+
+    wait_until(check, what)
+    return found[0]
+
+
+def served_by(server: Server, count: int) -> dict[int, int]:
+    """``count`` requests, each on a new connection; how many each worker pid answered."""
+    by_pid: dict[int, int] = {}
+    for _ in range(count):
+        response = server.get("/")
+        assert response.status_code == 200
+        pid = int(response.text.split()[1])
+        by_pid[pid] = by_pid.get(pid, 0) + 1
+    return by_pid
+
+
+REQUESTS = "tricorn_requests_total"
+OK = {"protocol": "http/1.1", "method": "GET", "status": "2xx"}
+
+
+def per_worker(samples: Samples) -> dict[int, float]:
+    """Requests per worker pid, from the per-worker series and the slots' pids."""
+    pids = {
+        dict(labels)["worker"]: int(pid)
+        for labels, pid in samples.get("tricorn_worker_pid", {}).items()
+    }
+    return {
+        pids[dict(labels)["worker"]]: count
+        for labels, count in samples.get("tricorn_worker_requests_total", {}).items()
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_per_worker_series_and_sums_survive_replacement(
+    tmp_path: Path, backend: str
+) -> None:
+    port = free_port()
+    with supervisor(
+        tmp_path, "--backend", backend, "--metrics-bind", f"127.0.0.1:{port}"
+    ) as server:
+        by_pid: dict[int, int] = {}
+        deadline = 200
+        while len(by_pid) < 2 and deadline > 0:  # until both workers have answered
+            for pid, count in served_by(server, 10).items():
+                by_pid[pid] = by_pid.get(pid, 0) + count
+            deadline -= 10
+        assert len(by_pid) == 2
+        total = sum(by_pid.values())
+        samples = scrape_when(
+            port, lambda s: value(s, REQUESTS, **OK) == total, f"the sum of {total}"
+        )
+        assert per_worker(samples) == by_pid
+        assert value(samples, "tricorn_workers") == 2
+        slots = {dict(labels)["worker"] for labels in samples["tricorn_worker_pid"]}
+        assert slots == {"0", "1"}
+
+        # A graceful stop (SIGTTOU: one worker fewer) sends the final counts: the sum holds.
+        server.signal(signal.SIGTTOU)
+        wait_until(lambda: len(server.workers()) == 1, "one worker left")
+        samples = scrape_when(port, lambda s: value(s, "tricorn_workers") == 1, "1 worker")
+        assert value(samples, REQUESTS, **OK) == total
+        assert value(samples, "tricorn_worker_exits_total") == 1
+        (survivor,) = server.workers()
+        assert per_worker(samples) == {survivor: by_pid[survivor]}
+
+        # More requests (all to the survivor) add to the sum.
+        assert served_by(server, 5) == {survivor: 5}
+        total += 5
+        scrape_when(port, lambda s: value(s, REQUESTS, **OK) == total, f"the sum of {total}")
+
+        # A killed worker is replaced; what it had sent stays in the sum (what it counted
+        # after its last snapshot would be lost: none here, the scrape above showed it all).
+        os.kill(survivor, signal.SIGKILL)
+        wait_until(lambda: server.workers() - {survivor}, "a replacement worker")
+        samples = scrape_when(
+            port,
+            lambda s: (
+                value(s, "tricorn_worker_exits_total") == 2 and value(s, "tricorn_workers") == 1
+            ),
+            "the replacement",
+        )
+        assert value(samples, REQUESTS, **OK) == total
+        assert per_worker(samples).get(survivor) is None
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0

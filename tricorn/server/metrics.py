@@ -475,39 +475,40 @@ def require_prometheus_client(value: str) -> None:
         raise ConfigError(PROMETHEUS_MISSING.format(value=value)) from None
 
 
-def families(
-    snapshot: Snapshot, prefix: str = "tricorn_", extra: dict[str, str] | None = None
-) -> list[Any]:
-    """prometheus_client metric families for ``snapshot``; ``extra`` labels are added to
-    every series (``worker="0"``)."""
+def families(parts: list[tuple[dict[str, str], Snapshot]], prefix: str = "tricorn_") -> list[Any]:
+    """prometheus_client metric families, one per ``FAMILIES`` entry, holding the series of
+    every snapshot of ``parts``, each with its extra labels added (``{"worker": "0"}``)."""
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
         HistogramMetricFamily,
     )
 
-    extra_names = list(extra or {})
-    extra_values = list((extra or {}).values())
+    extra_names = list(parts[0][0]) if parts else []
     result: list[Any] = []
     for family in FAMILIES:
-        series = snapshot.get(family.name, {})
         labels = [*extra_names, *family.labels]
         name = prefix + family.name
         metric: Any
         if family.kind == "histogram":
             metric = HistogramMetricFamily(name, family.help, labels=labels)
-            for label_values, value in sorted(series.items()):
+        elif family.kind == "counter":
+            metric = CounterMetricFamily(name, family.help, labels=labels)
+        else:
+            metric = GaugeMetricFamily(name, family.help, labels=labels)
+        for extra, snapshot in parts:
+            extra_values = list(extra.values())
+            for label_values, value in sorted(snapshot.get(family.name, {}).items()):
+                if family.kind != "histogram":
+                    metric.add_metric([*extra_values, *label_values], value)
+                    continue
                 cumulative = 0.0
                 buckets: list[tuple[str, float]] = []
-                for bound, count in zip((*DURATION_BUCKETS, float("inf")), value[:-1], strict=True):
+                bounds = (*DURATION_BUCKETS, float("inf"))
+                for bound, count in zip(bounds, value[:-1], strict=True):
                     cumulative += count
                     buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
                 metric.add_metric([*extra_values, *label_values], buckets, value[-1])
-        else:
-            cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
-            metric = cls(name, family.help, labels=labels)
-            for label_values, value in sorted(series.items()):
-                metric.add_metric([*extra_values, *label_values], value)
         result.append(metric)
     return result
 
@@ -631,7 +632,7 @@ async def run_prometheus_exporter(sock: socket.socket, metrics: Metrics) -> None
     error_log.info("Metrics (Prometheus) at %s/metrics", bound_address(sock).url("http"))
 
     def render() -> bytes:
-        return render_prometheus(lambda: families(metrics.snapshot()))
+        return render_prometheus(lambda: families([({}, metrics.snapshot())]))
 
     async with listener, anyio.create_task_group() as group:
         while True:
