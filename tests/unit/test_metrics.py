@@ -17,17 +17,19 @@ from tricorn.server.metrics import (
     DURATION_BUCKETS,
     STATSD_MAX_TIMINGS,
     Metrics,
-    StatsdSender,
     abuse_limit,
-    batch,
-    families,
     http1_error_kind,
     merge,
-    render_prometheus,
-    scrape_response,
     snapshot_from_json,
     snapshot_to_json,
     tls_failure_reason,
+)
+from tricorn.server.metrics_export import (
+    StatsdSender,
+    batch,
+    families,
+    render_prometheus,
+    scrape_response,
 )
 
 PING, SETTINGS, PRIORITY, HEADERS, CONTINUATION = 6, 4, 2, 1, 9

@@ -41,20 +41,22 @@ import anyio
 from tricorn.config import Config
 from tricorn.constants import ERROR_LOGGER
 from tricorn.server.metrics import (
-    MAX_SCRAPE_HEAD,
     PROCESS_METRICS,
-    SCRAPE_TIMEOUT,
     STATSD_GAUGE_LABELS,
     Metrics,
     Snapshot,
-    families,
     merge,
+    snapshot_from_json,
+    snapshot_to_json,
+)
+from tricorn.server.metrics_export import (
+    MAX_SCRAPE_HEAD,
+    SCRAPE_TIMEOUT,
+    families,
     open_metrics_socket,
     read_scrape_head,
     render_prometheus,
     scrape_response,
-    snapshot_from_json,
-    snapshot_to_json,
 )
 
 error_log = logging.getLogger(ERROR_LOGGER)

@@ -35,7 +35,7 @@ from tricorn.server.listeners import (
     peer_addresses,
     to_listener,
 )
-from tricorn.server.metrics import Exporters
+from tricorn.server.metrics_export import Exporters
 from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
