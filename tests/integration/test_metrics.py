@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trustme
 from hyperframe.frame import PingFrame
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,9 +29,18 @@ from tests.helpers import (
     serving,
 )
 from tests.integration import ws_apps
+from tests.integration.apps import read_body
 from tests.integration.h2_client import H2Client
 from tests.integration.test_websocket import ws_close, ws_connect, ws_url
-from tests.integration.test_workers import BACKENDS, GUARD, Server, supervisor, wait_until
+from tests.integration.test_workers import (
+    BACKENDS,
+    GUARD,
+    ROOT,
+    TRICORN,
+    Server,
+    supervisor,
+    wait_until,
+)
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +60,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         return
+    await read_body(receive)  # an unread body may close the keep-alive connection
     body = b"Hello, world!"
     await send(
         {
@@ -431,3 +443,90 @@ def test_workers_per_worker_series_and_sums_survive_replacement(
         assert per_worker(samples).get(survivor) is None
         server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("metrics-tls")
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    return {"certfile": str(folder / "cert.pem"), "keyfile": str(folder / "key.pem")}
+
+
+async def test_tls_handshake_failures_are_counted(tls_files: dict[str, str]) -> None:
+    with metrics_socket() as (bind, port):
+        settings = {**tls_files, "tls_handshake_timeout": 0.2}
+        async with serving(app, metrics_bind=bind, **settings) as server:
+            async with await open_raw(server) as stream:
+                await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP on TLS
+                await read_until_closed(stream)
+            async with await open_raw(server):  # says nothing: the handshake times out
+                samples = await scrape_until(
+                    port,
+                    lambda s: (
+                        value(s, "tricorn_tls_handshake_failures_total", reason="timeout") == 1
+                    ),
+                )
+    assert value(samples, "tricorn_tls_handshake_failures_total", reason="tls_error") == 1
+
+
+#: A prometheus_client that cannot be imported, first on PYTHONPATH.
+HIDDEN = 'raise ImportError("hidden by the test")\n'
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_bind_without_prometheus_client_stops_with_one_line(
+    tmp_path: Path, workers: str
+) -> None:
+    (tmp_path / "prometheus_client").mkdir()
+    (tmp_path / "prometheus_client" / "__init__.py").write_text(HIDDEN)
+    result = subprocess.run(
+        [
+            *TRICORN,
+            "--workers",
+            workers,
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "tests.integration.apps:hello",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        check=False,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line or "error" in line]
+    assert errors == [
+        'ERROR:    config: metrics_bind = "127.0.0.1:0": prometheus_client is not installed '
+        "(pip install 'tricorn[metrics]')"
+    ]
+
+
+def test_workers_send_statsd_with_the_slot_on_gauges(tmp_path: Path) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(GUARD)
+    statsd = f"127.0.0.1:{receiver.getsockname()[1]}"
+    args = ("--statsd-host", statsd, "--statsd-interval", "0.1", "--statsd-dogstatsd")
+    lines: list[tuple[str, str, str, dict[str, str]]] = []
+    try:
+        with supervisor(tmp_path, *args) as server:
+            assert all(server.get().status_code == 200 for _ in range(10))
+
+            def counted() -> float:
+                return sum(float(v) for name, v, kind, _ in lines if name == "tricorn.requests")
+
+            while counted() < 10:
+                lines.extend(parse_statsd([receiver.recv(65536)]))
+            server.signal(signal.SIGTERM)
+            assert server.wait_exit() == 0
+    finally:
+        receiver.close()
+    assert counted() == 10
+    workers = {tags.get("worker") for name, _, kind, tags in lines if kind == "g"}
+    assert workers == {"0", "1"}

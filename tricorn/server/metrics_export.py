@@ -18,6 +18,7 @@ import anyio
 from anyio.abc import SocketStream
 
 from tricorn.config import Config
+from tricorn.config.loader import show_value
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
 from tricorn.server.metrics import (
@@ -34,7 +35,7 @@ error_log = logging.getLogger(ERROR_LOGGER)
 # --- Prometheus -------------------------------------------------------------------------
 
 PROMETHEUS_MISSING = (
-    "config: metrics_bind = {value!r}: prometheus_client is not installed "
+    "config: metrics_bind = {value}: prometheus_client is not installed "
     "(pip install 'tricorn[metrics]')"
 )
 
@@ -44,7 +45,7 @@ def require_prometheus_client(value: str) -> None:
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
-        raise ConfigError(PROMETHEUS_MISSING.format(value=value)) from None
+        raise ConfigError(PROMETHEUS_MISSING.format(value=show_value(value))) from None
 
 
 def families(parts: list[tuple[dict[str, str], Snapshot]], prefix: str = "tricorn_") -> list[Any]:
@@ -226,7 +227,7 @@ STATSD_MAX_DATAGRAM = 1432
 def parse_statsd_host(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"config: statsd_host = {value!r}: expected 'HOST:PORT'")
+        raise ConfigError(f"config: statsd_host = {show_value(value)}: expected 'HOST:PORT'")
     return host.strip("[]"), int(port)
 
 
