@@ -93,6 +93,7 @@ class MetricsPusher:
         if fd is None:
             return cls(None, slot) if config.statsd_host else None
         sock = socket.socket(fileno=int(fd))
+        sock.set_inheritable(False)  # not for the app's own subprocesses
         sock.setblocking(False)
         return cls(sock, slot)
 
