@@ -124,10 +124,10 @@ def micro() -> tuple[float, float]:
 
     def ours() -> None:
         metrics.bytes_received[0] += 40
-        metrics.stream_started(0)
+        metrics.streams_started[0] += 1
         metrics.bytes_sent[0] += 120
         metrics.response_done(scope, 200, metrics.clock())
-        metrics.stream_done(False)
+        metrics.streams_done += 1
 
     registry = CollectorRegistry()
     requests = Counter("r_total", "", ["protocol", "method", "status"], registry=registry)

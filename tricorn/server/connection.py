@@ -239,26 +239,28 @@ class Connection(Generic[ProtocolT]):
         """Every HTTP request of every protocol starts here: the place for a request count."""
         state = self.state
         if (metrics := state.metrics) is not None:
-            metrics.stream_started(self.METRICS_INDEX)
+            metrics.streams_started[self.METRICS_INDEX] += 1
         return HTTPStream(self, request, self._scope(request), state.app, state, state.access_log)
 
     def _new_websocket_stream(self, request: Request, info: WebSocketRequestInfo) -> WSStream:
         """Every WebSocket of every protocol starts here (its handshake was valid)."""
         if (metrics := self.state.metrics) is not None:
-            metrics.stream_started(self.METRICS_INDEX)
+            metrics.streams_started[self.METRICS_INDEX] += 1
         scope = websocket_scope(self._scope(request), info)
         return WSStream(self, request, info, scope, self.state.app, self.state)
 
-    def _on_stream_done(self, stream_id: int, stream: object = None) -> None:
+    def _on_stream_done(self, stream_id: int, stream: HTTPStream | WSStream | None = None) -> None:
         """Every stream's app (HTTP or WebSocket) ends here, on every protocol: called by
         ``stream_done``. ``stream`` is the stream it may be (a ``WSStream`` of that id whose
         handshake was accepted ends an open WebSocket)."""
         if (metrics := self.state.metrics) is not None:
-            metrics.stream_done(
+            metrics.streams_done += 1
+            if (
                 isinstance(stream, WSStream)
                 and stream.stream_id == stream_id
-                and stream.protocol is not None
-            )
+                and stream.protocol is not None  # accepted: it was an open WebSocket
+            ):
+                metrics.ws_open -= 1
 
     def _websocket_accepted(self) -> None:
         """A WebSocket handshake is answered with its acceptance (first in ``ws_accept``)."""

@@ -41,6 +41,10 @@ _METHOD_INDEX = {method: index for index, method in enumerate(METHODS)}
 _OTHER_METHOD = len(METHODS) - 1
 #: The status label: index status // 100 (0 for anything out of 1xx..5xx).
 STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: status // 100 (statuses are 100..999) -> its place in STATUS_CLASSES.
+_STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
+#: Where h2's counts start in ``Metrics.requests``.
+_H2_OFFSET = len(METHODS) * len(STATUS_CLASSES)
 #: Request duration buckets, seconds: from a cached hello world to a slow upload.
 DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -147,13 +151,14 @@ class Metrics:
         "clock",
         "connections_open",
         "connections_total",
+        "duration_sums",
         "durations",
         "goaways",
-        "h2_streams",
-        "in_flight",
         "protocol_errors",
         "requests",
         "resets",
+        "streams_done",
+        "streams_started",
         "timings",
         "timings_seen",
         "tls_failures",
@@ -172,10 +177,12 @@ class Metrics:
         self.bytes_sent = [0] * n
         #: Completed requests, flat: (protocol * len(METHODS) + method) * 6 + status class.
         self.requests = [0] * (n * len(METHODS) * len(STATUS_CLASSES))
-        #: Per protocol: a count per duration bucket (the last is +Inf), then the sum.
-        self.durations = [[0.0] * (len(DURATION_BUCKETS) + 2) for _ in PROTOCOLS]
-        self.in_flight = 0
-        self.h2_streams = 0
+        #: Per protocol: a count per duration bucket (the last is +Inf); and the sums.
+        self.durations = [[0] * (len(DURATION_BUCKETS) + 1) for _ in PROTOCOLS]
+        self.duration_sums = [0.0] * n
+        #: App instances started (per protocol) and ended: in flight is the difference.
+        self.streams_started = [0] * n
+        self.streams_done = 0
         self.ws_open = 0
         self.ws_total = 0
         self.ws_messages_received = 0
@@ -205,13 +212,13 @@ class Metrics:
             self.connections_total[protocol] += 1
 
     def stream_started(self, protocol: int) -> None:
-        """An HTTP request or a WebSocket handshake starts its app instance."""
-        self.in_flight += 1
-        if protocol:
-            self.h2_streams += 1
+        """An HTTP request or a WebSocket handshake starts its app instance (the connection
+        inlines this: ``streams_started[protocol] += 1``)."""
+        self.streams_started[protocol] += 1
 
     def stream_done(self, websocket_open: bool) -> None:
-        self.in_flight -= 1
+        """A stream's app instance ended (inlined by the connection too)."""
+        self.streams_done += 1
         if websocket_open:
             self.ws_open -= 1
 
@@ -221,16 +228,19 @@ class Metrics:
 
     def response_done(self, scope: Mapping[str, Any], status: int, start_time: float) -> None:
         """A response was sent completely (where the access log line is written)."""
+        # Written for speed: this runs once per request (tricorn.server.metrics docstring).
         duration = self.clock() - start_time
-        protocol = HTTP2 if scope["http_version"] == "2" else HTTP1
+        if scope["http_version"] == "2":
+            index = _H2_OFFSET
+            self.duration_sums[1] += duration
+            histogram = self.durations[1]
+        else:
+            index = 0
+            self.duration_sums[0] += duration
+            histogram = self.durations[0]
         method = _METHOD_INDEX.get(scope["method"], _OTHER_METHOD)
-        status_class = status // 100
-        if not 0 < status_class < 6:
-            status_class = 0
-        self.requests[(protocol * len(METHODS) + method) * 6 + status_class] += 1
-        histogram = self.durations[protocol]
+        self.requests[index + method * 6 + _STATUS_INDEX[status // 100]] += 1
         histogram[bisect_left(DURATION_BUCKETS, duration)] += 1
-        histogram[-1] += duration
         timings = self.timings
         if timings is not None:
             self._sample_timing(timings, duration * 1000.0)
@@ -304,16 +314,16 @@ class Metrics:
                 requests[(PROTOCOLS[protocol], METHODS[method], STATUS_CLASSES[status])] = count
         s["requests_total"] = requests
         s["request_duration_seconds"] = {
-            (PROTOCOLS[protocol],): list(histogram)
+            (PROTOCOLS[protocol],): [*histogram, self.duration_sums[protocol]]
             for protocol, histogram in enumerate(self.durations)
-            if any(histogram[:-1])
+            if any(histogram)
         }
-        s["requests_in_flight"] = {(): self.in_flight}
+        s["requests_in_flight"] = {(): sum(self.streams_started) - self.streams_done}
         s["websocket_connections_open"] = {(): self.ws_open}
         s["websocket_connections_total"] = {(): self.ws_total}
         s["websocket_messages_received_total"] = {(): self.ws_messages_received}
         s["websocket_messages_sent_total"] = {(): self.ws_messages_sent}
-        s["http2_streams_total"] = {(): self.h2_streams}
+        s["http2_streams_total"] = {(): self.streams_started[HTTP2]}
         for direction in ("sent", "received"):
             s[f"http2_resets_{direction}_total"] = {
                 (code,): n for (way, code), n in self.resets.items() if way == direction
