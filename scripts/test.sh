@@ -14,7 +14,11 @@ command -v curl >/dev/null || need+=(curl)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v wrk >/dev/null || need+=(wrk)  # the benchmark harness's smoke run
 command -v chromium >/dev/null || need+=(chromium)  # tests/e2e/test_browser.py
+# tests/e2e/test_nginx.py runs its own nginx (own config and prefix); the package's service
+# is not started where policy-rc.d forbids it (containers), and the tests never use it.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)  # tests/integration/test_systemd.py
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)  # tests/e2e/test_haproxy.py
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

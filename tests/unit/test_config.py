@@ -446,3 +446,73 @@ def test_log_level_comes_from_the_config(capsys: pytest.CaptureFixture[str]) -> 
 def test_the_default_access_log_format_formats_the_sample() -> None:
     line = Config().access_log_format.format_map(ACCESS_LOG_SAMPLE)
     assert line == '127.0.0.1:51000 - "GET /index.html?page=2 HTTP/1.1" 200 1024 1.5ms'
+
+
+# --- the PROXY protocol ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--proxy-protocol", "v3"], 'proxy_protocol = "v3" (from the command line): expected one'),
+        (
+            ["--proxy-protocol-allow-ips", "127.0.0.1,10.0.0.0/33"],
+            'proxy_protocol_allow_ips = "127.0.0.1,10.0.0.0/33" (from the command line): '
+            "expected addresses, CIDR networks, 'unix' or '*' ('10.0.0.0/33' is none)",
+        ),
+        (["--proxy-protocol-allow-ips", "localhost"], "'localhost' is none"),
+        (["--proxy-protocol-v2-max-size", "100"], "expected an integer between 232 and 65551"),
+    ],
+)
+def test_bad_proxy_protocol_settings_are_one_line(argv: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(argv)
+    assert expected in one_line_error(excinfo)
+
+
+def test_proxy_protocol_settings_from_flags_and_file(in_tmp: Path) -> None:
+    path = write_toml(
+        in_tmp, 'proxy_protocol = "v2"\nproxy_protocol_allow_ips = "10.0.0.0/8, unix"\n'
+    )
+    config = load_config(["--config", path, "--proxy-protocol-v2-max-size", "65551"])
+    assert config.proxy_protocol == "v2"
+    assert config.proxy_protocol_allow_ips == ["10.0.0.0/8, unix"]
+    assert config.proxy_protocol_v2_max_size == 65551
+    assert Config().proxy_protocol == "off"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "127.0.0.1",
+        "::1",
+        "[::1]",
+        "10.0.0.0/8",
+        "fd00::/8",
+        "unix",
+        "UNIX",
+        "*",
+        " , ",
+        "",
+        "10.0.0.0/33",
+        "localhost",
+        "1.2.3.4.5",
+        "[::1",
+        "::1/129",
+        "unix:/run/x",
+    ],
+)
+def test_the_loader_accepts_the_trust_lists_trusted_peers_accepts(entry: str) -> None:
+    from tricorn.server.trust import TrustedPeers  # the one matcher; config may not import it
+
+    try:
+        TrustedPeers.parse([entry])
+        parses = True
+    except ValueError:
+        parses = False
+    try:
+        check_config(Config(proxy_protocol_allow_ips=[entry]))
+        checks = True
+    except ConfigError:
+        checks = False
+    assert checks == parses

@@ -8,6 +8,7 @@ the CLI, the validation and the configuration reference are all generated from h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,10 +18,39 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
 HTTP1Parser = Literal["h11", "tricorn"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
+ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms'
 )
+
+
+#: The proxy headers ``forwarded_headers`` may name (tricorn.server.forwarded reads them).
+FORWARDED_HEADER_NAMES = (
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "forwarded",
+)
+
+
+def forwarded_header_names(entries: Iterable[str]) -> list[str]:
+    """``forwarded_headers`` entries (each may be a comma-separated list) as lower-case
+    names; ``ValueError`` naming an entry that is not in ``FORWARDED_HEADER_NAMES``."""
+    names: list[str] = []
+    for entry in entries:
+        for part in entry.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in FORWARDED_HEADER_NAMES:
+                raise ValueError(
+                    f"{part.strip()!r} is not one of {', '.join(FORWARDED_HEADER_NAMES)}"
+                )
+            names.append(name)
+    return names
 
 
 def setting(
@@ -30,9 +60,16 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     group: str = "server",
+    env: str | None = None,
 ) -> Any:
-    """A ``Config`` field: its default, one line of help, and optional numeric bounds."""
+    """A ``Config`` field: its default, one line of help, and optional numeric bounds.
+
+    ``env`` names an environment variable that, when set, replaces the default for the
+    command line (``tricorn.config.loader.load_config``; a TOML file and flags still win).
+    """
     metadata = {"help": help, "minimum": minimum, "maximum": maximum, "group": group}
+    if env is not None:
+        metadata["env"] = env
     if isinstance(default, list):
         items = list(default)
         return field(default_factory=lambda: list(items), metadata=metadata)
@@ -110,6 +147,52 @@ class Config:
         "tricorn", "Value of the Server response header; empty to send none."
     )
     date_header: bool = setting(True, "Send a Date header on every response.")
+
+    # --- behind a proxy ------------------------------------------------------------
+    proxy_headers: bool = setting(
+        True,
+        "Take the client, scheme, host and prefix from the forwarded_headers a peer in "
+        "forwarded_allow_ips sends (X-Forwarded-*, Forwarded).",
+        group="proxy",
+    )
+    forwarded_allow_ips: list[str] = setting(  # noqa: RUF009
+        ["127.0.0.1", "::1", "unix"],
+        "Peers trusted to send proxy headers: addresses, CIDR networks, 'unix' (unix socket "
+        "peers) or '*'; comma-separated lists are fine.",
+        group="proxy",
+        env="FORWARDED_ALLOW_IPS",
+    )
+    forwarded_headers: list[str] = setting(  # noqa: RUF009
+        ["x-forwarded-for", "x-forwarded-proto"],
+        "Which proxy headers a trusted peer may set: x-forwarded-for, -proto, -host, -port, "
+        "-prefix, forwarded. Name only those your proxy sets or clears (it passes the "
+        "others on from the client).",
+        group="proxy",
+    )
+
+    # --- behind a proxy: the PROXY protocol ----------------------------------------
+    proxy_protocol: ProxyProtocolMode = setting(  # noqa: RUF009
+        "off",
+        "Read a PROXY protocol header (HAProxy's send-proxy / send-proxy-v2) before TLS and "
+        "HTTP on connections from proxy_protocol_allow_ips: 'v1', 'v2', 'auto' (either) or "
+        "'off'. Those peers must send one; other peers are served as direct clients.",
+        group="proxy",
+    )
+    proxy_protocol_allow_ips: list[str] = setting(  # noqa: RUF009
+        ["127.0.0.1", "::1", "unix"],
+        "Peers whose PROXY protocol header is read: addresses, CIDR networks, 'unix' (peers "
+        "of unix socket binds) or '*' (everyone); a PROXY header from any other peer closes "
+        "its connection.",
+        group="proxy",
+    )
+    proxy_protocol_v2_max_size: int = setting(
+        4096,
+        "Largest PROXY protocol v2 header accepted, in bytes (16 fixed bytes, addresses and "
+        "TLVs); a larger one closes the connection.",
+        minimum=232,
+        maximum=65551,
+        group="proxy",
+    )
 
     # --- time ----------------------------------------------------------------------
     keep_alive_timeout: float = setting(

@@ -5,7 +5,8 @@ Everything here is derived from the ``Config`` fields: their annotations give th
 the bounds and the help group. Adding a field to ``Config`` adds its flag, its TOML key,
 its validation and its line in the configuration reference.
 
-Precedence: defaults < TOML file (``--config FILE``) < flags given on the command line.
+Precedence: defaults < environment variables (the few settings that name one, such as
+``FORWARDED_ALLOW_IPS``) < TOML file (``--config FILE``) < flags given on the command line.
 TOML keys are the field names exactly (``keep_alive_timeout``); flags are the same names
 with dashes (``--keep-alive-timeout``). A list flag given on the command line replaces the
 file's list; repeat the flag for several items.
@@ -19,6 +20,7 @@ import difflib
 import ipaddress
 import json
 import math
+import os
 import platform
 import sys
 import tomllib
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, NoReturn
 
-from tricorn.config import Config
+from tricorn.config import Config, forwarded_header_names
 from tricorn.config.logging import access_log_format_problem
 from tricorn.errors import ConfigError
 
@@ -40,6 +42,7 @@ COMMAND_LINE = "the command line"
 GROUP_TITLES = {
     "app": "application",
     "server": "binding and running",
+    "proxy": "behind a proxy",
     "limits": "limits and timeouts",
     "logging": "logging",
     "metrics": "metrics",
@@ -86,6 +89,8 @@ class FieldSpec:
     minimum: float | None
     maximum: float | None
     group: str
+    #: The environment variable that replaces the default on the command line, if any.
+    env: str | None = None
 
     @property
     def flag(self) -> str:
@@ -186,6 +191,7 @@ def _spec_from_field(item: dataclasses.Field[Any], annotation: Any) -> FieldSpec
         minimum=metadata.get("minimum"),
         maximum=metadata.get("maximum"),
         group=str(metadata.get("group", "server")),
+        env=metadata.get("env"),
     )
 
 
@@ -322,6 +328,31 @@ def _check_statsd_host(value: str) -> None:
     _split_host_port(value)
 
 
+def _check_peer_list(values: list[str]) -> None:
+    """A trust list (``forwarded_allow_ips``, ``proxy_protocol_allow_ips``): the entries
+    ``TrustedPeers.parse`` (tricorn/server/trust.py) takes, checked here because config
+    imports no server code; tests/unit/test_forwarded.py and test_config.py check the two
+    agree."""
+    for value in values:
+        for part in value.split(","):
+            entry = part.strip()
+            if not entry or entry == "*" or entry.lower() == "unix":
+                continue
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                raise _Invalid(
+                    value, f"addresses, CIDR networks, 'unix' or '*' ({entry!r} is none)"
+                ) from None
+
+
+def _check_forwarded_headers(values: list[str]) -> None:
+    try:
+        forwarded_header_names(values)
+    except ValueError as error:
+        raise _Invalid(values, f"header names ({error})") from None
+
+
 #: Checks beyond type and bounds, by field name.
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
@@ -329,6 +360,9 @@ EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "statsd_host": _check_statsd_host,
     "access_log_format": _check_access_log_format,
     "unix_socket_mode": _check_octal_mode,
+    "forwarded_allow_ips": _check_peer_list,
+    "forwarded_headers": _check_forwarded_headers,
+    "proxy_protocol_allow_ips": _check_peer_list,
 }
 
 
@@ -413,7 +447,8 @@ def _help_text(spec: FieldSpec) -> str:
         shown = spec.default if spec.default else '""'
     else:
         shown = str(spec.default)
-    text = f"{spec.help} (default: {shown})"
+    text = f"{spec.help} (default: {shown}"
+    text += f"; environment: {spec.env})" if spec.env else ")"
     return text.replace("%", "%%")  # argparse %-formats help texts
 
 
@@ -550,6 +585,10 @@ def load_config(argv: list[str] | None = None) -> Config:
     if extras:
         raise _unknown_arguments(extras, parser)
     values: dict[str, Any] = {}
+    for spec in field_specs().values():
+        if spec.env is not None and spec.env in os.environ:
+            source = f"the environment variable {spec.env}"
+            values.update(validate_mapping({spec.name: os.environ[spec.env]}, source))
     path = getattr(namespace, "config", None)
     if path is not None:
         values.update(validate_mapping(config_from_toml(path), path))

@@ -22,8 +22,9 @@ Every setting has a default, a key in the TOML file and a command-line flag:
   (`--bind 127.0.0.1:8000 --bind '[::1]:8000'`); the app is the positional argument
   (`tricorn myapp:app`).
 
-Precedence: defaults < the file given with `--config FILE` < the flags given on the
-command line. A list flag replaces the file's list. An unknown key, a value of the wrong
+Precedence: defaults < the environment variable a few settings name (shown under the
+flag) < the file given with `--config FILE` < the flags given on the command line. A list
+flag replaces the file's list. An unknown key, a value of the wrong
 type or outside its range stops start-up with one line that names the key, the value and
 what was expected, and exit status 2.
 
@@ -68,7 +69,8 @@ def _key_cell(spec: FieldSpec) -> str:
         return "`app`<br>`APP` (positional)"
     if spec.base is bool and not spec.is_list:
         return f"`{spec.name}`<br>`{spec.flag}`, `--no-{spec.flag[2:]}`"
-    return f"`{spec.name}`<br>`{spec.flag}`"
+    cell = f"`{spec.name}`<br>`{spec.flag}`"
+    return cell + (f"<br>env `{spec.env}`" if spec.env else "")
 
 
 def render() -> str:

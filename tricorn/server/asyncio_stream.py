@@ -132,6 +132,11 @@ class AsyncioSocketStream(SocketStream):
     def _raw_socket(self) -> socket.socket:
         return self._socket
 
+    def unreceive(self, data: bytes) -> None:
+        """Give back bytes read too early (past a PROXY protocol header): the next
+        ``receive`` calls return them first."""
+        self._protocol.buffer[:0] = data
+
     async def receive(self, max_bytes: int = 65536) -> bytes:
         protocol = self._protocol
         if protocol.buffer:

@@ -225,15 +225,21 @@ class Connection(Generic[ProtocolT]):
     # --- streams: the hooks every protocol calls ------------------------------------
 
     def _scope(self, request: Request) -> Scope:
-        return build_scope(
+        """The HTTP scope of a request (a WebSocket's is made from it), then what a trusted
+        proxy says about it (client, scheme, host, prefix: ``server/forwarded.py``)."""
+        state = self.state
+        scope = build_scope(
             request,
             scheme=self.scheme,
             client=self.client,
             server=self.server,
-            root_path=self.state.config.root_path,
-            state=self.state.lifespan_state,
+            root_path=state.config.root_path,
+            state=state.lifespan_state,
             extensions=self.extensions,
         )
+        if state.proxy_headers is not None:
+            state.proxy_headers.apply(scope)
+        return scope
 
     def _new_http_stream(self, request: Request) -> HTTPStream:
         """Every HTTP request of every protocol starts here: the place for a request count."""

@@ -199,7 +199,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if (
             event.upgrade == b"h2c"
             and settings is not None
-            and self.scheme == "http"  # h2c is cleartext only; over TLS only ALPN picks h2
+            and "tls" not in self.extensions  # h2c is cleartext only; over TLS ALPN picks h2
             and not self.state.shutting_down
         ):
             # RFC 7540 3.2: 101, then HTTP/2 with the request answered on stream 1.

@@ -109,7 +109,9 @@ def build_scope(
         "asgi": ASGI_VERSION,
         "http_version": request.http_version,
         "method": request.method.decode("ascii"),
-        "scheme": request.scheme.decode("ascii") if request.scheme else scheme,
+        # The connection's own (or the PROXY header's), never h2's ``:scheme``: a client
+        # must not choose it, and HTTP/1.1 and HTTP/2 through one proxy must agree.
+        "scheme": scheme,
         "path": root_path + path,
         "raw_path": root_path.encode() + raw_path if root_path else raw_path,
         "query_string": query_string,

@@ -19,7 +19,8 @@ from tricorn.config.loader import check_config
 from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError, TricornError
-from tricorn.server import systemd
+from tricorn.protocols.proxy_protocol import ProxyHeader
+from tricorn.server import proxy_protocol, systemd
 from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
@@ -141,7 +142,8 @@ async def _serve(
                 address.url("https" if tls else "http"),
                 backend,
             )
-        setup = _Setup(_stream_adopter(), tls)
+        proxy = proxy_protocol.ProxyProtocolSetup.from_config(config)
+        setup = _Setup(_stream_adopter(), tls, proxy)
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
             try:
@@ -195,6 +197,8 @@ class _Setup:
     #: The backend's leaner socket stream takes the accepted one over.
     adopt: Callable[[SocketStream], SocketStream]
     tls: ssl.SSLContext | None
+    #: None when ``proxy_protocol`` is off.
+    proxy: proxy_protocol.ProxyProtocolSetup | None = None
 
 
 async def _accept_loop(listener: SocketListener, state: ServerState, setup: _Setup) -> None:
@@ -222,10 +226,19 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
         # The steps before the first byte of HTTP (a PROXY protocol header comes before TLS).
         scheme, protocol = "http", None
         extensions: dict[str, object] | None = None  # a dict only where there is one to give
+        header: ProxyHeader | None = None
+        if setup.proxy is not None:
+            accepted = await proxy_protocol.accept(stream, setup.proxy, client)
+            if accepted is None:
+                await anyio.aclose_forcefully(stream)
+                return
+            stream, header = accepted
+            if header is not None:
+                client, server = proxy_protocol.endpoints(header, client, server)
         if setup.tls is not None:
             try:
                 tls_stream = await wrap_server_side(
-                    transport, setup.tls, state.config.tls_handshake_timeout
+                    stream, setup.tls, state.config.tls_handshake_timeout
                 )
             except HandshakeFailed as error:
                 error_log.debug("TLS handshake with %s failed: %s", client, error)
@@ -234,6 +247,9 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
                 return
             stream, scheme, protocol = tls_stream, "https", alpn_protocol(tls_stream)
             extensions = {"tls": tls_extension(tls_stream)}
+        if header is not None:
+            scheme = proxy_protocol.scheme(header, scheme)
+            extensions = {**(extensions or {}), **proxy_protocol.extensions(header)}
         # Then one connection, or a chain of them where one hands the transport on (h2c).
         cls = connection_class(protocol)
         handoff: Handoff | None = None

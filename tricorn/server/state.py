@@ -17,6 +17,7 @@ from tricorn.config import Config
 from tricorn.protocols.events import Headers
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App
+from tricorn.server.forwarded import ProxyHeaders
 from tricorn.server.metrics import metrics_for
 
 if TYPE_CHECKING:
@@ -41,6 +42,13 @@ class ServerState:
         self.lifespan_state = lifespan_state
         self.clock = time.monotonic
         self.access_log = AccessLogger(config.access_log_format) if config.access_log else None
+        #: The proxy header settings, parsed once; None when no header is ever read.
+        self.proxy_headers = ProxyHeaders.from_config(
+            config.proxy_headers,
+            config.forwarded_allow_ips,
+            config.forwarded_headers,
+            config.root_path,
+        )
         self.connections: set[Closable] = set()
         #: The counters (tricorn.server.metrics), or None when no metric is exported.
         self.metrics = metrics_for(config)

@@ -25,12 +25,14 @@ from anyio.abc import SocketStream
 class TrioSocketStream(SocketStream):
     """An ``anyio.abc.SocketStream`` over the trio socket of an accepted anyio stream."""
 
-    __slots__ = ("_closed", "_socket", "_trio_socket")
+    __slots__ = ("_closed", "_socket", "_trio_socket", "_unread")
 
     def __init__(self, trio_socket: trio.socket.SocketType) -> None:
         self._trio_socket = trio_socket
         self._socket: socket.socket = trio_socket._sock  # type: ignore[attr-defined]
         self._closed = False
+        #: Bytes given back with ``unreceive``, returned before the socket is read again.
+        self._unread = b""
 
     @classmethod
     def adopt(cls, stream: SocketStream) -> SocketStream:
@@ -46,7 +48,21 @@ class TrioSocketStream(SocketStream):
     def _raw_socket(self) -> socket.socket:
         return self._socket
 
+    def unreceive(self, data: bytes) -> None:
+        """Give back bytes read too early (past a PROXY protocol header): the next
+        ``receive`` calls return them first."""
+        self._unread = data + self._unread
+
+    async def _receive_unread(self, max_bytes: int) -> bytes:
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data, self._unread = self._unread[:max_bytes], self._unread[max_bytes:]
+        return data
+
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._unread:
+            return await self._receive_unread(max_bytes)
         sock = self._socket
         await trio.lowlevel.checkpoint_if_cancelled()
         waited = False
