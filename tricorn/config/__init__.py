@@ -315,6 +315,36 @@ class Config:
         group="logging",
     )
 
+    # --- metrics -------------------------------------------------------------------
+    metrics_bind: str = setting(
+        "",
+        "Address ('HOST:PORT', '[V6]:PORT', 'unix:PATH' or 'fd://N') serving Prometheus "
+        "metrics at GET /metrics, on its own socket; empty: off (needs tricorn[metrics]).",
+        group="metrics",
+    )
+    statsd_host: str = setting(
+        "",
+        "statsd server 'HOST:PORT' to send the metrics to over UDP; empty: off.",
+        group="metrics",
+    )
+    statsd_prefix: str = setting("tricorn", "Prefix of every statsd metric name.", group="metrics")
+    statsd_interval: float = setting(
+        1.0,
+        "Seconds between two statsd flushes (the metrics of one interval are batched).",
+        minimum=0.01,
+        group="metrics",
+    )
+    statsd_dogstatsd: bool = setting(
+        False,
+        "Send labels as DogStatsD tags (|#key:value) rather than as parts of the name.",
+        group="metrics",
+    )
+    statsd_tags: list[str] = setting(  # noqa: RUF009
+        [],
+        "DogStatsD tags ('key:value') added to every metric (with statsd_dogstatsd).",
+        group="metrics",
+    )
+
     # --- TLS -----------------------------------------------------------------------
     certfile: str = setting(
         "", "PEM certificate (chain) file; setting it turns TLS on.", group="tls"

@@ -45,6 +45,7 @@ GROUP_TITLES = {
     "proxy": "behind a proxy",
     "limits": "limits and timeouts",
     "logging": "logging",
+    "metrics": "metrics",
     "tls": "TLS",
     "http2": "HTTP/2",
     "websocket": "WebSocket",
@@ -323,6 +324,19 @@ def _check_octal_mode(value: str) -> None:
         raise _Invalid(value, "file permissions in octal, such as '660' or '0666'")
 
 
+def _check_metrics_bind(value: str) -> None:
+    if value:
+        _check_binds([value])
+
+
+def _check_statsd_host(value: str) -> None:
+    if not value:
+        return
+    if value.startswith(("unix:", "fd://")):
+        raise _Invalid(value, "'HOST:PORT' or '[V6]:PORT' (UDP)")
+    _split_host_port(value)
+
+
 def _check_peer_list(values: list[str]) -> None:
     """A trust list (``forwarded_allow_ips``, ``proxy_protocol_allow_ips``): the entries
     ``TrustedPeers.parse`` (tricorn/server/trust.py) takes, checked here because config
@@ -351,6 +365,8 @@ def _check_forwarded_headers(values: list[str]) -> None:
 #: Checks beyond type and bounds, by field name.
 EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
+    "metrics_bind": _check_metrics_bind,
+    "statsd_host": _check_statsd_host,
     "access_log_format": _check_access_log_format,
     "ws_access_log_format": _check_access_log_format,
     "log_config": _check_log_config,

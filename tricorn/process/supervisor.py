@@ -27,6 +27,7 @@ from tricorn.config.loader import check_config, load_config
 from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
+from tricorn.process.metrics import SupervisorMetrics
 from tricorn.process.policy import (
     Action,
     Exit,
@@ -165,6 +166,8 @@ class Supervisor:
         self.policy = Policy(settings_from(config))
         self.status: int | None = None
         self.watcher: Watcher | None = None
+        #: Worker slots and, with metrics_bind, the workers' snapshots and the scrapes.
+        self.metrics = SupervisorMetrics(config)
 
     # --- running ------------------------------------------------------------------
 
@@ -173,6 +176,7 @@ class Supervisor:
             check_config(self.config, "the configuration")
             build_ssl_context(self.config)  # a bad certificate is one line, not one per worker
             self.sockets = open_config_sockets(self.config)  # systemd's, or the binds
+            self.metrics.open()  # metrics_bind: the supervisor answers scrapes
         except ConfigError as error:
             error_log.error("%s", error)
             return 2
@@ -206,6 +210,7 @@ class Supervisor:
                 child.process.wait()
             for sock in self.sockets:
                 sock.close()
+            self.metrics.close()
             wake_read.close()
             wake_write.close()
             self.selector.close()
@@ -316,6 +321,7 @@ class Supervisor:
             with contextlib.suppress(KeyError):
                 self.selector.unregister(child.pipe)
             os.close(child.pipe)
+            self.metrics.exited(wid)
             self._do(self.policy.exited(wid, status, time.monotonic()))
             del self.children[wid]
 
@@ -370,11 +376,14 @@ class Supervisor:
             bind=[f"fd://{sock.fileno()}" for sock in self.sockets],
             workers=1,
             pid_file="",
+            metrics_bind="",  # the supervisor's (tricorn.process.metrics)
         )
         env: dict[str, Any] = {
             key: value for key, value in os.environ.items() if key not in PRIVATE_ENV
         }
         env[CONFIG_ENV] = config_to_json(config)
+        metrics_env, metrics_fds = self.metrics.spawn_env(wid)
+        env.update(metrics_env)
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -385,10 +394,11 @@ class Supervisor:
                 "--beat",
                 str(beat_interval(self.config)),
             ],
-            pass_fds=[write_end, *(sock.fileno() for sock in self.sockets)],
+            pass_fds=[write_end, *(sock.fileno() for sock in self.sockets), *metrics_fds],
             env=env,
         )
         os.close(write_end)
+        self.metrics.spawned(wid, process.pid)
         self.children[wid] = _Child(process, read_end)
         self.selector.register(read_end, selectors.EVENT_READ, wid)
         self._do(self.policy.spawned(wid, process.pid, time.monotonic()))

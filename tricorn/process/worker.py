@@ -94,8 +94,10 @@ class Pipe:
 
 
 async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> None:
+    from tricorn.process.metrics import MetricsPusher
     from tricorn.server.serve import serve
 
+    pusher = MetricsPusher.from_environment(config)  # the supervisor collects metrics
     shutdown = anyio.Event()
     parent = os.getppid()
     async with anyio.create_task_group() as group:
@@ -119,12 +121,18 @@ async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> No
 
         async def run_server(*, task_status: TaskStatus[list[BoundAddress]]) -> None:
             await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+            if pusher is not None:
+                pusher.send()  # the final counts, before the process exits
             group.cancel_scope.cancel()  # the graceful shutdown is done
 
         group.start_soon(watch_signals)
+        if pusher is not None:
+            pusher.install()  # before serve starts: it counts into the pusher's Metrics
         await group.start(run_server)
         pipe.send("ready")
         group.start_soon(heartbeat)
+        if pusher is not None:
+            group.start_soon(pusher.run)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -73,6 +73,8 @@ class Connection(Generic[ProtocolT]):
     EXTENSIONS: ClassVar[tuple[str, ...]] = ()
     #: Whether ``send_file`` may send file bodies itself (``StreamOwner.sends_files``).
     sends_files: bool = False
+    #: The protocol label of its metrics (an index into ``metrics.PROTOCOLS``).
+    METRICS_INDEX: ClassVar[int] = 0
 
     protocol: ProtocolT
 
@@ -138,11 +140,15 @@ class Connection(Generic[ProtocolT]):
         """The connection starts serving (first in ``run``): the place for a connections
         gauge. Joins ``ServerState.connections`` for graceful shutdown."""
         self.state.add(self)
+        if (metrics := self.state.metrics) is not None:
+            metrics.connection_opened(self.METRICS_INDEX)
 
     async def _closed(self) -> None:
         """The connection has ended (last in ``run``): it leaves the server's set, and the
         transport is closed unless it was handed off."""
         self.state.discard(self)
+        if (metrics := self.state.metrics) is not None:
+            metrics.connection_closed(self.METRICS_INDEX, self._handoff is not None)
         if self._handoff is None:
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
@@ -221,6 +227,8 @@ class Connection(Generic[ProtocolT]):
         gone (the connection then disconnects every stream)."""
         if self._broken:
             raise ClientDisconnected("the client has gone away")
+        if (metrics := self.state.metrics) is not None:
+            metrics.bytes_sent[self.METRICS_INDEX] += len(data)
         try:
             async with self._write_lock:
                 await self.transport.send(data)
@@ -260,16 +268,34 @@ class Connection(Generic[ProtocolT]):
     def _new_http_stream(self, request: Request) -> HTTPStream:
         """Every HTTP request of every protocol starts here: the place for a request count."""
         state = self.state
+        if (metrics := state.metrics) is not None:
+            metrics.streams_started[self.METRICS_INDEX] += 1
         return HTTPStream(self, request, self._scope(request), state.app, state, state.access_log)
 
     def _new_websocket_stream(self, request: Request, info: WebSocketRequestInfo) -> WSStream:
         """Every WebSocket of every protocol starts here (its handshake was valid)."""
+        if (metrics := self.state.metrics) is not None:
+            metrics.streams_started[self.METRICS_INDEX] += 1
         scope = websocket_scope(self._scope(request), info)
         return WSStream(self, request, info, scope, self.state.app, self.state)
 
-    def _on_stream_done(self, stream_id: int) -> None:
+    def _on_stream_done(self, stream_id: int, stream: HTTPStream | WSStream | None = None) -> None:
         """Every stream's app (HTTP or WebSocket) ends here, on every protocol: called by
-        ``stream_done``. The place for an in-flight gauge; nothing to do yet."""
+        ``stream_done``. ``stream`` is the stream it may be (a ``WSStream`` of that id whose
+        handshake was accepted ends an open WebSocket)."""
+        if (metrics := self.state.metrics) is not None:
+            metrics.streams_done += 1
+            if (
+                isinstance(stream, WSStream)
+                and stream.stream_id == stream_id
+                and stream.protocol is not None  # accepted: it was an open WebSocket
+            ):
+                metrics.ws_open -= 1
+
+    def _websocket_accepted(self) -> None:
+        """A WebSocket handshake is answered with its acceptance (first in ``ws_accept``)."""
+        if (metrics := self.state.metrics) is not None:
+            metrics.websocket_accepted()
 
     # --- StreamOwner: what is the same on every protocol ------------------------------
 

@@ -148,6 +148,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     async def _read_until_closed(self, scope: anyio.CancelScope) -> None:
         protocol = self.protocol
         transport = self.transport
+        metrics = self.state.metrics
         while not self._closing:
             deadline = self._deadline()
             if scope.deadline != deadline:
@@ -164,6 +165,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._peer_gone = True
             finally:
                 self._receiving = False
+            if metrics is not None:
+                metrics.bytes_received[0] += len(data)
             if self._websocket is not None:
                 await self._websocket.feed_data(data)
                 if not data:
@@ -182,6 +185,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     async def _timed_out(self) -> None:
         if self.protocol.has_partial_head:
             error_log.info("%s: request head not received in time; answering 408", self._peer())
+            if (metrics := self.state.metrics) is not None:
+                metrics.protocol_error("http/1.1", "request_timeout")
             self.protocol.request_timeout()
             await self._flush()
         self._closing = True
@@ -202,6 +207,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._disconnect()
             elif isinstance(event, events.ProtocolError):
                 error_log.info("%s: bad request: %s", self._peer(), event.message)
+                if (metrics := self.state.metrics) is not None:
+                    metrics.http1_error(event)
                 self._disconnect()
             elif isinstance(event, events.H2CPrefaceReceived):
                 # HTTP/2 with prior knowledge (RFC 9113 3.3).
@@ -236,6 +243,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             info = parse_upgrade_request(request)
         except HandshakeError as error:
             error_log.info("%s: bad WebSocket handshake: %s", self._peer(), error.message)
+            if (metrics := self.state.metrics) is not None:
+                metrics.protocol_error("http/1.1", "websocket_handshake")
             self.protocol.decline_upgrade()
             body = error.message.encode()
             headers = [
@@ -380,6 +389,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 raise
             finally:
                 protocol.body_sent_elsewhere(stream_id, sent)
+                if (metrics := self.state.metrics) is not None:
+                    metrics.bytes_sent[self.METRICS_INDEX] += sent  # beside _write
         return sent
 
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
@@ -403,6 +414,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
 
     async def body_timed_out(self, stream_id: int, reason: str) -> bool:
         self.protocol.request_timeout()  # a 408 if no response has started; then closed
+        if (metrics := self.state.metrics) is not None:
+            metrics.protocol_error("http/1.1", "body_timeout")
         answer = self.protocol.data_to_send()
         error_log.info(
             "%s: %s; %s",
@@ -424,6 +437,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     # --- WebSocketOwner ------------------------------------------------------------
 
     async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        self._websocket_accepted()
         stream = self._upgrading
         assert stream is not None
         trailing = self.protocol.accept_upgrade(headers)
@@ -446,7 +460,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         self._stop_reading()
 
     def stream_done(self, stream_id: int) -> None:
-        self._on_stream_done(stream_id)
+        self._on_stream_done(stream_id, self._websocket or self._upgrading)
         if self._upgrading is not None and self._upgrading.stream_id == stream_id:
             self._upgrading = None
             self._stop_reading()

@@ -59,6 +59,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
     RECEIVE_SIZE = 262144
+    METRICS_INDEX = 1
     EXTENSIONS = (
         "http.response.trailers",
         "http.response.push",
@@ -164,6 +165,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     self._peer_gone = True
                 finally:
                     self._receiving = False
+            if (metrics := self.state.metrics) is not None:
+                metrics.bytes_received[1] += len(data)
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
@@ -183,6 +186,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     await self._check_body_pace()
                     continue
                 if anyio.current_time() >= self._deadline():
+                    self._goaway_sent()
                     protocol.goaway(graceful=True)
                     await self._flush()
                     break
@@ -223,18 +227,65 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             elif isinstance(event, WindowUpdated):
                 self._wake_writer()
             elif isinstance(event, events.StreamReset):
+                self._reset_seen(event)
                 self._stream_gone(event.stream_id)
             elif isinstance(event, events.ProtocolError):
                 error_log.info("%s: HTTP/2 protocol error: %s", self._peer(), event.message)
+                self._error_answered(event)
                 if event.stream_id is not None:
                     self._stream_gone(event.stream_id)
             elif isinstance(event, events.ConnectionClosed):
+                self._closed_by_peer(event)
                 self._disconnect()
         await self._flush()
         if self._drain_deadline != math.inf and not self.protocol.draining:
             self._drain_deadline = math.inf  # the client answered the shutdown's PING
             if not self._streams:
                 self._stop_reading()
+
+    # --- metrics: what the protocol's events say was sent or received ---------------
+
+    #: The stream of the last ProtocolError: its StreamReset event is our reset, not the
+    #: peer's (the protocol reports a reset it sends as ProtocolError, then StreamReset).
+    _answered_stream: int | None = None
+    _errored: bool = False
+
+    def _error_answered(self, event: events.ProtocolError) -> None:
+        self._answered_stream = event.stream_id
+        self._errored = self._errored or event.stream_id is None
+        if (metrics := self.state.metrics) is not None:
+            metrics.h2_error(event)
+
+    def _reset_seen(self, event: events.StreamReset) -> None:
+        if self._answered_stream == event.stream_id:
+            self._answered_stream = None
+            return
+        if (metrics := self.state.metrics) is not None:
+            metrics.reset("received", event.error_code)
+
+    def _closed_by_peer(self, event: events.ConnectionClosed) -> None:
+        if self._errored:
+            return  # the ConnectionClosed that follows our GOAWAY
+        if (metrics := self.state.metrics) is not None and event.reason.startswith(
+            "the client sent GOAWAY"
+        ):
+            metrics.goaway("received", event.error_code)
+
+    def _goaway_sent(self) -> None:
+        """A graceful GOAWAY(NO_ERROR) is about to be queued (idle timeout, shutdown)."""
+        metrics = self.state.metrics
+        if metrics is not None and not (
+            self.protocol.closed or self._errored or self._goaway_counted
+        ):
+            self._goaway_counted = True
+            metrics.goaway("sent", 0)
+
+    _goaway_counted: bool = False
+
+    def _reset_sent(self, code: int) -> None:
+        """The connection itself resets a stream (the app failed, a body timed out)."""
+        if (metrics := self.state.metrics) is not None:
+            metrics.reset("sent", code)
 
     def _disconnect(self) -> None:
         self._stop_reading()
@@ -268,6 +319,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             info = parse_upgrade_request(request)
         except HandshakeError as error:
             error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
+            if (metrics := self.state.metrics) is not None:
+                metrics.protocol_error("h2", "websocket_handshake")
             self.protocol.send_response(
                 request.stream_id, error.status, [*error.headers], end_stream=True
             )
@@ -290,6 +343,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             self._unflushed = 0
             if not data:
                 return
+            if (metrics := self.state.metrics) is not None:
+                metrics.bytes_sent[1] += len(data)
             try:
                 await self.transport.send(data)
             except DISCONNECT_ERRORS:
@@ -422,7 +477,10 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         # the protocol, so not PROTOCOL_ERROR; not REFUSED_STREAM, as the app has seen part
         # of the request; the connection and its other streams carry on.
         error_log.info("%s: %s; resetting stream %d (CANCEL)", self._peer(), reason, stream_id)
+        if (metrics := self.state.metrics) is not None:
+            metrics.protocol_error("h2", "body_timeout")
         if stream_id in self._streams and not self._broken:
+            self._reset_sent(CANCEL)
             self.protocol.send(events.StreamReset(stream_id, CANCEL))
             self._stream_gone(stream_id)
             await self._flush()
@@ -430,12 +488,14 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     async def abort(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:
+            self._reset_sent(INTERNAL_ERROR)
             self.protocol.send(events.StreamReset(stream_id, INTERNAL_ERROR))
             await self._flush()
 
     # --- WebSocketOwner -----------------------------------------------------------------
 
     async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        self._websocket_accepted()
         self.protocol.send_response(stream_id, status, headers)
         await self._flush()
 
@@ -452,7 +512,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             await self._flush()
 
     def stream_done(self, stream_id: int) -> None:
-        self._on_stream_done(stream_id)
+        self._on_stream_done(stream_id, self._streams.get(stream_id))
         self._streams.pop(stream_id, None)
         self.protocol.release(stream_id)
         self._outboxes.pop(stream_id, None)
@@ -468,6 +528,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
     # --- shutdown ---------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
+        self._goaway_sent()
         # RFC 9113 6.8: GOAWAY(2^31-1) and a PING first, so that requests the client sends
         # before it sees the GOAWAY are served, not refused; the final GOAWAY follows the
         # PING's ACK, or shutdown_idle_drain seconds (``_read_loop``).

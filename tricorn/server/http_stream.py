@@ -679,5 +679,7 @@ class HTTPStream:
     def _finish(self) -> None:
         self._response_complete = True
         self._wake()
+        if (metrics := self.server_state.metrics) is not None:
+            metrics.response_done(self.scope, self._status, self.start_time)
         if not self._logged:
             self._write_log()

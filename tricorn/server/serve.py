@@ -36,6 +36,7 @@ from tricorn.server.listeners import (
     peer_addresses,
     to_listener,
 )
+from tricorn.server.metrics_export import Exporters
 from tricorn.server.state import ServerState
 from tricorn.server.tls import HandshakeFailed, alpn_protocol, tls_extension, wrap_server_side
 
@@ -95,8 +96,10 @@ async def serve(
     state = ServerState(config, app, lifespan.state)
     tls = build_ssl_context(config)
     sockets = open_config_sockets(config)
+    exporters: Exporters | None = None
     try:
-        await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status)
+        exporters = Exporters.open(config, state.metrics)  # metrics_bind, statsd_host
+        await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status, exporters)
     except BaseExceptionGroup as group:
         # Give embedders the one TricornError (bind, lifespan) rather than a group of one.
         leaves = _leaves(group)
@@ -106,6 +109,8 @@ async def serve(
     finally:
         for sock in sockets:
             sock.close()
+        if exporters is not None:
+            exporters.close()
     error_log.info("Server stopped")
 
 
@@ -123,6 +128,7 @@ async def _serve(
     tls: ssl.SSLContext | None,
     shutdown_trigger: Callable[[], Awaitable[Any]] | None,
     task_status: TaskStatus[list[BoundAddress]],
+    exporters: Exporters,
 ) -> None:
     config = state.config
     async with anyio.create_task_group() as lifespan_group:
@@ -144,6 +150,7 @@ async def _serve(
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
                         connections.start_soon(_accept_loop, listener, state, setup)
+                    connections.start_soon(exporters.run)
                     task_status.started(addresses)
                     if shutdown_trigger is None:
                         await anyio.sleep_forever()
@@ -235,6 +242,8 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
                 )
             except HandshakeFailed as error:
                 error_log.debug("TLS handshake with %s failed: %s", client, error)
+                if (metrics := state.metrics) is not None:
+                    metrics.tls_failed(error)
                 return
             stream, scheme, protocol = tls_stream, "https", alpn_protocol(tls_stream)
             extensions = {"tls": tls_extension(tls_stream)}

@@ -18,6 +18,7 @@ from tricorn.protocols.events import Headers
 from tricorn.server.access_log import AccessLogger
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.forwarded import ProxyHeaders
+from tricorn.server.metrics import metrics_for
 
 if TYPE_CHECKING:
     from tricorn.server.asyncio_stream import AsyncioTasks
@@ -55,6 +56,8 @@ class ServerState:
             config.root_path,
         )
         self.connections: set[Closable] = set()
+        #: The counters (tricorn.server.metrics), or None when no metric is exported.
+        self.metrics = metrics_for(config)
         self.shutting_down = False
         self._all_closed: anyio.Event | None = None
         self._date_second = -1

@@ -180,6 +180,8 @@ class WSStream:
         for event in events:
             if isinstance(event, Message):
                 self._messages_in += 1
+                if (metrics := self.server_state.metrics) is not None:
+                    metrics.ws_messages_received += 1
                 self._messages.append(event.data)
                 self._buffered += len(event.data)
             elif isinstance(event, PongReceived):
@@ -188,6 +190,8 @@ class WSStream:
                 self._peer_gone(event.code, event.reason)
             elif isinstance(event, ProtocolError):
                 error_log.info("WebSocket closed (%s): %s", event.error_code, event.message)
+                if (metrics := self.server_state.metrics) is not None:
+                    metrics.websocket_error(event.error_code)
                 code = event.error_code or ABNORMAL_CLOSURE
                 self._ended(outcomes.PROTOCOL_ERROR, code)
                 if self.protocol is not None and self.protocol.state is WebSocketState.FAILING:
@@ -490,6 +494,8 @@ class WSStream:
             self._bytes_sent += len(data)
             await self._owner.ws_write(self.stream_id, data)
             self._messages_out += 1
+        if (metrics := self.server_state.metrics) is not None:
+            metrics.ws_messages_sent += 1
 
     async def _accept(self, message: ASGIMessage) -> None:
         if self._accepted or self._declined:

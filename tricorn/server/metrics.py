@@ -1,0 +1,496 @@
+"""Counters and histograms of one server (their export is ``metrics_export.py``).
+
+The request path only adds to plain ints (``Metrics``): no locks, no label lookups in a
+library, no allocation per request. A scrape turns them into a ``Snapshot`` (plain data:
+the same shape whether it comes from this process or, as JSON, from a worker), which
+``metrics_export`` renders for Prometheus or sends as statsd, and which
+``tricorn.process.metrics`` adds up across workers.
+
+Every label is bounded: protocol (``http/1.1``, ``h2``), method (the standard methods and
+``other``), status class, HTTP/2 error code names, named kinds of protocol errors and abuse
+limits. Never a path or a client address.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import random
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tricorn.config import Config
+from tricorn.constants import ERROR_LOGGER
+
+if TYPE_CHECKING:
+    from tricorn.protocols.events import ProtocolError
+
+error_log = logging.getLogger(ERROR_LOGGER)
+
+#: The protocol label of connections, requests and bytes: a connection class's
+#: ``METRICS_INDEX`` is its place here.
+PROTOCOLS = ("http/1.1", "h2")
+HTTP1, HTTP2 = 0, 1
+#: The method label: RFC 9110's methods and PATCH; anything else is "other".
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other")
+_METHOD_INDEX = {method: index for index, method in enumerate(METHODS)}
+_OTHER_METHOD = len(METHODS) - 1
+#: The status label: index status // 100 (0 for anything out of 1xx..5xx).
+STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: status // 100 (statuses are 100..999) -> its place in STATUS_CLASSES.
+_STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
+#: Where h2's counts start in ``Metrics.requests``.
+_H2_OFFSET = len(METHODS) * len(STATUS_CLASSES)
+#: Request duration buckets, seconds: from a cached hello world to a slow upload.
+DURATION_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+#: HTTP/2 error codes by number (RFC 9113 7).
+H2_ERROR_CODES = (
+    "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
+    "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+)  # fmt: skip
+ENHANCE_YOUR_CALM = 0xB
+REFUSED_STREAM = 0x7
+
+#: HTTP/1.1 rejections that are request smuggling shapes (RFC 9112 6.1, 6.3, 11.2: framing
+#: that two parsers could read differently), by the start of the message of the check of
+#: ``protocols/http11_rules.py`` that raises them. A bare CR or LF shares its message with
+#: other control bytes, so it counts as bad_request; so does whitespace before a colon on
+#: the h11 parser (h11's own message).
+SMUGGLING_MESSAGES = (
+    "both Content-Length and Transfer-Encoding",
+    "conflicting Content-Length values",
+    "Transfer-Encoding in an HTTP/1.0 request",
+    "chunked applied more than once",
+    "unsupported Transfer-Encoding",
+    "invalid Content-Length",
+    "Content-Length has more than",
+    "Content-Length larger than",
+    "obsolete line folding",
+    "whitespace between header name and colon",
+    "more than one Host",
+    "invalid chunk",
+    "malformed chunk",
+)
+#: The kind label of an HTTP/1.1 rejection, by the status answered.
+HTTP1_ERROR_KINDS = {
+    400: "bad_request",
+    408: "request_timeout",
+    413: "body_too_large",
+    414: "uri_too_long",
+    431: "head_too_large",
+    501: "not_implemented",
+    505: "version_not_supported",
+}
+#: The limit label of an HTTP/2 abuse limit (GOAWAY ENHANCE_YOUR_CALM), by a piece of the
+#: message the protocol gives (``protocols/http2*.py``); the first match wins.
+ABUSE_LIMITS = (
+    ("rapid reset", "rapid_reset"),
+    ("PING flood", "ping_flood"),
+    ("SETTINGS flood", "settings_flood"),
+    ("PRIORITY", "priority_flood"),
+    ("empty", "empty_frames"),
+    ("glitch budget", "glitch_budget"),
+    ("CONTINUATION", "continuation_frames"),
+    ("header block too large", "header_block_size"),
+    ("header list too large", "header_list_size"),
+    ("malformed requests", "stream_errors"),
+    ("streams refused", "stream_errors"),
+    ("stream errors", "stream_errors"),
+)
+#: WebSocket close codes a protocol error is answered with, as a kind label.
+WS_ERROR_KINDS = {1002: "ws_protocol_error", 1007: "ws_invalid_data", 1009: "ws_message_too_big"}
+
+
+def h2_code_name(code: int | None) -> str:
+    if code is None:
+        return "NO_ERROR"
+    return H2_ERROR_CODES[code] if 0 <= code < len(H2_ERROR_CODES) else "UNKNOWN"
+
+
+def http1_error_kind(status: int | None, message: str) -> str:
+    """The kind label of an HTTP/1.1 request the protocol refused (``ProtocolError``)."""
+    if status in (400, 501) and message.startswith(SMUGGLING_MESSAGES):
+        return "smuggling"
+    return HTTP1_ERROR_KINDS.get(status or 0, "other")
+
+
+def abuse_limit(message: str) -> str:
+    for piece, name in ABUSE_LIMITS:
+        if piece in message:
+            return name
+    return "other"
+
+
+def tls_failure_reason(message: str) -> str:
+    """The reason label of a failed TLS handshake, from ``HandshakeFailed``'s message."""
+    if message.startswith("TimeoutError"):
+        return "timeout"
+    if "SSL" in message or "TLS" in message or "CERTIFICATE" in message.upper():
+        return "tls_error"
+    return "closed"
+
+
+# --- counting ---------------------------------------------------------------------------
+
+
+class Metrics:
+    """The counters of one server (one ``serve``), incremented from its event loop only."""
+
+    __slots__ = (
+        "abuse",
+        "bytes_received",
+        "bytes_sent",
+        "clock",
+        "connections_open",
+        "connections_total",
+        "duration_sums",
+        "durations",
+        "goaways",
+        "protocol_errors",
+        "requests",
+        "resets",
+        "streams_done",
+        "streams_started",
+        "timings",
+        "timings_seen",
+        "tls_failures",
+        "ws_messages_received",
+        "ws_messages_sent",
+        "ws_open",
+        "ws_total",
+    )
+
+    def __init__(self, *, timings: int = 0) -> None:
+        self.clock = time.monotonic
+        n = len(PROTOCOLS)
+        self.connections_open = [0] * n
+        self.connections_total = [0] * n
+        self.bytes_received = [0] * n
+        self.bytes_sent = [0] * n
+        #: Completed requests, flat: (protocol * len(METHODS) + method) * 6 + status class.
+        self.requests = [0] * (n * len(METHODS) * len(STATUS_CLASSES))
+        #: Per protocol: a count per duration bucket (the last is +Inf); and the sums.
+        self.durations = [[0] * (len(DURATION_BUCKETS) + 1) for _ in PROTOCOLS]
+        self.duration_sums = [0.0] * n
+        #: App instances started (per protocol) and ended: in flight is the difference.
+        self.streams_started = [0] * n
+        self.streams_done = 0
+        self.ws_open = 0
+        self.ws_total = 0
+        self.ws_messages_received = 0
+        self.ws_messages_sent = 0
+        #: (direction, code name) -> count; direction "sent" or "received".
+        self.resets: dict[tuple[str, str], int] = {}
+        self.goaways: dict[tuple[str, str], int] = {}
+        #: (protocol, kind) -> count.
+        self.protocol_errors: dict[tuple[str, str], int] = {}
+        self.abuse: dict[str, int] = {}
+        self.tls_failures: dict[str, int] = {}
+        #: For statsd: up to ``timings`` request durations (ms) sampled since the last flush
+        #: (a reservoir sample), and how many requests there were.
+        self.timings: list[float] | None = [] if timings else None
+        self.timings_seen = 0
+
+    # --- the hooks (each called from one place; see connection.py) ---------------------
+
+    def connection_opened(self, protocol: int) -> None:
+        self.connections_open[protocol] += 1
+
+    def connection_closed(self, protocol: int, handed_off: bool) -> None:
+        """Counted in the total when it closes, unless it goes on in another protocol (h2c:
+        the HTTP/1.1 connection that read the preface or the upgrade becomes an h2 one)."""
+        self.connections_open[protocol] -= 1
+        if not handed_off:
+            self.connections_total[protocol] += 1
+
+    def stream_started(self, protocol: int) -> None:
+        """An HTTP request or a WebSocket handshake starts its app instance (the connection
+        inlines this: ``streams_started[protocol] += 1``)."""
+        self.streams_started[protocol] += 1
+
+    def stream_done(self, websocket_open: bool) -> None:
+        """A stream's app instance ended (inlined by the connection too)."""
+        self.streams_done += 1
+        if websocket_open:
+            self.ws_open -= 1
+
+    def websocket_accepted(self) -> None:
+        self.ws_open += 1
+        self.ws_total += 1
+
+    def response_done(self, scope: Mapping[str, Any], status: int, start_time: float) -> None:
+        """A response was sent completely (where the access log line is written)."""
+        # Written for speed: this runs once per request (tricorn.server.metrics docstring).
+        duration = self.clock() - start_time
+        if scope["http_version"] == "2":
+            index = _H2_OFFSET
+            self.duration_sums[1] += duration
+            histogram = self.durations[1]
+        else:
+            index = 0
+            self.duration_sums[0] += duration
+            histogram = self.durations[0]
+        method = _METHOD_INDEX.get(scope["method"], _OTHER_METHOD)
+        self.requests[index + method * 6 + _STATUS_INDEX[status // 100]] += 1
+        histogram[bisect_left(DURATION_BUCKETS, duration)] += 1
+        timings = self.timings
+        if timings is not None:
+            self._sample_timing(timings, duration * 1000.0)
+
+    def _sample_timing(self, timings: list[float], milliseconds: float) -> None:
+        seen = self.timings_seen
+        self.timings_seen = seen + 1
+        capacity = STATSD_MAX_TIMINGS
+        if seen < capacity:
+            timings.append(milliseconds)
+        else:
+            slot = random.randrange(seen + 1)
+            if slot < capacity:
+                timings[slot] = milliseconds
+
+    def protocol_error(self, protocol: str, kind: str) -> None:
+        key = (protocol, kind)
+        self.protocol_errors[key] = self.protocol_errors.get(key, 0) + 1
+
+    def http1_error(self, event: ProtocolError) -> None:
+        """HTTP/1.1 refused a request (``ProtocolError`` with the status answered)."""
+        self.protocol_error("http/1.1", http1_error_kind(event.status, event.message))
+
+    def websocket_error(self, code: int | None) -> None:
+        """A WebSocket broke the protocol or a limit (closed with ``code``)."""
+        self.protocol_error("websocket", WS_ERROR_KINDS.get(code or 0, "ws_other"))
+
+    def reset(self, direction: str, code: int | None) -> None:
+        key = (direction, h2_code_name(code))
+        self.resets[key] = self.resets.get(key, 0) + 1
+
+    def goaway(self, direction: str, code: int | None) -> None:
+        key = (direction, h2_code_name(code))
+        self.goaways[key] = self.goaways.get(key, 0) + 1
+
+    def h2_error(self, event: ProtocolError) -> None:
+        """HTTP/2 answered a peer's error (the RST_STREAM or GOAWAY is queued already)."""
+        if event.status == 431:
+            self.protocol_error("h2", "head_too_large")
+        elif event.stream_id is not None:
+            self.reset("sent", event.error_code)
+            refused = event.error_code == REFUSED_STREAM
+            self.protocol_error("h2", "refused_stream" if refused else "stream_error")
+        else:
+            self.goaway("sent", event.error_code)
+            if event.error_code == ENHANCE_YOUR_CALM:
+                self.abuse_triggered(abuse_limit(event.message))
+            self.protocol_error("h2", "connection_error")
+
+    def abuse_triggered(self, limit: str) -> None:
+        self.abuse[limit] = self.abuse.get(limit, 0) + 1
+
+    def tls_failed(self, error: BaseException) -> None:
+        reason = tls_failure_reason(str(error))
+        self.tls_failures[reason] = self.tls_failures.get(reason, 0) + 1
+
+    # --- reading --------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every series now, as plain data (see ``Snapshot``)."""
+        s: Snapshot = {}
+        s["connections_open"] = _by_protocol(self.connections_open)
+        s["connections_total"] = _by_protocol(self.connections_total)
+        s["received_bytes_total"] = _by_protocol(self.bytes_received)
+        s["sent_bytes_total"] = _by_protocol(self.bytes_sent)
+        requests: dict[tuple[str, ...], Any] = {}
+        for index, count in enumerate(self.requests):
+            if count:
+                rest, status = divmod(index, 6)
+                protocol, method = divmod(rest, len(METHODS))
+                requests[(PROTOCOLS[protocol], METHODS[method], STATUS_CLASSES[status])] = count
+        s["requests_total"] = requests
+        s["request_duration_seconds"] = {
+            (PROTOCOLS[protocol],): [*histogram, self.duration_sums[protocol]]
+            for protocol, histogram in enumerate(self.durations)
+            if any(histogram)
+        }
+        s["requests_in_flight"] = {(): sum(self.streams_started) - self.streams_done}
+        s["websocket_connections_open"] = {(): self.ws_open}
+        s["websocket_connections_total"] = {(): self.ws_total}
+        s["websocket_messages_received_total"] = {(): self.ws_messages_received}
+        s["websocket_messages_sent_total"] = {(): self.ws_messages_sent}
+        s["http2_streams_total"] = {(): self.streams_started[HTTP2]}
+        for direction in ("sent", "received"):
+            s[f"http2_resets_{direction}_total"] = {
+                (code,): n for (way, code), n in self.resets.items() if way == direction
+            }
+            s[f"http2_goaways_{direction}_total"] = {
+                (code,): n for (way, code), n in self.goaways.items() if way == direction
+            }
+        s["protocol_errors_total"] = {key: n for key, n in self.protocol_errors.items()}
+        s["abuse_limit_triggers_total"] = {(name,): n for name, n in self.abuse.items()}
+        s["tls_handshake_failures_total"] = {(name,): n for name, n in self.tls_failures.items()}
+        return s
+
+    def take_timings(self) -> tuple[list[float], int]:
+        """The sampled durations (ms) since the last call and how many requests they stand
+        for; starts a new sample."""
+        timings, seen = self.timings or [], self.timings_seen
+        if self.timings is not None:
+            self.timings = []
+        self.timings_seen = 0
+        return timings, seen
+
+
+def _by_protocol(values: list[int]) -> dict[tuple[str, ...], Any]:
+    return {(PROTOCOLS[index],): value for index, value in enumerate(values)}
+
+
+#: Metric name (without ``tricorn_``) -> {label values: value}; a histogram's value is its
+#: per-bucket counts (not cumulative; the last bucket is +Inf) followed by the sum.
+Snapshot = dict[str, dict[tuple[str, ...], Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    kind: str  # "counter", "gauge", "histogram"
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+FAMILIES = (
+    Family("connections_open", "gauge", "Open connections.", ("protocol",)),
+    Family(
+        "connections_total",
+        "counter",
+        "Connections closed, by the protocol they ended in (h2c counts as h2).",
+        ("protocol",),
+    ),
+    Family(
+        "requests_total",
+        "counter",
+        "HTTP requests answered completely.",
+        ("protocol", "method", "status"),
+    ),
+    Family(
+        "request_duration_seconds",
+        "histogram",
+        "Seconds from the request head to the end of the response.",
+        ("protocol",),
+    ),
+    Family("requests_in_flight", "gauge", "App instances running (HTTP requests and WebSockets)."),
+    Family("received_bytes_total", "counter", "Bytes read from connections.", ("protocol",)),
+    Family("sent_bytes_total", "counter", "Bytes written to connections.", ("protocol",)),
+    Family("websocket_connections_open", "gauge", "Open (accepted) WebSockets."),
+    Family("websocket_connections_total", "counter", "WebSockets accepted."),
+    Family("websocket_messages_received_total", "counter", "WebSocket messages received."),
+    Family("websocket_messages_sent_total", "counter", "WebSocket messages sent."),
+    Family("http2_streams_total", "counter", "HTTP/2 streams served (requests, WebSockets)."),
+    Family("http2_resets_sent_total", "counter", "RST_STREAM frames sent.", ("error_code",)),
+    Family(
+        "http2_resets_received_total", "counter", "RST_STREAM frames received.", ("error_code",)
+    ),
+    Family("http2_goaways_sent_total", "counter", "GOAWAY frames sent.", ("error_code",)),
+    Family("http2_goaways_received_total", "counter", "GOAWAY frames received.", ("error_code",)),
+    Family(
+        "protocol_errors_total",
+        "counter",
+        "Requests or connections refused for breaking the protocol or a limit.",
+        ("protocol", "kind"),
+    ),
+    Family(
+        "abuse_limit_triggers_total",
+        "counter",
+        "HTTP/2 connections closed by an abuse limit (GOAWAY ENHANCE_YOUR_CALM).",
+        ("limit",),
+    ),
+    Family("tls_handshake_failures_total", "counter", "TLS handshakes that failed.", ("reason",)),
+)
+FAMILY_BY_NAME = {family.name: family for family in FAMILIES}
+
+
+def merge(snapshots: Iterable[Snapshot], *, gauges: bool = True) -> Snapshot:
+    """The sum of ``snapshots``, series by series (gauges left out unless ``gauges``)."""
+    total: Snapshot = {}
+    for snapshot in snapshots:
+        for name, series in snapshot.items():
+            family = FAMILY_BY_NAME.get(name)
+            if family is None or (family.kind == "gauge" and not gauges):
+                continue
+            into = total.setdefault(name, {})
+            for labels, value in series.items():
+                if family.kind == "histogram":
+                    old = into.get(labels)
+                    into[labels] = (
+                        list(value)
+                        if old is None
+                        else [a + b for a, b in zip(old, value, strict=True)]
+                    )
+                else:
+                    into[labels] = into.get(labels, 0) + value
+    return total
+
+
+def snapshot_to_json(snapshot: Snapshot) -> bytes:
+    return json.dumps(
+        {
+            name: [[*labels, value] for labels, value in series.items()]
+            for name, series in snapshot.items()
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def snapshot_from_json(data: bytes) -> Snapshot:
+    """The snapshot a worker sent; raises ``ValueError`` for anything else."""
+    raw = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("not a snapshot")
+    snapshot: Snapshot = {}
+    for name, rows in raw.items():
+        family = FAMILY_BY_NAME.get(name)
+        if family is None or not isinstance(rows, list):
+            continue
+        series: dict[tuple[str, ...], Any] = {}
+        for row in rows:
+            if not isinstance(row, list) or len(row) != len(family.labels) + 1:
+                raise ValueError(f"bad row in {name}")
+            series[tuple(str(label) for label in row[:-1])] = row[-1]
+        snapshot[name] = series
+    return snapshot
+
+
+#: Request durations kept per flush for statsd timers (a uniform sample past this; the
+#: timer lines then carry the sample rate).
+STATSD_MAX_TIMINGS = 1000
+
+
+# --- wiring into serve ------------------------------------------------------------------
+
+#: Set by a worker process (``tricorn.process.metrics``) around its ``serve``: the server
+#: counts into this object, which the worker sends to the supervisor.
+PROCESS_METRICS: contextvars.ContextVar[Metrics | None] = contextvars.ContextVar(
+    "tricorn_process_metrics", default=None
+)
+#: Labels a worker adds to its statsd gauges (``worker``).
+STATSD_GAUGE_LABELS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "tricorn_statsd_gauge_labels", default=None
+)
+
+
+def metrics_for(config: Config) -> Metrics | None:
+    """The ``Metrics`` a server counts into: None (no counting at all) unless metrics_bind
+    or statsd_host is set or a worker collects them."""
+    given = PROCESS_METRICS.get()
+    if given is not None:
+        if config.statsd_host and given.timings is None:
+            given.timings = []
+        return given
+    if config.metrics_bind or config.statsd_host:
+        return Metrics(timings=STATSD_MAX_TIMINGS if config.statsd_host else 0)
+    return None
