@@ -310,6 +310,9 @@ def parse_frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
     return frames
 
 
+_NOTICES = ("WindowUpdated", "PriorityUpdated")
+
+
 @dataclass
 class HTTP2Transcript:
     events: list[tuple[object, ...]] = field(default_factory=list)
@@ -325,14 +328,20 @@ class HTTP2Transcript:
             streams.setdefault(stream_id, []).append((frame_type, flags, payload))
         if 0 in streams:
             streams[0].sort()
-        closes = [event for event in self.events if event[0] == "ConnectionClosed"]
+        events = self.events
+        closes = [event for event in events if event[0] == "ConnectionClosed"]
         if closes and closes[0][2] is not None:
             # A GOAWAY (ours or the peer's) in the same read as a request drops its answer;
             # read apart, the answer went out first. The events must agree, and the end.
             frames: object = [f for f in parse_frames(self.output) if f[0] == GOAWAY]
+            # h2 returns no events when it raises: the window and priority notices of the
+            # frames before the bad one in the same run are lost (requests, bodies and
+            # resets never share a run with later frames). Harmless on a closing
+            # connection; see docs/fuzzing.md.
+            events = [event for event in events if event[0] not in _NOTICES]
         else:
             frames = sorted(streams.items())
-        return (tuple(self.events), tuple(sorted(self.bodies.items())), frames)
+        return (tuple(events), tuple(sorted(self.bodies.items())), frames)
 
 
 def drive_http2(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import hashlib
 import re
 import struct
@@ -530,6 +531,9 @@ class _InboundGuard(Extension):
         self._message_size = 0
         self._fragments = 0
         self._in_message = False  # a fragmented message waits for its continuation frames
+        #: A compressed text message's UTF-8 check, here as it is inflated (wsproto checks a
+        #: frame only after its last hook, where a size fault would come first).
+        self._utf8: codecs.BufferedIncrementalDecoder | None = None
 
     def enabled(self) -> bool:
         return True
@@ -571,6 +575,8 @@ class _InboundGuard(Extension):
             self.max_message_size
         ):
             return self._fail(CloseReason.MESSAGE_TOO_BIG, self._too_big())
+        if starts:
+            self._utf8 = _UTF8() if opcode is Opcode.TEXT and rsv.rsv1 else None
         self._pending = (starts, rsv.rsv1)
         self._control = False
         return _RSV1 if self.deflate is not None else _NO_RSV
@@ -616,6 +622,15 @@ class _InboundGuard(Extension):
             output = self._decompressor.decompress(data, budget + 1)
         except zlib.error as exc:
             return self._fail(CloseReason.INVALID_FRAME_PAYLOAD_DATA, f"bad deflate data: {exc}")
+        if self._utf8 is not None:
+            # The first fault in the inflated bytes wins: bad UTF-8 before the size limit,
+            # whatever the chunking (found by fuzzing: tests/property).
+            try:
+                self._utf8.decode(output[: budget + 1])
+            except UnicodeDecodeError:
+                return self._fail(
+                    CloseReason.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in a text message"
+                )
         if len(output) > budget or self._decompressor.unconsumed_tail:
             return self._fail(CloseReason.MESSAGE_TOO_BIG, self._too_big())
         return output
@@ -637,6 +652,9 @@ class _InboundGuard(Extension):
         if self.deflate.client_no_context_takeover or self._decompressor.eof:
             self._decompressor = None
         return tail
+
+
+_UTF8 = codecs.getincrementaldecoder("utf-8")
 
 
 class _Deflater:
