@@ -1,30 +1,42 @@
 """Run one fuzz target under atheris (libFuzzer): ``python -m fuzz.run TARGET [libFuzzer args]``.
 
-The protocol modules (and the libraries under them: h11, h2, hpack, hyperframe, wsproto) are
-imported inside ``atheris.instrument_imports()`` so that libFuzzer sees their coverage. An
-oracle's AssertionError, or any exception, is a crash: libFuzzer writes the input to its
+The target's protocol modules, and the libraries under them (h11; h2, hpack, hyperframe;
+wsproto), are imported inside ``atheris.instrument_imports()`` so that libFuzzer sees their
+coverage; tricorn.server and the rest are left uninstrumented (startup time). An oracle's
+AssertionError, or any exception, is a crash: libFuzzer writes the input to its
 ``-artifact_prefix`` and stops. Replay one with ``python -m fuzz.run TARGET FILE``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["tricorn", "h11", "h2", "hpack", "hyperframe", "wsproto"]):
-    import tricorn.protocols.http2
-    import tricorn.protocols.http11
-    import tricorn.protocols.http11_h11
-    import tricorn.protocols.websocket  # noqa: F401
-
-from fuzz.targets import TARGETS
+_HTTP1 = ["tricorn.protocols.http11", "tricorn.protocols.http11_h11"]
+#: What each target imports instrumented, and the module prefixes instrumented.
+MODULES = {
+    "http11": (_HTTP1, ["tricorn.protocols"]),
+    "http11_h11": (_HTTP1, ["tricorn.protocols", "h11"]),
+    "http1_diff": (_HTTP1, ["tricorn.protocols", "h11"]),
+    "http2": (["tricorn.protocols.http2"], ["tricorn.protocols", "h2", "hpack", "hyperframe"]),
+    "hpack": (["tricorn.protocols.http2"], ["tricorn.protocols", "h2", "hpack", "hyperframe"]),
+    "websocket": (["tricorn.protocols.websocket"], ["tricorn.protocols", "wsproto"]),
+}
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
-        sys.exit(f"usage: python -m fuzz.run {{{','.join(TARGETS)}}} [libFuzzer args]")
-    target = TARGETS[sys.argv[1]]
+    if len(sys.argv) < 2 or sys.argv[1] not in MODULES:
+        sys.exit(f"usage: python -m fuzz.run {{{','.join(MODULES)}}} [libFuzzer args]")
+    name = sys.argv[1]
+    modules, include = MODULES[name]
+    with atheris.instrument_imports(include=include):
+        for module in modules:
+            importlib.import_module(module)
+    from fuzz.targets import TARGETS  # after the instrumented imports
+
+    target = TARGETS[name]
 
     def one_input(data: bytes) -> None:
         target(data)
