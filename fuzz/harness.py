@@ -48,7 +48,7 @@ from tricorn.protocols.events import (
     Trailers,
     UpgradeRequested,
 )
-from tricorn.protocols.http11 import HTTP11Protocol
+from tricorn.protocols.http11 import H2C_PREFACE, HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 
 __all__ = [
@@ -140,20 +140,34 @@ def _head_key(request: Request) -> tuple[object, ...]:
 
 
 def drive_http1(
-    protocol_class: type[HTTP1], pieces: list[bytes], limits: dict[str, int]
+    protocol_class: type[HTTP1],
+    pieces: list[bytes],
+    limits: dict[str, int],
+    *,
+    accept_upgrades: bool = False,
 ) -> HTTP1Transcript:
-    """Feed ``pieces`` then EOF, answering every request ``200 ok`` (``405`` to odd CONNECTs)."""
+    """Feed ``pieces`` then EOF, answering every request ``200 ok`` (``405`` to odd CONNECTs).
+
+    Upgrades are declined, or with ``accept_upgrades`` accepted; after an accepted upgrade
+    or the h2c preface the rest of the input belongs to the new protocol: what the
+    hand-over gives it, then the later pieces, is recorded as ``("switched", bytes)``."""
     protocol = protocol_class(**limits)  # type: ignore[arg-type]
     transcript = HTTP1Transcript()
     bodies: dict[int, bytearray] = {}
     methods: dict[int, bytes] = {}
     out = bytearray()
     received = 0
+    switched: bytearray | None = None
 
     def handle(events: list[Event]) -> None:
+        nonlocal switched
         for event in events:
             if isinstance(event, UpgradeRequested):
-                handle(protocol.decline_upgrade())
+                if accept_upgrades:
+                    transcript.requests.append(("upgrade", event.upgrade, _head_key(event.request)))
+                    switched = bytearray(protocol.accept_upgrade([]))
+                else:
+                    handle(protocol.decline_upgrade())
             elif isinstance(event, Request):
                 assert event.stream_id not in bodies, f"stream {event.stream_id} twice"
                 bodies[event.stream_id] = bytearray()
@@ -181,7 +195,9 @@ def drive_http1(
                 transcript.closed = True
             else:
                 assert isinstance(event, H2CPrefaceReceived), f"unexpected {event!r}"
+                assert event.data.startswith(H2C_PREFACE), event.data[:30]
                 transcript.requests.append(("h2c",))
+                switched = bytearray(event.data)
 
     def pump(events: list[Event]) -> None:
         handle(events)
@@ -197,12 +213,18 @@ def drive_http1(
 
     for piece in pieces:
         received += len(piece)
+        if switched is not None:  # the new protocol's bytes: the server reads them now
+            switched += piece
+            assert protocol.receive_data(piece) == [], "events after the hand-over"
+            continue
         pump(protocol.receive_data(piece))
     transcript.before_eof = len(transcript.requests)
     pump(protocol.receive_data(b""))
+    if switched is not None:
+        transcript.requests.append(("switched", bytes(switched)))
     # Nothing is left waiting: the connection closes, or the server, told by
-    # ConnectionClosed, gives up on the unfinished request, or HTTP/2 took the connection.
-    assert protocol.should_close or transcript.closed or ("h2c",) in transcript.requests
+    # ConnectionClosed, gives up on the unfinished request, or another protocol took over.
+    assert protocol.should_close or transcript.closed or switched is not None
     assert protocol.data_to_send() == b""
     output = bytes(out)
     _bounded_output(protocol_class.__name__, len(output), received)
@@ -224,8 +246,9 @@ def check_http11(protocol_class: type[HTTP1], data: bytes) -> HTTP1Transcript:
     option, payload = split_input(data)
     limits = http11_limits(option)
     first: HTTP1Transcript | None = None
+    accept = bool(option & 0x40)
     for pieces in chunkings(payload, option):
-        transcript = drive_http1(protocol_class, pieces, limits)
+        transcript = drive_http1(protocol_class, pieces, limits, accept_upgrades=accept)
         if first is None:
             first = transcript
         else:
@@ -264,8 +287,9 @@ def check_http1_differential(data: bytes) -> None:
     pieces = next(iter(chunkings(payload, option)))
     if option & 0x80 and len(payload) > 1:
         pieces = list(chunkings(payload, option))[1]
-    ours = drive_http1(HTTP11Protocol, pieces, limits)
-    theirs = drive_http1(H11Protocol, pieces, limits)
+    accept = bool(option & 0x40)
+    ours = drive_http1(HTTP11Protocol, pieces, limits, accept_upgrades=accept)
+    theirs = drive_http1(H11Protocol, pieces, limits, accept_upgrades=accept)
     assert comparable(ours) == comparable(theirs), (
         f"the parsers disagree on {payload[:300]!r} (limits {limits}):\n"
         f"HTTP11Protocol: {ours}\nH11Protocol: {theirs}"

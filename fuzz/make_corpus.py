@@ -224,6 +224,8 @@ def write(target: str, seeds: list[tuple[int, bytes]]) -> None:
 
 def main() -> None:
     http11 = [(index % 4, data) for index, data in enumerate(HTTP11)]
+    # Accepted upgrades (option bit 0x40), the new protocol's first bytes right behind.
+    http11 += [(0x40, data + b"\x81\x80\x00\x00\x00\x00") for data in HTTP11 if b"Upgrade:" in data]
     write("http11", http11)
     write("http11_h11", http11)
     write("http1_diff", http11)

@@ -21,7 +21,7 @@ settings.register_profile(
     max_examples=CI_EXAMPLES,
     derandomize=True,
     database=None,
-    deadline=timedelta(seconds=5),  # a hang guard on a loaded machine, not a benchmark
+    deadline=timedelta(seconds=30),  # a hang guard on a loaded machine, not a benchmark
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )

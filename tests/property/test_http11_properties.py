@@ -169,3 +169,33 @@ def test_http11_round_trip_h11_client_reads_back_our_responses(
             assert isinstance(event, h11.EndOfMessage), event
             break
     assert received == (b"" if no_body else content)
+
+
+@parsers
+@given(
+    upgrade=st.sampled_from(
+        [
+            b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ]
+    ),
+    after=st.binary(max_size=64),
+    cuts=st.lists(st.integers(0, 300), max_size=4),
+)
+def test_http11_the_hand_over_to_another_protocol_loses_no_byte(
+    parser: type[harness.HTTP1], upgrade: bytes, after: bytes, cuts: list[int]
+) -> None:
+    """An accepted upgrade or the h2c preface: the bytes the hand-over gives the new
+    protocol, then what arrives later, are exactly what followed (the preface included),
+    however the input was cut."""
+    data = upgrade + after
+    positions = sorted({cut % (len(data) + 1) for cut in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *positions], [*positions, len(data)], strict=True)]
+    transcript = harness.drive_http1(
+        parser, [piece for piece in pieces if piece], {}, accept_upgrades=True
+    )
+    expected = data if upgrade.startswith(b"PRI") else after
+    assert transcript.requests[-1] == ("switched", expected)
