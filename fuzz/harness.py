@@ -426,9 +426,11 @@ def drive_http2(
                 act(partial(respond, ended))
             elif isinstance(event, ProtocolError):
                 assert not event.message.startswith("internal error"), event.message
-                assert event.error_code is not None, f"no error code: {event!r}"
+                # A code (GOAWAY, RST_STREAM), or the status answered (431 to a header list
+                # over our limit): checked against the frames written below.
+                assert event.error_code is not None or event.status, f"no code: {event!r}"
                 errors.append(event)
-                transcript.events.append(("error", event.stream_id, event.error_code))
+                transcript.events.append(("error", event.stream_id, event.error_code, event.status))
             elif isinstance(event, StreamReset | ConnectionClosed):
                 transcript.events.append(
                     (
@@ -477,7 +479,13 @@ def drive_http2(
     output = bytes(out)
     frames = parse_frames(output)
     _bounded_output("HTTP2Protocol", len(output), received)
+    statuses = _response_statuses(frames)  # hpack decodes every head we wrote, in order
     for error in errors:  # each error went out: GOAWAY or RST_STREAM with its code
+        if error.error_code is None:
+            assert error.stream_id is not None
+            wanted_status = b"%d" % (error.status or 0)
+            assert wanted_status in statuses.get(error.stream_id, []), (error, statuses)
+            continue
         if error.stream_id is None:
             wanted = (GOAWAY, 0)
             codes = [struct.unpack(">L", p[4:8])[0] for t, _, s, p in frames if (t, s) == wanted]
@@ -488,6 +496,28 @@ def drive_http2(
     transcript.bodies = {key: bytes(value) for key, value in bodies.items()}
     transcript.output = output
     return transcript
+
+
+def _response_statuses(frames: list[tuple[int, int, int, bytes]]) -> dict[int, list[bytes]]:
+    """Decode our header blocks with hpack, in order: the :status of each head, by stream."""
+    import hpack
+
+    decoder = hpack.Decoder()
+    decoder.max_header_list_size = 1 << 24
+    statuses: dict[int, list[bytes]] = {}
+    block = b""
+    for frame_type, flags, stream_id, payload in frames:
+        if frame_type not in (1, 9):  # HEADERS, CONTINUATION (we never pad or prioritize)
+            continue
+        block += payload
+        if flags & 0x4:
+            headers = decoder.decode(block, raw=True)
+            block = b""
+            for name, value in headers:
+                if name == b":status":
+                    statuses.setdefault(stream_id, []).append(bytes(value))
+    assert not block, "a header block without END_HEADERS"
+    return statuses
 
 
 _H2_NAME = re.compile(rb"[a-z0-9!#$%&'*+\-.^_`|~]+")

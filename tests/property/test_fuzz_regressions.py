@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+import hpack
 import pytest
 
 from fuzz import harness
@@ -195,3 +196,24 @@ def test_compressed_invalid_utf8_before_the_size_limit_is_1007_however_it_arrive
     data = masked(0xC1, deflated(b"\xf0\x13" + b"x" * 40))
     events = ws_events(data, pieces, deflate=DEFLATE, max_message_size=16)
     assert failure(events)[0] == 1007
+
+
+def test_a_header_list_over_the_limit_is_a_431_head_on_the_wire() -> None:
+    """Not a protocol bug: the oracle wanted an error code, but this ProtocolError carries
+    the status it answered instead; its HEADERS frame decodes to :status 431."""
+    big = hpack.Encoder().encode(
+        [
+            (":method", "GET"),
+            (":path", "/"),
+            (":scheme", "https"),
+            (":authority", "a"),
+            ("x-big", "v" * 300),
+        ]
+    )
+    protocol = HTTP2Protocol(clock=lambda: 0.0, max_header_list_size=256)
+    protocol.initiate()
+    events = protocol.receive_data(PREAMBLE + frame(1, 0x5, 3, big))
+    error = next(event for event in events if isinstance(event, ProtocolError))
+    assert (error.stream_id, error.status, error.error_code) == (3, 431, None)
+    statuses = harness._response_statuses(harness.parse_frames(protocol.data_to_send()))
+    assert statuses == {3: [b"431"]}
