@@ -8,6 +8,9 @@ reads (once) and answering after the reads (over every chunking, which must not 
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import h2.events
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +24,7 @@ from tests.property.strategies import (
     hpack_inputs,
     raw_frames,
 )
-from tricorn.protocols.events import Body, EndBody, Request, Response, Trailers
+from tricorn.protocols.events import Body, EndBody, ProtocolError, Request, Response, Trailers
 from tricorn.protocols.http2 import HTTP2Protocol
 
 PREAMBLE = harness.PREFACE + harness.CLIENT_SETTINGS
@@ -193,3 +196,30 @@ def test_http2_round_trip_h2_client_reads_back_our_responses(
         if trailers:
             assert heads[stream_id][1] == [(b"x-checksum", b"1")]
         assert stream_id in ended
+
+
+@given(
+    header=st.one_of(
+        st.binary(max_size=40),
+        st.lists(st.tuples(st.integers(0, 12), st.integers(0, 2**32 - 1)), max_size=4).map(
+            lambda pairs: base64.urlsafe_b64encode(
+                b"".join(struct.pack(">HL", ident, value) for ident, value in pairs)
+            ).rstrip(b"=")
+        ),
+    )
+)
+def test_http2_h2c_settings_header_is_taken_or_refused_never_crashes(header: bytes) -> None:
+    """``Upgrade: h2c``'s HTTP2-Settings value (base64url SETTINGS payload, any values):
+    stream 1's Request, or a ProtocolError with its GOAWAY and ConnectionClosed."""
+    request = Request(1, b"GET", b"/", [(b"host", b"a")], "1.1", expects_body=False)
+    protocol = HTTP2Protocol(clock=lambda: 0.0)
+    events = protocol.initiate_upgrade(header, request)
+    if isinstance(events[0], Request):
+        assert events[0].stream_id == 1 and events[0].http_version == "2"
+        harness.parse_frames(protocol.data_to_send())
+        return
+    error = events[0]
+    assert isinstance(error, ProtocolError) and error.error_code, events
+    frames = harness.parse_frames(protocol.data_to_send())
+    assert frames[-1][0] == harness.GOAWAY
+    assert struct.unpack(">L", frames[-1][3][4:8])[0] == error.error_code
