@@ -352,12 +352,14 @@ class FrameScanner:
                 pos = frame_end
                 if self._closed:
                     return pos
-        except ConnectionViolation:
-            # The frames before the bad one are handled as if they had arrived alone (their
+        except ConnectionViolation as violation:
+            # The frames before a bad one are handled as if they had arrived alone (their
             # ACKs and events come before the GOAWAY), so the answer does not depend on the
-            # chunking (found by fuzzing: tests/property/test_http2_properties.py).
+            # chunking (found by fuzzing: tests/property/test_fuzz_regressions.py). Not
+            # before a flood limit (ENHANCE_YOUR_CALM): the flood is not worth the work.
             run_start = max(start, self._fed_end)
-            if run_start < pos and not self._closed:
+            calm = violation.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+            if run_start < pos and not self._closed and not calm:
                 self._feed(buf, run_start, pos, events)
             raise
         finally:
