@@ -217,3 +217,22 @@ def test_a_header_list_over_the_limit_is_a_431_head_on_the_wire() -> None:
     assert (error.stream_id, error.status, error.error_code) == (3, 431, None)
     statuses = harness._response_statuses(harness.parse_frames(protocol.data_to_send()))
     assert statuses == {3: [b"431"]}
+
+
+def test_an_empty_cookie_crumb_does_not_leave_trailing_whitespace() -> None:
+    """RFC 9113 8.2.3 joins cookie fields with "; ": "a" and "" gave "a; " to the app, a
+    value ending in a space (found by test_http2_work_and_memory_stay_bounded)."""
+    block = hpack.Encoder().encode(
+        [
+            (":method", "GET"),
+            (":path", "/"),
+            (":scheme", "https"),
+            (":authority", "a"),
+            ("cookie", "a=1"),
+            ("cookie", ""),
+            ("cookie", "b=2"),
+        ]
+    )
+    events = h2_server().receive_data(PREAMBLE + frame(1, 0x5, 1, block))
+    request = next(event for event in events if isinstance(event, Request))
+    assert (b"cookie", b"a=1; b=2") in request.headers
