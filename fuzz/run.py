@@ -10,7 +10,9 @@ AssertionError, or any exception, is a crash: libFuzzer writes the input to its
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
+from pathlib import Path
 
 import atheris
 
@@ -41,8 +43,21 @@ def main() -> None:
     def one_input(data: bytes) -> None:
         target(data)
 
-    atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
+    atheris.Setup([_relauncher(name), *sys.argv[2:]], one_input)
     atheris.Fuzz()
+
+
+def _relauncher(name: str) -> str:
+    """An executable that starts this target again: libFuzzer's ``-merge``/``-fork`` modes
+    re-execute ``argv[0]`` (which, for ``python -m fuzz.run``, is not executable)."""
+    folder = Path(".fuzz")
+    folder.mkdir(exist_ok=True)
+    path = folder / f"run-{name}"
+    script = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m fuzz.run {name} "$@"\n'
+    if not path.exists() or path.read_text() != script:
+        path.write_text(script)
+        path.chmod(0o755)
+    return str(path)
 
 
 if __name__ == "__main__":
