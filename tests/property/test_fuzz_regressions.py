@@ -73,6 +73,18 @@ def test_a_head_over_the_size_limit_before_a_bad_byte_is_431_however_it_arrives(
     assert statuses(parser, [data[:70], data[70:]], max_head_size=64) == 431
 
 
+@parsers
+def test_the_h2c_preface_after_an_empty_line_is_found_however_the_cr_arrives(
+    parser: type[harness.HTTP1],
+) -> None:
+    """An empty line, then the HTTP/2 preface: h2c whole, but 505 (the preface read as a
+    request line) when the first CR came alone: its preface check had given up."""
+    data = b"\r\n" + harness.PREFACE + harness.CLIENT_SETTINGS
+    for pieces in ([data], [data[:1], data[1:]]):
+        transcript = harness.drive_http1(parser, pieces, {})
+        assert transcript.requests == [("h2c",), ("switched", data[2:])], pieces
+
+
 # --- HTTP/2 --------------------------------------------------------------------------------
 
 

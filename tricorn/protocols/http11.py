@@ -129,7 +129,9 @@ class HTTP11Protocol(HTTP11Base):
                 position += 2
         if self._check_preface:
             start = buffer[position : position + len(H2C_PREFACE)]
-            if len(start) < len(H2C_PREFACE) and H2C_PREFACE.startswith(start):
+            # A lone CR may be the start of an empty line, skipped before the preface too
+            # (else the preface's detection depended on the chunking; found by fuzzing).
+            if len(start) < len(H2C_PREFACE) and (H2C_PREFACE.startswith(start) or start == b"\r"):
                 return position
             self._check_preface = False
             if start == H2C_PREFACE:

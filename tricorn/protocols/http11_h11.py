@@ -168,7 +168,8 @@ class H11Protocol(HTTP11Base):
                 return False
         if self._check_preface:
             start = buffer[: len(H2C_PREFACE)]
-            if len(start) < len(H2C_PREFACE) and H2C_PREFACE.startswith(start):
+            # A lone CR may start an empty line, skipped before the preface too (fuzzing).
+            if len(start) < len(H2C_PREFACE) and (H2C_PREFACE.startswith(start) or start == b"\r"):
                 return False
             self._check_preface = False
             if start == H2C_PREFACE:
