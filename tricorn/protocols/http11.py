@@ -129,7 +129,9 @@ class HTTP11Protocol(HTTP11Base):
                 position += 2
         if self._check_preface:
             start = buffer[position : position + len(H2C_PREFACE)]
-            if len(start) < len(H2C_PREFACE) and H2C_PREFACE.startswith(start):
+            # A lone CR may be the start of an empty line, skipped before the preface too
+            # (else the preface's detection depended on the chunking; found by fuzzing).
+            if len(start) < len(H2C_PREFACE) and (H2C_PREFACE.startswith(start) or start == b"\r"):
                 return position
             self._check_preface = False
             if start == H2C_PREFACE:
@@ -151,10 +153,13 @@ class HTTP11Protocol(HTTP11Base):
     def _parse_head(self, head: bytes, buffer: bytes, body_start: int, events: list[Event]) -> None:
         """Check a complete head (the rules in their order) and start its request."""
         lines = head.split(b"\r\n")
-        check_head_bytes(head, len(lines) - 1)
-        start = check_request_line(lines[0], self._max_line)  # (method, target, HTTP/1.0)
+        try:
+            check_head_bytes(head, len(lines) - 1)
+            start = check_request_line(lines[0], self._max_line)  # (method, target, HTTP/1.0)
+            check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
+        except PeerError as error:  # the first fault in byte order, as if read in pieces
+            raise self._first_fault(head + b"\r\n\r\n") or error from None
         http10 = start[2]
-        check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
         headers: Headers = []
         length: int | None = None
         codings: list[bytes] | None = None

@@ -64,6 +64,7 @@ from tricorn.protocols.http11_rules import (
     check_trailer_size,
     choose_upgrade,
     comma_tokens,
+    first_head_fault,
     request_options,
     status_line,
 )
@@ -290,16 +291,23 @@ class HTTP11Base:
     def _check_partial_head(self, buffer: bytes, position: int) -> None:
         """Answer 414/431/400/505 before a hostile head is complete (no waiting for 16 KiB)."""
         size = len(buffer) - position
-        if not self._line_checked:
-            line_end = buffer.find(b"\r\n", position, position + self._max_line + 2)
-            if line_end < 0:
-                check_request_line_size(size, self._max_line)
-            else:
-                check_request_line(buffer[position:line_end], self._max_line)
-                self._line_checked = True
-        check_head_size(size, self._max_head)
-        # Only the bytes not checked by the previous call (and the 3 before them).
-        check_partial_head_bytes(buffer, position + max(self._scanned - 1, 0))
+        try:
+            if not self._line_checked:
+                line_end = buffer.find(b"\r\n", position, position + self._max_line + 2)
+                if line_end < 0:
+                    check_request_line_size(size, self._max_line)
+                else:
+                    check_request_line(buffer[position:line_end], self._max_line)
+                    self._line_checked = True
+            check_head_size(size, self._max_head)
+            # Only the bytes not checked by the previous call (and the 3 before them).
+            check_partial_head_bytes(buffer, position + max(self._scanned - 1, 0))
+        except PeerError as error:
+            raise self._first_fault(buffer[position:]) or error from None
+
+    def _first_fault(self, head: bytes) -> PeerError | None:
+        """:func:`first_head_fault` with this connection's limits."""
+        return first_head_fault(head, self._max_line, self._max_head)
 
     def _begin_request(
         self,

@@ -168,7 +168,8 @@ class H11Protocol(HTTP11Base):
                 return False
         if self._check_preface:
             start = buffer[: len(H2C_PREFACE)]
-            if len(start) < len(H2C_PREFACE) and H2C_PREFACE.startswith(start):
+            # A lone CR may start an empty line, skipped before the preface too (fuzzing).
+            if len(start) < len(H2C_PREFACE) and (H2C_PREFACE.startswith(start) or start == b"\r"):
                 return False
             self._check_preface = False
             if start == H2C_PREFACE:
@@ -199,12 +200,15 @@ class H11Protocol(HTTP11Base):
         compare the spellings as text, so it is handed the one value instead.
         """
         line_ends = head.count(b"\r\n")
-        check_head_bytes(head, line_ends)
         line_end = head.find(b"\r\n")
         request_line = head if line_end < 0 else head[:line_end]
-        start = check_request_line(request_line, self._max_line)
+        try:
+            check_head_bytes(head, line_ends)
+            start = check_request_line(request_line, self._max_line)
+            check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
+        except PeerError as error:  # the first fault in byte order, as if read in pieces
+            raise self._first_fault(head + b"\r\n\r\n") or error from None
         http10 = start[2]
-        check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
         check_no_obs_fold(head)  # h11 would unfold it
         hosts = 0
         length: int | None = None

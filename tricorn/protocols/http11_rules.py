@@ -137,6 +137,42 @@ def check_partial_head_bytes(buffer: bytes, start: int) -> None:
         raise PeerError(400, "invalid byte (control, bare CR or LF) in the request head")
 
 
+def first_head_fault(head: bytes, max_line: int, max_head: int) -> PeerError | None:
+    """The verdict on a request head's first bytes that does not depend on the chunking.
+
+    The head's own checks (bad bytes, the request line, the size) run in a fixed order on
+    what has arrived; a head with two faults would get the first check's answer when whole
+    and the other's when cut before its first fault (a 414 or 400 for one request; found by
+    fuzzing, tests/property/test_http11_properties.py). Called once a check failed: the
+    fault whose byte comes first wins (at one byte: bad byte, request line, size). ``head``
+    starts at the request line; complete with its final CRLFCRLF, or what arrived so far.
+    """
+    faults: list[tuple[int, int, PeerError]] = []
+    bad = BAD_HEAD_BYTE_RE.search(head)
+    if bad is not None:
+        index = bad.start()
+        if head[index] == 13:  # a bare CR is known by the byte after it
+            index += 1
+        if index < len(head):
+            error = PeerError(400, "invalid byte (control, bare CR or LF) in the request head")
+            faults.append((index, 0, error))
+    line_end = head.find(b"\r\n", 0, max_line + 2)
+    if line_end < 0:
+        if len(head) > max_line + 1:
+            error = PeerError(414, f"request line longer than {max_line} bytes")
+            faults.append((max_line + 1, 1, error))
+    else:
+        try:
+            check_request_line(head[:line_end], max_line)
+        except PeerError as line_error:
+            faults.append((line_end + 1, 1, line_error))
+    if len(head) > max_head:
+        faults.append((max_head, 2, PeerError(431, f"request head larger than {max_head} bytes")))
+    if not faults:
+        return None
+    return min(faults, key=lambda fault: fault[:2])[2]
+
+
 def check_request_line(line: bytes, max_line: int) -> tuple[bytes, bytes, bool]:
     """RFC 9112 3: ``method SP target SP HTTP/1.x``; return (method, target, is HTTP/1.0).
 

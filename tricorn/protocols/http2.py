@@ -74,6 +74,7 @@ from .http2_frames import (
     FrameScanner,
     check_settings,
     frame,
+    wire_text,
 )
 from .http2_priority import PriorityScheduler
 from .http2_request import (
@@ -681,7 +682,7 @@ class HTTP2Protocol(FrameScanner):
         if output[-17:-8] == b"\x00\x00\x08\x07\x00\x00\x00\x00\x00":
             output = output[:-17]
         self._out += output
-        self._connection_error(code, str(error) or type(error).__name__, events)
+        self._connection_error(code, wire_text(str(error) or type(error).__name__), events)
 
     def _goaway(self, error_code: int, message: str = "") -> bytes:
         last = self._h2.highest_inbound_stream_id
@@ -742,8 +743,10 @@ class HTTP2Protocol(FrameScanner):
 
     def _stream_for_send(self, stream_id: int, what: str) -> Stream | None:
         stream = self._streams.get(stream_id)
-        if stream is not None and not stream.local_closed:
+        if stream is not None and not stream.local_closed and not self._closed:
             return stream
+        # Once closed (the peer's GOAWAY included: h2 then refuses to send anything, with
+        # its own ProtocolError; found by fuzzing), what the app sends is dropped.
         if self._closed or stream_id in self._reset_ids:
             return None  # the peer went away first; what the app sends is dropped
         raise LocalProtocolError(f"stream {stream_id}: {what} for a stream that is not open")
@@ -879,7 +882,7 @@ class HTTP2Protocol(FrameScanner):
 
     def _send_reset(self, event: StreamReset) -> None:
         stream = self._streams.get(event.stream_id)
-        if stream is None:
+        if stream is None or self._closed:  # h2 refuses to send once closed
             return
         self._h2.reset_stream(event.stream_id, event.error_code or ErrorCodes.CANCEL)
         self._forget(stream, reset=True)

@@ -29,7 +29,13 @@ from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
-from tricorn.server.sendfile import SENDFILE_BLOCK, UNAVAILABLE_ERRNOS, FileCutShort, file_socket
+from tricorn.server.sendfile import (
+    SENDFILE_BLOCK,
+    UNAVAILABLE_ERRNOS,
+    FileCutShort,
+    FileSocket,
+    file_socket,
+)
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -352,30 +358,10 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 return 0  # the ordinary path raises what is wrong (gone, content-length)
             try:
                 while sent < count:
-                    # Asked again before every call, with no await in between: a transport
-                    # that closed its socket meanwhile must not have its descriptor's
-                    # number, perhaps another connection's by now, written to.
-                    socket_fd = sock.sendfile_fd()
-                    if socket_fd is None:
-                        raise anyio.BrokenResourceError
-                    try:
-                        size = os.sendfile(
-                            socket_fd, fd, offset + sent, min(count - sent, SENDFILE_BLOCK)
-                        )
-                    except BlockingIOError:
-                        await sock.wait_writable()  # backpressure: the client reads slowly
-                        continue
-                    except OSError as error:
-                        if error.errno not in UNAVAILABLE_ERRNOS:
-                            raise
-                        error_log.debug(
-                            "stream %d: sendfile unavailable (%s): reading the file",
-                            stream_id,
-                            error.strerror,
-                        )
-                        break
-                    if not size:
-                        break  # the file is shorter than it was
+                    piece = min(count - sent, SENDFILE_BLOCK)
+                    size = await self._sendfile_piece(sock, stream_id, fd, offset + sent, piece)
+                    if size <= 0:
+                        break  # sendfile is unavailable, or the file is shorter than it was
                     sent += size
                     if sent < count:
                         await anyio.lowlevel.checkpoint()  # let the other tasks run
@@ -392,6 +378,32 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 if (metrics := self.state.metrics) is not None:
                     metrics.bytes_sent[self.METRICS_INDEX] += sent  # beside _write
         return sent
+
+    async def _sendfile_piece(
+        self, sock: FileSocket, stream_id: int, fd: int, offset: int, size: int
+    ) -> int:
+        """One ``os.sendfile`` call that sent something, waiting while the socket is full;
+        -1 when sendfile cannot be used here (the caller reads the file instead)."""
+        while True:
+            # Asked again before every call, with no await in between: a transport that
+            # closed its socket meanwhile must not have its descriptor's number, perhaps
+            # another connection's by now, written to.
+            socket_fd = sock.sendfile_fd()
+            if socket_fd is None:
+                raise anyio.BrokenResourceError
+            try:
+                return os.sendfile(socket_fd, fd, offset, size)
+            except BlockingIOError:
+                await sock.wait_writable()  # backpressure: the client reads slowly
+            except OSError as error:
+                if error.errno not in UNAVAILABLE_ERRNOS:
+                    raise
+                error_log.debug(
+                    "stream %d: sendfile unavailable (%s): reading the file",
+                    stream_id,
+                    error.strerror,
+                )
+                return -1
 
     async def send_trailers(self, stream_id: int, headers: Headers) -> None:
         # HTTPStream only sends trailers where the extension is in the scope: never here.
