@@ -22,8 +22,8 @@ each request ends, which status each rejection gets).
 Inputs of the atheris targets are ``one option byte + payload`` (:func:`split_input`), so a
 corpus file replays here byte for byte: ``check_http11(HTTP11Protocol, data)`` and so on.
 
-The PROXY protocol parser (``tricorn/protocols/proxy.py``, being written on another branch)
-gets its oracle here and its entry in ``fuzz/targets.py``'s ``TARGETS`` once it lands.
+The PROXY protocol parser (``tricorn/protocols/proxy_protocol.py``) has its oracle too:
+``check_proxy``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ from tricorn.protocols.events import (
 )
 from tricorn.protocols.http11 import H2C_PREFACE, HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.proxy_protocol import Mode as ProxyMode
+from tricorn.protocols.proxy_protocol import Parsed as ProxyParsed
+from tricorn.protocols.proxy_protocol import ProxyProtocolError, ProxyProtocolParser
 
 __all__ = [
     "OUTPUT_FACTOR",
@@ -777,3 +780,61 @@ def check_websocket(data: bytes) -> None:
 
 
 Oracle = Callable[[bytes], object]
+
+
+# --- PROXY protocol ------------------------------------------------------------------------
+
+PROXY_MODES: tuple[ProxyMode, ...] = ("auto", "v1", "v2")
+#: The v2 limits tried (the option byte picks one): the default and the smallest allowed.
+PROXY_V2_LIMITS = (4096, 232)
+V1_MAX = 107
+
+
+def _proxy_outcome(mode: ProxyMode, limit: int, pieces: list[bytes]) -> tuple[str, object]:
+    """Feed ``pieces`` then the peer's close: ("parsed", (header, rest)), ("error", reason)
+    or ("waiting", bytes buffered) if the header is still incomplete."""
+    parser = ProxyProtocolParser(mode, v2_max_size=limit)
+    fed = 0
+    try:
+        for piece in pieces:
+            fed += len(piece)
+            parsed = parser.feed(piece)
+            if parsed is not None:
+                return _proxy_parsed(parsed, fed, limit, pieces)
+            # Waiting: never more buffered than a header may hold.
+            assert parser.buffered_size <= max(V1_MAX, limit), parser.buffered_size
+        parsed = parser.feed(b"")
+    except ProxyProtocolError as error:
+        message = str(error)
+        assert message and "\n" not in message, f"not one line: {message!r}"
+        return "error", "error"  # the reason may name the byte that ruled it out
+    if parsed is None:
+        return "waiting", parser.buffered_size
+    return _proxy_parsed(parsed, fed, limit, pieces)
+
+
+def _proxy_parsed(
+    parsed: ProxyParsed, fed: int, limit: int, pieces: list[bytes]
+) -> tuple[str, object]:
+    payload = b"".join(pieces)
+    header_size = fed - len(parsed.rest)
+    assert 0 < header_size <= max(V1_MAX, limit), header_size
+    # What follows the header is handed on whole, byte for byte.
+    assert payload[header_size:fed] == parsed.rest, "the bytes after the header changed"
+    return "parsed", (parsed.header, payload[header_size:])
+
+
+def check_proxy(data: bytes) -> None:
+    """The PROXY protocol v1/v2 parser: only ProxyProtocolError escapes, a header is never
+    longer than its bound, the bytes after it are handed on unchanged, and every chunking
+    gives the same outcome (header and rest, an error, or still waiting)."""
+    option, payload = split_input(data)
+    mode = PROXY_MODES[option % len(PROXY_MODES)]
+    limit = PROXY_V2_LIMITS[(option >> 2) % len(PROXY_V2_LIMITS)]
+    outcomes = [_proxy_outcome(mode, limit, pieces) for pieces in chunkings(payload, option)]
+    first = outcomes[0]
+    for other in outcomes[1:]:
+        if first[0] == "parsed" and other[0] == "parsed":
+            assert first == other, f"{mode}: the chunking changed the header: {first} {other}"
+        else:
+            assert first[0] == other[0], f"{mode}: the chunking changed the outcome: {outcomes}"

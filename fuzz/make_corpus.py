@@ -214,6 +214,38 @@ WEBSOCKET = [
 ]
 
 
+_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def _v2(command: int, family: int, body: bytes) -> bytes:
+    return _V2_SIGNATURE + bytes([0x20 | command, family]) + len(body).to_bytes(2, "big") + body
+
+
+def _tlv(kind: int, value: bytes) -> bytes:
+    return bytes([kind]) + len(value).to_bytes(2, "big") + value
+
+
+_IPV4 = bytes([192, 168, 0, 1, 192, 168, 0, 11]) + (56324).to_bytes(2, "big") + b"\x01\xbb"
+_IPV6 = bytes(15) + b"\x01" + bytes(15) + b"\x02" + b"\x1f\x90\x00\x50"
+_SSL = _tlv(0x20, b"\x01" + bytes(4) + _tlv(0x21, b"TLSv1.3") + _tlv(0x23, b"TLS_AES_128"))
+_REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+# The HAProxy specification's examples (v1 section 2.1, v2 section 2.2), then a request.
+PROXY = [
+    (0, b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n" + _REQUEST),
+    (1, b"PROXY TCP6 ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n"),
+    (1, b"PROXY TCP6 2001:db8::1 2001:db8::2 4711 443\r\n" + _REQUEST),
+    (0, b"PROXY UNKNOWN\r\n" + _REQUEST),
+    (0, b"PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n"),
+    (2, _v2(1, 0x11, _IPV4) + _REQUEST),  # PROXY, TCP over IPv4
+    (2, _v2(1, 0x21, _IPV6)),  # TCP over IPv6
+    (0, _v2(0, 0x00, b"") + _REQUEST),  # LOCAL (a health check)
+    (2, _v2(1, 0x31, bytes(108) + bytes(108))),  # AF_UNIX
+    (0, _v2(1, 0x11, _IPV4 + _tlv(0x01, b"h2") + _tlv(0x02, b"example.com") + _SSL)),
+    (2, _v2(1, 0x11, _IPV4 + _tlv(0x05, b"id-1") + _tlv(0x04, b"") + _tlv(0x30, b"ns"))),
+    (6, _v2(1, 0x11, _IPV4 + _tlv(0x03, bytes(4)))),  # a CRC32C that does not match
+]
+
+
 def write(target: str, seeds: list[tuple[int, bytes]]) -> None:
     folder = ROOT / target
     folder.mkdir(parents=True, exist_ok=True)  # files already there (merged finds) stay
@@ -240,6 +272,7 @@ def main() -> None:
     )
     write("hpack", [(0x20 | (index & 0x40), block) for index, block in enumerate(hpack_seeds)])
     write("websocket", WEBSOCKET)
+    write("proxy", PROXY)
 
 
 if __name__ == "__main__":

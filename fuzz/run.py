@@ -25,6 +25,7 @@ MODULES = {
     "http2": (["tricorn.protocols.http2"], ["tricorn.protocols", "h2", "hpack", "hyperframe"]),
     "hpack": (["tricorn.protocols.http2"], ["tricorn.protocols", "h2", "hpack", "hyperframe"]),
     "websocket": (["tricorn.protocols.websocket"], ["tricorn.protocols", "wsproto"]),
+    "proxy": (["tricorn.protocols.proxy_protocol"], ["tricorn.protocols"]),
 }
 
 

@@ -2,11 +2,8 @@
 
 ``fuzz/run.py NAME`` runs one under atheris, ``scripts/fuzz.sh NAME SECONDS`` wraps that,
 and ``tests/property/test_fuzz_targets.py`` replays every seed corpus and runs each target
-briefly. A new protocol object gets its oracle in the harness and one line here:
-
-- ``proxy`` (the PROXY protocol v1/v2 parser, tricorn/protocols/proxy.py, on its own branch):
-  add ``"proxy": harness.check_proxy`` once the parser is merged, and a seed corpus in
-  fuzz/corpus/proxy/ (the v1 and v2 examples of the HAProxy specification).
+briefly. A new protocol object gets its oracle in the harness, one line here, its instrumented
+modules in ``fuzz/run.py`` and seeds from ``fuzz/make_corpus.py``.
 """
 
 from __future__ import annotations
@@ -37,5 +34,5 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "http2": http2,
     "hpack": harness.check_hpack_block,
     "websocket": harness.check_websocket,
-    # "proxy": harness.check_proxy,  # the PROXY protocol parser, once merged
+    "proxy": harness.check_proxy,
 }

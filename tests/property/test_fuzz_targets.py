@@ -68,7 +68,8 @@ def test_the_fuzz_target_runs_instrumented_and_its_coverage_grows(
     inited = next((int(cov), int(ft)) for _, kind, cov, ft in stats if kind == b"INITED")
     final = (int(stats[-1][2]), int(stats[-1][3]))
     # Instrumented: even the first (empty) input covers edges of our modules and the
-    # libraries under them (16-250 by target); uninstrumented, a run reports 0-2.
-    assert inited[0] >= 10, stats[:3]
+    # libraries under them (8-250 by target: 8 for the small PROXY parser); uninstrumented,
+    # a run reports 0-2.
+    assert inited[0] >= 5, stats[:3]
     # Growth: new edges (cov) or at least new features (ft: edge hit counts) were found.
     assert final > inited, f"coverage did not grow in {SECONDS} s: {stats[-3:]}"
