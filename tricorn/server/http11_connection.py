@@ -49,7 +49,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
 
     def _setup(self) -> None:
         config = self.state.config
-        protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol
+        protocol_class: type[HTTP11Protocol | H11Protocol] = HTTP11Protocol
+        if config.http1_parser == "h11":
+            protocol_class = H11Protocol
+        elif config.http1_parser == "httptools":  # optional: imported only when chosen
+            from tricorn.protocols.http11_httptools import HTTPToolsProtocol
+
+            protocol_class = HTTPToolsProtocol
         self.protocol = protocol_class(
             max_request_line_size=config.max_request_line_size,
             max_head_size=config.max_head_size,
