@@ -77,9 +77,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         self._drain_deadline = math.inf
         # Files go out with os.sendfile on a plain socket stream (a TLS stream is none, but a
         # cleartext socket behind a TLS-terminating proxy is) whose protocol lets the body
-        # bypass it (ours; h11's writer must see every byte).
+        # bypass it (the base's writer, ours and httptools'; h11's writer must see every byte).
         self._file_socket = file_socket(self.transport)
-        self.sends_files = self._file_socket is not None and protocol_class is HTTP11Protocol
+        self.sends_files = self._file_socket is not None and protocol_class is not H11Protocol
 
     # --- the reader ---------------------------------------------------------------
 
