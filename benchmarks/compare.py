@@ -1,7 +1,8 @@
 """Hello-world speed of two (or more) tricorn checkouts in one run, taking turns.
 
     .venv/bin/python benchmarks/compare.py --roots before=/tmp/old,after=. \\
-        [--rounds 3] [--duration 5] [--backends trio,asyncio]
+        [--rounds 3] [--duration 5] [--backends trio,asyncio] \\
+        [--http1-parsers tricorn,httptools] [--scenarios h1]
 
 For a refactoring that should cost nothing: each round runs every root once per backend and
 scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
@@ -12,7 +13,8 @@ to core 1 (when there are two cores).
 
 Two figures per cell, medians over the rounds: requests/s, and the server's CPU time per
 request (user + system from /proc, all threads), which a busy machine disturbs much less
-than requests/s. The last columns are the ratios to the first root.
+than requests/s. The last columns are the ratios to the first root. With more than one
+``--http1-parsers``, each root runs once per parser (``label/parser``), the first the base.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def _load(port: int, scenario: str, duration: float) -> tuple[float, int]:
     return float(rate.group(1)), int(done.group(1))
 
 
-def measure(root: Path, backend: str, scenario: str, duration: float) -> Sample:
-    args = ["--backend", backend, "benchmarks.apps:app"]
+def measure(
+    root: Path, backend: str, scenario: str, duration: float, http1_parser: str = "tricorn"
+) -> Sample:
+    args = ["--backend", backend, "--http1-parser", http1_parser, "benchmarks.apps:app"]
     env = {**os.environ, "PYTHONPATH": str(root)}
     with tricorn_process(args, root=root, env=env, cpu=0 if TWO_CORES else None, quiet=True) as (
         process,
@@ -91,20 +95,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--backends", default="trio,asyncio")
+    parser.add_argument("--http1-parsers", default="tricorn", help="e.g. tricorn,httptools")
+    parser.add_argument("--scenarios", default="h1,h2c")
     args = parser.parse_args()
+    parsers = args.http1_parsers.split(",")
     roots = [
-        (label, Path(path).resolve())
+        (
+            label if len(parsers) == 1 else f"{label}/{http1_parser}",
+            Path(path).resolve(),
+            http1_parser,
+        )
         for label, path in (item.split("=", 1) for item in args.roots.split(","))
+        for http1_parser in parsers
     ]
     cells = [
-        (backend, scenario) for backend in args.backends.split(",") for scenario in ("h1", "h2c")
+        (backend, scenario)
+        for backend in args.backends.split(",")
+        for scenario in args.scenarios.split(",")
     ]
     samples: dict[tuple[str, str, str], list[Sample]] = {}
     for round_number in range(args.rounds):
         for backend, scenario in cells:
             order = roots if round_number % 2 == 0 else roots[::-1]
-            for label, root in order:
-                sample = measure(root, backend, scenario, args.duration)
+            for label, root, http1_parser in order:
+                sample = measure(root, backend, scenario, args.duration, http1_parser)
                 samples.setdefault((label, backend, scenario), []).append(sample)
                 print(
                     f"round {round_number + 1} {label} {backend} {scenario}: "
@@ -118,7 +132,7 @@ def main() -> None:
     for backend, scenario in cells:
         base_rate = statistics.median(s.rate for s in samples[(base, backend, scenario)])
         base_cpu = statistics.median(s.cpu_us for s in samples[(base, backend, scenario)])
-        for label, _ in roots:
+        for label, _, _ in roots:
             rate = statistics.median(s.rate for s in samples[(label, backend, scenario)])
             cpu = statistics.median(s.cpu_us for s in samples[(label, backend, scenario)])
             print(

@@ -20,9 +20,9 @@ from tricorn.server.asgi_types import Receive, Scope, Send
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(autouse=True, params=["h11", "tricorn"])
+@pytest.fixture(autouse=True, params=["h11", "tricorn", "httptools"])
 def http1_parser(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs on both HTTP/1.1 implementations."""
+    """Every test here runs on the three HTTP/1.1 implementations."""
     helpers.DEFAULT_SETTINGS["http1_parser"] = request.param
     yield str(request.param)
     helpers.DEFAULT_SETTINGS.pop("http1_parser", None)
@@ -157,7 +157,7 @@ async def test_head_request_sends_no_body() -> None:
 #: per parser. A known, accepted difference: h11 never keeps an HTTP/1.0 connection alive
 #: (it answers ``Connection: close``), which RFC 9112 9.3 allows (persistence for HTTP/1.0
 #: is the server's choice); tricorn's own parser honours the request.
-HTTP10_KEEP_ALIVE = {"tricorn": True, "h11": False}
+HTTP10_KEEP_ALIVE = {"tricorn": True, "h11": False, "httptools": True}
 
 
 async def test_http10_closes_unless_keep_alive_asked() -> None:

@@ -87,7 +87,9 @@ def file_app(path: Path, extensions: list[dict[str, Any]]) -> Any:
     return app
 
 
-@pytest.mark.parametrize("mode", ["http1.1", "http1.1-h11", "h2c", "tls-h2", "tls-http1.1"])
+@pytest.mark.parametrize(
+    "mode", ["http1.1", "http1.1-h11", "http1.1-httptools", "h2c", "tls-h2", "tls-http1.1"]
+)
 async def test_pathsend_sends_the_file_with_its_length(
     mode: str, served_file: Path, tls_settings: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -98,6 +100,8 @@ async def test_pathsend_sends_the_file_with_its_length(
     settings: dict[str, Any] = dict(tls_settings) if tls else {}
     if mode == "http1.1-h11":
         settings["http1_parser"] = "h11"  # h11's writer must see every byte: no sendfile
+    if mode == "http1.1-httptools":
+        settings["http1_parser"] = "httptools"  # llhttp reads heads; our writer: sendfile
     async with serving(file_app(served_file, extensions), **settings) as server:
         url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}/file"
         async with httpx.AsyncClient(http1=not http2, http2=http2, verify=False) as client:
@@ -111,7 +115,8 @@ async def test_pathsend_sends_the_file_with_its_length(
     assert head.content == b""
     assert extensions[0]["http.response.pathsend"] == {}
     # Zero copy over cleartext HTTP/1.1 only (HEAD sends no body, so no line for it).
-    expected = [f"stream 1: {SIZE} of {SIZE} {SENDFILE_LINE}"] if mode == "http1.1" else []
+    zero_copy = mode in ("http1.1", "http1.1-httptools")
+    expected = [f"stream 1: {SIZE} of {SIZE} {SENDFILE_LINE}"] if zero_copy else []
     assert sendfile_lines(caplog) == expected
 
 

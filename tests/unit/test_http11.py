@@ -1,7 +1,8 @@
 """HTTP/1.1 protocols, bytes in and bytes out: each test is one rule of the protocol.
 
-Every test runs on both implementations behind ``http1_parser``: our own parser
-(``HTTP11Protocol``) and the one on h11 (``H11Protocol``). Where h11 writes the same response
+Every test runs on the three implementations behind ``http1_parser``: our own parser
+(``HTTP11Protocol``), the one on h11 (``H11Protocol``) and the one on llhttp
+(``HTTPToolsProtocol``). Where h11 writes the same response
 with other header bytes (title-cased names it adds), the responses are compared parsed.
 """
 
@@ -29,6 +30,7 @@ from tricorn.protocols.events import (
 )
 from tricorn.protocols.http11 import H2C_PREFACE, HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 LENGTH_13 = [(b"content-length", b"13")]
@@ -36,7 +38,7 @@ LENGTH_13 = [(b"content-length", b"13")]
 
 Protocol = HTTP11Protocol | H11Protocol
 Make = Callable[..., Protocol]
-PROTOCOLS: list[type[Protocol]] = [HTTP11Protocol, H11Protocol]
+PROTOCOLS: list[type[Protocol]] = [HTTP11Protocol, H11Protocol, HTTPToolsProtocol]
 
 
 @pytest.fixture(params=PROTOCOLS, ids=lambda cls: cls.__name__)
@@ -58,6 +60,7 @@ def on_h11_only(reason: str) -> list[object]:
     return [
         HTTP11Protocol,
         pytest.param(H11Protocol, marks=pytest.mark.xfail(strict=True, reason=reason)),
+        HTTPToolsProtocol,
     ]
 
 

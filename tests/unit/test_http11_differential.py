@@ -1,11 +1,12 @@
-"""Differential test: our HTTP/1.1 parser and the one on h11 must agree on every input.
+"""Differential test: our HTTP/1.1 parser and the ones on h11 and llhttp must agree on every input.
 
 A seeded generator writes valid requests and hostile ones (request smuggling shapes, bad
 bytes, absurd chunk sizes, odd versions), pipelines a few, cuts them at random byte boundaries
 and feeds the same pieces to ``HTTP11Protocol`` and ``H11Protocol``, answering like a server.
 Both must serve the same requests (heads and bodies) and answer the same responses with the
 same exact statuses (a 431 where the other says 400 is a disagreement); neither may raise or
-stop making progress.
+stop making progress. ``HTTPToolsProtocol`` (llhttp) keeps HTTP/1.0 connections alive as ours
+does, so its transcripts are compared whole.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tricorn.protocols.events import (
 )
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 
 Protocol = HTTP11Protocol | H11Protocol
 SEEDS = [1, 2, 3, 4, 5, 6]
@@ -395,6 +397,42 @@ def test_both_parsers_serve_the_same_requests_and_answer_the_same_errors(seed: i
         if comparable(ours) != comparable(theirs):
             disagreements.append((case, b"".join(pieces)[:300], limits, ours, theirs))
     assert not disagreements, disagreements[:3]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_llhttp_parser_serves_and_answers_exactly_like_ours(seed: int) -> None:
+    disagreements = []
+    for case in range(CASES_PER_SEED):
+        rng = random.Random(seed * 1_000_003 + case)
+        pieces, limits = generate(rng)
+        ours = drive(HTTP11Protocol, pieces, limits)
+        theirs = drive(HTTPToolsProtocol, pieces, limits)
+        if ours != theirs:
+            disagreements.append((case, b"".join(pieces)[:300], limits, ours, theirs))
+    assert not disagreements, disagreements[:3]
+
+
+# Heads llhttp takes or refuses where tricorn's rules say otherwise, each with our answer.
+LLHTTP_DIFFERENCES = [
+    (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),  # llhttp takes two spaces
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),  # llhttp takes the version
+    (b"GET /\r\nHost: a\r\n\r\n", 505),  # HTTP/0.9: llhttp takes it
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 200),  # llhttp: 400
+    (b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 200),  # llhttp refuses methods it does not know
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: b \t\r\n\r\n", 200),  # llhttp keeps trailing OWS
+    (b"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", 400),
+    (b"CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+]
+
+
+@pytest.mark.parametrize(("head", "status"), LLHTTP_DIFFERENCES)
+def test_where_llhttp_differs_the_answer_is_ours(head: bytes, status: int) -> None:
+    ours = drive(HTTP11Protocol, [head], {})
+    theirs = drive(HTTPToolsProtocol, [head], {})
+    assert theirs == ours
+    assert (theirs.statuses or [0])[0] == status
 
 
 def test_the_generator_reaches_both_served_requests_and_each_error_status() -> None:

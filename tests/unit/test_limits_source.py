@@ -21,6 +21,7 @@ from tricorn.protocols import http2_limits, websocket
 from tricorn.protocols.http2 import HTTP2Protocol
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Config)}
@@ -81,7 +82,7 @@ def table() -> list[tuple[str, str, Any]]:
         )
         constant = f"DEFAULT_{keyword.upper()}"
         rows.append((field, f"http2_limits.{constant}", getattr(http2_limits, constant)))
-    for cls in (HTTP11Protocol, H11Protocol):
+    for cls in (HTTP11Protocol, H11Protocol, HTTPToolsProtocol):
         for keyword, field in HTTP11_LIMITS.items():
             rows.append((field, f"{cls.__name__}({keyword}=)", constructor_default(cls, keyword)))
     for keyword, field in WEBSOCKET_LIMITS.items():

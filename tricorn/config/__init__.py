@@ -16,7 +16,7 @@ Backend = Literal["auto", "trio", "asyncio", "uvloop"]
 Lifespan = Literal["auto", "on", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 VerifyMode = Literal["none", "optional", "required"]
-HTTP1Parser = Literal["h11", "tricorn"]
+HTTP1Parser = Literal["h11", "tricorn", "httptools"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
 
@@ -255,8 +255,10 @@ class Config:
     # --- HTTP/1.1 limits -----------------------------------------------------------
     http1_parser: HTTP1Parser = setting(  # noqa: RUF009
         "tricorn",
-        "HTTP/1.1 implementation: 'tricorn' (our own strict RFC 9112 parser, the fast one) or "
-        "'h11' (the h11 library; same behaviour, about 40% fewer requests/s).",
+        "HTTP/1.1 implementation: 'tricorn' (our own strict RFC 9112 parser, the fast one), "
+        "'h11' (the h11 library; same behaviour, about 40% fewer requests/s) or 'httptools' "
+        "(request heads parsed by llhttp, checked by the same rules; pip install "
+        "'tricorn[httptools]').",
         group="limits",
     )
     max_request_line_size: int = setting(

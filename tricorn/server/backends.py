@@ -40,6 +40,14 @@ def backend_options(config: Config) -> tuple[str, dict[str, Any], str]:
     for (``backend = "uvloop"``): it measured within 2% of plain asyncio for tricorn
     (benchmarks/RESULTS.md), and the standard loop is the most compatible one.
     """
+    if config.http1_parser == "httptools":  # checked here: both start-up paths call this
+        try:
+            import httptools  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "config: http1_parser = 'httptools': httptools is not installed "
+                "(pip install 'tricorn[httptools]')"
+            ) from None
     if config.backend == "uvloop":
         try:
             import uvloop  # noqa: F401

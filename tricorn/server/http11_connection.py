@@ -55,7 +55,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
 
     def _setup(self) -> None:
         config = self.state.config
-        protocol_class = H11Protocol if config.http1_parser == "h11" else HTTP11Protocol
+        protocol_class: type[HTTP11Protocol | H11Protocol] = HTTP11Protocol
+        if config.http1_parser == "h11":
+            protocol_class = H11Protocol
+        elif config.http1_parser == "httptools":  # optional: imported only when chosen
+            from tricorn.protocols.http11_httptools import HTTPToolsProtocol
+
+            protocol_class = HTTPToolsProtocol
         self.protocol = protocol_class(
             max_request_line_size=config.max_request_line_size,
             max_head_size=config.max_head_size,
@@ -77,9 +83,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         self._drain_deadline = math.inf
         # Files go out with os.sendfile on a plain socket stream (a TLS stream is none, but a
         # cleartext socket behind a TLS-terminating proxy is) whose protocol lets the body
-        # bypass it (ours; h11's writer must see every byte).
+        # bypass it (the base's writer, ours and httptools'; h11's writer must see every byte).
         self._file_socket = file_socket(self.transport)
-        self.sends_files = self._file_socket is not None and protocol_class is HTTP11Protocol
+        self.sends_files = self._file_socket is not None and protocol_class is not H11Protocol
 
     # --- the reader ---------------------------------------------------------------
 
