@@ -50,6 +50,7 @@ from tricorn.protocols.events import (
 )
 from tricorn.protocols.http11 import H2C_PREFACE, HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 from tricorn.protocols.proxy_protocol import Mode as ProxyMode
 from tricorn.protocols.proxy_protocol import Parsed as ProxyParsed
 from tricorn.protocols.proxy_protocol import ProxyProtocolError, ProxyProtocolParser
@@ -284,7 +285,7 @@ def comparable(transcript: HTTP1Transcript) -> tuple[object, ...]:
 
 
 def check_http1_differential(data: bytes) -> None:
-    """Both HTTP/1.1 parsers agree: same requests, same bodies, same exact statuses."""
+    """The HTTP/1.1 parsers agree: same requests, same bodies, same exact statuses."""
     option, payload = split_input(data)
     limits = http11_limits(option)
     pieces = next(iter(chunkings(payload, option)))
@@ -296,6 +297,12 @@ def check_http1_differential(data: bytes) -> None:
     assert comparable(ours) == comparable(theirs), (
         f"the parsers disagree on {payload[:300]!r} (limits {limits}):\n"
         f"HTTP11Protocol: {ours}\nH11Protocol: {theirs}"
+    )
+    # llhttp (httptools) is held to ours exactly: it hands what it cannot judge to our parser.
+    llhttp = drive_http1(HTTPToolsProtocol, pieces, limits, accept_upgrades=accept)
+    assert ours == llhttp, (
+        f"llhttp and our parser disagree on {payload[:300]!r} (limits {limits}):\n"
+        f"HTTP11Protocol: {ours}\nHTTPToolsProtocol: {llhttp}"
     )
 
 

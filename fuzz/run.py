@@ -16,7 +16,11 @@ from pathlib import Path
 
 import atheris
 
-_HTTP1 = ["tricorn.protocols.http11", "tricorn.protocols.http11_h11"]
+_HTTP1 = [
+    "tricorn.protocols.http11",
+    "tricorn.protocols.http11_h11",
+    "tricorn.protocols.http11_httptools",
+]
 #: What each target imports instrumented, and the module prefixes instrumented.
 MODULES = {
     "http11": (_HTTP1, ["tricorn.protocols"]),

@@ -18,8 +18,9 @@ from tests.property.strategies import http1_inputs, http1_request
 from tricorn.protocols.events import Body, EndBody, Request, Response
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
+from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 
-PARSERS = [HTTP11Protocol, H11Protocol]
+PARSERS = [HTTP11Protocol, H11Protocol, HTTPToolsProtocol]
 parsers = pytest.mark.parametrize("parser", PARSERS, ids=lambda cls: cls.__name__)
 
 

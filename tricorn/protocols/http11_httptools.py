@@ -33,6 +33,7 @@ from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_base import HTTP11Limits
 from tricorn.protocols.http11_rules import (
     REQUEST_NAMES,
+    PeerError,
     check_content_length,
     check_head_bytes,
     check_head_limits,
@@ -89,7 +90,10 @@ class HTTPToolsProtocol(HTTP11Protocol):
         (``super()._parse_head``) decides a head llhttp refuses or misreports."""
         # Long on purpose: once per request on the hot path; each call split off cost ~1%.
         line_ends = head.count(b"\r\n")
-        check_head_bytes(head, line_ends)  # the first rule: the same answer as our parser's
+        try:
+            check_head_bytes(head, line_ends)  # the first rule: the same answer as our parser's
+        except PeerError as error:  # the first fault in byte order, as our parser answers
+            raise self._first_fault(head + b"\r\n\r\n") or error from None
         sink = self._sink
         sink.url = b""
         fields: list[tuple[bytes, bytes]] = []
@@ -124,7 +128,10 @@ class HTTPToolsProtocol(HTTP11Protocol):
             super()._parse_head(head, buffer, body_start, events)
             return
         if len(head) + 4 > self._max_head or line_ends > self._max_headers:
-            check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
+            try:
+                check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
+            except PeerError as error:
+                raise self._first_fault(head + b"\r\n\r\n") or error from None
         headers: Headers = []
         length: int | None = None
         codings: list[bytes] | None = None
