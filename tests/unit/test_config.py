@@ -481,6 +481,7 @@ def test_proxy_protocol_settings_from_flags_and_file(in_tmp: Path) -> None:
     assert Config().proxy_protocol == "off"
 
 
+@pytest.mark.parametrize("setting", ["forwarded_allow_ips", "proxy_protocol_allow_ips"])
 @pytest.mark.parametrize(
     "entry",
     [
@@ -500,9 +501,16 @@ def test_proxy_protocol_settings_from_flags_and_file(in_tmp: Path) -> None:
         "[::1",
         "::1/129",
         "unix:/run/x",
+        "10.0.0.1/8",
+        "bogus",
+        "1.2.3",
+        "::g",
+        " 127.0.0.1 ",
+        "[10.0.0.0/8]",
     ],
 )
-def test_the_loader_accepts_the_trust_lists_trusted_peers_accepts(entry: str) -> None:
+def test_the_loader_accepts_the_trust_lists_trusted_peers_accepts(entry: str, setting: str) -> None:
+    """Both trust lists are checked by the loader with the entries ``TrustedPeers`` takes."""
     from tricorn.server.trust import TrustedPeers  # the one matcher; config may not import it
 
     try:
@@ -511,7 +519,10 @@ def test_the_loader_accepts_the_trust_lists_trusted_peers_accepts(entry: str) ->
     except ValueError:
         parses = False
     try:
-        check_config(Config(proxy_protocol_allow_ips=[entry]))
+        if setting == "forwarded_allow_ips":
+            check_config(Config(forwarded_allow_ips=[entry]))
+        else:
+            check_config(Config(proxy_protocol_allow_ips=[entry]))
         checks = True
     except ConfigError:
         checks = False
