@@ -34,6 +34,8 @@ class H3Response:
     pieces: int = 0
     trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     reset: int | None = None
+    #: 1xx heads (103 Early Hints) before the final one: (status, fields).
+    informational: list[tuple[int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
 
     def header(self, name: bytes) -> bytes | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -73,10 +75,13 @@ class H3Client(QuicConnectionProtocol):
                 else:
                     headers = list(h3_event.headers)
                     status = int(dict(headers)[b":status"])
+                    fields = [(k, v) for k, v in headers if k != b":status"]
                     if status >= 200:
                         response.status = status
-                        response.headers = [(k, v) for k, v in headers if k != b":status"]
+                        response.headers = fields
                         exchange.head.set()
+                    else:
+                        response.informational.append((status, fields))
             elif isinstance(h3_event, h3_events.DataReceived) and h3_event.data:
                 response.body += h3_event.data
                 response.pieces += 1

@@ -166,6 +166,24 @@ async def test_trailers_are_sent(certificates: Certificates) -> None:
     assert response.trailers == [(b"x-checksum", b"42")]
 
 
+async def test_early_hints_come_before_the_response(certificates: Certificates) -> None:
+    async def hints(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload"]})
+        await apps.respond(send, 200, b"page")
+
+    port = free_port()
+    async with serving(hints, **h3_settings(certificates, port)):
+
+        async def script(client: H3Client) -> H3Response:
+            return await client.request("GET", "/")
+
+        response = await h3(certificates, port, script)
+    assert response.informational == [(103, [(b"link", b"</style.css>; rel=preload")])]
+    assert (response.status, response.body) == (200, b"page")
+
+
 async def test_a_client_reset_gives_the_app_http_disconnect(certificates: Certificates) -> None:
     received: list[str] = []
     disconnected = anyio.Event()
@@ -347,4 +365,21 @@ def test_a_bad_quic_bind_is_one_line() -> None:
     assert _errors(result) == [
         'ERROR:    config: quic_bind = "unix:/tmp/x.sock" (from the command line): expected '
         "'HOST:PORT' or '[V6]:PORT' (UDP)"
+    ]
+
+
+def test_quic_bind_with_workers_is_one_line(certificates: Certificates) -> None:
+    result = _run(
+        "--workers",
+        "2",
+        "--quic-bind",
+        "127.0.0.1:0",
+        "--certfile",
+        str(certificates.certfile),
+        "--keyfile",
+        str(certificates.keyfile),
+    )
+    assert result.returncode == 2
+    assert _errors(result) == [
+        "ERROR:    config: quic_bind: not supported with workers > 1 or reload yet"
     ]
