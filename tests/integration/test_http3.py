@@ -7,6 +7,7 @@ TLS binds' HTTP/1.1 and HTTP/2 responses, and the start-up error lines of quic_b
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -91,6 +92,21 @@ async def test_get_maps_onto_the_http_scope(certificates: Certificates) -> None:
     assert scope["extensions"]["tls"]["tls_version"] == 0x0304
     assert scope["client"][0] in ("127.0.0.1", "::ffff:127.0.0.1")
     assert response.header(b"alt-svc") is None  # said on h1/h2 only
+
+
+async def test_retry_validates_the_address_then_serves(certificates: Certificates) -> None:
+    """quic_retry: the first Initial is answered with a Retry; aioquic's client comes back
+    with the token, and the connection is served as usual."""
+    port = free_port()
+    async with serving(apps.hello, **h3_settings(certificates, port, quic_retry=True)):
+
+        async def script(client: H3Client) -> tuple[H3Response, bool]:
+            response = await client.request("GET", "/")
+            return response, client._quic._retry_source_connection_id is not None
+
+        response, retried = await h3(certificates, port, script)
+    assert retried  # the client went through a Retry
+    assert (response.status, response.body) == (200, b"Hello, world!")
 
 
 @pytest.mark.parametrize("windows", ["default", "small"])
@@ -289,6 +305,48 @@ async def test_graceful_shutdown_lets_a_stream_finish(certificates: Certificates
             release.set()
     assert outcome[0].status == 200
     assert outcome[0].body == b"finished"
+
+
+# --- a browser -----------------------------------------------------------------------
+
+
+def _spki_hash(certfile: Path) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_pem_x509_certificate(certfile.read_bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+async def page(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    body = b"<!doctype html><title>h3</title><p id=out>version %s</p>" % (
+        scope["http_version"].encode()
+    )
+    await apps.respond(send, 200, body, [(b"content-type", b"text/html")])
+
+
+async def test_chromium_reads_a_page_over_http3(certificates: Certificates, tmp_path: Path) -> None:
+    """Headless Chromium forced onto QUIC for the origin reads a page: its navigation
+    entry says h3, and the app saw http_version 3."""
+    from tests.e2e import chromium
+
+    port = free_port()
+    flags = chromium.quic_flags(port, _spki_hash(certificates.certfile))
+
+    def browse() -> tuple[Any, Any]:
+        with chromium.chromium(tmp_path / "profile", flags) as tab:
+            tab.call("Page.navigate", url=f"https://127.0.0.1:{port}/")
+            text = tab.wait_for("(document.getElementById('out') || {}).textContent")
+            protocol = tab.evaluate("performance.getEntries()[0].nextHopProtocol")
+        return text, protocol
+
+    async with serving(page, **h3_settings(certificates, port)):
+        text, protocol = await anyio.to_thread.run_sync(browse)
+    assert protocol == "h3"
+    assert text == "version 3"
 
 
 # --- Alt-Svc --------------------------------------------------------------------------

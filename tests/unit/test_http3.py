@@ -17,7 +17,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import pull_quic_header
 
-from tricorn.protocols.events import Body, EndBody, Event, Request, StreamReset
+from tricorn.protocols.events import Body, ConnectionClosed, EndBody, Event, Request, StreamReset
 from tricorn.protocols.http3 import HTTP3Protocol, server_configuration
 
 CLIENT = ("127.0.0.1", 40000)
@@ -183,3 +183,16 @@ def test_after_goaway_new_requests_are_rejected(cert_files: tuple[str, str]) -> 
     pair.pump()
     heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
     assert heads[0].headers == [(b":status", b"200")]  # connection-specific field dropped
+
+
+def test_an_idle_connection_ends_after_the_idle_timeout(cert_files: tuple[str, str]) -> None:
+    pair = Pair(cert_files)
+    assert not pair.server.terminated
+    timer = pair.server.get_timer()
+    assert timer is not None
+    pair.events.clear()
+    pair.events += pair.server.handle_timer(pair.now + 31)  # quic_idle_timeout 30 s
+    while not pair.server.terminated and (timer := pair.server.get_timer()) is not None:
+        pair.events += pair.server.handle_timer(timer)
+    assert pair.server.terminated
+    assert any(isinstance(e, ConnectionClosed) for e in pair.events)
