@@ -196,3 +196,35 @@ def test_an_idle_connection_ends_after_the_idle_timeout(cert_files: tuple[str, s
         pair.events += pair.server.handle_timer(timer)
     assert pair.server.terminated
     assert any(isinstance(e, ConnectionClosed) for e in pair.events)
+
+
+def test_a_stream_the_client_reset_gives_its_slot_back(cert_files: tuple[str, str]) -> None:
+    """RESET_STREAM alone (no STOP_SENDING): once the app has ended, our half is reset too,
+    so the QUIC stream finishes and MAX_STREAMS lets the client open the next one."""
+    pair = Pair(cert_files, streams=1)
+    first = pair.request("/upload", b"part", end=False)
+    pair.pump()
+    pair.client.reset_stream(first, 0x10C)
+    pair.pump()
+    assert StreamReset(first, 0x10C) in pair.events
+    pair.request("/next", None)
+    pair.pump()
+    assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/upload"]
+    pair.server.release(first)  # the app ended
+    pair.pump()
+    assert quic_events.StreamReset(stream_id=first, error_code=0x10C) in pair.client_events
+    assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/upload", b"/next"]
+
+
+def test_an_early_response_declines_the_rest_of_the_body(cert_files: tuple[str, str]) -> None:
+    pair = Pair(cert_files, streams=1)
+    first = pair.request("/upload", b"part", end=False)
+    pair.pump()
+    pair.server.send_response(first, 413, [], end_stream=True)
+    pair.server.release(first)
+    pair.pump()
+    stops = [e for e in pair.client_events if isinstance(e, quic_events.StopSendingReceived)]
+    assert [(e.stream_id, e.error_code) for e in stops] == [(first, 0x100)]  # H3_NO_ERROR
+    pair.request("/next", None)
+    pair.pump()
+    assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/upload", b"/next"]

@@ -153,10 +153,12 @@ class _FlowControlledQuic(QuicConnection):
 class _Stream:
     """What is tracked per request stream."""
 
-    __slots__ = ("closed", "remote_ended", "started")
+    __slots__ = ("closed", "local_ended", "remote_ended", "started")
 
     def __init__(self) -> None:
         self.remote_ended = False
+        #: The response's end (or our reset) is queued: the sending side is done.
+        self.local_ended = False
         #: Reset by either side, or the client sent STOP_SENDING: nothing more is sent.
         self.closed = False
         #: The response head went out.
@@ -246,6 +248,11 @@ class HTTP3Protocol:
         self._forget_unread(stream_id)
         out.append(StreamReset(stream_id, error_code))
 
+    def _stop(self, stream_id: int, error_code: int) -> None:
+        """STOP_SENDING: the rest of the request body is not wanted."""
+        if stream_id in self.quic._streams:
+            self.quic.stop_stream(stream_id, error_code)
+
     def _close_streams(self) -> None:
         for stream in self._streams.values():
             stream.closed = True
@@ -264,7 +271,8 @@ class HTTP3Protocol:
             return
         if self._goaway_id is not None and stream_id >= self._goaway_id:
             self.quic.reset_stream(stream_id, ErrorCode.H3_REQUEST_REJECTED)
-            self.quic.stop_stream(stream_id, ErrorCode.H3_REQUEST_REJECTED)
+            if not event.stream_ended:
+                self._stop(stream_id, ErrorCode.H3_REQUEST_REJECTED)
             return
         stream = self._streams[stream_id] = _Stream()
         stream.remote_ended = event.stream_ended
@@ -275,10 +283,9 @@ class HTTP3Protocol:
             return
         except HeaderListTooLarge:
             self.h3.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
-            stream.started = True
+            stream.started = stream.local_ended = stream.closed = True
             if not event.stream_ended:
-                self.quic.stop_stream(stream_id, ErrorCode.H3_NO_ERROR)
-            stream.closed = True
+                self._stop(stream_id, ErrorCode.H3_NO_ERROR)
             out.append(
                 ProtocolError(
                     stream_id,
@@ -294,10 +301,11 @@ class HTTP3Protocol:
         code = ErrorCode.H3_MESSAGE_ERROR
         stream = self._streams.get(stream_id)
         if stream is not None:
-            stream.closed = True
+            stream.closed = stream.local_ended = True
         self._forget_unread(stream_id)
         self.quic.reset_stream(stream_id, code)
-        self.quic.stop_stream(stream_id, code)
+        if stream is None or not stream.remote_ended:
+            self._stop(stream_id, code)
         out.append(ProtocolError(stream_id, message, error_code=code))
 
     def _build_request(self, stream_id: int, raw: Headers, ended: bool) -> Request:
@@ -389,9 +397,12 @@ class HTTP3Protocol:
         fields.extend(
             (name, value) for name, value in headers if name not in _DROPPED_RESPONSE_FIELDS
         )
-        self.h3.send_headers(stream_id, fields, end_stream=end_stream and status >= 200)
+        end = end_stream and status >= 200
+        self.h3.send_headers(stream_id, fields, end_stream=end)
         if status >= 200:
-            self._streams[stream_id].started = True
+            stream = self._streams[stream_id]
+            stream.started = True
+            stream.local_ended = end
 
     def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
         if not self.is_open(stream_id):
@@ -400,28 +411,40 @@ class HTTP3Protocol:
             self.h3.send_data(stream_id, data, end_stream=end)
         elif end:
             self.quic.send_stream_data(stream_id, b"", end_stream=True)
+        if end:
+            self._streams[stream_id].local_ended = True
 
     def send_trailers(self, stream_id: int, headers: Headers) -> None:
         if not self.is_open(stream_id):
             return
         fields = [(name, value) for name, value in headers if check_trailer_field(name, value)]
         self.h3.send_headers(stream_id, fields, end_stream=True)
+        self._streams[stream_id].local_ended = True
 
     def reset(self, stream_id: int, error_code: int) -> None:
         """Reset the response and stop the request (RESET_STREAM and STOP_SENDING)."""
         stream = self._streams.get(stream_id)
         if stream is None or stream.closed or self.terminated:
             return
-        stream.closed = True
+        stream.closed = stream.local_ended = True
         self._forget_unread(stream_id)
         self.quic.reset_stream(stream_id, error_code)
         if not stream.remote_ended:
-            self.quic.stop_stream(stream_id, error_code)
+            self._stop(stream_id, error_code)
 
     def release(self, stream_id: int) -> None:
-        """The stream's app has ended: forget it."""
-        self._streams.pop(stream_id, None)
+        """The stream's app has ended: forget it. A response it left unfinished is reset
+        (H3_REQUEST_CANCELLED: after a client's reset, our half must close too, or the
+        QUIC stream never finishes and its MAX_STREAMS slot is never given back); a request
+        body still coming is declined (STOP_SENDING H3_NO_ERROR, RFC 9114 4.1)."""
+        stream = self._streams.pop(stream_id, None)
         self._forget_unread(stream_id)
+        if stream is None or self.terminated:
+            return
+        if not stream.local_ended:
+            self.quic.reset_stream(stream_id, ErrorCode.H3_REQUEST_CANCELLED)
+        if not stream.remote_ended:
+            self._stop(stream_id, ErrorCode.H3_NO_ERROR)
 
     def unacked(self, stream_id: int) -> int:
         """Bytes aioquic holds for ``stream_id`` that the client has not acknowledged yet
@@ -431,6 +454,11 @@ class HTTP3Protocol:
             return 0
         sender = quic_stream.sender
         return sender._buffer_stop - sender._buffer_start
+
+    def settled(self) -> bool:
+        """No request stream is left in QUIC: every response sent has been acknowledged
+        (aioquic forgets a stream once both halves are done and acked)."""
+        return not any(stream_id % 4 == 0 for stream_id in self.quic._streams)
 
     def goaway(self) -> None:
         """Graceful shutdown (RFC 9114 5.2): GOAWAY with the first stream id not taken; new

@@ -417,12 +417,20 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         return None
 
     _idle_event: anyio.Event | None = None
+    #: Graceful shutdown: close the connection once no stream is left and all is acked.
+    _close_when_settled: bool = False
 
     async def _serve(self) -> None:
         protocol = self.protocol
         while not protocol.terminated:
             self._wakeup = wakeup = anyio.Event()
             await self._transmit()
+            if self._close_when_settled and not self._streams and protocol.settled():
+                # Shutting down and the last response is acknowledged: close now (a close
+                # before would drop what was still unsent or unacknowledged).
+                self._close_when_settled = False
+                protocol.close(ErrorCode.H3_NO_ERROR, "server shutting down")
+                continue
             timer = protocol.get_timer()
             if not wakeup.is_set():
                 with anyio.CancelScope(deadline=math.inf if timer is None else timer):
@@ -518,7 +526,7 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
             if self._idle_event is not None:
                 self._idle_event.set()
             if self.state.shutting_down:
-                self.protocol.close(ErrorCode.H3_NO_ERROR, "server shutting down")
+                self._close_when_settled = True
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -528,8 +536,7 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         self.protocol.goaway()
         for stream in self._streams.values():
             stream.begin_shutdown()
-        if not self._streams:
-            self.protocol.close(ErrorCode.H3_NO_ERROR, "server shutting down")
+        self._close_when_settled = True  # once the last stream is done and acknowledged
         self._wake()
 
 
