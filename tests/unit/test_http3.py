@@ -17,7 +17,15 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import pull_quic_header
 
-from tricorn.protocols.events import Body, ConnectionClosed, EndBody, Event, Request, StreamReset
+from tricorn.protocols.events import (
+    Body,
+    ConnectionClosed,
+    EndBody,
+    Event,
+    ProtocolError,
+    Request,
+    StreamReset,
+)
 from tricorn.protocols.http3 import HTTP3Protocol, server_configuration
 
 CLIENT = ("127.0.0.1", 40000)
@@ -39,7 +47,12 @@ class Pair:
     """A connected client (aioquic, with its H3 layer) and server (HTTP3Protocol)."""
 
     def __init__(
-        self, cert_files: tuple[str, str], *, connection_window: int = 1 << 20, streams: int = 100
+        self,
+        cert_files: tuple[str, str],
+        *,
+        connection_window: int = 1 << 20,
+        streams: int = 100,
+        resets: int = 200,
     ) -> None:
         self.now = 1000.0
         configuration = QuicConfiguration(
@@ -62,6 +75,7 @@ class Pair:
             ),
             original_destination_connection_id=header.destination_cid,
             max_concurrent_streams=streams,
+            max_resets_per_window=resets,
         )
         self.events: list[Event] = []
         self.client_events: list[quic_events.QuicEvent] = []
@@ -228,3 +242,25 @@ def test_an_early_response_declines_the_rest_of_the_body(cert_files: tuple[str, 
     pair.request("/next", None)
     pair.pump()
     assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/upload", b"/next"]
+
+
+def test_a_reset_flood_closes_the_connection(cert_files: tuple[str, str]) -> None:
+    """Rapid reset: requests opened and reset past the limit per window close the
+    connection with H3_EXCESSIVE_LOAD."""
+    pair = Pair(cert_files, resets=5)
+    for n in range(8):
+        stream_id = pair.request(f"/{n}", b"x", end=False)
+        pair.pump()
+        pair.client.reset_stream(stream_id, 0x10C)
+        pair.pump()
+        if pair.server.terminated:
+            break
+    errors = [e for e in pair.events if isinstance(e, ProtocolError) and e.stream_id is None]
+    assert [e.error_code for e in errors] == [0x107]
+    assert sum(isinstance(e, StreamReset) for e in pair.events) == 6  # the sixth is one too many
+    pair.client.handle_timer(pair.now + 60)  # the client's draining period ends
+    closed = []
+    while (event := pair.client.next_event()) is not None:
+        if isinstance(event, quic_events.ConnectionTerminated):
+            closed.append(event.error_code)
+    assert closed == [0x107]

@@ -46,6 +46,7 @@ from .events import (
     StreamReset,
     Trailers,
 )
+from .http2_limits import RateLimit
 from .http2_request import (
     CONNECTION_SPECIFIC,
     HeaderListTooLarge,
@@ -176,6 +177,8 @@ class HTTP3Protocol:
         retry_source_connection_id: bytes | None = None,
         max_concurrent_streams: int = 100,
         max_header_list_size: int = 65536,
+        max_resets_per_window: int = 200,
+        rate_window_seconds: float = 10.0,
     ) -> None:
         quic = _FlowControlledQuic(
             configuration=configuration,
@@ -197,6 +200,10 @@ class HTTP3Protocol:
         self._goaway_id: int | None = None
         #: The QUIC connection has ended (closed, idle, or failed): nothing more to do.
         self.terminated = False
+        #: The time of the datagram or timer being handled (the rate limits' clock).
+        self._now = 0.0
+        #: Requests the client started and then reset (rapid reset, CVE-2023-44487's kind).
+        self._resets = RateLimit(max_resets_per_window, rate_window_seconds, lambda: self._now)
 
     # --- input -------------------------------------------------------------------------
 
@@ -205,10 +212,12 @@ class HTTP3Protocol:
         return self.quic.host_cid
 
     def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> list[Event]:
+        self._now = now
         self.quic.receive_datagram(data, addr, now)
         return self._drain()
 
     def handle_timer(self, now: float) -> list[Event]:
+        self._now = now
         self.quic.handle_timer(now)
         return self._drain()
 
@@ -247,6 +256,11 @@ class HTTP3Protocol:
         stream.closed = True
         self._forget_unread(stream_id)
         out.append(StreamReset(stream_id, error_code))
+        if self._resets.hit():
+            code = ErrorCode.H3_EXCESSIVE_LOAD
+            message = f"more than {self._resets.limit} requests reset per window"
+            out.append(ProtocolError(None, message, error_code=code))
+            self.close(code, "too many streams reset")
 
     def _stop(self, stream_id: int, error_code: int) -> None:
         """STOP_SENDING: the rest of the request body is not wanted."""

@@ -245,6 +245,8 @@ class QuicEndpoint:
             retry_source_connection_id=retry_cid,
             max_concurrent_streams=config.h3_max_concurrent_streams,
             max_header_list_size=config.h2_max_header_list_size,
+            max_resets_per_window=config.h2_max_resets_per_window,
+            rate_window_seconds=config.h2_flood_window,
         )
         connection = HTTP3Connection(self, protocol, client=addr)
         connection.cids.update((cid, protocol.host_cid))
