@@ -95,10 +95,10 @@ async def test_get_maps_onto_the_http_scope(certificates: Certificates) -> None:
 
 
 async def test_retry_validates_the_address_then_serves(certificates: Certificates) -> None:
-    """quic_retry: the first Initial is answered with a Retry; aioquic's client comes back
-    with the token, and the connection is served as usual."""
+    """quic_retry = "always": the first Initial is answered with a Retry; aioquic's client
+    comes back with the token, and the connection is served as usual."""
     port = free_port()
-    async with serving(apps.hello, **h3_settings(certificates, port, quic_retry=True)):
+    async with serving(apps.hello, **h3_settings(certificates, port, quic_retry="always")):
 
         async def script(client: H3Client) -> tuple[H3Response, bool]:
             response = await client.request("GET", "/")
@@ -305,6 +305,65 @@ async def test_graceful_shutdown_lets_a_stream_finish(certificates: Certificates
             release.set()
     assert outcome[0].status == 200
     assert outcome[0].body == b"finished"
+
+
+def _initial_flood(port: int, count: int) -> dict[str, int]:
+    """``count`` client Initials to 127.0.0.1:``port``, each from its own UDP socket (a
+    source port of its own, as spoofed sources would look), none followed up; what kind
+    of packet each socket got back first."""
+    import socket as socket_module
+
+    from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+    from aioquic.h3.connection import H3_ALPN
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.packet import QuicPacketType, pull_quic_header
+
+    sockets = []
+    kinds = {"retry": 0, "handshake": 0, "none": 0}
+    try:
+        for _ in range(count):
+            sock = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+            quic = QuicConnection(
+                configuration=QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
+            )
+            quic.connect(("127.0.0.1", port), now=0.0)
+            for data, _ in quic.datagrams_to_send(now=0.0):
+                sock.sendto(data, ("127.0.0.1", port))
+        for sock in sockets:
+            sock.settimeout(5.0)  # hang guard
+            try:
+                data = sock.recv(65535)
+            except TimeoutError:
+                kinds["none"] += 1
+                continue
+            header = pull_quic_header(Buffer(data=data), host_cid_length=8)
+            kinds["retry" if header.packet_type == QuicPacketType.RETRY else "handshake"] += 1
+    finally:
+        for sock in sockets:
+            sock.close()
+    return kinds
+
+
+async def test_an_initial_flood_past_the_handshake_limit_meets_retry(
+    certificates: Certificates,
+) -> None:
+    """60 Initials from 60 source ports that never complete: the first 10 (the
+    quic_max_handshakes) get a handshake, the rest a Retry (no state kept for them); a
+    real client is still served, through a Retry, while the 10 are pending."""
+    port = free_port()
+    settings = h3_settings(certificates, port, quic_max_handshakes=10)
+    async with serving(apps.hello, **settings):
+        kinds = await anyio.to_thread.run_sync(_initial_flood, port, 60)
+
+        async def script(client: H3Client) -> H3Response:
+            return await client.request("GET", "/")
+
+        response = await h3(certificates, port, script)
+    assert kinds == {"retry": 50, "handshake": 10, "none": 0}
+    assert (response.status, response.body) == (200, b"Hello, world!")
 
 
 # --- a browser -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ VerifyMode = Literal["none", "optional", "required"]
 HTTP1Parser = Literal["h11", "tricorn", "httptools"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
+QuicRetry = Literal["load", "always", "off"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {target} {protocol}" {status} {bytes} {duration_ms:.1f}ms {outcome}'
@@ -467,10 +468,18 @@ class Config:
         minimum=1,
         group="http3",
     )
-    quic_retry: bool = setting(
-        False,
-        "Validate every client address with a QUIC Retry before any connection state is kept "
-        "(one more round trip per connection; a defence against spoofed Initial floods).",
+    quic_retry: QuicRetry = setting(  # noqa: RUF009
+        "load",
+        "Validate client addresses with a QUIC Retry (one more round trip) before keeping any "
+        "state: 'load' while more than quic_max_handshakes handshakes are pending (a spoofed "
+        "Initial flood then costs nothing), 'always', or 'off'.",
+        group="http3",
+    )
+    quic_max_handshakes: int = setting(
+        100,
+        "QUIC handshakes in progress per UDP socket past which new clients must pass a Retry "
+        "first (quic_retry = 'load').",
+        minimum=0,
         group="http3",
     )
     h3_max_concurrent_streams: int = setting(

@@ -200,6 +200,8 @@ class HTTP3Protocol:
         self._goaway_id: int | None = None
         #: The QUIC connection has ended (closed, idle, or failed): nothing more to do.
         self.terminated = False
+        #: The TLS handshake has completed.
+        self.handshake_complete = False
         #: The time of the datagram or timer being handled (the rate limits' clock).
         self._now = 0.0
         #: Requests the client started and then reset (rapid reset, CVE-2023-44487's kind).
@@ -233,6 +235,8 @@ class HTTP3Protocol:
         while (event := quic.next_event()) is not None:
             if isinstance(event, quic_events.StreamReset | quic_events.StopSendingReceived):
                 self._peer_reset(event.stream_id, event.error_code, out)
+            elif isinstance(event, quic_events.HandshakeCompleted):
+                self.handshake_complete = True
             elif isinstance(event, quic_events.ConnectionIdIssued):
                 out.append(ConnectionIdIssued(event.connection_id))
             elif isinstance(event, quic_events.ConnectionIdRetired):

@@ -123,7 +123,11 @@ class QuicEndpoint:
         self._configuration = configuration
         self._socket: anyio.abc.UDPSocket | None = None
         self._connections: dict[bytes, HTTP3Connection] = {}
-        self._retry = QuicRetryTokenHandler() if state.config.quic_retry else None
+        config = state.config
+        self._retry_mode = config.quic_retry
+        self._retry = QuicRetryTokenHandler() if config.quic_retry != "off" else None
+        #: Connections whose handshake has not completed (``quic_max_handshakes``).
+        self.handshaking = 0
         self._send_lock = anyio.Lock()
 
     @property
@@ -184,7 +188,7 @@ class QuicEndpoint:
             return
         original_cid = header.destination_cid
         retry_cid: bytes | None = None
-        if self._retry is not None:
+        if self._retry is not None and (header.token or self._retry_needed()):
             if not header.token:
                 self._send_retry(header.version, header.source_cid, original_cid, addr)
                 return
@@ -199,6 +203,11 @@ class QuicEndpoint:
                 return  # a bad or old token: drop it (RFC 9000 8.1.3)
             retry_cid = header.destination_cid
         self._start(data, addr, header.destination_cid, original_cid, retry_cid)
+
+    def _retry_needed(self) -> bool:
+        return self._retry_mode == "always" or (
+            self.handshaking >= self.state.config.quic_max_handshakes
+        )
 
     def _send_retry(
         self, version: int, client_cid: bytes, original_cid: bytes, addr: tuple[str, int]
@@ -252,6 +261,7 @@ class QuicEndpoint:
         connection.cids.update((cid, protocol.host_cid))
         for known in connection.cids:
             self._connections[known] = connection
+        self.handshaking += 1
         connection.feed(data, addr)
         self.state.spawn(connection.run)
 
@@ -345,7 +355,10 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
 
     def feed(self, data: bytes, addr: tuple[str, int]) -> None:
         self._address = addr
-        received = self.protocol.receive_datagram(data, addr, anyio.current_time())
+        protocol = self.protocol
+        received = protocol.receive_datagram(data, addr, anyio.current_time())
+        if self._handshaking and protocol.handshake_complete:
+            self._handshake_over()
         if self._task_group is None:
             self._early.extend(received)
         else:
@@ -353,6 +366,13 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         self._acked.set()
         self._acked = anyio.Event()
         self._wake()
+
+    _handshaking = True
+
+    def _handshake_over(self) -> None:
+        """Counted out of the endpoint's pending handshakes (done, or never to be)."""
+        self._handshaking = False
+        self.endpoint.handshaking -= 1
 
     def _handle(self, received: list[Event]) -> None:
         for event in received:
@@ -414,6 +434,8 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
                     await self._idle_event.wait()
                 task_group.cancel_scope.cancel()
         finally:
+            if self._handshaking:
+                self._handshake_over()
             self.endpoint.unroute(self)
             await self._closed()
         return None
