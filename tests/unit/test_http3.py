@@ -264,3 +264,27 @@ def test_a_reset_flood_closes_the_connection(cert_files: tuple[str, str]) -> Non
         if isinstance(event, quic_events.ConnectionTerminated):
             closed.append(event.error_code)
     assert closed == [0x107]
+
+
+def test_refused_requests_leave_nothing_behind(cert_files: tuple[str, str]) -> None:
+    """Malformed heads (host differing from :authority) are reset one by one, and the
+    protocol keeps no state for them; a good request still gets through after."""
+    pair = Pair(cert_files, streams=5)
+    for n in range(20):
+        stream_id = pair.client.get_next_available_stream_id()
+        head = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"localhost"),
+            (b":path", b"/%d" % n),
+            (b"host", b"elsewhere"),
+        ]
+        pair.client_h3.send_headers(stream_id, head, end_stream=True)
+        pair.pump()
+    errors = [e for e in pair.events if isinstance(e, ProtocolError)]
+    assert len(errors) == 20
+    assert {e.error_code for e in errors} == {0x10E}
+    assert not pair.server._streams
+    pair.request("/good", None)
+    pair.pump()
+    assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/good"]

@@ -301,7 +301,7 @@ class HTTP3Protocol:
             return
         except HeaderListTooLarge:
             self.h3.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
-            stream.started = stream.local_ended = stream.closed = True
+            del self._streams[stream_id]  # answered here: no app will release it
             if not event.stream_ended:
                 self._stop(stream_id, ErrorCode.H3_NO_ERROR)
             out.append(
@@ -317,9 +317,7 @@ class HTTP3Protocol:
     def _refuse(self, stream_id: int, message: str, out: list[Event]) -> None:
         """RFC 9114 4.1.2: a malformed request is a stream error of type H3_MESSAGE_ERROR."""
         code = ErrorCode.H3_MESSAGE_ERROR
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            stream.closed = stream.local_ended = True
+        stream = self._streams.pop(stream_id, None)  # no app will release it
         self._forget_unread(stream_id)
         self.quic.reset_stream(stream_id, code)
         if stream is None or not stream.remote_ended:
