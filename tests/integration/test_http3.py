@@ -238,6 +238,22 @@ async def test_a_client_reset_gives_the_app_http_disconnect(certificates: Certif
     assert "http.request" in received  # the first part of the body reached the app
 
 
+async def test_a_stalled_request_body_is_reset_after_body_read_timeout(
+    certificates: Certificates,
+) -> None:
+    port = free_port()
+    settings = h3_settings(certificates, port, body_read_timeout=0.5, body_min_rate=0)
+    async with serving(apps.echo, **settings):
+
+        async def script(client: H3Client) -> tuple[H3Response, H3Response]:
+            stalled = client.start("POST", "/upload", b"part", end=False)
+            return await client.response(stalled), await client.request("GET", "/", b"")
+
+        stalled, after = await h3(certificates, port, script)
+    assert stalled.reset == 0x10C  # H3_REQUEST_CANCELLED
+    assert after.status == 200  # the connection goes on
+
+
 async def test_connection_specific_header_resets_only_that_stream(
     certificates: Certificates,
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from typing import Any
 
@@ -129,10 +130,6 @@ class QuicEndpoint:
         #: Connections whose handshake has not completed (``quic_max_handshakes``).
         self.handshaking = 0
         self._send_lock = anyio.Lock()
-
-    @property
-    def connections(self) -> set[HTTP3Connection]:
-        return set(self._connections.values())
 
     async def run(self) -> None:
         self._socket = udp = await anyio.abc.UDPSocket.from_socket(self._raw)
@@ -277,8 +274,6 @@ class QuicEndpoint:
 
 
 def _new_cid() -> bytes:
-    import os
-
     return os.urandom(CID_LENGTH)
 
 
@@ -457,12 +452,28 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
                 continue
             timer = protocol.get_timer()
             if not wakeup.is_set():
-                with anyio.CancelScope(deadline=math.inf if timer is None else timer):
+                deadline = math.inf if timer is None else timer
+                with anyio.CancelScope(deadline=min(deadline, self._body_deadline)):
                     await wakeup.wait()
             now = anyio.current_time()
             if timer is not None and now >= timer:
                 self._handle(protocol.handle_timer(now))
+            if now >= self._body_deadline:
+                await self._check_body_pace(now)
         await self._transmit()  # the CONNECTION_CLOSE, if any
+
+    async def _check_body_pace(self, now: float) -> None:
+        """A body deadline passed (body_read_timeout, body_min_rate): let each waiting
+        stream check its client's pace."""
+        self._body_deadline = math.inf
+        for stream in list(self._streams.values()):
+            deadline = await stream.check_body_pace(now)
+            self._body_deadline = min(self._body_deadline, deadline)
+
+    def body_deadline(self, stream_id: int, deadline: float) -> None:
+        if deadline < self._body_deadline:
+            self._body_deadline = deadline
+            self._wake()  # the loop waits with the new deadline
 
     async def _transmit(self) -> None:
         for data, addr in self.protocol.datagrams_to_send(anyio.current_time()):
