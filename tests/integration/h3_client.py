@@ -46,6 +46,7 @@ class _Exchange:
         self.response = H3Response()
         self.head = asyncio.Event()
         self.done = asyncio.Event()
+        self.pieces: list[bytes] = []
 
 
 class H3Client(QuicConnectionProtocol):
@@ -83,9 +84,10 @@ class H3Client(QuicConnectionProtocol):
                     else:
                         response.informational.append((status, fields))
             elif isinstance(h3_event, h3_events.DataReceived) and h3_event.data:
-                response.body += h3_event.data
+                exchange.pieces.append(h3_event.data)
                 response.pieces += 1
             if getattr(h3_event, "stream_ended", False):
+                response.body = b"".join(exchange.pieces)
                 exchange.done.set()
 
     def start(
