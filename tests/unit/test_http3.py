@@ -288,3 +288,25 @@ def test_refused_requests_leave_nothing_behind(cert_files: tuple[str, str]) -> N
     pair.request("/good", None)
     pair.pump()
     assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/good"]
+
+
+def test_extended_connect_is_answered_501(cert_files: tuple[str, str]) -> None:
+    """aioquic offers SETTINGS_ENABLE_CONNECT_PROTOCOL; WebSocket over HTTP/3 (RFC 9220)
+    is not served yet, so the request gets a 501 rather than a reset."""
+    pair = Pair(cert_files)
+    stream_id = pair.client.get_next_available_stream_id()
+    head = [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/ws"),
+        (b"sec-websocket-version", b"13"),
+    ]
+    pair.client_h3.send_headers(stream_id, head)
+    pair.pump()
+    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
+    assert (error.stream_id, error.status) == (stream_id, 501)
+    heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
+    assert [h.headers for h in heads] == [[(b":status", b"501")]]
+    assert not pair.server._streams

@@ -151,6 +151,10 @@ class _FlowControlledQuic(QuicConnection):
         super()._write_stream_limits(builder, space, stream)
 
 
+class _NotServed(Exception):
+    """A well-formed request this server does not serve over HTTP/3 (answered 501)."""
+
+
 class _Stream:
     """What is tracked per request stream."""
 
@@ -300,19 +304,23 @@ class HTTP3Protocol:
             self._refuse(stream_id, f"malformed request: {error}", out)
             return
         except HeaderListTooLarge:
-            self.h3.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
-            del self._streams[stream_id]  # answered here: no app will release it
-            if not event.stream_ended:
-                self._stop(stream_id, ErrorCode.H3_NO_ERROR)
-            out.append(
-                ProtocolError(
-                    stream_id,
-                    f"request header list over {self._max_header_list_size} bytes; answered 431",
-                    status=431,
-                )
-            )
+            message = f"request header list over {self._max_header_list_size} bytes"
+            self._answer(stream_id, 431, message, event.stream_ended, out)
+            return
+        except _NotServed as error:
+            self._answer(stream_id, 501, str(error), event.stream_ended, out)
             return
         out.append(request)
+
+    def _answer(
+        self, stream_id: int, status: int, message: str, ended: bool, out: list[Event]
+    ) -> None:
+        """Answer a request here with a bodiless ``status`` (no app sees it)."""
+        self.h3.send_headers(stream_id, [(b":status", b"%d" % status)], end_stream=True)
+        del self._streams[stream_id]  # answered here: no app will release it
+        if not ended:
+            self._stop(stream_id, ErrorCode.H3_NO_ERROR)
+        out.append(ProtocolError(stream_id, f"{message}; answered {status}", status=status))
 
     def _refuse(self, stream_id: int, message: str, out: list[Event]) -> None:
         """RFC 9114 4.1.2: a malformed request is a stream error of type H3_MESSAGE_ERROR."""
@@ -326,11 +334,14 @@ class HTTP3Protocol:
 
     def _build_request(self, stream_id: int, raw: Headers, ended: bool) -> Request:
         head = read_request_head(raw, self._max_header_list_size)
-        target = check_request_target(head, enable_connect_protocol=False)
+        # aioquic's SETTINGS always offer extended CONNECT (RFC 9220): such a request is
+        # well-formed, and answered 501 as long as WebSocket over HTTP/3 is not served.
+        target = check_request_target(head, enable_connect_protocol=True)
         method = head.method
         assert method is not None  # check_request_target refuses a request without one
         if method == b"CONNECT":
-            raise Malformed("CONNECT is not served")
+            what = b"CONNECT :protocol " + head.protocol if head.protocol else b"CONNECT"
+            raise _NotServed(f"{what.decode('latin-1')} is not served over HTTP/3")
         return Request(
             stream_id=stream_id,
             method=method,
