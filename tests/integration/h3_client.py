@@ -153,14 +153,16 @@ def client_configuration(ca_file: str) -> QuicConfiguration:
     return configuration
 
 
-def run_client(port: int, ca_file: str, script: Callable[[H3Client], Awaitable[T]]) -> T:
-    """Connect to 127.0.0.1:``port``, run ``script(client)``, close; blocking (call it
+def run_client(
+    port: int, ca_file: str, script: Callable[[H3Client], Awaitable[T]], host: str = "127.0.0.1"
+) -> T:
+    """Connect to ``host``:``port``, run ``script(client)``, close; blocking (call it
     through ``anyio.to_thread.run_sync``)."""
 
     async def main() -> T:
         async with asyncio.timeout(GUARD):
             async with connect(
-                "127.0.0.1",
+                host,
                 port,
                 configuration=client_configuration(ca_file),
                 create_protocol=H3Client,

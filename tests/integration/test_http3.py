@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -107,6 +108,27 @@ async def test_retry_validates_the_address_then_serves(certificates: Certificate
         response, retried = await h3(certificates, port, script)
     assert retried  # the client went through a Retry
     assert (response.status, response.body) == (200, b"Hello, world!")
+
+
+async def test_ipv6_quic_bind(certificates: Certificates) -> None:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    settings = h3_settings(certificates, port)
+    settings["bind"] = [f"[::1]:{port}"]
+    settings["quic_bind"] = [f"[::1]:{port}"]
+    async with serving(apps.scope_dump, **settings):
+
+        async def script(client: H3Client) -> H3Response:
+            return await client.request("GET", "/six")
+
+        response = await anyio.to_thread.run_sync(
+            partial(run_client, port, str(certificates.ca_file), script, "::1")
+        )
+    scope = json.loads(response.body)
+    assert scope["http_version"] == "3"
+    assert scope["client"][0] == "::1"
+    assert scope["server"] == ["::1", port]
 
 
 @pytest.mark.parametrize("windows", ["default", "small"])
@@ -327,8 +349,6 @@ def _initial_flood(port: int, count: int) -> dict[str, int]:
     """``count`` client Initials to 127.0.0.1:``port``, each from its own UDP socket (a
     source port of its own, as spoofed sources would look), none followed up; what kind
     of packet each socket got back first."""
-    import socket as socket_module
-
     from aioquic.buffer import Buffer  # type: ignore[attr-defined]
     from aioquic.h3.connection import H3_ALPN
     from aioquic.quic.configuration import QuicConfiguration
@@ -339,7 +359,7 @@ def _initial_flood(port: int, count: int) -> dict[str, int]:
     kinds = {"retry": 0, "handshake": 0, "none": 0}
     try:
         for _ in range(count):
-            sock = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
             quic = QuicConnection(
