@@ -53,6 +53,8 @@ error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Bytes of one stream's response aioquic may hold unacknowledged before ``send`` waits.
 HIGH_WATER = 262144
+#: The least slice of a body handed to aioquic at a time (unless less is left).
+SEND_QUANTUM = 65536
 #: Length of the connection ids we choose (aioquic's default).
 CID_LENGTH = 8
 #: RFC 9000 14.1: a client's Initial datagram is at least this long.
@@ -150,15 +152,22 @@ class QuicEndpoint:
             with anyio.CancelScope(shield=True):
                 await udp.aclose()
 
-    async def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+    async def send(self, datagrams: list[tuple[bytes, Any]]) -> int:
+        """Write a connection's datagrams (one lock for the lot: a socket takes one writer
+        at a time on trio); return the bytes written."""
         udp = self._socket
-        if udp is None:
-            return
-        try:
-            async with self._send_lock:
-                await udp.sendto(data, addr[0], addr[1])
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as error:
-            error_log.debug("QUIC send to %s failed: %s", addr, error)
+        if udp is None or not datagrams:
+            return 0
+        sent = 0
+        async with self._send_lock:
+            for data, addr in datagrams:
+                try:
+                    await udp.sendto(data, addr[0], addr[1])
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as error:
+                    error_log.debug("QUIC send to %s failed: %s", addr, error)
+                    return sent
+                sent += len(data)
+        return sent
 
     def _datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -476,10 +485,11 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
             self._wake()  # the loop waits with the new deadline
 
     async def _transmit(self) -> None:
-        for data, addr in self.protocol.datagrams_to_send(anyio.current_time()):
+        datagrams = self.protocol.datagrams_to_send(anyio.current_time())
+        if datagrams:
+            sent = await self.endpoint.send(datagrams)
             if (metrics := self.state.metrics) is not None:
-                metrics.bytes_sent[self.METRICS_INDEX] += len(data)
-            await self.endpoint.sendto(data, (addr[0], addr[1]))
+                metrics.bytes_sent[self.METRICS_INDEX] += sent
 
     # --- StreamOwner --------------------------------------------------------------------
 
@@ -494,10 +504,12 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         while True:
             self._check_open(stream_id)
             room = HIGH_WATER - protocol.unacked(stream_id)
-            if room <= 0 and offset < len(view):
+            if room < min(SEND_QUANTUM, len(view) - offset):
+                # Wait for room for a whole quantum: fewer, larger DATA frames (each slice
+                # is a frame and a copy).
                 await self._acked.wait()  # datagrams came in: acks may have made room
                 continue
-            chunk = view[offset : offset + max(room, 0)]
+            chunk = view[offset : offset + room]
             offset += len(chunk)
             last = offset >= len(view)
             protocol.send_data(stream_id, bytes(chunk), end and last)
