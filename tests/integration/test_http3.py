@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import pytest
@@ -183,6 +184,40 @@ async def test_concurrent_requests_on_one_connection(certificates: Certificates)
         responses = await h3(certificates, port, script)
     assert [r.status for r in responses] == [200] * 20
     assert [r.body for r in responses] == [b"body %d" % n for n in range(20)]
+
+
+async def test_a_stream_flood_is_held_to_the_concurrency_limit(
+    certificates: Certificates,
+) -> None:
+    """150 requests at once on one connection with h3_max_concurrent_streams = 10: the
+    app never runs more than 10 at a time (QUIC MAX_STREAMS), and every one is served."""
+    live = 0
+    peak = 0
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal live, peak
+        if scope["type"] != "http":
+            return
+        live += 1
+        peak = max(peak, live)
+        try:
+            await anyio.lowlevel.checkpoint()  # let the others in, if the limit allowed them
+            await apps.respond(send, 200, b"ok")
+        finally:
+            live -= 1
+
+    port = free_port()
+    async with serving(counting, **h3_settings(certificates, port, h3_max_concurrent_streams=10)):
+
+        async def script(client: H3Client) -> list[H3Response]:
+            import asyncio
+
+            ids = [client.start("GET", f"/{n}") for n in range(150)]
+            return list(await asyncio.gather(*(client.response(i) for i in ids)))
+
+        responses = await h3(certificates, port, script)
+    assert [r.body for r in responses] == [b"ok"] * 150
+    assert 1 <= peak <= 10
 
 
 async def test_trailers_are_sent(certificates: Certificates) -> None:
