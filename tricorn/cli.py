@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(config)
     except ConfigError as error:
         return _fail(error)
+    if config.quic_bind and (config.workers > 1 or config.reload):
+        # One UDP socket per worker would split a QUIC connection's datagrams among them.
+        return _fail(ConfigError("config: quic_bind: not supported with workers > 1 or reload yet"))
     with _pid_file(config.pid_file):
         if config.workers > 1 or config.reload:
             from tricorn.process.supervisor import Supervisor

@@ -68,17 +68,33 @@ class Page:
         raise AssertionError(f"{expression!r} still empty after {timeout} s")
 
 
+def quic_flags(port: int, spki_sha256_base64: str) -> list[str]:
+    """Flags that put Chromium on QUIC for https://127.0.0.1:``port`` (HTTP/3, no Alt-Svc
+    needed), trusting the certificate whose public key has that hash (QUIC ignores
+    ``--ignore-certificate-errors``)."""
+    return [
+        "--enable-quic",
+        f"--origin-to-force-quic-on=127.0.0.1:{port}",
+        f"--ignore-certificate-errors-spki-list={spki_sha256_base64}",
+    ]
+
+
 @contextmanager
-def chromium(user_data_dir: Path) -> Iterator[Page]:
-    """A fresh headless Chromium (new empty profile); its first tab as a Page."""
+def chromium(user_data_dir: Path, extra_flags: list[str] | None = None) -> Iterator[Page]:
+    """A fresh headless Chromium (new empty profile); its first tab as a Page.
+    ``extra_flags`` (such as ``quic_flags``) are added; ``--enable-quic`` among them drops
+    the default ``--disable-quic``."""
     path = executable()
     assert path is not None, "chromium is not installed (scripts/test.sh installs it)"
+    flags = [*FLAGS, *(extra_flags or [])]
+    if "--enable-quic" in flags:
+        flags.remove("--disable-quic")
     user_data_dir.mkdir(parents=True, exist_ok=True)
     port_file = user_data_dir / "DevToolsActivePort"
     port_file.unlink(missing_ok=True)  # a profile used before keeps the last run's port
     log = open(user_data_dir / "chromium.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [path, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+        [path, *flags, f"--user-data-dir={user_data_dir}", "about:blank"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

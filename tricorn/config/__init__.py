@@ -19,6 +19,7 @@ VerifyMode = Literal["none", "optional", "required"]
 HTTP1Parser = Literal["h11", "tricorn", "httptools"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 ProxyProtocolMode = Literal["off", "v1", "v2", "auto"]
+QuicRetry = Literal["load", "always", "off"]
 
 DEFAULT_ACCESS_LOG_FORMAT = (
     '{client} - "{method} {target} {protocol}" {status} {bytes} {duration_ms:.1f}ms {outcome}'
@@ -452,6 +453,60 @@ class Config:
         "Seconds over which the HTTP/2 frame-rate limits are counted.",
         minimum=0.1,
         group="http2",
+    )
+
+    # --- HTTP/3 (QUIC) ---------------------------------------------------------------
+    quic_bind: list[str] = setting(  # noqa: RUF009
+        [],
+        "UDP addresses serving HTTP/3 over QUIC: 'HOST:PORT' or '[V6]:PORT' (may share a port "
+        "number with a TCP bind); needs certfile and tricorn[h3] (aioquic). Empty: off.",
+        group="http3",
+    )
+    quic_idle_timeout: float = setting(
+        30.0,
+        "Seconds a QUIC connection may stay silent before it is closed (QUIC idle timeout).",
+        minimum=1,
+        group="http3",
+    )
+    quic_retry: QuicRetry = setting(  # noqa: RUF009
+        "load",
+        "Validate client addresses with a QUIC Retry (one more round trip) before keeping any "
+        "state: 'load' while more than quic_max_handshakes handshakes are pending (a spoofed "
+        "Initial flood then costs nothing), 'always', or 'off'.",
+        group="http3",
+    )
+    quic_max_handshakes: int = setting(
+        100,
+        "QUIC handshakes in progress per UDP socket past which new clients must pass a Retry "
+        "first (quic_retry = 'load').",
+        minimum=0,
+        group="http3",
+    )
+    h3_max_concurrent_streams: int = setting(
+        100,
+        "Most concurrent request streams per QUIC connection (QUIC MAX_STREAMS).",
+        minimum=1,
+        group="http3",
+    )
+    h3_stream_window_size: int = setting(
+        1048576,
+        "QUIC flow-control window of each request stream, in bytes: request body bytes held "
+        "for an app that does not read.",
+        minimum=1024,
+        group="http3",
+    )
+    h3_connection_window_size: int = setting(
+        4194304,
+        "QUIC flow-control window of a whole connection, in bytes.",
+        minimum=16384,
+        group="http3",
+    )
+    alt_svc_max_age: int = setting(
+        86400,
+        "ma= of the Alt-Svc header advertising h3 on the TLS binds' HTTP/1.1 and HTTP/2 "
+        "responses when quic_bind is set; 0 sends no Alt-Svc.",
+        minimum=0,
+        group="http3",
     )
 
     # --- WebSocket -----------------------------------------------------------------

@@ -48,6 +48,7 @@ GROUP_TITLES = {
     "metrics": "metrics",
     "tls": "TLS",
     "http2": "HTTP/2",
+    "http3": "HTTP/3 (QUIC)",
     "websocket": "WebSocket",
     "process": "worker processes",
 }
@@ -329,6 +330,13 @@ def _check_metrics_bind(value: str) -> None:
         _check_binds([value])
 
 
+def _check_quic_binds(values: list[str]) -> None:
+    for value in values:
+        if value.startswith(("unix:", "fd://")):
+            raise _Invalid(value, "'HOST:PORT' or '[V6]:PORT' (UDP)")
+        _split_host_port(value)
+
+
 def _check_statsd_host(value: str) -> None:
     if not value:
         return
@@ -367,6 +375,7 @@ EXTRA_CHECKS: dict[str, Callable[[Any], None]] = {
     "bind": _check_binds,
     "metrics_bind": _check_metrics_bind,
     "statsd_host": _check_statsd_host,
+    "quic_bind": _check_quic_binds,
     "access_log_format": _check_access_log_format,
     "ws_access_log_format": _check_access_log_format,
     "log_config": _check_log_config,

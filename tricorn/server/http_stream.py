@@ -535,6 +535,9 @@ class HTTPStream:
                 )
             headers = _check_headers(message.get("headers", ()))
             headers.extend(self.server_state.default_headers())
+            alt_svc = self.server_state.alt_svc  # HTTP/3 on offer: said on the TLS binds
+            if alt_svc and self.request.http_version != "3" and "tls" in self.scope["extensions"]:
+                headers.extend(alt_svc)
             self._started = True
             self._status = status
             self._pending_headers = headers

@@ -6,7 +6,7 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import sniffio
 from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 
 from tricorn.config import Config
-from tricorn.config.loader import check_config
+from tricorn.config.loader import check_config, show_value
 from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError, TricornError
@@ -97,9 +97,12 @@ async def serve(
     tls = build_ssl_context(config)
     sockets = open_config_sockets(config)
     exporters: Exporters | None = None
+    quic: tuple[list[socket.socket], Callable[[], Coroutine[Any, Any, None]]] | None = None
     try:
+        quic = _open_quic(config, state)  # quic_bind: (UDP sockets, serve them) or None
         exporters = Exporters.open(config, state.metrics)  # metrics_bind, statsd_host
-        await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status, exporters)
+        extras = [exporters.run] if quic is None else [exporters.run, quic[1]]
+        await _serve(lifespan, state, sockets, tls, shutdown_trigger, task_status, extras)
     except BaseExceptionGroup as group:
         # Give embedders the one TricornError (bind, lifespan) rather than a group of one.
         leaves = _leaves(group)
@@ -107,7 +110,7 @@ async def serve(
             raise leaves[0] from None
         raise
     finally:
-        for sock in sockets:
+        for sock in sockets + (quic[0] if quic is not None else []):
             sock.close()
         if exporters is not None:
             exporters.close()
@@ -128,8 +131,10 @@ async def _serve(
     tls: ssl.SSLContext | None,
     shutdown_trigger: Callable[[], Awaitable[Any]] | None,
     task_status: TaskStatus[list[BoundAddress]],
-    exporters: Exporters,
+    extras: list[Callable[[], Coroutine[Any, Any, None]]],
 ) -> None:
+    """``extras``: tasks run beside the connections until the end (the metrics exporters,
+    the QUIC endpoints)."""
     config = state.config
     async with anyio.create_task_group() as lifespan_group:
         await lifespan.startup(lifespan_group)
@@ -150,7 +155,8 @@ async def _serve(
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
                         connections.start_soon(_accept_loop, listener, state, setup)
-                    connections.start_soon(exporters.run)
+                    for extra in extras:
+                        connections.start_soon(extra)
                     task_status.started(addresses)
                     if shutdown_trigger is None:
                         await anyio.sleep_forever()
@@ -175,6 +181,35 @@ async def _serve(
                     await state.cancel_tasks()
         await lifespan.shutdown()
         lifespan_group.cancel_scope.cancel()
+
+
+def _open_quic(
+    config: Config, state: ServerState
+) -> tuple[list[socket.socket], Callable[[], Coroutine[Any, Any, None]]] | None:
+    """``quic_bind``'s UDP sockets and the task serving HTTP/3 on them (None when it is
+    empty); sets the Alt-Svc header the TLS binds advertise it with. ``ConfigError`` when
+    aioquic is missing, certfile is not set, or a socket cannot be bound."""
+    if not config.quic_bind:
+        return None
+    shown = show_value(config.quic_bind)
+    try:
+        import aioquic  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"config: quic_bind = {shown}: aioquic is not installed (pip install 'tricorn[h3]')"
+        ) from None
+    if not config.certfile:
+        raise ConfigError(f"config: quic_bind = {shown}: needs certfile (QUIC is always TLS)")
+    from tricorn.server import quic
+
+    configuration = quic.quic_configuration(config)
+    sockets = quic.open_quic_sockets(config)
+    port = sockets[0].getsockname()[1]
+    for sock in sockets:
+        error_log.info("tricorn serving HTTP/3 on udp://%s:%d", *sock.getsockname()[:2])
+    if config.alt_svc_max_age:
+        state.alt_svc = [(b"alt-svc", b'h3=":%d"; ma=%d' % (port, config.alt_svc_max_age))]
+    return sockets, lambda: quic.serve_quic(state, sockets, configuration)
 
 
 def _stream_adopter() -> Callable[[SocketStream], SocketStream]:

@@ -66,6 +66,9 @@ class ServerState:
             [(b"server", config.server_header.encode("latin-1"))] if config.server_header else []
         )
         self._start_soon: Callable[..., object] | None = None
+        #: ``alt-svc: h3=":PORT"; ma=N`` for responses on the TLS binds (HTTP/1.1, HTTP/2)
+        #: when quic_bind is set (``serve``); empty otherwise.
+        self.alt_svc: Headers = []
         self._asyncio_tasks: AsyncioTasks | None = None
 
     def use_task_group(self, group: TaskGroup) -> None:
