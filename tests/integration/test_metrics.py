@@ -168,8 +168,9 @@ async def h2_reset(server: RunningServer) -> None:
 def expected(samples: Samples) -> bool:
     requests = "tricorn_requests_total"
     return (
-        value(samples, requests, protocol="http/1.1", method="GET", status="2xx") == 3
-        and value(samples, requests, protocol="h2", method="GET", status="2xx") == 3
+        value(samples, requests, protocol="http/1.1", method="GET", status="2xx", outcome="ok")
+        == 3
+        and value(samples, requests, protocol="h2", method="GET", status="2xx", outcome="ok") == 3
         and value(samples, "tricorn_requests_in_flight") == 0
         and value(samples, "tricorn_connections_open", protocol="http/1.1") == 0
         and value(samples, "tricorn_connections_open", protocol="h2") == 0
@@ -192,12 +193,20 @@ async def test_scrape_counts_http11_h2c_websocket_and_errors() -> None:
     def v(name: str, **labels: str) -> float:
         return value(samples, name, **labels)
 
-    assert v("tricorn_requests_total", protocol="http/1.1", method="POST", status="2xx") == 1
-    assert v("tricorn_requests_total", protocol="http/1.1", method="other", status="2xx") == 1
-    # 3 + 1 + 1 HTTP/1.1 requests (+ the WebSocket handshake is no HTTP request), 3 on h2
-    assert v("tricorn_request_duration_seconds_count", protocol="http/1.1") == 5
-    assert v("tricorn_request_duration_seconds_count", protocol="h2") == 3
-    assert v("tricorn_request_duration_seconds_bucket", protocol="h2", le="+Inf") == 3
+    ok = {"protocol": "http/1.1", "status": "2xx", "outcome": "ok"}
+    assert v("tricorn_requests_total", method="POST", **ok) == 1
+    assert v("tricorn_requests_total", method="other", **ok) == 1
+    # the refused heads and the reset stream are requests too, with their outcome
+    rejected = {"protocol": "http/1.1", "method": "GET", "outcome": "rejected"}
+    assert v("tricorn_requests_total", status="4xx", **rejected) == 2
+    assert v("tricorn_requests_total", status="4xx", **{**rejected, "method": "POST"}) == 1
+    gone = {"protocol": "h2", "method": "GET", "outcome": "client_gone", "status": "none"}
+    assert v("tricorn_requests_total", **gone) == 1
+    # 3 + 1 + 1 HTTP/1.1 requests and 3 refused (+ the WebSocket handshake is no HTTP
+    # request), 3 + 1 on h2: the histogram holds every request counted
+    assert v("tricorn_request_duration_seconds_count", protocol="http/1.1") == 8
+    assert v("tricorn_request_duration_seconds_count", protocol="h2") == 4
+    assert v("tricorn_request_duration_seconds_bucket", protocol="h2", le="+Inf") == 4
     assert v("tricorn_request_duration_seconds_sum", protocol="h2") > 0
     # one httpx HTTP/1.1 keep-alive connection, the WebSocket's, 3 bad requests, the h2c
     # client's and the raw h2 connection
@@ -311,7 +320,7 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
     def counted(lines: list[tuple[str, str, str, dict[str, str]]], name: str) -> float:
         return sum(float(v) for n, v, kind, _ in lines if n == name and kind == "c")
 
-    requests = "web.requests" if dogstatsd else "web.requests.http_1_1.GET.2xx"
+    requests = "web.requests" if dogstatsd else "web.requests.http_1_1.GET.2xx.ok"
     try:
         async with serving(app, **settings) as server:
             async with httpx.AsyncClient(base_url=server.url) as client:
@@ -336,6 +345,7 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
             "protocol": "http/1.1",
             "method": "GET",
             "status": "2xx",
+            "outcome": "ok",
         }
         assert "web.connections_open" in gauges
     else:
@@ -375,7 +385,7 @@ def served_by(server: Server, count: int) -> dict[int, int]:
 
 
 REQUESTS = "tricorn_requests_total"
-OK = {"protocol": "http/1.1", "method": "GET", "status": "2xx"}
+OK = {"protocol": "http/1.1", "method": "GET", "status": "2xx", "outcome": "ok"}
 
 
 def per_worker(samples: Samples) -> dict[int, float]:

@@ -461,11 +461,14 @@ class HTTP2Protocol(FrameScanner):
             if not ended:
                 self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
                 self._note_reset(stream_id, window)
+            pseudo = dict(event.headers[:4])  # pseudo-header fields come first
             events.append(
                 ProtocolError(
                     stream_id,
                     f"request header list over {self._max_header_list_size} bytes; answered 431",
                     status=431,
+                    method=pseudo.get(b":method"),
+                    target=pseudo.get(b":path"),
                 )
             )
             return
