@@ -111,11 +111,12 @@ def error_response(status: int, head_request: bool = False) -> bytes:
     )
 
 
-def readable_request_line(head: bytes) -> tuple[bytes, bytes] | None:
-    """The method and target of a refused head's request line, when it is complete and
-    well-formed but for its version (for the access log); else None."""
+def readable_request_line(head: bytes, max_line: int) -> tuple[bytes, bytes] | None:
+    """The method and target of a refused head's request line, when it is complete, no
+    longer than ``max_line`` and well-formed but for its version (for the access log);
+    else None."""
     head = head.lstrip(b"\r\n")
-    end = head.find(b"\r\n")
+    end = head.find(b"\r\n", 0, max_line + 2)
     if end < 0:
         return None
     match = REQUEST_LINE_RE.fullmatch(head[:end])
@@ -437,7 +438,7 @@ class HTTP11Base:
         self._response_state = _R_DONE
         self._errored = True
         self._enter_closed()
-        line = None if in_request or not head else readable_request_line(head)
+        line = None if in_request or not head else readable_request_line(head, self._max_line)
         events.append(
             ProtocolError(
                 self._stream_id if in_request else None,
@@ -489,7 +490,9 @@ class HTTP11Base:
     def partial_request_line(self) -> tuple[bytes, bytes] | None:
         """The request line of the unfinished head, when complete (see
         ``readable_request_line``): what a 408 for a late head logs."""
-        return readable_request_line(self._buffer) if self.has_partial_head else None
+        return (
+            readable_request_line(self._buffer, self._max_line) if self.has_partial_head else None
+        )
 
     def request_timeout(self) -> None:
         """The request did not arrive in time: close, answering ``408`` if one is partial.

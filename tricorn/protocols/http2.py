@@ -461,7 +461,7 @@ class HTTP2Protocol(FrameScanner):
             if not ended:
                 self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
                 self._note_reset(stream_id, window)
-            pseudo = dict(event.headers[:4])  # pseudo-header fields come first
+            pseudo = dict(event.headers[:5])  # pseudo-header fields come first
             events.append(
                 ProtocolError(
                     stream_id,
