@@ -24,14 +24,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from wsproto.events import CloseConnection, TextMessage
 
-from tests.helpers import (
-    RunningServer,
-    free_port,
-    open_raw,
-    read_response,
-    read_until_closed,
-    serving,
-)
+from tests.helpers import RunningServer, free_port, open_raw, read_until_closed, serving
 from tests.integration import ws_apps
 from tests.integration.h2_client import h2_connection
 from tests.integration.test_process import ROOT, TRICORN, stop, wait_for_port
@@ -187,6 +180,17 @@ async def logged_get(
     return response, text, fields
 
 
+async def request_started(
+    server: RunningServer, path: str, started: anyio.Event
+) -> anyio.abc.SocketStream:
+    """A raw connection whose GET ``path`` has reached the app (``started`` is set)."""
+    stream = await open_raw(server)
+    await stream.send(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    with anyio.fail_after(GUARD):
+        await started.wait()
+    return stream
+
+
 async def raw_exchange(server: RunningServer, request: bytes) -> bytes:
     """Send ``request`` on a new raw connection; what the server sent until it closed."""
     async with await open_raw(server) as stream:
@@ -322,10 +326,7 @@ async def test_http2_reset_mid_body_is_logged_as_client_gone(lines: Lines) -> No
 async def test_client_leaving_before_any_response_gets_a_line_with_status_0(lines: Lines) -> None:
     app = LongPoll()
     async with serving(app, access_log=True) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.waiting.wait()
+        stream = await request_started(server, "/poll", app.waiting)
         await stream.aclose()
         text, fields = await lines.one()
     assert (fields["status"], fields["bytes"], fields["outcome"]) == (0, 0, "client_gone")
@@ -351,10 +352,7 @@ async def test_app_failing_before_the_start_is_a_500_marked_app_error(lines: Lin
 async def test_the_shutdown_ending_a_long_poll_is_logged_as_shutdown(lines: Lines) -> None:
     app = LongPoll()
     async with serving(app, access_log=True) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.waiting.wait()
+        stream = await request_started(server, "/poll", app.waiting)
         server.shutdown.set()
         with anyio.fail_after(GUARD):
             await app.disconnected.wait()
@@ -384,10 +382,7 @@ async def test_a_response_cancelled_by_the_graceful_timeout_is_logged_as_shutdow
 ) -> None:
     app = Stalled()
     async with serving(app, access_log=True, graceful_timeout=0.2) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /stalled HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.started.wait()
+        stream = await request_started(server, "/stalled", app.started)
         server.shutdown.set()
         text, fields = await lines.one()
         await stream.aclose()
@@ -526,12 +521,10 @@ async def test_a_bad_websocket_handshake_gets_a_rejected_line(lines: Lines, http
                 status = (await client.response(stream_id)).status
         else:
             request = (
-                b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
+                b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\n"
                 b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"  # no key
             )
-            async with await open_raw(server) as stream:
-                await stream.send(request)
-                status = int((await read_response(stream)).split(b" ", 2)[1])
+            status = int((await raw_exchange(server, request)).split(b" ", 2)[1])
         text, fields = await lines.one()
     assert status >= 400
     assert (fields["status"], fields["outcome"]) == (status, "rejected")
