@@ -650,3 +650,62 @@ async def test_proxy_protocol_results_are_counted() -> None:
             assert await raw_exchange(server, V1 + b"GET / HTTP/1.1\r\n\r\n") == b""
             samples = await scrape_until(port, lambda s: results in s)
     assert samples[results] == {(("result", "not_allowed"),): 1.0}
+
+
+async def test_h2_resets_of_streams_already_over_are_counted() -> None:
+    """A client's RST_STREAM for a stream whose response it has (h2 reports none) is a
+    reset received like any other."""
+    with metrics_socket() as (bind, port):
+        async with serving(app, metrics_bind=bind) as server, await open_raw(server) as stream:
+            client = H2Client(stream)
+            with anyio.fail_after(5):
+                await client.start()
+                done = await client.request("GET", "/")
+                assert (await client.response(done)).status == 200
+                await client.reset(done)  # CANCEL, after the end: a browser's usual cleanup
+                # Still served after it.
+                assert (await client.response(await client.request("GET", "/"))).status == 200
+
+            def counted(samples: Samples) -> bool:
+                return (
+                    value(samples, "tricorn_http2_resets_received_total", error_code="CANCEL") > 0
+                )
+
+            samples = await scrape_until(port, counted)
+    assert value(samples, "tricorn_http2_resets_received_total", error_code="CANCEL") == 1
+    assert value(samples, "tricorn_protocol_errors_total", protocol="h2", kind="stream_error") == 0
+
+
+async def test_h2_streams_refused_after_our_goaway_are_counted() -> None:
+    """At graceful shutdown the final GOAWAY names the last stream served; a stream the
+    client opens after it is refused (REFUSED_STREAM), counted when the connection ends
+    (seen in the statsd flush at shutdown)."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    settings = {"statsd_host": f"127.0.0.1:{receiver.getsockname()[1]}", "statsd_interval": 60}
+    datagrams: list[bytes] = []
+    try:
+        async with serving(app, **settings) as server, await open_raw(server) as stream:
+            client = H2Client(stream)
+            with anyio.fail_after(5):
+                await client.start()
+                # Its body unfinished, the shutdown lets it run: it holds the connection open.
+                waiting = await client.request("POST", "/wait", end_stream=False)
+                server.shutdown.set()
+                final = await client.wait_for(
+                    lambda f: f.kind == "GOAWAY" and f.last_stream_id < 2**31 - 1
+                )
+                assert final.last_stream_id == waiting
+                late = await client.request("GET", "/late")
+                refused = await client.wait_for(lambda f: f.kind == "RST_STREAM")
+                assert (refused.stream_id, refused.error_code) == (late, 7)  # REFUSED_STREAM
+                await client.reset(waiting)  # the connection may end now
+        with anyio.fail_after(5):  # the flush at shutdown
+            while not any(b"REFUSED_STREAM" in datagram for datagram in datagrams):
+                await anyio.wait_readable(receiver)
+                datagrams.append(receiver.recv(65536))
+    finally:
+        receiver.close()
+    lines = parse_statsd(datagrams)
+    assert ("tricorn.http2_resets_sent.REFUSED_STREAM", "1", "c", {}) in lines

@@ -123,6 +123,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
+            if (metrics := self.state.metrics) is not None and self.protocol.refused_after_goaway:
+                refused = self.protocol.refused_after_goaway
+                metrics.count_resets_sent(ErrorCodes.REFUSED_STREAM, refused)
             await self._closed()
         return self._handoff
 

@@ -317,6 +317,12 @@ class Metrics:
         key = (direction, h2_code_name(code))
         self.resets[key] = self.resets.get(key, 0) + 1
 
+    def count_resets_sent(self, code: int, count: int) -> None:
+        """Resets the protocol sent without an event (REFUSED_STREAM after our GOAWAY),
+        added when the connection ends."""
+        key = ("sent", h2_code_name(code))
+        self.resets[key] = self.resets.get(key, 0) + count
+
     def goaway(self, direction: str, code: int | None) -> None:
         key = (direction, h2_code_name(code))
         self.goaways[key] = self.goaways.get(key, 0) + 1
