@@ -417,7 +417,7 @@ async def test_refused_heads_get_a_rejected_line(lines: Lines, parser: str) -> N
             assert answer.startswith(b"HTTP/1.1 %d " % status)
             text, fields = await lines.next()
             assert (fields["status"], fields["outcome"]) == (status, "rejected"), text
-            assert (fields["method"], fields["target"]) == (method or "-", target)
+            assert (fields["method"], fields["target"]) == (method, target)
             assert fields["bytes"] == len(answer.partition(b"\r\n\r\n")[2])
             shown = f'"{method or "-"} {target or "-"} HTTP/1.1" {status} '
             assert shown in text and text.endswith(" rejected")
@@ -445,7 +445,7 @@ async def test_a_late_head_gets_a_408_rejected_line(lines: Lines, parser: str) -
     assert fields["outcome"] == "rejected" and fields["path"] == "/slow"
     assert fields["duration_ms"] > 0
     assert '"GET /slow HTTP/1.1" 408 ' in text
-    assert (partial["status"], partial["method"], partial["target"]) == (408, "-", None)
+    assert (partial["status"], partial["method"], partial["target"]) == (408, None, None)
 
 
 class ReadsBody:
