@@ -59,47 +59,40 @@ def _start(backend: str, variant: str, sink: int) -> tuple[subprocess.Popen[byte
     return server, port, metrics_port
 
 
-def _wrk(port: int, duration: float) -> tuple[float, int]:
+def _run_load(command: list[str], rate: str, done: str) -> tuple[float, int]:
+    """Run a load tool on core 1; its requests/s and requests done, read from its output
+    with the ``rate`` and ``done`` patterns (one group each)."""
     out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            "wrk",
-            "-t1",
-            "-c16",
-            f"-d{duration:g}s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+        ["taskset", "-c", "1", *command], capture_output=True, text=True, check=True
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return rate, done
+    rate_match, done_match = re.search(rate, out), re.search(done, out)
+    if rate_match is None or done_match is None:
+        raise SystemExit(f"unexpected output of {command[0]}:\n{out}")
+    return float(rate_match.group(1)), int(done_match.group(1))
+
+
+def _wrk(port: int, duration: float) -> tuple[float, int]:
+    command = ["wrk", "-t1", "-c16", f"-d{duration:g}s", f"http://127.0.0.1:{port}/"]
+    return _run_load(command, r"Requests/sec:\s+([\d.]+)", r"(\d+) requests in")
 
 
 def _h2load(port: int, duration: float) -> tuple[float, int]:
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            "h2load",
-            "-c16",
-            "-m32",
-            "-D",
-            f"{duration:g}",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
-    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))  # type: ignore[union-attr]
-    return rate, done
+    command = ["h2load", "-c16", "-m32", "-D", f"{duration:g}", f"http://127.0.0.1:{port}/"]
+    return _run_load(
+        command,
+        r"finished in [\d.]+\w+, ([\d.]+) req/s",
+        r"requests: \d+ total, \d+ started, (\d+) done",
+    )
+
+
+def _median_ratios(values: dict[str, list[float]]) -> dict[str, float]:
+    """Per "on" variant, the median over the rounds of its figure / the "off" figure."""
+    return {
+        variant: statistics.median(
+            on / off for on, off in zip(values[variant], values["off"], strict=True)
+        )
+        for variant in VARIANTS[1:]
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -199,18 +192,7 @@ def main() -> None:
                         raise SystemExit(
                             f"{backend} {variant}: scraped {seen} < {counted[variant]}"
                         )
-                ratios = {
-                    variant: statistics.median(
-                        on / off for on, off in zip(rates[variant], rates["off"], strict=True)
-                    )
-                    for variant in VARIANTS[1:]
-                }
-                cpu_ratios = {
-                    variant: statistics.median(
-                        on / off for on, off in zip(cpu[variant], cpu["off"], strict=True)
-                    )
-                    for variant in VARIANTS[1:]
-                }
+                ratios, cpu_ratios = _median_ratios(rates), _median_ratios(cpu)
                 raw[f"{backend} {tool_name} req/s"] = rates
                 raw[f"{backend} {tool_name} CPU us/request"] = cpu
                 rows.append(
@@ -231,9 +213,9 @@ def main() -> None:
     print()
     print(
         "| backend | load | off, req/s | prometheus, req/s | prometheus / off | "
-        "+ statsd, req/s | + statsd / off |"
+        "+ statsd / off | off, CPU us/request | prometheus / off, CPU | + statsd / off, CPU |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(row)
     print()

@@ -24,7 +24,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from wsproto.events import CloseConnection, TextMessage
 
-from tests.helpers import free_port, open_raw, serving
+from tests.helpers import RunningServer, free_port, open_raw, read_until_closed, serving
 from tests.integration import ws_apps
 from tests.integration.h2_client import h2_connection
 from tests.integration.test_process import ROOT, TRICORN, stop, wait_for_port
@@ -67,6 +67,13 @@ class Lines(logging.Handler):
 
     async def one(self) -> tuple[str, dict[str, Any]]:
         [record] = await self.wait(1)
+        fields: dict[str, Any] = record.access  # type: ignore[attr-defined]
+        return record.getMessage(), fields
+
+    async def next(self) -> tuple[str, dict[str, Any]]:
+        """The line after the one ``next`` returned last (the first one at first)."""
+        self._taken = getattr(self, "_taken", 0) + 1
+        record = (await self.wait(self._taken))[-1]
         fields: dict[str, Any] = record.access  # type: ignore[attr-defined]
         return record.getMessage(), fields
 
@@ -146,17 +153,58 @@ class LongPoll:
         self.disconnected.set()
 
 
+# --- a server, one request, its line -------------------------------------------------------
+
+
+async def logged_get(
+    lines: Lines,
+    app: Any,
+    path: str,
+    *,
+    http2: bool = False,
+    headers: dict[str, str] | None = None,
+    **settings: Any,
+) -> tuple[httpx.Response | httpx.HTTPError, str, dict[str, Any]]:
+    """GET ``path`` from ``app`` served with the access log on (httpx; HTTP/2 with prior
+    knowledge if ``http2``): the response (or the client's error) and the line."""
+    async with (
+        serving(app, access_log=True, **settings) as server,
+        httpx.AsyncClient(base_url=server.url, http1=not http2, http2=http2) as client,
+    ):
+        response: httpx.Response | httpx.HTTPError
+        try:
+            response = await client.get(path, headers=headers)
+        except httpx.HTTPError as error:
+            response = error
+        text, fields = await lines.one()
+    return response, text, fields
+
+
+async def request_started(
+    server: RunningServer, path: str, started: anyio.Event
+) -> anyio.abc.SocketStream:
+    """A raw connection whose GET ``path`` has reached the app (``started`` is set)."""
+    stream = await open_raw(server)
+    await stream.send(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    with anyio.fail_after(GUARD):
+        await started.wait()
+    return stream
+
+
+async def raw_exchange(server: RunningServer, request: bytes) -> bytes:
+    """Send ``request`` on a new raw connection; what the server sent until it closed."""
+    async with await open_raw(server) as stream:
+        await stream.send(request)
+        return await read_until_closed(stream)
+
+
 # --- HTTP lines ----------------------------------------------------------------------------
 
 
 async def test_http11_line_has_path_target_query_request_id(lines: Lines) -> None:
-    async with serving(hello, access_log=True) as server, httpx.AsyncClient() as client:
-        response = await client.get(
-            f"{server.url}/a%20b/c?x=1&y=%22",
-            headers={"x-request-id": "req-42", "user-agent": "tester/1", "referer": "http://r/"},
-        )
-        assert response.status_code == 200
-        text, fields = await lines.one()
+    headers = {"x-request-id": "req-42", "user-agent": "tester/1", "referer": "http://r/"}
+    response, text, fields = await logged_get(lines, hello, "/a%20b/c?x=1&y=%22", headers=headers)
+    assert isinstance(response, httpx.Response) and response.status_code == 200
     port = fields["client"].rpartition(":")[2]
     assert text == (
         f'127.0.0.1:{port} - "GET /a%20b/c?x=1&y=%22 HTTP/1.1" 200 5 '
@@ -173,13 +221,8 @@ async def test_http11_line_has_path_target_query_request_id(lines: Lines) -> Non
 
 
 async def test_http2_line(lines: Lines) -> None:
-    async with (
-        serving(hello, access_log=True) as server,
-        httpx.AsyncClient(http1=False, http2=True) as client,
-    ):
-        response = await client.get(f"{server.url}/h2?q=2")
-        assert response.http_version == "HTTP/2"
-        text, fields = await lines.one()
+    response, text, fields = await logged_get(lines, hello, "/h2?q=2", http2=True)
+    assert isinstance(response, httpx.Response) and response.http_version == "HTTP/2"
     assert '"GET /h2?q=2 HTTP/2" 200 5 ' in text
     assert text.endswith("ms ok")
     assert fields["protocol"] == "HTTP/2"
@@ -229,12 +272,8 @@ async def test_an_ipv6_client_is_in_brackets(lines: Lines) -> None:
 
 
 async def test_json_lines_have_every_field_typed(lines: Lines) -> None:
-    async with (
-        serving(hello, access_log=True, access_log_json=True) as server,
-        httpx.AsyncClient() as client,
-    ):
-        await client.get(f"{server.url}/j?k=v", headers={"x-request-id": "r1"})
-        text, _ = await lines.one()
+    headers = {"x-request-id": "r1"}
+    _, text, _ = await logged_get(lines, hello, "/j?k=v", headers=headers, access_log_json=True)
     line = json.loads(text)
     assert line["status"] == 200 and isinstance(line["status"], int)
     assert isinstance(line["duration_ms"], float)
@@ -287,10 +326,7 @@ async def test_http2_reset_mid_body_is_logged_as_client_gone(lines: Lines) -> No
 async def test_client_leaving_before_any_response_gets_a_line_with_status_0(lines: Lines) -> None:
     app = LongPoll()
     async with serving(app, access_log=True) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.waiting.wait()
+        stream = await request_started(server, "/poll", app.waiting)
         await stream.aclose()
         text, fields = await lines.one()
     assert (fields["status"], fields["bytes"], fields["outcome"]) == (0, 0, "client_gone")
@@ -301,34 +337,22 @@ async def test_client_leaving_before_any_response_gets_a_line_with_status_0(line
 async def test_app_failing_after_the_start_is_logged_as_app_error(
     lines: Lines, http2: bool
 ) -> None:
-    async with (
-        serving(raise_after_start, access_log=True) as server,
-        httpx.AsyncClient(http1=not http2, http2=http2) as client,
-    ):
-        with pytest.raises(httpx.HTTPError):  # the body is cut: connection closed / reset
-            await client.get(f"{server.url}/half")
-        text, fields = await lines.one()
+    response, text, fields = await logged_get(lines, raise_after_start, "/half", http2=http2)
+    assert isinstance(response, httpx.HTTPError)  # the body is cut: connection closed / reset
     assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 4, "app_error")
     assert text.endswith(" app_error")
 
 
 async def test_app_failing_before_the_start_is_a_500_marked_app_error(lines: Lines) -> None:
-    async with (
-        serving(raise_before_start, access_log=True) as server,
-        httpx.AsyncClient() as client,
-    ):
-        assert (await client.get(f"{server.url}/boom")).status_code == 500
-        _, fields = await lines.one()
+    response, _, fields = await logged_get(lines, raise_before_start, "/boom")
+    assert isinstance(response, httpx.Response) and response.status_code == 500
     assert (fields["status"], fields["outcome"]) == (500, "app_error")
 
 
 async def test_the_shutdown_ending_a_long_poll_is_logged_as_shutdown(lines: Lines) -> None:
     app = LongPoll()
     async with serving(app, access_log=True) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /poll HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.waiting.wait()
+        stream = await request_started(server, "/poll", app.waiting)
         server.shutdown.set()
         with anyio.fail_after(GUARD):
             await app.disconnected.wait()
@@ -358,15 +382,153 @@ async def test_a_response_cancelled_by_the_graceful_timeout_is_logged_as_shutdow
 ) -> None:
     app = Stalled()
     async with serving(app, access_log=True, graceful_timeout=0.2) as server:
-        stream = await open_raw(server)
-        await stream.send(b"GET /stalled HTTP/1.1\r\nHost: h\r\n\r\n")
-        with anyio.fail_after(GUARD):
-            await app.started.wait()
+        stream = await request_started(server, "/stalled", app.started)
         server.shutdown.set()
         text, fields = await lines.one()
         await stream.aclose()
     assert (fields["status"], fields["bytes"], fields["outcome"]) == (200, 5, "shutdown")
     assert text.endswith(" shutdown")
+
+
+# --- requests the server refuses itself ----------------------------------------------------
+
+#: Limits small enough for short bad heads.
+LIMITS = {"max_request_line_size": 256, "max_head_size": 1024, "max_request_body_size": 1000}
+
+#: A head the protocol answers itself, the status, and the method and target logged (None:
+#: ``-``, the request line was not readable).
+REFUSED_HEADS = [
+    (b"GET /no-host HTTP/1.1\r\n\r\n", 400, "GET", "/no-host"),
+    (b"POST /up?a=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n", 413, "POST", "/up?a=1"),
+    (b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414, None, None),
+    (b"GET /big HTTP/1.1\r\nHost: h\r\nX-Big: " + b"b" * 2000 + b"\r\n\r\n", 431, "GET", "/big"),
+    (b"POST /te HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "POST", "/te"),
+    (b"GET /v HTTP/2.0\r\nHost: h\r\n\r\n", 505, "GET", "/v"),
+    (b"\x16\x03\x01\x00\x05hello\r\n\r\n", 400, None, None),  # TLS to a plain port
+]
+PARSERS = ["tricorn", "h11", "httptools"]
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_refused_heads_get_a_rejected_line(lines: Lines, parser: str) -> None:
+    async with serving(hello, access_log=True, http1_parser=parser, **LIMITS) as server:
+        for request, status, method, target in REFUSED_HEADS:
+            answer = await raw_exchange(server, request)
+            assert answer.startswith(b"HTTP/1.1 %d " % status)
+            text, fields = await lines.next()
+            assert (fields["status"], fields["outcome"]) == (status, "rejected"), text
+            assert (fields["method"], fields["target"]) == (method, target)
+            assert fields["bytes"] == len(answer.partition(b"\r\n\r\n")[2])
+            shown = f'"{method or "-"} {target or "-"} HTTP/1.1" {status} '
+            assert shown in text and text.endswith(" rejected")
+            assert fields["client"].startswith("127.0.0.1:")
+        # Served as ever after them.
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/after")).status_code == 200
+        _, fields = await lines.next()
+    assert (fields["target"], fields["outcome"]) == ("/after", "ok")
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_a_late_head_gets_a_408_rejected_line(lines: Lines, parser: str) -> None:
+    settings = {"http1_parser": parser, "header_read_timeout": 0.2}
+    async with serving(hello, access_log=True, **settings) as server:
+        # The request line and part of the fields, then nothing: the head timeout.
+        assert (await raw_exchange(server, b"GET /slow HTTP/1.1\r\nHost: h\r\n")).startswith(
+            b"HTTP/1.1 408 "
+        )
+        text, fields = await lines.next()
+        # Not even a whole request line: no method or target to show.
+        assert (await raw_exchange(server, b"GET /sl")).startswith(b"HTTP/1.1 408 ")
+        _, partial = await lines.next()
+    assert (fields["status"], fields["method"], fields["target"]) == (408, "GET", "/slow")
+    assert fields["outcome"] == "rejected" and fields["path"] == "/slow"
+    assert fields["duration_ms"] > 0
+    assert '"GET /slow HTTP/1.1" 408 ' in text
+    assert (partial["status"], partial["method"], partial["target"]) == (408, None, None)
+
+
+class ReadsBody:
+    """Reads the request body until the disconnect; records what it got."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.reading = anyio.Event()  # the first body bytes arrived
+        self.ended = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            while (message := await receive())["type"] == "http.request":
+                self.received += len(message.get("body", b""))
+                self.reading.set()
+        finally:
+            self.ended.set()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_a_chunked_body_over_the_limit_is_413_rejected_not_client_gone(
+    lines: Lines, parser: str
+) -> None:
+    app = ReadsBody()
+    settings = {"http1_parser": parser, "max_request_body_size": 100}
+    async with serving(app, access_log=True, **settings) as server:
+        async with await open_raw(server) as stream:
+            await stream.send(
+                b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"40\r\n" + b"x" * 64 + b"\r\n"
+            )
+            with anyio.fail_after(GUARD):
+                await app.reading.wait()  # the app has started and reads the body
+            await stream.send(b"40\r\n" + b"y" * 64 + b"\r\n")  # 128 > 100
+            answer = await read_until_closed(stream)
+        with anyio.fail_after(GUARD):
+            await app.ended.wait()
+        text, fields = await lines.one()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert (fields["status"], fields["outcome"], fields["method"]) == (413, "rejected", "POST")
+    assert '"POST /upload HTTP/1.1" 413 ' in text and text.endswith(" rejected")
+
+
+async def test_http2_431_gets_a_rejected_line(lines: Lines) -> None:
+    async with (
+        serving(hello, access_log=True, h2_max_header_list_size=1024) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        # Over the list limit, under twice it (past that, HPACK refuses the connection).
+        stream_id = await client.request("GET", "/h2big?x", [(b"x-big", b"b" * 1500)])
+        response = await client.response(stream_id)
+        text, fields = await lines.next()
+        # The connection goes on.
+        assert (await client.response(await client.request("GET", "/next"))).status == 200
+        _, after = await lines.next()
+    assert response.status == 431
+    assert (fields["status"], fields["outcome"], fields["protocol"]) == (431, "rejected", "HTTP/2")
+    assert (fields["method"], fields["target"]) == ("GET", "/h2big?x")
+    assert '"GET /h2big?x HTTP/2" 431 ' in text
+    assert (after["target"], after["outcome"]) == ("/next", "ok")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http11", "http2"])
+async def test_a_bad_websocket_handshake_gets_a_rejected_line(lines: Lines, http2: bool) -> None:
+    async with serving(ws_apps.echo, access_log=True) as server:
+        if http2:
+            async with h2_connection(server.host, server.port) as client:
+                # RFC 8441 needs :protocol; a plain CONNECT without it is not a WebSocket.
+                head = [(b":protocol", b"chat"), (b"sec-websocket-version", b"13")]
+                stream_id = await client.request("CONNECT", "/ws", head, end_stream=False)
+                status = (await client.response(stream_id)).status
+        else:
+            request = (
+                b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"  # no key
+            )
+            status = int((await raw_exchange(server, request)).split(b" ", 2)[1])
+        text, fields = await lines.one()
+    assert status >= 400
+    assert (fields["status"], fields["outcome"]) == (status, "rejected")
+    assert fields["target"] == "/ws" and text.endswith(" rejected")
 
 
 # --- WebSocket lines -----------------------------------------------------------------------

@@ -31,6 +31,8 @@ from tests.helpers import (
 from tests.integration import ws_apps
 from tests.integration.apps import read_body
 from tests.integration.h2_client import H2Client
+from tests.integration.test_access_log import LIMITS, PARSERS, REFUSED_HEADS, raw_exchange
+from tests.integration.test_proxy_protocol import V1, v2
 from tests.integration.test_websocket import ws_close, ws_connect, ws_url
 from tests.integration.test_workers import (
     BACKENDS,
@@ -168,8 +170,8 @@ async def h2_reset(server: RunningServer) -> None:
 def expected(samples: Samples) -> bool:
     requests = "tricorn_requests_total"
     return (
-        value(samples, requests, protocol="http/1.1", method="GET", status="2xx") == 3
-        and value(samples, requests, protocol="h2", method="GET", status="2xx") == 3
+        value(samples, requests, protocol="http/1.1", method="GET", status="2xx", outcome="ok") == 3
+        and value(samples, requests, protocol="h2", method="GET", status="2xx", outcome="ok") == 3
         and value(samples, "tricorn_requests_in_flight") == 0
         and value(samples, "tricorn_connections_open", protocol="http/1.1") == 0
         and value(samples, "tricorn_connections_open", protocol="h2") == 0
@@ -192,12 +194,20 @@ async def test_scrape_counts_http11_h2c_websocket_and_errors() -> None:
     def v(name: str, **labels: str) -> float:
         return value(samples, name, **labels)
 
-    assert v("tricorn_requests_total", protocol="http/1.1", method="POST", status="2xx") == 1
-    assert v("tricorn_requests_total", protocol="http/1.1", method="other", status="2xx") == 1
-    # 3 + 1 + 1 HTTP/1.1 requests (+ the WebSocket handshake is no HTTP request), 3 on h2
-    assert v("tricorn_request_duration_seconds_count", protocol="http/1.1") == 5
-    assert v("tricorn_request_duration_seconds_count", protocol="h2") == 3
-    assert v("tricorn_request_duration_seconds_bucket", protocol="h2", le="+Inf") == 3
+    ok = {"protocol": "http/1.1", "status": "2xx", "outcome": "ok"}
+    assert v("tricorn_requests_total", method="POST", **ok) == 1
+    assert v("tricorn_requests_total", method="other", **ok) == 1
+    # the refused heads and the reset stream are requests too, with their outcome
+    rejected = {"protocol": "http/1.1", "method": "GET", "outcome": "rejected"}
+    assert v("tricorn_requests_total", status="4xx", **rejected) == 2
+    assert v("tricorn_requests_total", status="4xx", **{**rejected, "method": "POST"}) == 1
+    gone = {"protocol": "h2", "method": "GET", "outcome": "client_gone", "status": "none"}
+    assert v("tricorn_requests_total", **gone) == 1
+    # 3 + 1 + 1 HTTP/1.1 requests and 3 refused (+ the WebSocket handshake is no HTTP
+    # request), 3 + 1 on h2: the histogram holds every request counted
+    assert v("tricorn_request_duration_seconds_count", protocol="http/1.1") == 8
+    assert v("tricorn_request_duration_seconds_count", protocol="h2") == 4
+    assert v("tricorn_request_duration_seconds_bucket", protocol="h2", le="+Inf") == 4
     assert v("tricorn_request_duration_seconds_sum", protocol="h2") > 0
     # one httpx HTTP/1.1 keep-alive connection, the WebSocket's, 3 bad requests, the h2c
     # client's and the raw h2 connection
@@ -311,7 +321,7 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
     def counted(lines: list[tuple[str, str, str, dict[str, str]]], name: str) -> float:
         return sum(float(v) for n, v, kind, _ in lines if n == name and kind == "c")
 
-    requests = "web.requests" if dogstatsd else "web.requests.http_1_1.GET.2xx"
+    requests = "web.requests" if dogstatsd else "web.requests.http_1_1.GET.2xx.ok"
     try:
         async with serving(app, **settings) as server:
             async with httpx.AsyncClient(base_url=server.url) as client:
@@ -336,6 +346,7 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
             "protocol": "http/1.1",
             "method": "GET",
             "status": "2xx",
+            "outcome": "ok",
         }
         assert "web.connections_open" in gauges
     else:
@@ -375,7 +386,7 @@ def served_by(server: Server, count: int) -> dict[int, int]:
 
 
 REQUESTS = "tricorn_requests_total"
-OK = {"protocol": "http/1.1", "method": "GET", "status": "2xx"}
+OK = {"protocol": "http/1.1", "method": "GET", "status": "2xx", "outcome": "ok"}
 
 
 def per_worker(samples: Samples) -> dict[int, float]:
@@ -530,3 +541,171 @@ def test_workers_send_statsd_with_the_slot_on_gauges(tmp_path: Path) -> None:
     assert counted() == 10
     workers = {tags.get("worker") for name, _, kind, tags in lines if kind == "g"}
     assert workers == {"0", "1"}
+
+
+# --- requests the server refuses, responses cut short, the PROXY protocol step -----------
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_refused_heads_are_requests_with_outcome_rejected(parser: str) -> None:
+    """Every head of REFUSED_HEADS (400, 413, 414, 431, 501, 505) and a late one (408) is
+    one ``requests_total{outcome="rejected"}``, as it is one access line."""
+    settings = {"http1_parser": parser, "header_read_timeout": 0.3, **LIMITS}
+    with metrics_socket() as (bind, port):
+        async with serving(app, metrics_bind=bind, **settings) as server:
+            for request, status, _, _ in REFUSED_HEADS:
+                assert (await raw_exchange(server, request)).startswith(b"HTTP/1.1 %d " % status)
+            assert (await raw_exchange(server, b"GET /late HTTP/1.1\r\n")).startswith(
+                b"HTTP/1.1 408 "
+            )
+            samples = await scrape_until(port, lambda s: rejected(s) == len(REFUSED_HEADS) + 1)
+
+    def v(**labels: str) -> float:
+        return value(samples, REQUESTS, protocol="http/1.1", outcome="rejected", **labels)
+
+    # no Host, 431, 408 | 413 | 414 and TLS bytes: no readable method | 505 | 501
+    assert v(method="GET", status="4xx") == 3
+    assert v(method="POST", status="4xx") == 1
+    assert v(method="other", status="4xx") == 2
+    assert v(method="GET", status="5xx") == 1
+    assert v(method="POST", status="5xx") == 1
+    assert value(samples, "tricorn_request_duration_seconds_count", protocol="http/1.1") == 8
+    errors = {"protocol": "http/1.1"}
+    assert value(samples, "tricorn_protocol_errors_total", kind="request_timeout", **errors) == 1
+    assert value(samples, "tricorn_protocol_errors_total", kind="body_too_large", **errors) == 1
+    assert value(samples, "tricorn_protocol_errors_total", kind="uri_too_long", **errors) == 1
+
+
+def rejected(samples: Samples) -> float:
+    return sum(
+        count
+        for labels, count in samples.get(REQUESTS, {}).items()
+        if ("outcome", "rejected") in labels
+    )
+
+
+async def test_responses_cut_short_are_counted_by_outcome() -> None:
+    """A 500 for a failed app (app_error), a client leaving a long poll (client_gone, no
+    head sent: status "none") and a chunked body over the limit (413, rejected)."""
+
+    async def cut(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/fail":
+            raise RuntimeError("the app fails (expected in this test)")
+        await app(scope, receive, send)
+
+    with metrics_socket() as (bind, port):
+        async with serving(cut, metrics_bind=bind, max_request_body_size=10) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                assert (await client.get("/fail")).status_code == 500
+            async with await open_raw(server) as stream:
+                await stream.send(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+
+                def waiting(samples: Samples) -> bool:
+                    return value(samples, "tricorn_requests_in_flight") == 1
+
+                await scrape_until(port, waiting)
+            chunked = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            answer = await raw_exchange(server, chunked + b"20\r\n" + b"x" * 32 + b"\r\n")
+            assert answer.startswith(b"HTTP/1.1 413 ")
+
+            def done(samples: Samples) -> bool:
+                return sum(samples.get(REQUESTS, {}).values()) == 3
+
+            samples = await scrape_until(port, done)
+
+    def v(**labels: str) -> float:
+        return value(samples, REQUESTS, protocol="http/1.1", **labels)
+
+    assert v(method="GET", status="5xx", outcome="app_error") == 1
+    assert v(method="GET", status="none", outcome="client_gone") == 1
+    assert v(method="POST", status="4xx", outcome="rejected") == 1
+    assert value(samples, "tricorn_request_duration_seconds_count", protocol="http/1.1") == 3
+
+
+async def test_proxy_protocol_results_are_counted() -> None:
+    """Each way the PROXY protocol step ends: a relayed header, LOCAL, a malformed header,
+    a health check closing at once, a late header; a header from a peer not allowed."""
+    results = "tricorn_proxy_protocol_connections_total"
+    settings = {"proxy_protocol": "auto", "header_read_timeout": 0.3}
+    with metrics_socket() as (bind, port):
+        async with serving(app, metrics_bind=bind, **settings) as server:
+            request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+            for header in (V1, v2(command=0)):  # relayed; LOCAL
+                assert (await raw_exchange(server, header + request)).startswith(b"HTTP/1.1 200 ")
+            assert await raw_exchange(server, b"PROXY TCP4 nonsense\r\n") == b""
+            await (await open_raw(server)).aclose()  # connects, closes: a health check
+            assert await raw_exchange(server, V1[:10]) == b""  # then nothing: the timeout
+
+            def counted(samples: Samples) -> bool:
+                return sum(samples.get(results, {}).values()) == 5
+
+            samples = await scrape_until(port, counted)
+    for result in ("proxy", "local", "malformed", "closed", "timeout"):
+        assert value(samples, results, result=result) == 1, result
+    with metrics_socket() as (bind, port):
+        settings["proxy_protocol_allow_ips"] = ["10.0.0.0/8"]
+        async with serving(app, metrics_bind=bind, **settings) as server:
+            assert await raw_exchange(server, V1 + b"GET / HTTP/1.1\r\n\r\n") == b""
+            samples = await scrape_until(port, lambda s: results in s)
+    assert samples[results] == {(("result", "not_allowed"),): 1.0}
+
+
+async def test_h2_resets_of_streams_already_over_are_counted() -> None:
+    """A client's RST_STREAM for a stream whose response it has (h2 reports none) is a
+    reset received like any other."""
+    with metrics_socket() as (bind, port):
+        async with serving(app, metrics_bind=bind) as server, await open_raw(server) as stream:
+            client = H2Client(stream)
+            with anyio.fail_after(5):
+                await client.start()
+                done = await client.request("GET", "/")
+                assert (await client.response(done)).status == 200
+                await client.reset(done)  # CANCEL, after the end: a browser's usual cleanup
+                # Still served after it.
+                assert (await client.response(await client.request("GET", "/"))).status == 200
+
+            def counted(samples: Samples) -> bool:
+                return (
+                    value(samples, "tricorn_http2_resets_received_total", error_code="CANCEL") > 0
+                )
+
+            samples = await scrape_until(port, counted)
+    assert value(samples, "tricorn_http2_resets_received_total", error_code="CANCEL") == 1
+    assert value(samples, "tricorn_protocol_errors_total", protocol="h2", kind="stream_error") == 0
+
+
+async def test_h2_streams_refused_after_our_goaway_are_counted() -> None:
+    """At graceful shutdown the final GOAWAY names the last stream served; a stream the
+    client opens after it is refused (REFUSED_STREAM), counted when the connection ends
+    (seen in the statsd flush at shutdown)."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    settings = {"statsd_host": f"127.0.0.1:{receiver.getsockname()[1]}", "statsd_interval": 60}
+    datagrams: list[bytes] = []
+    try:
+        async with serving(app, **settings) as server, await open_raw(server) as stream:
+            client = H2Client(stream)
+            with anyio.fail_after(5):
+                await client.start()
+                # Its body unfinished, the shutdown lets it run: it holds the connection open.
+                waiting = await client.request("POST", "/wait", end_stream=False)
+                server.shutdown.set()
+                final = await client.wait_for(
+                    lambda f: f.kind == "GOAWAY" and f.last_stream_id < 2**31 - 1
+                )
+                assert final.last_stream_id == waiting
+                late = await client.request("GET", "/late")
+                refused = await client.wait_for(lambda f: f.kind == "RST_STREAM")
+                assert (refused.stream_id, refused.error_code) == (late, 7)  # REFUSED_STREAM
+                await client.reset(waiting)  # the connection may end now
+        with anyio.fail_after(5):  # the flush at shutdown
+            while not any(b"REFUSED_STREAM" in datagram for datagram in datagrams):
+                await anyio.wait_readable(receiver)
+                datagrams.append(receiver.recv(65536))
+    finally:
+        receiver.close()
+    lines = parse_statsd(datagrams)
+    assert ("tricorn.http2_resets_sent.REFUSED_STREAM", "1", "c", {}) in lines

@@ -186,6 +186,34 @@ def test_json_escapes_what_text_lines_escape() -> None:
     assert json.loads(text)["path"] == '/"\n'
 
 
+@pytest.mark.parametrize("json_lines", [False, True], ids=["text", "json"])
+def test_a_rejected_line_shows_what_could_be_read(
+    caplog: pytest.LogCaptureFixture, json_lines: bool
+) -> None:
+    access = logger(access_log_json=json_lines)
+    with caplog.at_level(logging.INFO, logger="tricorn.access"):
+        for method, target in ((None, None), ('G"T', "/p?q=1")):
+            access.log_rejected(
+                client=("::1", 5),
+                protocol="HTTP/1.1",
+                method=method,
+                target=target,
+                status=400,
+                size=11,
+                duration=0.0,
+            )
+    unread, read = (record.access for record in caplog.records)  # type: ignore[attr-defined]
+    assert (unread["method"], unread["path"], unread["target"]) == (None, None, None)
+    assert (read["path"], read["query"], read["outcome"]) == ("/p", "q=1", "rejected")
+    texts = [record.getMessage() for record in caplog.records]
+    if json_lines:
+        assert json.loads(texts[0])["target"] is None
+        assert json.loads(texts[1])["method"] == 'G"T'
+    else:
+        assert texts[0] == '[::1]:5 - "- - HTTP/1.1" 400 11 0.0ms rejected'
+        assert texts[1].startswith('[::1]:5 - "G\\x22T /p?q=1 HTTP/1.1" 400 ')  # escaped
+
+
 def test_the_time_is_read_only_when_a_line_shows_it() -> None:
     without = AccessLogger("{path}").fields(
         http_scope(), target=b"/", status=200, size=0, duration=0

@@ -52,16 +52,48 @@ def test_requests_are_counted_by_protocol_method_and_status_class() -> None:
     request(metrics, "GET", 999)  # out of 1xx..5xx: "other"
     snapshot = metrics.snapshot()
     assert snapshot["requests_total"] == {
-        ("http/1.1", "GET", "2xx"): 2,
-        ("http/1.1", "other", "4xx"): 1,
-        ("h2", "POST", "5xx"): 1,
-        ("http/1.1", "GET", "other"): 1,
+        ("http/1.1", "GET", "2xx", "ok"): 2,
+        ("http/1.1", "other", "4xx", "ok"): 1,
+        ("h2", "POST", "5xx", "ok"): 1,
+        ("http/1.1", "GET", "other", "ok"): 1,
     }
     assert snapshot["requests_in_flight"] == {(): 0}
     assert snapshot["http2_streams_total"] == {(): 1}
     histogram = snapshot["request_duration_seconds"][("http/1.1",)]
     assert len(histogram) == len(DURATION_BUCKETS) + 2  # the buckets, +Inf, the sum
     assert sum(histogram[:-1]) == 4
+
+
+def test_requests_cut_short_or_refused_are_counted_by_outcome() -> None:
+    metrics = Metrics()
+    metrics.response_cut({"http_version": "1.1", "method": "GET"}, 200, "client_gone", 0.0)
+    metrics.response_cut({"http_version": "2", "method": "POST"}, 0, "shutdown", 0.0)
+    metrics.request_ended(0, None, 400, "rejected", 0.0)
+    metrics.request_ended(0, "PUT", 413, "rejected", 0.0)
+    snapshot = metrics.snapshot()
+    assert snapshot["requests_total"] == {
+        ("http/1.1", "GET", "2xx", "client_gone"): 1,
+        ("h2", "POST", "none", "shutdown"): 1,  # no response head was sent
+        ("http/1.1", "other", "4xx", "rejected"): 1,
+        ("http/1.1", "PUT", "4xx", "rejected"): 1,
+    }
+    # The histogram holds every request counted, whatever its outcome.
+    assert sum(snapshot["request_duration_seconds"][("http/1.1",)][:-1]) == 3
+    assert sum(snapshot["request_duration_seconds"][("h2",)][:-1]) == 1
+
+
+def test_proxy_protocol_results_are_counted() -> None:
+    metrics = Metrics()
+    for result in ("proxy", "proxy", "local", "malformed", "closed", "not_allowed", "timeout"):
+        metrics.proxy_protocol_result(result)
+    assert metrics.snapshot()["proxy_protocol_connections_total"] == {
+        ("proxy",): 2,
+        ("local",): 1,
+        ("malformed",): 1,
+        ("closed",): 1,
+        ("not_allowed",): 1,
+        ("timeout",): 1,
+    }
 
 
 def test_duration_lands_in_its_bucket() -> None:
@@ -232,12 +264,12 @@ def test_snapshot_from_json_refuses_garbage() -> None:
 def test_merge_adds_counters_and_histograms_and_leaves_gauges_out_if_asked() -> None:
     one, two = busy_metrics().snapshot(), busy_metrics().snapshot()
     total = merge([one, two])
-    assert total["requests_total"][("http/1.1", "GET", "2xx")] == 2
+    assert total["requests_total"][("http/1.1", "GET", "2xx", "ok")] == 2
     assert total["connections_open"][("http/1.1",)] == 2
     hist = total["request_duration_seconds"][("h2",)]
     assert sum(hist[:-1]) == 2
     assert "connections_open" not in merge([one], gauges=False)
-    assert one["requests_total"][("http/1.1", "GET", "2xx")] == 1  # inputs untouched
+    assert one["requests_total"][("http/1.1", "GET", "2xx", "ok")] == 1  # inputs untouched
 
 
 def parse(text: bytes) -> dict[str, float]:
@@ -252,7 +284,7 @@ def test_prometheus_rendering_parses_back() -> None:
     metrics = busy_metrics()
     text = render_prometheus(lambda: families([({}, metrics.snapshot())]))
     samples = parse(text)
-    labels = [("method", "GET"), ("protocol", "http/1.1"), ("status", "2xx")]
+    labels = [("method", "GET"), ("outcome", "ok"), ("protocol", "http/1.1"), ("status", "2xx")]
     assert samples[f"tricorn_requests_total{labels}"] == 1
     assert samples["tricorn_connections_open[('protocol', 'http/1.1')]"] == 1
     assert samples["tricorn_http2_resets_sent_total[('error_code', 'CANCEL')]"] == 1
@@ -270,7 +302,13 @@ def test_per_worker_families_hold_every_worker() -> None:
     assert text.count(b"# TYPE tricorn_worker_requests_total counter") == 1
     samples = parse(text)
     for worker in ("0", "1"):
-        key = [("method", "GET"), ("protocol", "http/1.1"), ("status", "2xx"), ("worker", worker)]
+        key = [
+            ("method", "GET"),
+            ("outcome", "ok"),
+            ("protocol", "http/1.1"),
+            ("status", "2xx"),
+            ("worker", worker),
+        ]
         assert samples[f"tricorn_worker_requests_total{key}"] == 1
 
 
@@ -302,12 +340,12 @@ def test_statsd_counters_are_differences_and_gauges_values() -> None:
     request(metrics, "GET", 200)
     metrics.connection_opened(1)
     lines = sender.lines(metrics.snapshot(), *metrics.take_timings())
-    assert "app.requests.http_1_1.GET.2xx:2|c" in lines
+    assert "app.requests.http_1_1.GET.2xx.ok:2|c" in lines
     assert "app.connections_open.1.h2:1|g" in lines
     assert sum(line.startswith("app.request_duration:") for line in lines) == 2
     request(metrics, "GET", 200)
     lines = sender.lines(metrics.snapshot(), *metrics.take_timings())
-    assert "app.requests.http_1_1.GET.2xx:1|c" in lines
+    assert "app.requests.http_1_1.GET.2xx.ok:1|c" in lines
     lines = sender.lines(metrics.snapshot(), *metrics.take_timings())
     assert not any(line.endswith("|c") for line in lines)  # nothing new: no counter line
     assert not any("|ms" in line for line in lines)
@@ -321,7 +359,8 @@ def test_dogstatsd_tags_and_sampled_timings() -> None:
     lines = sender.lines(metrics.snapshot(), *metrics.take_timings())
     counted = [line for line in lines if line.startswith("requests:")]
     assert counted == [
-        f"requests:{STATSD_MAX_TIMINGS * 2}|c|#env:prod,protocol:http/1.1,method:GET,status:2xx"
+        f"requests:{STATSD_MAX_TIMINGS * 2}|c|#env:prod,protocol:http/1.1,method:GET,"
+        "status:2xx,outcome:ok"
     ]
     timings = [line for line in lines if "|ms" in line]
     assert len(timings) == STATSD_MAX_TIMINGS

@@ -32,8 +32,8 @@ DEFAULT_WS_ACCESS_LOG_FORMAT = (
 ACCESS_LOG_FIELD_NAMES = (
     "time, client, method, path (no query), target (path?query as sent), query, status, "
     "bytes, duration_ms, protocol, user_agent, referer, request_id (X-Request-ID), outcome "
-    "(ok, client_gone, app_error, shutdown, timeout, protocol_error, cancelled), close_code, "
-    "messages_in, messages_out"
+    "(ok, client_gone, app_error, shutdown, timeout, protocol_error, cancelled, rejected), "
+    "close_code, messages_in, messages_out"
 )
 
 

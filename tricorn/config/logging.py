@@ -46,7 +46,8 @@ ACCESS_LOG_FIELDS: dict[str, str] = {
     "request_id": "the X-Request-ID header, passed through; - when absent",
     "outcome": "ok when the app's response went out complete (WebSocket: closed with a "
     "close frame); else client_gone, app_error, shutdown, timeout, protocol_error or "
-    "cancelled",
+    "cancelled; rejected when the server refused the request itself (a bad or late head, a "
+    "body over the limit), method and target - when unreadable",
     "close_code": "the WebSocket close code (the first close frame, either side's; 1006 "
     "when the connection dropped); - for HTTP lines and denied handshakes",
     "messages_in": "WebSocket messages received from the client; 0 for HTTP lines",
@@ -97,6 +98,17 @@ ACCESS_LOG_OTHER_SAMPLES: tuple[dict[str, Any], ...] = (
         "bytes": 0,
         "user_agent": "-",
         "outcome": "client_gone",
+    },
+    {
+        **ACCESS_LOG_SAMPLE,
+        "method": "-",
+        "path": "-",
+        "target": "-",
+        "query": "-",
+        "status": 414,
+        "bytes": 11,
+        "user_agent": "-",
+        "outcome": "rejected",
     },
 )
 

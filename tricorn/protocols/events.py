@@ -100,12 +100,16 @@ class ProtocolError(Event):
     queued in ``data_to_send``. ``stream_id`` is ``None`` when the whole connection is
     concerned, in which case a ``ConnectionClosed`` follows. ``status`` is the HTTP status
     sent (HTTP/1.1), ``error_code`` the HTTP/2 error code or the WebSocket close code.
+    ``method`` and ``target`` are those of a refused request head, when readable (for its
+    access log line; not compared).
     """
 
     stream_id: int | None
     message: str
     status: int | None = None
     error_code: int | None = None
+    method: bytes | None = field(default=None, compare=False)
+    target: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

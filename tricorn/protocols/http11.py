@@ -113,7 +113,7 @@ class HTTP11Protocol(HTTP11Base):
                 else:
                     break
         except PeerError as error:
-            self._fail(error, events)
+            self._fail(error, events, buffer[position:])
             return events
         if self._state >= _CLOSED:
             self._buffer = b""

@@ -41,6 +41,7 @@ from tricorn.protocols.events import (
 )
 from tricorn.protocols.http11_rules import (
     NO_OPTIONS,
+    REQUEST_LINE_RE,
     RESPONSE_NAMES,
     Framing,
     PeerError,
@@ -108,6 +109,18 @@ def error_response(status: int, head_request: bool = False) -> bytes:
         _CLOSE_HEADER,
         b"" if head_request else body,
     )
+
+
+def readable_request_line(head: bytes, max_line: int) -> tuple[bytes, bytes] | None:
+    """The method and target of a refused head's request line, when it is complete, no
+    longer than ``max_line`` and well-formed but for its version (for the access log);
+    else None."""
+    head = head.lstrip(b"\r\n")
+    end = head.find(b"\r\n", 0, max_line + 2)
+    if end < 0:
+        return None
+    match = REQUEST_LINE_RE.fullmatch(head[:end])
+    return None if match is None else (match[1], match[2])
 
 
 class HTTP11Limits(TypedDict, total=False):
@@ -414,8 +427,9 @@ class HTTP11Base:
         self._keep_alive = False
         self._buffer = b""
 
-    def _fail(self, error: PeerError, events: list[Event]) -> None:
-        """Queue the answer to a peer's protocol error and stop the connection."""
+    def _fail(self, error: PeerError, events: list[Event], head: bytes = b"") -> None:
+        """Queue the answer to a peer's protocol error and stop the connection. ``head``:
+        the refused head's bytes from its start (its request line, for the event)."""
         in_request = _HEAD < self._state < _DONE
         status: int | None = None
         if self._response_state != _R_BODY:
@@ -424,7 +438,16 @@ class HTTP11Base:
         self._response_state = _R_DONE
         self._errored = True
         self._enter_closed()
-        events.append(ProtocolError(self._stream_id if in_request else None, error.message, status))
+        line = None if in_request or not head else readable_request_line(head, self._max_line)
+        events.append(
+            ProtocolError(
+                self._stream_id if in_request else None,
+                error.message,
+                status,
+                method=line[0] if line else None,
+                target=line[1] if line else None,
+            )
+        )
         if not self._close_reported:
             self._close_reported = True
             events.append(ConnectionClosed(reason=error.message))
@@ -463,6 +486,13 @@ class HTTP11Base:
             self._keep_alive = False
         if self._state == _HEAD and not self._buffer and not keep_idle:
             self._enter_closed()
+
+    def partial_request_line(self) -> tuple[bytes, bytes] | None:
+        """The request line of the unfinished head, when complete (see
+        ``readable_request_line``): what a 408 for a late head logs."""
+        return (
+            readable_request_line(self._buffer, self._max_line) if self.has_partial_head else None
+        )
 
     def request_timeout(self) -> None:
         """The request did not arrive in time: close, answering ``408`` if one is partial.

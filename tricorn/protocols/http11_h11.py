@@ -131,7 +131,7 @@ class H11Protocol(HTTP11Base):
                 else:
                     break
         except PeerError as error:
-            self._fail(error, events)
+            self._fail(error, events, self._buffer if self._state == _HEAD else b"")
         return events
 
     def _feed(self, data: bytes, events: list[Event]) -> None:
@@ -185,7 +185,11 @@ class H11Protocol(HTTP11Base):
         self._scanned = 0
         self._line_checked = False
         self._buffer = buffer[end + 4 :]
-        self._start_request(buffer[:end], buffer[: end + 4], events)
+        try:
+            self._start_request(buffer[:end], buffer[: end + 4], events)
+        except PeerError:
+            self._buffer = buffer  # the refused head, for its ProtocolError
+            raise
         return True
 
     def _check_head(self, head: bytes) -> _HeadVerdict:

@@ -211,6 +211,9 @@ class HTTP2Protocol(FrameScanner):
         self._initiated = False
         self._closed = False
         self._goaway_last_stream: int | None = None
+        #: Streams refused (REFUSED_STREAM) for opening after our GOAWAY: no event (the
+        #: client did nothing wrong); the server counts them when the connection ends.
+        self.refused_after_goaway = 0
         self._draining = False
         self._answers = 0
         self._init_scanner()
@@ -461,11 +464,14 @@ class HTTP2Protocol(FrameScanner):
             if not ended:
                 self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
                 self._note_reset(stream_id, window)
+            pseudo = dict(event.headers[:5])  # pseudo-header fields come first
             events.append(
                 ProtocolError(
                     stream_id,
                     f"request header list over {self._max_header_list_size} bytes; answered 431",
                     status=431,
+                    method=pseudo.get(b":method"),
+                    target=pseudo.get(b":path"),
                 )
             )
             return
@@ -486,6 +492,7 @@ class HTTP2Protocol(FrameScanner):
         if self._goaway_last_stream is not None and stream_id > self._goaway_last_stream:
             self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             self._note_reset(stream_id, window)
+            self.refused_after_goaway += 1
             return False
         if stream_id in self._self_dependent:
             self._self_dependent.discard(stream_id)

@@ -502,8 +502,12 @@ class FrameScanner:
             )
         self._limit(self._resets, "too many streams reset (rapid reset)")
         self._glitch("RST_STREAM")
+        over = stream_id not in self._streams  # its response went out, or we reset it
         # Cut here: the frames after it see the stream as reset.
         self._feed(f.buf, start, f.end, f.events)
+        if over and f.length == 4:
+            # h2 reports nothing for a stream that is over: said here, for the metrics.
+            f.events.append(StreamReset(stream_id, U32.unpack_from(f.buf, f.pos + 9)[0]))
         return f.end
 
     def _scan_settings(self, f: FrameInput, start: int) -> int:

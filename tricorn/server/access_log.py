@@ -42,6 +42,12 @@ TIMEOUT = "timeout"
 PROTOCOL_ERROR = "protocol_error"
 #: The stream's task was cancelled with the response unfinished (its connection torn down).
 CANCELLED = "cancelled"
+#: The server refused the request itself for breaking the protocol or a limit, and answered
+#: with the line's status (400, 408, 413, 414, 431, 501, 505; a bad WebSocket handshake), or
+#: cut the connection when the app's response had started. Mostly before any app ran (a bad
+#: head: method and target ``-`` when the request line itself was unreadable); also a
+#: request body the app was reading that broke a limit (over max_request_body_size: 413).
+REJECTED = "rejected"
 
 _ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), 127, ord('"'), ord("\\"))}
 
@@ -157,6 +163,45 @@ class AccessLogger:
             if shown[name] is None:
                 shown[name] = "-"
         return self._formats[kind].format_map(shown)
+
+    def log_rejected(
+        self,
+        *,
+        client: Any,
+        protocol: str,
+        method: str | None,
+        target: str | None,
+        status: int,
+        size: int,
+        duration: float,
+    ) -> None:
+        """The line of a request the server refused before a stream existed (a bad head):
+        outcome ``rejected``, ``-`` for what the request did not let us read."""
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        path, _, query = (None, "", None) if target is None else target.partition("?")
+        fields = {
+            "time": _utc_now() if self._time else None,
+            "client": format_client(client),
+            "method": method,
+            "path": path,
+            "target": target,
+            "query": query,
+            "status": status,
+            "bytes": size,
+            "duration_ms": round(duration * 1000.0, 3),
+            "protocol": protocol,
+            "user_agent": None,
+            "referer": None,
+            "request_id": None,
+            "outcome": REJECTED,
+            "close_code": None,
+            "messages_in": 0,
+            "messages_out": 0,
+        }
+        # The method is the client's too here (HTTP/2's :method is not checked before a 431).
+        shown = fields if self._json else {**fields, "method": _clean(method or "-")}
+        access_log.info(self.render(shown), extra={"access": fields})
 
     def log(self, scope: Scope, **entry: Unpack[Entry]) -> None:
         if not access_log.isEnabledFor(logging.INFO):

@@ -292,6 +292,34 @@ class Connection(Generic[ProtocolT]):
             ):
                 metrics.ws_open -= 1
 
+    def _request_refused(
+        self,
+        status: int,
+        method: bytes | None,
+        target: bytes | None,
+        *,
+        version: str,
+        size: int = 0,
+        duration: float = 0.0,
+    ) -> None:
+        """The server answered a request itself, before a stream existed (a bad or late
+        head, a bad WebSocket handshake): one access line with outcome ``rejected`` and
+        one count in ``requests_total``. Only on these error paths."""
+        state = self.state
+        name = None if method is None else method.decode("latin-1")
+        if (metrics := state.metrics) is not None:
+            metrics.request_ended(self.METRICS_INDEX, name, status, "rejected", duration)
+        if state.access_log is not None:
+            state.access_log.log_rejected(
+                client=self.client,
+                protocol=f"HTTP/{version}",
+                method=name,
+                target=None if target is None else target.decode("latin-1"),
+                status=status,
+                size=size,
+                duration=duration,
+            )
+
     def _websocket_accepted(self) -> None:
         """A WebSocket handshake is answered with its acceptance (first in ``ws_accept``)."""
         if (metrics := self.state.metrics) is not None:

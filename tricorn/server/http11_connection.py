@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from http import HTTPStatus
 
 import anyio
 import anyio.lowlevel
@@ -199,7 +200,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             error_log.info("%s: request head not received in time; answering 408", self._peer())
             if (metrics := self.state.metrics) is not None:
                 metrics.protocol_error("http/1.1", "request_timeout")
+            method, target = self.protocol.partial_request_line() or (None, None)
             self.protocol.request_timeout()
+            self._head_refused(408, method, target)
             await self._flush()
         self._closing = True
 
@@ -221,6 +224,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 error_log.info("%s: bad request: %s", self._peer(), event.message)
                 if (metrics := self.state.metrics) is not None:
                     metrics.http1_error(event)
+                self._protocol_refused(event)
                 self._disconnect()
             elif isinstance(event, events.H2CPrefaceReceived):
                 # HTTP/2 with prior knowledge (RFC 9113 3.3).
@@ -266,10 +270,36 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 *self.state.default_headers(),
             ]
             await self.send_response(request.stream_id, error.status, headers, body, True)
+            self._request_refused(
+                error.status, request.method, request.target, version="1.1", size=len(body)
+            )
             return
         stream = self._new_websocket_stream(request, info)
         self._upgrading = stream
         self._spawn_stream(stream)
+
+    def _protocol_refused(self, event: events.ProtocolError) -> None:
+        """The protocol refused a request (its answer is queued): the access line."""
+        current = self._current
+        if event.stream_id is None:
+            if event.status is not None:
+                self._head_refused(event.status, event.method, event.target)
+        elif current is not None and current.stream_id == event.stream_id:
+            current.rejected(event.status)  # a body over the limit, a bad chunk
+
+    def _head_refused(self, status: int, method: bytes | None, target: bytes | None) -> None:
+        """A head the protocol answered itself (400, 408, 413, 414, 431, 501, 505)."""
+        if self.state.access_log is None and self.state.metrics is None:
+            return
+        started = self._head_started
+        self._request_refused(
+            status,
+            method,
+            target,
+            version="1.1",
+            size=len(HTTPStatus(status).phrase),
+            duration=0.0 if started is None else anyio.current_time() - started,
+        )
 
     def _disconnect(self) -> None:
         if self._current is not None:

@@ -123,6 +123,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
+            if (metrics := self.state.metrics) is not None and self.protocol.refused_after_goaway:
+                refused = self.protocol.refused_after_goaway
+                metrics.count_resets_sent(ErrorCodes.REFUSED_STREAM, refused)
             await self._closed()
         return self._handoff
 
@@ -255,6 +258,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._errored = self._errored or event.stream_id is None
         if (metrics := self.state.metrics) is not None:
             metrics.h2_error(event)
+        if event.status is not None:  # a head the protocol answered itself (431)
+            self._request_refused(event.status, event.method, event.target, version="2")
 
     def _reset_seen(self, event: events.StreamReset) -> None:
         if self._answered_stream == event.stream_id:
@@ -324,6 +329,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             self.protocol.send_response(
                 request.stream_id, error.status, [*error.headers], end_stream=True
             )
+            self._request_refused(error.status, request.method, request.target, version="2")
             return
         self._spawn_stream(self._new_websocket_stream(request, info))
 

@@ -349,18 +349,39 @@ class HTTPStream:
         self._write_log()
 
     def _write_log(self) -> None:
+        """The access line and the request's count (once: both say the same outcome)."""
         self._logged = True
+        if (metrics := self.server_state.metrics) is not None:
+            if self._outcome is None:
+                metrics.response_done(self.scope, self._status, self.start_time)
+            else:
+                metrics.response_cut(
+                    self.scope, self._sent_status(), self._outcome, self.start_time
+                )
         if self._access_log is not None:
-            # The status only once its head is on the wire (0: no response was sent).
-            sent = self._started and self._pending_headers is None
             self._access_log.log(
                 self.scope,
                 target=self.request.target,
-                status=self._status if sent else 0,
+                status=self._status if self._started and self._pending_headers is None else 0,
                 size=self._bytes_sent,
                 duration=self.server_state.clock() - self.start_time,
                 outcome=self._outcome or outcomes.OK,
             )
+
+    def _sent_status(self) -> int:
+        """The status once its head is on the wire (0: no response was sent)."""
+        return self._status if self._started and self._pending_headers is None else 0
+
+    def rejected(self, status: int | None) -> None:
+        """The protocol refused the rest of this request (a body over
+        max_request_body_size, a bad chunk) and answered ``status`` itself (None: the
+        response had started, the connection is cut): the line says so, not client_gone."""
+        self._cut(outcomes.REJECTED)
+        if status is not None and not self._sent_status():
+            self._started = True
+            self._pending_headers = None
+            self._status = status
+        self.feed_disconnect()
 
     async def _app_failed(self, error: Exception | None) -> None:
         # A client already gone cut the response first: the app's error came after.
@@ -682,7 +703,5 @@ class HTTPStream:
     def _finish(self) -> None:
         self._response_complete = True
         self._wake()
-        if (metrics := self.server_state.metrics) is not None:
-            metrics.response_done(self.scope, self._status, self.start_time)
         if not self._logged:
             self._write_log()

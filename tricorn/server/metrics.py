@@ -39,8 +39,10 @@ HTTP1, HTTP2 = 0, 1
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other")
 _METHOD_INDEX = {method: index for index, method in enumerate(METHODS)}
 _OTHER_METHOD = len(METHODS) - 1
-#: The status label: index status // 100 (0 for anything out of 1xx..5xx).
-STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: The status label: index status // 100 (0 for anything out of 1xx..5xx); "none" for a
+#: request that ended with no response head sent (status 0 in the access log).
+STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx", "none")
+_NO_STATUS = len(STATUS_CLASSES) - 1
 #: status // 100 (statuses are 100..999) -> its place in STATUS_CLASSES.
 _STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
 #: Where h2's counts start in ``Metrics.requests``.
@@ -58,6 +60,16 @@ H2_ERROR_CODES = (
 )  # fmt: skip
 ENHANCE_YOUR_CALM = 0xB
 REFUSED_STREAM = 0x7
+
+#: The outcome label of ``requests_total``: the access log's outcome of each line
+#: (``tricorn.server.access_log``); "ok" is counted apart, in ``Metrics.requests``.
+OUTCOMES = ("ok", "client_gone", "app_error", "shutdown", "timeout", "cancelled", "rejected")
+#: The result label of ``proxy_protocol_connections_total``: a header accepted (``proxy``:
+#: a relayed connection; ``local``: the LOCAL command or UNKNOWN, the proxy's own
+#: connection such as a health check), or the connection closed: ``malformed`` (a bad or
+#: missing header), ``not_allowed`` (a header from a peer not in proxy_protocol_allow_ips),
+#: ``closed`` (closed before sending a byte: a TCP health check), ``timeout``.
+PROXY_RESULTS = ("proxy", "local", "malformed", "not_allowed", "closed", "timeout")
 
 #: HTTP/1.1 rejections that are request smuggling shapes (RFC 9112 6.1, 6.3, 11.2: framing
 #: that two parsers could read differently), by the start of the message of the check of
@@ -155,7 +167,9 @@ class Metrics:
         "durations",
         "goaways",
         "protocol_errors",
+        "proxy_protocol",
         "requests",
+        "requests_cut",
         "resets",
         "streams_done",
         "streams_started",
@@ -175,8 +189,11 @@ class Metrics:
         self.connections_total = [0] * n
         self.bytes_received = [0] * n
         self.bytes_sent = [0] * n
-        #: Completed requests, flat: (protocol * len(METHODS) + method) * 6 + status class.
+        #: Requests whose outcome is "ok", flat: (protocol * len(METHODS) + method) *
+        #: len(STATUS_CLASSES) + status class; the others (rare) by their labels.
         self.requests = [0] * (n * len(METHODS) * len(STATUS_CLASSES))
+        #: (protocol, method, status class, outcome) -> count, for outcomes other than ok.
+        self.requests_cut: dict[tuple[str, ...], int] = {}
         #: Per protocol: a count per duration bucket (the last is +Inf); and the sums.
         self.durations = [[0] * (len(DURATION_BUCKETS) + 1) for _ in PROTOCOLS]
         self.duration_sums = [0.0] * n
@@ -194,6 +211,8 @@ class Metrics:
         self.protocol_errors: dict[tuple[str, str], int] = {}
         self.abuse: dict[str, int] = {}
         self.tls_failures: dict[str, int] = {}
+        #: PROXY protocol step results (``PROXY_RESULTS``) -> count.
+        self.proxy_protocol: dict[str, int] = {}
         #: For statsd: up to ``timings`` request durations (ms) sampled since the last flush
         #: (a reservoir sample), and how many requests there were.
         self.timings: list[float] | None = [] if timings else None
@@ -227,7 +246,7 @@ class Metrics:
         self.ws_total += 1
 
     def response_done(self, scope: Mapping[str, Any], status: int, start_time: float) -> None:
-        """A response was sent completely (where the access log line is written)."""
+        """A response was sent completely, outcome ok (where the access line is written)."""
         # Written for speed: this runs once per request (tricorn.server.metrics docstring).
         duration = self.clock() - start_time
         if scope["http_version"] == "2":
@@ -239,11 +258,37 @@ class Metrics:
             self.duration_sums[0] += duration
             histogram = self.durations[0]
         method = _METHOD_INDEX.get(scope["method"], _OTHER_METHOD)
-        self.requests[index + method * 6 + _STATUS_INDEX[status // 100]] += 1
+        self.requests[index + method * 7 + _STATUS_INDEX[status // 100]] += 1
         histogram[bisect_left(DURATION_BUCKETS, duration)] += 1
         timings = self.timings
         if timings is not None:
             self._sample_timing(timings, duration * 1000.0)
+
+    def response_cut(
+        self, scope: Mapping[str, Any], status: int, outcome: str, start_time: float
+    ) -> None:
+        """A request whose access line has another outcome than ok (cut short, a 500 for a
+        failed app, a 408): counted with its outcome; status 0 (no head sent) is "none"."""
+        protocol = HTTP2 if scope["http_version"] == "2" else HTTP1
+        self.request_ended(protocol, scope["method"], status, outcome, self.clock() - start_time)
+
+    def request_ended(
+        self, protocol: int, method: str | None, status: int, outcome: str, duration: float
+    ) -> None:
+        """One request of any outcome but ok (also those refused before a stream existed,
+        whose method may be unknown: "other")."""
+        method_label = METHODS[_METHOD_INDEX.get(method or "", _OTHER_METHOD)]
+        status_label = STATUS_CLASSES[_STATUS_INDEX[status // 100] if status else _NO_STATUS]
+        key = (PROTOCOLS[protocol], method_label, status_label, outcome)
+        self.requests_cut[key] = self.requests_cut.get(key, 0) + 1
+        self.duration_sums[protocol] += duration
+        self.durations[protocol][bisect_left(DURATION_BUCKETS, duration)] += 1
+        if self.timings is not None:
+            self._sample_timing(self.timings, duration * 1000.0)
+
+    def proxy_protocol_result(self, result: str) -> None:
+        """The PROXY protocol step of one connection ended (``PROXY_RESULTS``)."""
+        self.proxy_protocol[result] = self.proxy_protocol.get(result, 0) + 1
 
     def _sample_timing(self, timings: list[float], milliseconds: float) -> None:
         seen = self.timings_seen
@@ -271,6 +316,12 @@ class Metrics:
     def reset(self, direction: str, code: int | None) -> None:
         key = (direction, h2_code_name(code))
         self.resets[key] = self.resets.get(key, 0) + 1
+
+    def count_resets_sent(self, code: int, count: int) -> None:
+        """Resets the protocol sent without an event (REFUSED_STREAM after our GOAWAY),
+        added when the connection ends."""
+        key = ("sent", h2_code_name(code))
+        self.resets[key] = self.resets.get(key, 0) + count
 
     def goaway(self, direction: str, code: int | None) -> None:
         key = (direction, h2_code_name(code))
@@ -309,9 +360,11 @@ class Metrics:
         requests: dict[tuple[str, ...], Any] = {}
         for index, count in enumerate(self.requests):
             if count:
-                rest, status = divmod(index, 6)
+                rest, status = divmod(index, len(STATUS_CLASSES))
                 protocol, method = divmod(rest, len(METHODS))
-                requests[(PROTOCOLS[protocol], METHODS[method], STATUS_CLASSES[status])] = count
+                labels = (PROTOCOLS[protocol], METHODS[method], STATUS_CLASSES[status], "ok")
+                requests[labels] = count
+        requests.update(self.requests_cut)
         s["requests_total"] = requests
         s["request_duration_seconds"] = {
             (PROTOCOLS[protocol],): [*histogram, self.duration_sums[protocol]]
@@ -334,6 +387,9 @@ class Metrics:
         s["protocol_errors_total"] = {key: n for key, n in self.protocol_errors.items()}
         s["abuse_limit_triggers_total"] = {(name,): n for name, n in self.abuse.items()}
         s["tls_handshake_failures_total"] = {(name,): n for name, n in self.tls_failures.items()}
+        s["proxy_protocol_connections_total"] = {
+            (name,): n for name, n in self.proxy_protocol.items()
+        }
         return s
 
     def take_timings(self) -> tuple[list[float], int]:
@@ -374,13 +430,15 @@ FAMILIES = (
     Family(
         "requests_total",
         "counter",
-        "HTTP requests answered completely.",
-        ("protocol", "method", "status"),
+        "HTTP requests, one per access log line: by status class ('none': no response head "
+        "sent) and outcome ('ok': answered completely; else what cut it short or refused it).",
+        ("protocol", "method", "status", "outcome"),
     ),
     Family(
         "request_duration_seconds",
         "histogram",
-        "Seconds from the request head to the end of the response.",
+        "Seconds from the request head to the end of the response (or of the request, "
+        "for one cut short or refused).",
         ("protocol",),
     ),
     Family("requests_in_flight", "gauge", "App instances running (HTTP requests and WebSockets)."),
@@ -410,6 +468,13 @@ FAMILIES = (
         ("limit",),
     ),
     Family("tls_handshake_failures_total", "counter", "TLS handshakes that failed.", ("reason",)),
+    Family(
+        "proxy_protocol_connections_total",
+        "counter",
+        "Connections through the PROXY protocol step, by result: proxy, local (header "
+        "accepted); malformed, not_allowed, closed (no byte: a health check), timeout.",
+        ("result",),
+    ),
 )
 FAMILY_BY_NAME = {family.name: family for family in FAMILIES}
 

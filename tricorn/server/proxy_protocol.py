@@ -48,6 +48,17 @@ _GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
 Peer = tuple[str, int] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The connection must be closed (the reason is logged already). ``result`` says why,
+    for the metrics (``proxy_protocol_connections_total``): "malformed" (a bad or missing
+    header), "not_allowed" (a header from a peer not in the allow list), "closed" (closed
+    before sending a byte: a TCP health check), "timeout"; None for a direct client that
+    left or stalled before a decisive byte (no PROXY protocol matter)."""
+
+    result: str | None
+
+
 class Unreceivable(Protocol):
     """Our socket streams (``TrioSocketStream``, ``AsyncioSocketStream``) take bytes back."""
 
@@ -90,22 +101,22 @@ def _label(client: Peer) -> str:
 
 async def accept(
     transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
-) -> tuple[ByteStream, ProxyHeader | None] | None:
+) -> tuple[ByteStream, ProxyHeader | None] | Refused:
     """The PROXY protocol step of a new connection whose real peer is ``client``: the
     stream to go on with and the header (None from a peer not allowed to send one), or
-    None when the connection must be closed (the reason is logged)."""
+    ``Refused`` when the connection must be closed (the reason is logged)."""
     if setup.allows(client):
         return await read_header(transport, setup, client)
     stream = await refuse_foreign_header(transport, setup, client)
-    return None if stream is None else (stream, None)
+    return stream if isinstance(stream, Refused) else (stream, None)
 
 
 async def read_header(
     transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
-) -> tuple[ByteStream, ProxyHeader] | None:
+) -> tuple[ByteStream, ProxyHeader] | Refused:
     """Read the header from an allowed peer. Returns the stream to go on with (the bytes
-    after the header come first) and the header; None when the connection must be closed
-    (the reason is logged)."""
+    after the header come first) and the header; ``Refused`` when the connection must be
+    closed (the reason is logged)."""
     parser = ProxyProtocolParser(setup.mode, v2_max_size=setup.v2_max_size)
     with anyio.move_on_after(setup.timeout):
         while True:
@@ -119,9 +130,9 @@ async def read_header(
                 if not data and not parser.buffered_size:
                     # Connected and closed without a byte: a TCP health check.
                     error_log.debug("%s: closed before sending anything", _label(client))
-                else:
-                    error_log.warning("%s: %s; closing the connection", _label(client), error)
-                return None
+                    return Refused("closed")
+                error_log.warning("%s: %s; closing the connection", _label(client), error)
+                return Refused("malformed")
             if parsed is not None:
                 return _give_back(transport, parsed.rest), parsed.header
     error_log.warning(
@@ -131,34 +142,34 @@ async def read_header(
         setup.timeout,
         parser.buffered_size,
     )
-    return None
+    return Refused("timeout")
 
 
 async def refuse_foreign_header(
     transport: ByteStream, setup: ProxyProtocolSetup, client: Peer
-) -> ByteStream | None:
+) -> ByteStream | Refused:
     """For a peer not allowed to send a header: read its first bytes and give them back.
-    Returns the stream to serve, or None (logged) when those bytes begin a PROXY header,
-    or when it sent nothing decisive within the head timeout."""
+    Returns the stream to serve, or ``Refused`` (logged) when those bytes begin a PROXY
+    header, or when it sent nothing decisive within the head timeout."""
     data = b""
     with anyio.move_on_after(setup.timeout):
         while (verdict := starts_with_header(data)) is None:
             try:
                 data += await transport.receive(SNIFF_SIZE)
             except _GONE:
-                return None  # the HTTP connection would only see the close
+                return Refused(None)  # the HTTP connection would only see the close
         if verdict:
             error_log.warning(
                 "%s sent a PROXY protocol header but is not in proxy_protocol_allow_ips; "
                 "closing the connection",
                 _label(client),
             )
-            return None
+            return Refused("not_allowed")
         return _give_back(transport, data)
     error_log.info(
         "%s: request not received in time (header_read_timeout); closing", _label(client)
     )
-    return None
+    return Refused(None)
 
 
 def _give_back(transport: ByteStream, data: bytes) -> ByteStream:

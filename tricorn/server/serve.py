@@ -264,10 +264,14 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
         header: ProxyHeader | None = None
         if setup.proxy is not None:
             accepted = await proxy_protocol.accept(stream, setup.proxy, client)
-            if accepted is None:
+            if isinstance(accepted, proxy_protocol.Refused):
+                if accepted.result is not None and (metrics := state.metrics) is not None:
+                    metrics.proxy_protocol_result(accepted.result)
                 await anyio.aclose_forcefully(stream)
                 return
             stream, header = accepted
+            if header is not None and (metrics := state.metrics) is not None:
+                metrics.proxy_protocol_result("proxy" if header.relayed else "local")
             if header is not None:
                 client, server = proxy_protocol.endpoints(header, client, server)
         if setup.tls is not None:
