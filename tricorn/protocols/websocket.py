@@ -774,6 +774,8 @@ class WebSocketProtocol:
     @property
     def pending_output_size(self) -> int:
         """Bytes queued for ``data_to_send``: what was sent plus at most a few pongs."""
+        if not self._pongs:
+            return self._output_size
         return self._output_size + sum(len(pong) for pong in self._pongs)
 
     # --- input ---
