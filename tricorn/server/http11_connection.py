@@ -468,6 +468,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         await self._flush()
         self._upgrading = None
         self._websocket = stream
+        # The socket stream may hold one read's worth unread (AsyncioSocketStream; other
+        # streams have no such knob) before it pauses: no pause per 64 KiB message.
+        set_read_high_water = getattr(self.transport, "set_read_high_water", None)
+        if set_read_high_water is not None:
+            set_read_high_water(WS_RECEIVE_SIZE)
         if trailing:
             await stream.feed_data(trailing)
         self._wake_reader()
