@@ -158,6 +158,17 @@ def test_the_fast_path_resumes_after_wsproto_read_a_control_frame(
     assert protocol.receive_data(frame(TEXT, b"b")) == [Message("b")]
 
 
+@pytest.mark.parametrize("payload", [b"\xff" + b"x" * 300, b"ok" * 100 + b"\xc0"])
+def test_bad_utf8_in_a_text_frame_not_all_here_fails_as_wsproto_does(payload: bytes) -> None:
+    """wsproto checks UTF-8 as a frame's bytes arrive: a bad start fails at once, and the
+    transport ending mid-frame after it changes nothing (found by the fuzz seed corpus)."""
+    data = BEFORE + frame(TEXT, payload)
+    for cut in range(len(BEFORE) + 1, len(data)):
+        pieces = [data[:cut], b""]  # the peer goes away mid-frame
+        expected = drive(WsprotoOnly(max_message_size=LIMIT, deflate=None), pieces)
+        assert drive(WebSocketProtocol(max_message_size=LIMIT), pieces) == expected, cut
+
+
 def test_scan_frames_outcomes() -> None:
     whole = frame(BINARY, b"abc")
     messages: list[str | bytes] = []
@@ -167,6 +178,8 @@ def test_scan_frames_outcomes() -> None:
     assert scan_frames(whole + frame(PING), LIMIT, []) == (len(whole), DEFER)
     long_header = frame(BINARY, b"x" * 300)[:3]  # the 16-bit length not all here
     assert scan_frames(long_header, LIMIT, []) == (0, PARTIAL)
+    text = frame(TEXT, b"abc")
+    assert scan_frames(text[:-1], LIMIT, []) == (0, DEFER)  # wsproto checks UTF-8 as it comes
     assert scan_frames(b"", LIMIT, []) == (0, DONE)
 
 

@@ -9,8 +9,10 @@ else: at the first frame that is anything other than that (a control frame, a fr
 reserved bit or opcode, an unmasked or over-long frame, a compressed message, bad UTF-8) it
 stops and says ``DEFER``; ``WebSocketProtocol`` then hands the bytes from that frame's first
 byte on to wsproto, which applies every rule and answers every fault exactly as it does
-without this path. A frame whose header is incomplete, or that is a fast frame whose payload
-has not all arrived, is ``PARTIAL``: the caller keeps the bytes and scans again with more.
+without this path. A frame whose header is incomplete, or a binary fast frame whose payload
+has not all arrived, is ``PARTIAL``: the caller keeps the bytes and scans again with more. A
+text frame not all here is deferred too: wsproto checks its UTF-8 as it arrives, so that a
+bad message fails before its last byte.
 
 Callers use it only at a message boundary with nothing buffered in wsproto (no partial
 frame, no fragmented message), so wsproto's state is the same as if it had read these
@@ -103,7 +105,9 @@ def _scan(
         start = position + head
         frame_end = start + length
         if frame_end > end:
-            return position, PARTIAL
+            # A text frame not all here is wsproto's: it checks UTF-8 as the bytes come and
+            # fails a bad message before its end (found by fuzzing: the seed corpus).
+            return position, (DEFER if first == _FIN_TEXT else PARTIAL)
         payload = apply_mask(view[start:frame_end], data[start - 4 : start])
         if first == _FIN_TEXT:
             try:
