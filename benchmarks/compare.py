@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/compare.py --roots before=/tmp/old,after=. \\
         [--rounds 3] [--duration 5] [--backends trio,asyncio] \\
-        [--http1-parsers tricorn,httptools] [--scenarios h1]
+        [--http1-parsers tricorn,httptools] [--scenarios h1,h2c,ws64,ws64k]
 
 For a refactoring that should cost nothing: each round runs every root once per backend and
 scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
 hello-world rows of ``run.py``: HTTP/1.1 keep-alive (wrk, 64 connections) and h2c (h2load,
-16 connections x 32 streams). The server runs from the root's own checkout
+16 connections x 32 streams), and, on request, WebSocket echo (``ws64``, ``ws64k``:
+``benchmarks/ws_client.py``, 16 connections, 64 B or 64 KiB binary messages; a "request" is
+one message echoed). The server runs from the root's own checkout
 (``python -m tricorn`` with that folder first on the path) pinned to core 0, the load tool
 to core 1 (when there are two cores).
 
@@ -20,6 +22,7 @@ than requests/s. The last columns are the ratios to the first root. With more th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -50,8 +53,33 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
 
 
+#: The WebSocket scenarios: message size in bytes.
+WS_SIZES = {"ws64": 64, "ws64k": 65536}
+
+
+def _ws_load(port: int, size: int, duration: float) -> tuple[float, int]:
+    """Run the WebSocket echo client: (messages/s, messages). No warm-up inside the measured
+    run (``measure`` warms the server up first), so the server's CPU is spent on counted
+    messages (and 16 handshakes)."""
+    pin = ["taskset", "-c", "1"] if TWO_CORES else []
+    client = Path(__file__).resolve().parent / "ws_client.py"
+    argv = [*pin, sys.executable, str(client), "--port", str(port), "--size", str(size)]
+    argv += ["--connections", "16", "--duration", f"{duration:g}", "--warmup", "0"]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=duration + 30, check=False
+    ).stdout
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    if not result.get("messages") or result.get("errors") or "error" in result:
+        raise RuntimeError(f"ws_client failed: {out}")
+    print(f"  ws_client CPU {result['client_cpu_percent']} %", file=sys.stderr)
+    return float(result["rate"]), int(result["messages"])
+
+
 def _load(port: int, scenario: str, duration: float) -> tuple[float, int]:
     """Run the load tool: (requests/s, requests)."""
+    if scenario in WS_SIZES:
+        return _ws_load(port, WS_SIZES[scenario], duration)
     url = f"http://127.0.0.1:{port}/"
     pin = ["taskset", "-c", "1"] if TWO_CORES else []
     if scenario == "h1":
@@ -96,7 +124,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--backends", default="trio,asyncio")
     parser.add_argument("--http1-parsers", default="tricorn", help="e.g. tricorn,httptools")
-    parser.add_argument("--scenarios", default="h1,h2c")
+    parser.add_argument("--scenarios", default="h1,h2c", help="from h1, h2c, ws64, ws64k")
     args = parser.parse_args()
     parsers = args.http1_parsers.split(",")
     roots = [

@@ -145,6 +145,35 @@ async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
         assert received == sent
 
 
+async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
+    """``set_read_high_water`` (an open WebSocket's 256 KiB): the transport reads on up to
+    the new mark, pauses there, and a paused transport resumes when the mark is raised."""
+    async with connected_pair() as (stream, client):
+        chunk = b"x" * 65536
+        sent = 0
+        with anyio.fail_after(10):
+            while not stream._protocol.reading_paused:  # paused at the default HIGH_WATER
+                sent += _send_all_possible(client, chunk)
+                await anyio.sleep(0.001)
+        raised = 8 * HIGH_WATER  # above what the first pause can hold (64 KiB + 256 KiB)
+        stream.set_read_high_water(raised)
+        assert not stream._protocol.reading_paused  # resumed: less than the new mark waits
+        with anyio.fail_after(10):
+            while True:
+                went = _send_all_possible(client, chunk)
+                sent += went
+                if went == 0 and stream._protocol.reading_paused:
+                    break
+                await anyio.sleep(0.001)
+        buffered = len(stream._protocol.buffer)
+        assert raised <= buffered <= raised + 256 * 1024
+        received = 0
+        with anyio.fail_after(10):
+            while received < sent:
+                received += len(await stream.receive(1 << 20))
+        assert received == sent
+
+
 async def test_send_waits_until_the_kernel_has_the_bytes() -> None:
     async with connected_pair() as (stream, _client):
         big = b"y" * (16 * 1024 * 1024)  # far more than the socket buffers hold

@@ -39,6 +39,7 @@ from wsproto.frame_protocol import (
 from ..constants import WSCloseCode
 from ..errors import LocalProtocolError, TricornError
 from .events import ConnectionClosed, Event, Headers, ProtocolError, Request
+from .websocket_fast import DONE, PARTIAL, scan_frames
 
 _c_apply_mask: Callable[[bytearray, bytes], bytes] | None
 try:  # websockets' C function for masks, when installed (extra "speedups"); else wsproto's
@@ -718,10 +719,12 @@ class WebSocketProtocol:
         "_binary",
         "_deflater",
         "_failure",
+        "_fast",
         "_frames",
         "_guard",
         "_output",
         "_output_size",
+        "_partial",
         "_pongs",
         "_state",
         "_text",
@@ -747,6 +750,10 @@ class WebSocketProtocol:
         if _c_apply_mask is not None:
             self._frames._frame_decoder = _FastDecoder(False, [self._guard])
         self._deflater = _Deflater(deflate, compression_level) if deflate is not None else None
+        #: At a message boundary with nothing in wsproto: single-frame messages are read by
+        #: ``websocket_fast.scan_frames`` (``_receive_fast``), everything else by wsproto.
+        self._fast = True
+        self._partial = bytearray()  # the start of a fast-path frame that is not all here
         self._failure: tuple[int, str] | None = None
         self._state = WebSocketState.OPEN
         self._output: list[bytes] = []
@@ -767,6 +774,8 @@ class WebSocketProtocol:
     @property
     def pending_output_size(self) -> int:
         """Bytes queued for ``data_to_send``: what was sent plus at most a few pongs."""
+        if not self._pongs:
+            return self._output_size
         return self._output_size + sum(len(pong) for pong in self._pongs)
 
     # --- input ---
@@ -781,8 +790,12 @@ class WebSocketProtocol:
         if not data:
             self._finish()
             return [ConnectionClosed(error_code=_ABNORMAL_CLOSURE)]
-        self._frames.receive_bytes(data)
         events: list[Event] = []
+        if self._fast:
+            data = self._receive_fast(data, events)
+            if not data:
+                return events
+        self._frames.receive_bytes(data)
         try:
             for frame in self._frames.received_frames():
                 event = self._receive_frame(frame)
@@ -792,7 +805,49 @@ class WebSocketProtocol:
                         break
         except ParseFailed as exc:
             events.append(self._fail(int(exc.code), self._guard.error or _failure_reason(exc)))
+            return events
+        self._fast = self._at_message_boundary()
         return events
+
+    def _receive_fast(self, data: bytes, events: list[Event]) -> bytes:
+        """Read whole single-frame messages without wsproto (``websocket_fast``); return the
+        bytes that are wsproto's (from the first frame that is not such a message on), or
+        ``b""`` when there are none (an incomplete frame is kept for the next call)."""
+        partial = self._partial
+        if partial:
+            partial += data
+            buffer: bytes | bytearray = partial
+        else:
+            buffer = data
+        messages: list[str | bytes] = []
+        position, outcome = scan_frames(buffer, self._guard.max_message_size, messages)
+        for message in messages:
+            events.append(Message(message))
+        if outcome == DONE:
+            if partial:
+                partial.clear()
+            return b""
+        if outcome == PARTIAL:
+            if partial:
+                del partial[:position]
+            else:
+                self._partial = bytearray(memoryview(buffer)[position:])
+            return b""
+        self._fast = False
+        rest = bytes(buffer[position:])
+        if partial:
+            partial.clear()
+        return rest
+
+    def _at_message_boundary(self) -> bool:
+        """wsproto holds no bytes, no partial frame and no fragmented message: the fast path
+        may read what comes next."""
+        decoder = self._frames._frame_decoder
+        return (
+            decoder.header is None
+            and not decoder.buffer.buffer
+            and self._frames._message_decoder.opcode is None
+        )
 
     def _receive_frame(self, frame: Frame) -> Event | None:
         opcode, payload = frame.opcode, frame.payload
@@ -848,6 +903,7 @@ class WebSocketProtocol:
         self._state = WebSocketState.CLOSED
         self._text = None
         self._binary = bytearray()
+        self._partial = bytearray()
 
     # --- output ---
 

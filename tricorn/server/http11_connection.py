@@ -41,6 +41,10 @@ from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
+#: Bytes asked of the socket per read once a WebSocket is open: a 64 KiB message is one
+#: frame of 64 KiB + 14 bytes, which a 64 KiB read would cut in two (as HTTP/2's reads).
+WS_RECEIVE_SIZE = 262144
+
 
 def _header(headers: Headers, name: bytes) -> bytes | None:
     for key, value in headers:
@@ -131,7 +135,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if self._upgrading is not None:
             return True  # the app has not yet accepted or refused the WebSocket
         if self._websocket is not None:
-            return self._websocket.buffered_size >= self.state.config.max_body_buffer
+            return self._websocket.buffered_size > self.state.config.max_body_buffer
         current = self._current
         if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
             return True
@@ -172,7 +176,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 continue
             self._receiving = True
             try:
-                data = await transport.receive(self.RECEIVE_SIZE)
+                data = await transport.receive(
+                    self.RECEIVE_SIZE if self._websocket is None else WS_RECEIVE_SIZE
+                )
             except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                 data = b""
                 self._peer_gone = True
@@ -492,6 +498,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         await self._flush()
         self._upgrading = None
         self._websocket = stream
+        # The socket stream may hold one read's worth unread (AsyncioSocketStream; other
+        # streams have no such knob) before it pauses: no pause per 64 KiB message.
+        set_read_high_water = getattr(self.transport, "set_read_high_water", None)
+        if set_read_high_water is not None:
+            set_read_high_water(WS_RECEIVE_SIZE)
         if trailing:
             await stream.feed_data(trailing)
         self._wake_reader()

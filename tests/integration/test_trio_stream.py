@@ -1,0 +1,117 @@
+"""``TrioSocketStream.send`` on real loopback sockets (trio only): every byte arrives, a
+send the kernel takes at once yields to the scheduler only every ``SEND_YIELD_EVERY`` sends,
+a full socket makes it wait until the client reads, cancellation and a reset peer are the
+errors anyio's stream gives."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
+
+from tricorn.server.trio_stream import SEND_YIELD_EVERY, TrioSocketStream
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "trio"  # the asyncio backend has its own stream (test_asyncio_stream.py)
+
+
+@asynccontextmanager
+async def connected_pair() -> AsyncIterator[tuple[SocketStream, socket.socket]]:
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = multi.listeners[0]
+    assert isinstance(listener, SocketListener)
+    port = listener.extra(SocketAttribute.local_port)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.setblocking(False)
+    stream = TrioSocketStream.adopt(await listener.accept())
+    assert isinstance(stream, TrioSocketStream)
+    try:
+        yield stream, client
+    finally:
+        client.close()
+        await stream.aclose()
+        await listener.aclose()
+
+
+async def _read(client: socket.socket, size: int) -> bytes:
+    data = b""
+    with anyio.fail_after(10):  # hang guard
+        while len(data) < size:
+            try:
+                data += client.recv(1 << 20)
+            except BlockingIOError:
+                await anyio.sleep(0.001)  # a plain socket: nothing to wait on but polling
+    return data
+
+
+async def test_sends_yield_only_every_few_when_the_kernel_takes_them() -> None:
+    async with connected_pair() as (stream, client):
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            await anyio.lowlevel.checkpoint()  # let it start
+            before = ticks
+            for _ in range(SEND_YIELD_EVERY - 1):
+                await stream.send(b"m")
+            assert ticks == before  # nothing else ran: no send yielded
+            await stream.send(b"m")  # the SEND_YIELD_EVERY-th does
+            assert ticks > before
+            group.cancel_scope.cancel()
+        assert await _read(client, SEND_YIELD_EVERY) == b"m" * SEND_YIELD_EVERY
+
+
+async def test_a_send_bigger_than_the_socket_buffers_waits_for_the_client() -> None:
+    async with connected_pair() as (stream, client):
+        big = bytes(range(256)) * (16 * 1024)  # 4 MiB
+        received = b""
+
+        async def drain() -> None:
+            nonlocal received
+            received = await _read(client, len(big))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain)
+            await stream.send(big)
+        assert received == big
+
+
+async def test_a_send_in_a_cancelled_scope_is_cancelled_and_sends_nothing() -> None:
+    async with connected_pair() as (stream, client):
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await stream.send(b"never")
+        assert scope.cancelled_caught
+        await stream.send(b"after")
+        assert await _read(client, 5) == b"after"
+
+
+async def test_sending_to_a_reset_peer_is_a_broken_resource() -> None:
+    async with connected_pair() as (stream, client):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # RST
+        with pytest.raises(anyio.BrokenResourceError), anyio.fail_after(10):
+            for _ in range(1000):  # the first send may still be taken before the RST lands
+                await stream.send(b"x" * 65536)
+
+
+async def test_send_after_aclose_is_closed_resource() -> None:
+    async with connected_pair() as (stream, _client):
+        await stream.aclose()
+        with pytest.raises(anyio.ClosedResourceError):
+            await stream.send(b"x")
