@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/compare.py --roots before=/tmp/old,after=. \\
         [--rounds 3] [--duration 5] [--backends trio,asyncio] \\
-        [--http1-parsers tricorn,httptools] [--scenarios h1]
+        [--http1-parsers tricorn,httptools] [--scenarios h1] \\
+        [--peers uvicorn-httptools-uvloop,uvicorn-h11-asyncio]
 
 For a refactoring that should cost nothing: each round runs every root once per backend and
 scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
@@ -15,6 +16,10 @@ Two figures per cell, medians over the rounds: requests/s, and the server's CPU 
 request (user + system from /proc, all threads), which a busy machine disturbs much less
 than requests/s. The last columns are the ratios to the first root. With more than one
 ``--http1-parsers``, each root runs once per parser (``label/parser``), the first the base.
+``--backends`` takes ``uvloop`` too (tricorn's ``--backend uvloop``). ``--peers`` adds
+servers of ``servers.py`` (Uvicorn, Hypercorn: from the Python that runs this script, i.e.
+``benchmarks/.venv-peers``) measured the same way in the same rounds, on the scenarios they
+serve; their rows appear under the backend ``peer``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import parse_wrk, proc_stat, tricorn_process
+from benchmarks.servers import H1, H2C, SERVERS, RunningServer
 
 TWO_CORES = (os.cpu_count() or 1) >= 2
 TICK = os.sysconf("SC_CLK_TCK")
@@ -89,6 +95,29 @@ def measure(
     return Sample(rate, used / requests * 1e6)
 
 
+def measure_peer(name: str, scenario: str, duration: float) -> Sample | None:
+    """A peer server of ``servers.py``, measured as ``measure`` does; None when it does not
+    serve ``scenario``."""
+    spec = SERVERS[name]
+    if (H1 if scenario == "h1" else H2C) not in spec.features:
+        return None
+    bindir = Path(sys.executable).parent
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"compare-{name}.log"
+    server = RunningServer(spec, bindir, log, cpu=0 if TWO_CORES else None)
+    try:
+        problem = server.wait_ready()
+        if problem is not None:
+            raise RuntimeError(f"{name}: {problem}")
+        pids = server.pids()
+        _load(server.port, scenario, 1.0)  # warm up
+        before = sum(_cpu_seconds(pid) for pid in pids)
+        rate, requests = _load(server.port, scenario, duration)
+        used = sum(_cpu_seconds(pid) for pid in pids) - before
+    finally:
+        server.stop()
+    return Sample(rate, used / requests * 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--roots", required=True, help="label=path,label=path (first: base)")
@@ -97,7 +126,9 @@ def main() -> None:
     parser.add_argument("--backends", default="trio,asyncio")
     parser.add_argument("--http1-parsers", default="tricorn", help="e.g. tricorn,httptools")
     parser.add_argument("--scenarios", default="h1,h2c")
+    parser.add_argument("--peers", default="", help="servers.py rows, e.g. uvicorn-h11-asyncio")
     args = parser.parse_args()
+    peers = [name for name in args.peers.split(",") if name]
     parsers = args.http1_parsers.split(",")
     roots = [
         (
@@ -126,6 +157,18 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
+        for scenario in dict.fromkeys(scenario for _, scenario in cells):
+            for name in peers:
+                peer_sample = measure_peer(name, scenario, args.duration)
+                if peer_sample is None:
+                    continue
+                samples.setdefault((name, "peer", scenario), []).append(peer_sample)
+                print(
+                    f"round {round_number + 1} {name} {scenario}: {peer_sample.rate:,.0f} "
+                    f"req/s, {peer_sample.cpu_us:.1f} us CPU/request",
+                    file=sys.stderr,
+                    flush=True,
+                )
     base = roots[0][0]
     print("| backend | scenario | root | requests/s | CPU us/request | req/s ratio | CPU ratio |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
@@ -137,6 +180,22 @@ def main() -> None:
             cpu = statistics.median(s.cpu_us for s in samples[(label, backend, scenario)])
             print(
                 f"| {backend} | {scenario} | {label} | {rate:,.0f} | {cpu:.1f} | "
+                f"{rate / base_rate:.2f} | {cpu / base_cpu:.2f} |"
+            )
+    # Peers: their ratios are to the base root on the first backend of the same scenario.
+    for scenario in dict.fromkeys(scenario for _, scenario in cells):
+        key = (base, cells[0][0] if cells else "", scenario)
+        if key not in samples:
+            continue
+        base_rate = statistics.median(s.rate for s in samples[key])
+        base_cpu = statistics.median(s.cpu_us for s in samples[key])
+        for name in peers:
+            if (name, "peer", scenario) not in samples:
+                continue
+            rate = statistics.median(s.rate for s in samples[(name, "peer", scenario)])
+            cpu = statistics.median(s.cpu_us for s in samples[(name, "peer", scenario)])
+            print(
+                f"| peer | {scenario} | {name} | {rate:,.0f} | {cpu:.1f} | "
                 f"{rate / base_rate:.2f} | {cpu / base_cpu:.2f} |"
             )
 

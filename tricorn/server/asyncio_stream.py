@@ -286,12 +286,14 @@ class AsyncioTasks:
 
     def start_soon(
         self, function: Callable[..., Coroutine[Any, Any, object]], *args: object, name: str
-    ) -> None:
+    ) -> asyncio.Task[object]:
+        """Start ``function(*args)``; the task is returned so that its caller may cancel it."""
         task: asyncio.Task[object] = self._loop.create_task(function(*args), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         if self._closed:
             task.cancel()  # started after cancel_all: it never runs
+        return task
 
     def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)

@@ -110,7 +110,7 @@ class Connection(Generic[ProtocolT]):
         self._receiving = False
         #: Set while the reader waits for the app (backpressure); ``_wake_reader`` sets it.
         self._resume: anyio.Event | None = None
-        self._idle_since = anyio.current_time()
+        self._idle_since = state.current_time()
         #: The earliest request-body pace check (``HTTPStream.check_body_pace``).
         self._body_deadline = math.inf
         #: What ``run`` returns: set when the connection switches protocol.
@@ -229,9 +229,16 @@ class Connection(Generic[ProtocolT]):
             raise ClientDisconnected("the client has gone away")
         if (metrics := self.state.metrics) is not None:
             metrics.bytes_sent[self.METRICS_INDEX] += len(data)
+        lock = self._write_lock
         try:
-            async with self._write_lock:
-                await self.transport.send(data)
+            if lock.acquire_nowait():
+                try:
+                    await self.transport.send(data)
+                finally:
+                    lock.release()
+            else:
+                async with lock:
+                    await self.transport.send(data)
         except DISCONNECT_ERRORS:
             self._connection_lost()
             raise ClientDisconnected("the client has gone away") from None

@@ -66,7 +66,13 @@ class ServerState:
             [(b"server", config.server_header.encode("latin-1"))] if config.server_header else []
         )
         self._start_soon: Callable[..., object] | None = None
-        self._asyncio_tasks: AsyncioTasks | None = None
+        #: The plain asyncio tasks of ``spawn`` (None on trio): ``HTTP11Connection`` keeps
+        #: its request tasks' handles from ``start_soon`` to cancel them, rather than a
+        #: cancel scope per request.
+        self.asyncio_tasks: AsyncioTasks | None = None
+        #: The backend's clock, as ``anyio.current_time`` reads it but without its backend
+        #: lookup per call (set by ``use_task_group``).
+        self.current_time: Callable[[], float] = anyio.current_time
 
     def use_task_group(self, group: TaskGroup) -> None:
         """Run the tasks of ``spawn`` (connections, HTTP/1.1 requests) under ``group``.
@@ -80,19 +86,25 @@ class ServerState:
         library = sniffio.current_async_library()
         nursery = getattr(group, "_nursery", None)
         if library == "trio" and nursery is not None:
+            import trio  # trio runs: importing it says nothing about the app
+
             self._start_soon = nursery.start_soon
+            self.current_time = trio.current_time
         elif library == "asyncio":
+            import asyncio
+
             from tricorn.server.asyncio_stream import AsyncioTasks
 
-            self._asyncio_tasks = AsyncioTasks()
-            self._start_soon = self._asyncio_tasks.start_soon
+            self.asyncio_tasks = AsyncioTasks()
+            self._start_soon = self.asyncio_tasks.start_soon
+            self.current_time = asyncio.get_running_loop().time
         else:
             self._start_soon = group.start_soon
 
     async def cancel_tasks(self) -> None:
         """Cancel what ``spawn`` started outside the task group, and wait for it."""
-        if self._asyncio_tasks is not None:
-            await self._asyncio_tasks.cancel_all()
+        if self.asyncio_tasks is not None:
+            await self.asyncio_tasks.cancel_all()
 
     def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Start ``function(*args)`` in the server's task group (see ``use_task_group``).
@@ -166,6 +178,19 @@ class WriteLock:
     @property
     def locked(self) -> bool:
         return self._locked
+
+    def acquire_nowait(self) -> bool:
+        """Take the lock if that needs no wait and no yield (then ``release`` it); False
+        otherwise, and the caller uses ``async with``. Saves the two coroutine calls of
+        ``async with`` on every uncontended write on asyncio."""
+        if self._locked or self._waiters or self._yield_after_acquire:
+            return False
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        """Release what ``acquire_nowait`` took."""
+        self._release()
 
     async def __aenter__(self) -> None:
         if not self._locked and not self._waiters:
