@@ -153,13 +153,14 @@ class Connection(Generic[ProtocolT]):
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
 
-    async def _linger(self) -> None:
+    async def _linger(self, seconds: float | None = None) -> None:
         """Close in stages (RFC 9112 9.6), at graceful shutdown: our FIN first, then read
         and drop what the client still sends until its FIN, for ``shutdown_idle_drain``
-        seconds at most. A close with unread bytes in the socket resets the connection, and
-        a reset can take the response just sent with it; the FIN tells a client that sent
-        a request meanwhile that it was not served (it may retry it)."""
-        drain = self.state.config.shutdown_idle_drain
+        seconds at most (``seconds`` when given). A close with unread bytes in the socket
+        resets the connection, and a reset can take the response just sent with it; the FIN
+        tells a client that sent a request meanwhile that it was not served (it may retry
+        it)."""
+        drain = self.state.config.shutdown_idle_drain if seconds is None else seconds
         if not drain:
             return
         transport = self.transport

@@ -77,6 +77,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             max_head_size=config.max_head_size,
             max_headers=config.max_headers,
             max_request_body_size=config.max_request_body_size,
+            max_unread_body_drain=config.max_unread_body_drain,
             h2c_preface=True,
         )
         #: What cancels each running request task of this connection (None when none runs).
@@ -107,13 +108,18 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._streams_done = anyio.Event()
                 await self._streams_done.wait()
             if (
-                self.state.shutting_down
-                and self._handoff is None
+                self._handoff is None
                 and self._websocket is None
                 and not self._peer_gone
                 and not self._broken
             ):
-                await self._linger()
+                if self.state.shutting_down:
+                    await self._linger()
+                elif self.protocol.closing_with_unread_body:
+                    # The client may still be sending the body its response did not wait
+                    # for: closing with its bytes unread would reset the connection, and
+                    # the reset can destroy the response before the client reads it.
+                    await self._linger(self.state.config.keep_alive_timeout)
         except BaseException:
             self._disconnect()
             for task in list((self._stream_tasks or {}).values()):
