@@ -259,6 +259,10 @@ class AsyncioSocketStream(SocketStream):
 
     async def aclose(self) -> None:
         self._closed = True
+        # abort, not close: ``send`` returns only once the transport holds nothing unsent,
+        # so nothing of a completed write is dropped (the kernel still delivers its buffer;
+        # tests/integration/test_http11_close.py); only a write cut short by cancellation
+        # leaves bytes here, and close() would wait for a client that may never read them.
         self._transport.abort()
         self._protocol.readable.wake()
         self._protocol.drained.wake()
