@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
@@ -75,6 +76,8 @@ class Connection(Generic[ProtocolT]):
     sends_files: bool = False
     #: The protocol label of its metrics (an index into ``metrics.PROTOCOLS``).
     METRICS_INDEX: ClassVar[int] = 0
+    #: Whether the reader stops on ``ReceiveInterrupted`` (see ``_stop_reading``).
+    INTERRUPTIBLE_READER: ClassVar[bool] = False
 
     protocol: ProtocolT
 
@@ -117,6 +120,11 @@ class Connection(Generic[ProtocolT]):
         self._handoff: Handoff | None = None
         #: The reader saw the client's EOF, or the socket failed: nothing left to drain.
         self._peer_gone = False
+        #: Where the reader handles ``ReceiveInterrupted`` (``INTERRUPTIBLE_READER``) and the
+        #: transport offers it (``AsyncioSocketStream``): how ``_stop_reading`` wakes it.
+        self._interrupt_receive: Callable[[], None] | None = (
+            getattr(transport, "interrupt_receive", None) if self.INTERRUPTIBLE_READER else None
+        )
         self._setup()
 
     def _setup(self) -> None:
@@ -214,7 +222,11 @@ class Connection(Generic[ProtocolT]):
     def _stop_reading(self) -> None:
         self._closing = True
         if self._read_scope is not None and self._receiving:
-            self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
+            interrupt = self._interrupt_receive
+            if interrupt is not None:
+                interrupt()  # the reader stops on ReceiveInterrupted
+            else:
+                self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
         self._wake_reader()
 
     def _disconnect(self) -> None:

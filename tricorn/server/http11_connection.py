@@ -29,6 +29,7 @@ from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
+from tricorn.server.asyncio_stream import ReceiveInterrupted
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.sendfile import (
@@ -62,6 +63,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     """Drives one HTTP/1.1 connection until it closes, or hands it to HTTP/2 (h2c)."""
 
     EXTENSIONS = ("http.response.pathsend",)
+    INTERRUPTIBLE_READER = True
 
     def _setup(self) -> None:
         config = self.state.config
@@ -202,8 +204,12 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                 data = b""
                 self._peer_gone = True
+            except ReceiveInterrupted:
+                return  # _stop_reading
             finally:
                 self._receiving = False
+            if self._closing:
+                return  # stopped while the bytes came: they are not read as requests
             if metrics is not None:
                 metrics.bytes_received[0] += len(data)
             if self._websocket is not None:

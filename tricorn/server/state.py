@@ -66,6 +66,7 @@ class ServerState:
             [(b"server", config.server_header.encode("latin-1"))] if config.server_header else []
         )
         self._start_soon: Callable[..., object] | None = None
+        self._lock_yields: bool | None = None  # write_lock's, found once
         #: The plain asyncio tasks of ``spawn`` (None on trio): ``HTTP11Connection`` keeps
         #: its request tasks' handles from ``start_soon`` to cancel them, rather than a
         #: cancel scope per request.
@@ -135,7 +136,10 @@ class ServerState:
         pays for itself (about 10% more requests/s with it: the reader gets to run before
         the write), so it stays.
         """
-        return WriteLock(yield_after_acquire=sniffio.current_async_library() == "trio")
+        yields = self._lock_yields
+        if yields is None:
+            yields = self._lock_yields = sniffio.current_async_library() == "trio"
+        return WriteLock(yield_after_acquire=yields)
 
     def add(self, connection: Closable) -> None:
         self.connections.add(connection)
