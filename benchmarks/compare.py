@@ -7,8 +7,9 @@
 
 For a refactoring that should cost nothing: each round runs every root once per backend and
 scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
-hello-world rows of ``run.py``: HTTP/1.1 keep-alive (wrk, 64 connections) and h2c (h2load,
-16 connections x 32 streams). The server runs from the root's own checkout
+hello-world rows of ``run.py``: HTTP/1.1 keep-alive (``h1``: wrk, 64 connections), h2c
+(``h2c``: h2load, 16 connections x 32 streams), and ``h1close`` (wrk with ``Connection:
+close``: one request per connection). The server runs from the root's own checkout
 (``python -m tricorn`` with that folder first on the path) pinned to core 0, the load tool
 to core 1 (when there are two cores).
 
@@ -60,16 +61,17 @@ def _load(port: int, scenario: str, duration: float) -> tuple[float, int]:
     """Run the load tool: (requests/s, requests)."""
     url = f"http://127.0.0.1:{port}/"
     pin = ["taskset", "-c", "1"] if TWO_CORES else []
-    if scenario == "h1":
-        argv = [*pin, "wrk", "-t1", "-c64", f"-d{duration:g}s", url]
+    if scenario in ("h1", "h1close"):
+        close = ["-H", "Connection: close"] if scenario == "h1close" else []
+        argv = [*pin, "wrk", "-t1", "-c64", f"-d{duration:g}s", *close, url]
     else:
         argv = [*pin, "h2load", "-t1", "-c16", "-m32", "-D", f"{duration:g}", url]
     out = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration + 30, check=False
     ).stdout
-    if scenario == "h1":
+    if scenario in ("h1", "h1close"):
         report = parse_wrk(out)
-        if report is None or report.failed:
+        if report is None or (report.failed and scenario == "h1"):
             raise RuntimeError(f"wrk failed: {out}")
         return report.requests / report.seconds, report.requests
     rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
@@ -99,7 +101,7 @@ def measure_peer(name: str, scenario: str, duration: float) -> Sample | None:
     """A peer server of ``servers.py``, measured as ``measure`` does; None when it does not
     serve ``scenario``."""
     spec = SERVERS[name]
-    if (H1 if scenario == "h1" else H2C) not in spec.features:
+    if (H2C if scenario == "h2c" else H1) not in spec.features:
         return None
     bindir = Path(sys.executable).parent
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"compare-{name}.log"

@@ -613,6 +613,21 @@ class HTTP11Base:
             return
         self._misuse(event)
 
+    def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
+        """``send(Body(stream_id, data))`` (when ``data``), then ``send(EndBody(stream_id))``
+        when ``end``: the same checks and output, without the event objects (the server's
+        path for every response body)."""
+        if stream_id != self._stream_id or self._response_state != _R_BODY:
+            if data:
+                self._misuse(Body(stream_id, data))
+            if end:
+                self._misuse(EndBody(stream_id))
+            return
+        if data:
+            self._send_body(data)
+        if end:
+            self._end_response()
+
     def _misuse(self, event: Event) -> None:
         name = type(event).__name__
         stream_id = getattr(event, "stream_id", None)

@@ -373,11 +373,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     # --- StreamOwner ---------------------------------------------------------------
 
     def _queue_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        protocol = self.protocol
-        if body:
-            protocol.send(Body(stream_id, body))
-        if end:
-            protocol.send(EndBody(stream_id))
+        if body or end:
+            self.protocol.send_body(stream_id, body, end)
 
     async def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool

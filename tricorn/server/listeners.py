@@ -214,9 +214,10 @@ def peer_addresses(
     """The ASGI ``client`` and ``server`` of a connection (None where there is no address)."""
     # From the socket itself: anyio's ``extra`` builds its table of attribute getters on
     # every call, a measurable cost per connection (Connection: close).
+    # (asyncio's is a TransportSocket, which has both methods; trio's a socket.socket.)
     sock = getattr(stream, "_raw_socket", None)
     try:
-        if isinstance(sock, socket.socket):
+        if sock is not None and hasattr(sock, "getpeername"):
             remote, local = sock.getpeername(), sock.getsockname()
         else:
             remote = stream.extra(SocketAttribute.remote_address)
