@@ -39,7 +39,7 @@ from tricorn.server.sendfile import (
     FileSocket,
     file_socket,
 )
-from tricorn.server.state import TASK_NAME
+from tricorn.server.state import TASK_NAME, StreamScope
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -49,7 +49,7 @@ error_log = logging.getLogger(ERROR_LOGGER)
 _NO_SCOPE = contextlib.nullcontext()
 
 #: What cancels one request task: its asyncio task, or on trio the cancel scope it runs in.
-_TaskHandle = asyncio.Task[object] | anyio.CancelScope
+_TaskHandle = asyncio.Task[object] | StreamScope
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:
@@ -344,14 +344,14 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._run_stream, stream, tasks, None, name=TASK_NAME
             )
         else:
-            scope = tasks[stream] = anyio.CancelScope()
+            scope = tasks[stream] = self.state.cancel_scope()
             self.state.spawn(self._run_stream, stream, tasks, scope)
 
     async def _run_stream(
         self,
         stream: HTTPStream | WSStream,
         tasks: dict[HTTPStream | WSStream, _TaskHandle],
-        scope: anyio.CancelScope | None,
+        scope: StreamScope | None,
     ) -> None:
         """One request's task, in the server's task group: it must not raise (but for its
         own cancellation, on asyncio)."""

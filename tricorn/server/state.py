@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from email.utils import formatdate
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -26,6 +27,21 @@ if TYPE_CHECKING:
 #: The name given to per-connection and per-request tasks: anyio otherwise derives one from
 #: the function for every task it spawns, a measurable cost per request (about 2% on h2c).
 TASK_NAME = "tricorn"
+
+
+class StreamScope(Protocol):
+    """A cancel scope as a request task uses it: entered once, cancelled from outside."""
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None: ...
+
+    def cancel(self) -> None: ...
 
 
 class Closable(Protocol):
@@ -74,6 +90,9 @@ class ServerState:
         #: The backend's clock, as ``anyio.current_time`` reads it but without its backend
         #: lookup per call (set by ``use_task_group``).
         self.current_time: Callable[[], float] = anyio.current_time
+        #: What makes a request task's cancel scope: trio's own on trio (anyio's wraps one
+        #: in an object of its own, built through its backend lookup), else anyio's.
+        self.cancel_scope: Callable[[], StreamScope] = anyio.CancelScope
 
     def use_task_group(self, group: TaskGroup) -> None:
         """Run the tasks of ``spawn`` (connections, HTTP/1.1 requests) under ``group``.
@@ -91,6 +110,7 @@ class ServerState:
 
             self._start_soon = nursery.start_soon
             self.current_time = trio.current_time
+            self.cancel_scope = trio.CancelScope
         elif library == "asyncio":
             import asyncio
 
