@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import socket
@@ -299,10 +298,6 @@ async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
 
         group.start_soon(watch_signals)
         addresses = await group.start(serve_then_stop)
-        # The app is imported and started: what exists now lives as long as the process.
-        # Frozen, the cyclic collector's full passes no longer walk it (they took 80-120 ms
-        # on a hello-world server under load, every connection waiting meanwhile).
-        gc.freeze()
         systemd.notify("READY=1", f"STATUS=serving on {len(addresses)} socket(s)")
         interval = systemd.watchdog_interval()
         if interval is not None:
