@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/compare.py --roots before=/tmp/old,after=. \\
         [--rounds 3] [--duration 5] [--backends trio,asyncio] \\
-        [--http1-parsers tricorn,httptools] [--scenarios h1,h2c,ws64,ws64k]
+        [--http1-parsers tricorn,httptools] [--scenarios h1,h2c,h1close,ws64,ws64k] \\
+        [--peers uvicorn-httptools-uvloop,uvicorn-h11-asyncio]
 
 For a refactoring that should cost nothing: each round runs every root once per backend and
-scenario, in turn, so that the machine's drift hits them alike. Two scenarios, the
-hello-world rows of ``run.py``: HTTP/1.1 keep-alive (wrk, 64 connections) and h2c (h2load,
-16 connections x 32 streams), and, on request, WebSocket echo (``ws64``, ``ws64k``:
+scenario, in turn, so that the machine's drift hits them alike. The scenarios: the
+hello-world rows of ``run.py``, HTTP/1.1 keep-alive (``h1``: wrk, 64 connections), h2c
+(``h2c``: h2load, 16 connections x 32 streams) and ``h1close`` (wrk with ``Connection:
+close``: one request per connection); and, on request, WebSocket echo (``ws64``, ``ws64k``:
 ``benchmarks/ws_client.py``, 16 connections, 64 B or 64 KiB binary messages; a "request" is
 one message echoed). The server runs from the root's own checkout
 (``python -m tricorn`` with that folder first on the path) pinned to core 0, the load tool
@@ -17,6 +19,10 @@ Two figures per cell, medians over the rounds: requests/s, and the server's CPU 
 request (user + system from /proc, all threads), which a busy machine disturbs much less
 than requests/s. The last columns are the ratios to the first root. With more than one
 ``--http1-parsers``, each root runs once per parser (``label/parser``), the first the base.
+``--backends`` takes ``uvloop`` too (tricorn's ``--backend uvloop``). ``--peers`` adds
+servers of ``servers.py`` (Uvicorn, Hypercorn: from the Python that runs this script, i.e.
+``benchmarks/.venv-peers``) measured the same way in the same rounds, on the scenarios they
+serve; their rows appear under the backend ``peer``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import parse_wrk, proc_stat, tricorn_process
+from benchmarks.servers import H1, H2C, SERVERS, RunningServer
 
 TWO_CORES = (os.cpu_count() or 1) >= 2
 TICK = os.sysconf("SC_CLK_TCK")
@@ -82,16 +89,18 @@ def _load(port: int, scenario: str, duration: float) -> tuple[float, int]:
         return _ws_load(port, WS_SIZES[scenario], duration)
     url = f"http://127.0.0.1:{port}/"
     pin = ["taskset", "-c", "1"] if TWO_CORES else []
-    if scenario == "h1":
-        argv = [*pin, "wrk", "-t1", "-c64", f"-d{duration:g}s", url]
+    if scenario in ("h1", "h1close"):
+        close = ["-H", "Connection: close"] if scenario == "h1close" else []
+        # A long timeout: on a loaded machine a 2 s one (wrk's) fails whole runs.
+        argv = [*pin, "wrk", "-t1", "-c64", f"-d{duration:g}s", "--timeout", "10s", *close, url]
     else:
         argv = [*pin, "h2load", "-t1", "-c16", "-m32", "-D", f"{duration:g}", url]
     out = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration + 30, check=False
     ).stdout
-    if scenario == "h1":
+    if scenario in ("h1", "h1close"):
         report = parse_wrk(out)
-        if report is None or report.failed:
+        if report is None or (report.failed and scenario == "h1"):
             raise RuntimeError(f"wrk failed: {out}")
         return report.requests / report.seconds, report.requests
     rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
@@ -117,6 +126,29 @@ def measure(
     return Sample(rate, used / requests * 1e6)
 
 
+def measure_peer(name: str, scenario: str, duration: float) -> Sample | None:
+    """A peer server of ``servers.py``, measured as ``measure`` does; None when it does not
+    serve ``scenario``."""
+    spec = SERVERS[name]
+    if (H2C if scenario == "h2c" else H1) not in spec.features:
+        return None
+    bindir = Path(sys.executable).parent
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"compare-{name}.log"
+    server = RunningServer(spec, bindir, log, cpu=0 if TWO_CORES else None)
+    try:
+        problem = server.wait_ready()
+        if problem is not None:
+            raise RuntimeError(f"{name}: {problem}")
+        pids = server.pids()
+        _load(server.port, scenario, 1.0)  # warm up
+        before = sum(_cpu_seconds(pid) for pid in pids)
+        rate, requests = _load(server.port, scenario, duration)
+        used = sum(_cpu_seconds(pid) for pid in pids) - before
+    finally:
+        server.stop()
+    return Sample(rate, used / requests * 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--roots", required=True, help="label=path,label=path (first: base)")
@@ -124,8 +156,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--backends", default="trio,asyncio")
     parser.add_argument("--http1-parsers", default="tricorn", help="e.g. tricorn,httptools")
-    parser.add_argument("--scenarios", default="h1,h2c", help="from h1, h2c, ws64, ws64k")
+    parser.add_argument("--scenarios", default="h1,h2c", help="from h1, h2c, h1close, ws64, ws64k")
+    parser.add_argument("--peers", default="", help="servers.py rows, e.g. uvicorn-h11-asyncio")
     args = parser.parse_args()
+    peers = [name for name in args.peers.split(",") if name]
     parsers = args.http1_parsers.split(",")
     roots = [
         (
@@ -154,6 +188,18 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
+        for scenario in dict.fromkeys(scenario for _, scenario in cells):
+            for name in peers:
+                peer_sample = measure_peer(name, scenario, args.duration)
+                if peer_sample is None:
+                    continue
+                samples.setdefault((name, "peer", scenario), []).append(peer_sample)
+                print(
+                    f"round {round_number + 1} {name} {scenario}: {peer_sample.rate:,.0f} "
+                    f"req/s, {peer_sample.cpu_us:.1f} us CPU/request",
+                    file=sys.stderr,
+                    flush=True,
+                )
     base = roots[0][0]
     print("| backend | scenario | root | requests/s | CPU us/request | req/s ratio | CPU ratio |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
@@ -165,6 +211,22 @@ def main() -> None:
             cpu = statistics.median(s.cpu_us for s in samples[(label, backend, scenario)])
             print(
                 f"| {backend} | {scenario} | {label} | {rate:,.0f} | {cpu:.1f} | "
+                f"{rate / base_rate:.2f} | {cpu / base_cpu:.2f} |"
+            )
+    # Peers: their ratios are to the base root on the first backend of the same scenario.
+    for scenario in dict.fromkeys(scenario for _, scenario in cells):
+        key = (base, cells[0][0] if cells else "", scenario)
+        if key not in samples:
+            continue
+        base_rate = statistics.median(s.rate for s in samples[key])
+        base_cpu = statistics.median(s.cpu_us for s in samples[key])
+        for name in peers:
+            if (name, "peer", scenario) not in samples:
+                continue
+            rate = statistics.median(s.rate for s in samples[(name, "peer", scenario)])
+            cpu = statistics.median(s.cpu_us for s in samples[(name, "peer", scenario)])
+            print(
+                f"| peer | {scenario} | {name} | {rate:,.0f} | {cpu:.1f} | "
                 f"{rate / base_rate:.2f} | {cpu / base_cpu:.2f} |"
             )
 

@@ -28,6 +28,6 @@ fi
 "$VENV/bin/python" -m pip install --quiet \
     'hypercorn[trio,uvloop]' 'uvicorn[standard]' granian daphne gunicorn \
     trustme wsproto h2
-"$VENV/bin/python" -m pip install --quiet -e '.[uvloop,speedups]'
+"$VENV/bin/python" -m pip install --quiet -e '.[uvloop,speedups,httptools]'
 
 exec "$VENV/bin/python" benchmarks/run.py "$@"

@@ -168,6 +168,21 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("tricorn-trio", "tricorn", "trio", ALL, _tricorn("trio")),
         ServerSpec("tricorn-asyncio", "tricorn", "asyncio", ALL, _tricorn("asyncio")),
         ServerSpec("tricorn-uvloop", "tricorn", "uvloop", ALL, _tricorn("uvloop")),
+        # tricorn's fastest HTTP/1.1: llhttp reads the heads (the httptools extra).
+        ServerSpec(
+            "tricorn-httptools-uvloop",
+            "tricorn",
+            "uvloop",
+            ALL,
+            _tricorn("uvloop", extra=("--http1-parser", "httptools")),
+        ),
+        ServerSpec(
+            "tricorn-httptools-asyncio",
+            "tricorn",
+            "asyncio",
+            ALL,
+            _tricorn("asyncio", extra=("--http1-parser", "httptools")),
+        ),
         ServerSpec("hypercorn-trio", "hypercorn", "trio", ALL, _hypercorn("trio")),
         ServerSpec("hypercorn-asyncio", "hypercorn", "asyncio", ALL, _hypercorn("asyncio")),
         ServerSpec("hypercorn-uvloop", "hypercorn", "uvloop", ALL, _hypercorn("uvloop")),
@@ -196,6 +211,8 @@ COMPARE: dict[str, tuple[str, ...]] = {
     "tricorn-trio": ("hypercorn-trio", "uvicorn-h11-asyncio"),
     "tricorn-asyncio": ("hypercorn-asyncio", "uvicorn-h11-asyncio"),
     "tricorn-uvloop": ("hypercorn-uvloop", "uvicorn-h11-asyncio", "uvicorn-httptools-uvloop"),
+    "tricorn-httptools-uvloop": ("hypercorn-uvloop", "uvicorn-httptools-uvloop"),
+    "tricorn-httptools-asyncio": ("hypercorn-asyncio", "uvicorn-h11-asyncio"),
 }
 
 

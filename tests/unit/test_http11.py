@@ -296,12 +296,36 @@ def test_body_shorter_than_content_length_then_eof_reports_connection_closed(mak
     assert not protocol.keep_alive
 
 
-def test_response_ending_before_the_request_body_closes_the_connection(make: Make) -> None:
+def test_response_ending_before_the_request_body_drains_it_or_closes(make: Make) -> None:
     protocol = make()
     protocol.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123")
     respond(protocol, 1)
+    if not protocol.DRAINS_UNREAD_BODY:  # h11: connection: close, then closed
+        assert protocol.should_close
+        assert protocol.closing_with_unread_body
+        assert protocol.receive_data(b"456789") == []
+        return
+    # The rest of the body is read and dropped; the next request follows as usual.
+    assert not protocol.should_close and protocol.keep_alive
+    events = protocol.receive_data(b"4567")
+    assert events == []
+    events = protocol.receive_data(b"89GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [type(event) for event in events] == [Request, EndBody]
+    assert isinstance(events[0], Request) and events[0].target == b"/next"
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_undrainable_unread_body_gets_connection_close(make: Make, chunked: bool) -> None:
+    # More than max_unread_body_drain still to come, or a chunked body (length unknown).
+    protocol = make(max_unread_body_drain=5)
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: 10"
+    protocol.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n\r\n")
+    protocol.send(Response(1, 200, [(b"content-length", b"0")]))
+    head = protocol.data_to_send()
+    protocol.send(EndBody(1))
+    assert b"connection: close" in head.lower()
     assert protocol.should_close
-    assert protocol.receive_data(b"456789") == []
+    assert protocol.closing_with_unread_body
 
 
 # --- HTTP/1.0 ------------------------------------------------------------------------------

@@ -283,6 +283,14 @@ class Config:
         minimum=1,
         group="limits",
     )
+    max_unread_body_drain: int = setting(
+        1048576,
+        "HTTP/1.1: request body bytes still to come that the server reads and drops after a "
+        "response that left them unread, to keep the connection; with more (or a chunked "
+        "body) the response says connection: close; 0 always closes.",
+        minimum=0,
+        group="limits",
+    )
 
     # --- logging -------------------------------------------------------------------
     log_level: LogLevel = setting("info", "Level of the error log.", group="logging")  # noqa: RUF009

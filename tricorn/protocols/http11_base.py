@@ -130,6 +130,7 @@ class HTTP11Limits(TypedDict, total=False):
     max_head_size: int
     max_headers: int
     max_request_body_size: int
+    max_unread_body_drain: int
     h2c_preface: bool
 
 
@@ -151,6 +152,8 @@ class HTTP11Base:
         "_close_reported",
         "_close_requested",
         "_connect",
+        "_drain_limit",
+        "_draining",
         "_errored",
         "_expect_continue",
         "_framing",
@@ -171,12 +174,16 @@ class HTTP11Base:
         "_stream_id",
         "_trailer_lines",
         "_trailer_size",
+        "_unread_close",
         "_upgrade",
     )
 
     #: Whether an HTTP/1.0 request with ``Connection: keep-alive`` may keep the connection
     #: (h11 closes every HTTP/1.0 connection after its response).
     HTTP10_KEEP_ALIVE: ClassVar[bool] = True
+    #: Whether a Content-Length body the app left unread may be read and dropped after the
+    #: response so that the connection stays open (h11's state machine cannot).
+    DRAINS_UNREAD_BODY: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -185,6 +192,7 @@ class HTTP11Base:
         max_head_size: int = 16384,
         max_headers: int = 100,
         max_request_body_size: int = 0,
+        max_unread_body_drain: int = 1048576,
         h2c_preface: bool = True,
     ) -> None:
         self._max_line = max_request_line_size
@@ -215,6 +223,12 @@ class HTTP11Base:
         self._close_requested = False
         self._close_reported = False
         self._errored = False
+        self._drain_limit = max_unread_body_drain
+        #: The response has ended before its request's body: the rest is read and dropped.
+        self._draining = False
+        #: The response said connection: close because its request's body was not all
+        #: received: the client may still be sending it (``closing_with_unread_body``).
+        self._unread_close = False
 
     # --- state --------------------------------------------------------------------------
 
@@ -222,6 +236,14 @@ class HTTP11Base:
     def buffered_size(self) -> int:
         """Bytes received and not parsed yet (pipelined requests while paused)."""
         return len(self._buffer)
+
+    @property
+    def closing_with_unread_body(self) -> bool:
+        """True when a response closes the connection (``connection: close``) before its
+        request's body was all received: the server should close gracefully (its FIN,
+        then read and drop until the client's), or the client's unread bytes turn the
+        close into a reset that can destroy the response."""
+        return self._unread_close
 
     @property
     def has_partial_head(self) -> bool:
@@ -277,7 +299,38 @@ class HTTP11Base:
             self._buffer += data
         else:
             self._buffer = data
+        if self._draining:
+            return self._drain()
         return self._process()
+
+    def _drain(self) -> list[Event]:
+        """The body of a request whose response has ended: parse it and drop it, then go
+        on with the next request (``_keep_alive_with_body_unread`` allowed the drain)."""
+        events = [event for event in self._process() if not isinstance(event, Body | EndBody)]
+        if self._state == _DONE:
+            self._draining = False
+            self._state = _HEAD
+            if self._buffer:
+                events += self._process()
+        return events
+
+    def _keep_alive_with_body_unread(self) -> bool:
+        """A response starts: False when its request's body is still on its way and will
+        not be drained after it (chunked, or more than ``max_unread_body_drain`` bytes
+        left, or a parser that cannot drain): the response then says
+        ``connection: close``. RFC 9112 9.6 lets a server close instead of reading a body;
+        keeping the connection open and not reading it would have the client's next
+        request read as body bytes."""
+        if not _HEAD < self._state < _DONE:
+            return True
+        if (
+            self.DRAINS_UNREAD_BODY
+            and self._state == _LENGTH_BODY
+            and self._remaining <= self._drain_limit
+        ):
+            return True
+        self._unread_close = True
+        return False
 
     def next_events(self) -> list[Event]:
         """After a response has ended, parse what was buffered meanwhile (pipelining).
@@ -590,6 +643,21 @@ class HTTP11Base:
             return
         self._misuse(event)
 
+    def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
+        """``send(Body(stream_id, data))`` (when ``data``), then ``send(EndBody(stream_id))``
+        when ``end``: the same checks and output, without the event objects (the server's
+        path for every response body)."""
+        if stream_id != self._stream_id or self._response_state != _R_BODY:
+            if data:
+                self._misuse(Body(stream_id, data))
+            if end:
+                self._misuse(EndBody(stream_id))
+            return
+        if data:
+            self._send_body(data)
+        if end:
+            self._end_response()
+
     def _misuse(self, event: Event) -> None:
         name = type(event).__name__
         stream_id = getattr(event, "stream_id", None)
@@ -698,8 +766,10 @@ class HTTP11Base:
         if chunked:  # only a Transfer-Encoding can conflict with a length
             check_response_framing(length, chunked, stream_id)
         keep_alive = self._keep_alive and not (app_close or tunnel)
-        if self._expect_continue and self._unsent_continue():
-            keep_alive = False
+        if (self._expect_continue and self._unsent_continue()) or (
+            keep_alive and not self._keep_alive_with_body_unread()
+        ):
+            keep_alive = False  # the client holds back its body, or we will not drain it
         if tunnel or self._head_request or status in (204, 304):
             framing = _F_NONE
         elif length is not None:
@@ -794,5 +864,7 @@ class HTTP11Base:
             )
         if self._keep_alive and self._state == _DONE:
             self._state = _HEAD
+        elif self._keep_alive and self._state == _LENGTH_BODY:
+            self._draining = True  # the rest of the body is read and dropped, then _HEAD
         elif self._state != _CLOSED:
             self._enter_closed()

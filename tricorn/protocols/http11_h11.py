@@ -99,6 +99,10 @@ class H11Protocol(HTTP11Base):
     response header names h11 adds are title-cased.
     """
 
+    #: h11 starts its next cycle only once the client's message is DONE: a request body
+    #: the app left unread gets connection: close instead of a drain.
+    DRAINS_UNREAD_BODY: ClassVar[bool] = False
+
     __slots__ = ("_connection", "_no_body")
 
     HTTP10_KEEP_ALIVE: ClassVar[bool] = False
@@ -384,8 +388,10 @@ class H11Protocol(HTTP11Base):
         tunnel = self._connect and status < 300
         headers, length, app_close = self._h11_fields(event, tunnel)
         keep_alive = self._keep_alive and not (app_close or tunnel)
-        if self._expect_continue and self._unsent_continue():
-            keep_alive = False
+        if (self._expect_continue and self._unsent_continue()) or (
+            keep_alive and not self._keep_alive_with_body_unread()
+        ):
+            keep_alive = False  # the client holds back its body, or we will not drain it
         no_body = tunnel or self._head_request or status in (204, 304)
         if not keep_alive and not app_close:
             headers.append((b"connection", b"close"))  # h11 then closes after this response

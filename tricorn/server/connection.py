@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
@@ -75,6 +76,8 @@ class Connection(Generic[ProtocolT]):
     sends_files: bool = False
     #: The protocol label of its metrics (an index into ``metrics.PROTOCOLS``).
     METRICS_INDEX: ClassVar[int] = 0
+    #: Whether the reader stops on ``ReceiveInterrupted`` (see ``_stop_reading``).
+    INTERRUPTIBLE_READER: ClassVar[bool] = False
 
     protocol: ProtocolT
 
@@ -110,13 +113,18 @@ class Connection(Generic[ProtocolT]):
         self._receiving = False
         #: Set while the reader waits for the app (backpressure); ``_wake_reader`` sets it.
         self._resume: anyio.Event | None = None
-        self._idle_since = anyio.current_time()
+        self._idle_since = state.current_time()
         #: The earliest request-body pace check (``HTTPStream.check_body_pace``).
         self._body_deadline = math.inf
         #: What ``run`` returns: set when the connection switches protocol.
         self._handoff: Handoff | None = None
         #: The reader saw the client's EOF, or the socket failed: nothing left to drain.
         self._peer_gone = False
+        #: Where the reader handles ``ReceiveInterrupted`` (``INTERRUPTIBLE_READER``) and the
+        #: transport offers it (``AsyncioSocketStream``): how ``_stop_reading`` wakes it.
+        self._interrupt_receive: Callable[[], None] | None = (
+            getattr(transport, "interrupt_receive", None) if self.INTERRUPTIBLE_READER else None
+        )
         self._setup()
 
     def _setup(self) -> None:
@@ -153,13 +161,14 @@ class Connection(Generic[ProtocolT]):
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
 
-    async def _linger(self) -> None:
+    async def _linger(self, seconds: float | None = None) -> None:
         """Close in stages (RFC 9112 9.6), at graceful shutdown: our FIN first, then read
         and drop what the client still sends until its FIN, for ``shutdown_idle_drain``
-        seconds at most. A close with unread bytes in the socket resets the connection, and
-        a reset can take the response just sent with it; the FIN tells a client that sent
-        a request meanwhile that it was not served (it may retry it)."""
-        drain = self.state.config.shutdown_idle_drain
+        seconds at most (``seconds`` when given). A close with unread bytes in the socket
+        resets the connection, and a reset can take the response just sent with it; the FIN
+        tells a client that sent a request meanwhile that it was not served (it may retry
+        it)."""
+        drain = self.state.config.shutdown_idle_drain if seconds is None else seconds
         if not drain:
             return
         transport = self.transport
@@ -213,7 +222,11 @@ class Connection(Generic[ProtocolT]):
     def _stop_reading(self) -> None:
         self._closing = True
         if self._read_scope is not None and self._receiving:
-            self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
+            interrupt = self._interrupt_receive
+            if interrupt is not None:
+                interrupt()  # the reader stops on ReceiveInterrupted
+            else:
+                self._read_scope.cancel()  # elsewhere, the reader sees ``_closing`` itself
         self._wake_reader()
 
     def _disconnect(self) -> None:
@@ -229,9 +242,16 @@ class Connection(Generic[ProtocolT]):
             raise ClientDisconnected("the client has gone away")
         if (metrics := self.state.metrics) is not None:
             metrics.bytes_sent[self.METRICS_INDEX] += len(data)
+        lock = self._write_lock
         try:
-            async with self._write_lock:
-                await self.transport.send(data)
+            if lock.acquire_nowait():
+                try:
+                    await self.transport.send(data)
+                finally:
+                    lock.release()
+            else:
+                async with lock:
+                    await self.transport.send(data)
         except DISCONNECT_ERRORS:
             self._connection_lost()
             raise ClientDisconnected("the client has gone away") from None

@@ -13,6 +13,8 @@ Over a plain socket, ``http.response.pathsend`` files go out with ``os.sendfile`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -28,6 +30,7 @@ from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
+from tricorn.server.asyncio_stream import ReceiveInterrupted
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.sendfile import (
@@ -37,6 +40,7 @@ from tricorn.server.sendfile import (
     FileSocket,
     file_socket,
 )
+from tricorn.server.state import TASK_NAME, StreamScope
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -44,6 +48,13 @@ error_log = logging.getLogger(ERROR_LOGGER)
 #: Bytes asked of the socket per read once a WebSocket is open: a 64 KiB message is one
 #: frame of 64 KiB + 14 bytes, which a 64 KiB read would cut in two (as HTTP/2's reads).
 WS_RECEIVE_SIZE = 262144
+
+#: What a request task enters where it has no cancel scope of its own (asyncio: its task
+#: handle cancels it).
+_NO_SCOPE = contextlib.nullcontext()
+
+#: What cancels one request task: its asyncio task, or on trio the cancel scope it runs in.
+_TaskHandle = asyncio.Task[object] | StreamScope
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:
@@ -57,6 +68,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     """Drives one HTTP/1.1 connection until it closes, or hands it to HTTP/2 (h2c)."""
 
     EXTENSIONS = ("http.response.pathsend",)
+    INTERRUPTIBLE_READER = True
 
     def _setup(self) -> None:
         config = self.state.config
@@ -72,10 +84,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             max_head_size=config.max_head_size,
             max_headers=config.max_headers,
             max_request_body_size=config.max_request_body_size,
+            max_unread_body_drain=config.max_unread_body_drain,
             h2c_preface=True,
         )
-        #: The cancel scopes of this connection's running request tasks (None when none runs).
-        self._stream_scopes: list[anyio.CancelScope] | None = None
+        #: What cancels each running request task of this connection (None when none runs).
+        self._stream_tasks: dict[HTTPStream | WSStream, _TaskHandle] | None = None
         self._streams_done: anyio.Event | None = None
         self._current: HTTPStream | None = None
         self._head_started: float | None = None
@@ -98,21 +111,26 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         self._opened()
         try:
             await self._read_loop()
-            while self._stream_scopes:  # as leaving a task group would: wait for the app
+            while self._stream_tasks:  # as leaving a task group would: wait for the app
                 self._streams_done = anyio.Event()
                 await self._streams_done.wait()
             if (
-                self.state.shutting_down
-                and self._handoff is None
+                self._handoff is None
                 and self._websocket is None
                 and not self._peer_gone
                 and not self._broken
             ):
-                await self._linger()
+                if self.state.shutting_down:
+                    await self._linger()
+                elif self.protocol.closing_with_unread_body:
+                    # The client may still be sending the body its response did not wait
+                    # for: closing with its bytes unread would reset the connection, and
+                    # the reset can destroy the response before the client reads it.
+                    await self._linger(self.state.config.keep_alive_timeout)
         except BaseException:
             self._disconnect()
-            for scope in self._stream_scopes or ():
-                scope.cancel()
+            for task in list((self._stream_tasks or {}).values()):
+                task.cancel()
             raise
         finally:
             await self._closed()
@@ -156,9 +174,10 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             if not scope.cancelled_caught or self._closing:
                 break
             if self._current is not None:
-                self._body_deadline = await self._current.check_body_pace(anyio.current_time())
+                now = self.state.current_time()
+                self._body_deadline = await self._current.check_body_pace(now)
                 continue
-            if anyio.current_time() >= self._deadline():
+            if self.state.current_time() >= self._deadline():
                 await self._timed_out()
                 break
 
@@ -167,8 +186,18 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         transport = self.transport
         metrics = self.state.metrics
         while not self._closing:
+            # A deadline moves earlier at once; one that moves later (a request starts: inf;
+            # it ends: a new idle deadline) stays where it was while what this reader awaits
+            # is only a read or the backpressure wait: when it passes, ``_read_loop`` sees
+            # that the connection's deadline has not and enters a new scope. That saves
+            # re-arming the timer twice per request. An open WebSocket's reader writes
+            # (``feed_data``), so its deadline (inf) is set at once; so is that of
+            # ``_handle`` before it writes (``_sync_deadline``).
             deadline = self._deadline()
-            if scope.deadline != deadline:
+            if deadline < scope.deadline or (
+                deadline != scope.deadline
+                and (self._websocket is not None or self._upgrading is not None)
+            ):
                 scope.deadline = deadline
             if self._must_wait():
                 self._resume = anyio.Event()
@@ -182,8 +211,12 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             except (anyio.EndOfStream, *DISCONNECT_ERRORS):
                 data = b""
                 self._peer_gone = True
+            except ReceiveInterrupted:
+                return  # _stop_reading
             finally:
                 self._receiving = False
+            if self._closing:
+                return  # stopped while the bytes came: they are not read as requests
             if metrics is not None:
                 metrics.bytes_received[0] += len(data)
             if self._websocket is not None:
@@ -195,7 +228,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             await self._handle(protocol.receive_data(data))
             if protocol.has_partial_head:
                 if not had_partial_head or self._head_started is None:
-                    self._head_started = anyio.current_time()
+                    self._head_started = self.state.current_time()
             else:
                 self._head_started = None
             if not data:
@@ -236,9 +269,20 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 # HTTP/2 with prior knowledge (RFC 9113 3.3).
                 self._handoff = Handoff("h2", event.data)
                 self._stop_reading()
-        await self._flush()
+        data = self.protocol.data_to_send()
+        if data:
+            self._sync_deadline()
+            await self._write(data)
+
+    def _sync_deadline(self) -> None:
+        """Give the reader's scope the connection's deadline now (before the reader writes:
+        a deadline left behind must not cut a write short)."""
+        scope = self._read_scope
+        if scope is not None and scope.deadline != (deadline := self._deadline()):
+            scope.deadline = deadline
 
     async def _upgrade(self, event: events.UpgradeRequested) -> None:
+        self._sync_deadline()
         settings = _header(event.request.headers, b"http2-settings")
         if (
             event.upgrade == b"h2c"
@@ -326,21 +370,28 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         # Counted from now, not from when the task starts: ``run`` must not close the socket
         # under a request whose task has not run yet (a request and the client's EOF read
         # at once).
-        scopes = self._stream_scopes
-        if scopes is None:
-            scopes = self._stream_scopes = []
-        scope = anyio.CancelScope()
-        scopes.append(scope)
-        self.state.spawn(self._run_stream, stream, scopes, scope)
+        tasks = self._stream_tasks
+        if tasks is None:
+            tasks = self._stream_tasks = {}
+        asyncio_tasks = self.state.asyncio_tasks
+        if asyncio_tasks is not None:
+            # A plain asyncio task: its handle cancels it, no cancel scope per request.
+            tasks[stream] = asyncio_tasks.start_soon(
+                self._run_stream, stream, tasks, None, name=TASK_NAME
+            )
+        else:
+            scope = tasks[stream] = self.state.cancel_scope()
+            self.state.spawn(self._run_stream, stream, tasks, scope)
 
     async def _run_stream(
         self,
         stream: HTTPStream | WSStream,
-        scopes: list[anyio.CancelScope],
-        scope: anyio.CancelScope,
+        tasks: dict[HTTPStream | WSStream, _TaskHandle],
+        scope: StreamScope | None,
     ) -> None:
-        """One request's task, in the server's task group: it must not raise."""
-        with scope:
+        """One request's task, in the server's task group: it must not raise (but for its
+        own cancellation, on asyncio)."""
+        with scope if scope is not None else _NO_SCOPE:
             try:
                 await stream.run()
             except Exception:
@@ -348,20 +399,18 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._broken = True
                 self._disconnect()
             finally:
-                scopes.remove(scope)
-                if not scopes:
-                    self._stream_scopes = None
+                del tasks[stream]
+                if not tasks:
+                    if self._stream_tasks is tasks:
+                        self._stream_tasks = None
                     if self._streams_done is not None:
                         self._streams_done.set()
 
     # --- StreamOwner ---------------------------------------------------------------
 
     def _queue_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        protocol = self.protocol
-        if body:
-            protocol.send(Body(stream_id, body))
-        if end:
-            protocol.send(EndBody(stream_id))
+        if body or end:
+            self.protocol.send_body(stream_id, body, end)
 
     async def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
@@ -538,7 +587,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         # always does; asyncio's when it waited for the socket), the client got the response
         # and sent its next request meanwhile, and the reader took it. It is not ours to end.
         self._served_requests += 1
-        self._idle_since = anyio.current_time()
+        self._idle_since = self.state.current_time()
         if self.protocol.should_close or (
             self.state.shutting_down and not self.state.config.shutdown_idle_drain
         ):
@@ -547,10 +596,12 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if self.state.shutting_down and self._drain_deadline == math.inf:
             self._drain_idle()  # this response was promised keep-alive before the shutdown
         # Requests pipelined behind this one are already buffered in the protocol.
-        await self._handle(self.protocol.next_events())
+        pipelined = self.protocol.next_events()
+        if pipelined:
+            await self._handle(pipelined)
         scope = self._read_scope
-        if scope is not None and scope.deadline != (deadline := self._deadline()):
-            scope.deadline = deadline
+        if scope is not None and (deadline := self._deadline()) < scope.deadline:
+            scope.deadline = deadline  # a later one is left to the reader (see there)
         self._wake_reader()
 
     # --- shutdown -----------------------------------------------------------------
@@ -582,7 +633,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if self._peer_gone:
             self._stop_reading()
             return
-        self._drain_deadline = anyio.current_time() + self.state.config.shutdown_idle_drain
+        self._drain_deadline = self.state.current_time() + self.state.config.shutdown_idle_drain
         scope = self._read_scope
         if scope is not None:
             scope.deadline = self._deadline()

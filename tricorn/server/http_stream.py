@@ -12,7 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
 import anyio
@@ -135,10 +135,14 @@ def build_scope(
 
 
 def _check_headers(value: object) -> Headers:
-    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
+    # A list or tuple (what apps send) skips the ABC check, a cost per response.
+    if type(value) not in (list, tuple) and (
+        not isinstance(value, Iterable) or isinstance(value, bytes | str)
+    ):
         raise ASGIMessageError(f"response headers must be an iterable of pairs, not {value!r}")
+    pairs = cast(Iterable[Any], value)
     headers: Headers = []
-    for pair in value:
+    for pair in pairs:
         try:
             name, header_value = pair
         except (TypeError, ValueError):

@@ -212,9 +212,18 @@ def peer_addresses(
     stream: SocketStream,
 ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
     """The ASGI ``client`` and ``server`` of a connection (None where there is no address)."""
+    # From the socket itself: anyio's ``extra`` builds its table of attribute getters on
+    # every call, a measurable cost per connection (Connection: close).
+    # (asyncio's is a TransportSocket, which has both methods; trio's a socket.socket.)
+    sock = getattr(stream, "_raw_socket", None)
     try:
-        remote = stream.extra(SocketAttribute.remote_address)
-        local = stream.extra(SocketAttribute.local_address)
+        if sock is not None and hasattr(sock, "getpeername"):
+            remote, local = sock.getpeername(), sock.getsockname()
+        else:
+            remote = stream.extra(SocketAttribute.remote_address)
+            local = stream.extra(SocketAttribute.local_address)
+    except OSError:  # the peer has gone already; it is found out at the first read
+        return None, None
     except anyio.TypedAttributeLookupError:  # pragma: no cover - every socket has them
         return None, None
     client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None

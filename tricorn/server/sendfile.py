@@ -17,7 +17,7 @@ sendfile without a thread pool); ``SENDFILE_BLOCK`` bounds what one call moves.
 from __future__ import annotations
 
 import errno
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from tricorn.errors import ClientDisconnected
 
@@ -54,9 +54,18 @@ class FileSocket(Protocol):
         how). Raises ``anyio.ClosedResourceError`` once the stream is closed."""
 
 
+#: ``isinstance(x, FileSocket)`` per transport class: a runtime protocol check walks the
+#: protocol's members on every call, once per connection otherwise.
+_FILE_SOCKET_CLASSES: dict[type, bool] = {}
+
+
 def file_socket(transport: object) -> FileSocket | None:
     """``transport`` itself when it can take ``os.sendfile``, else None."""
-    return transport if isinstance(transport, FileSocket) else None
+    kind = type(transport)
+    takes = _FILE_SOCKET_CLASSES.get(kind)
+    if takes is None:
+        takes = _FILE_SOCKET_CLASSES[kind] = isinstance(transport, FileSocket)
+    return cast(FileSocket, transport) if takes else None
 
 
 class FileCutShort(ClientDisconnected):

@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from email.utils import formatdate
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -26,6 +27,21 @@ if TYPE_CHECKING:
 #: The name given to per-connection and per-request tasks: anyio otherwise derives one from
 #: the function for every task it spawns, a measurable cost per request (about 2% on h2c).
 TASK_NAME = "tricorn"
+
+
+class StreamScope(Protocol):
+    """A cancel scope as a request task uses it: entered once, cancelled from outside."""
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None: ...
+
+    def cancel(self) -> None: ...
 
 
 class Closable(Protocol):
@@ -69,7 +85,17 @@ class ServerState:
         #: ``alt-svc: h3=":PORT"; ma=N`` for responses on the TLS binds (HTTP/1.1, HTTP/2)
         #: when quic_bind is set (``serve``); empty otherwise.
         self.alt_svc: Headers = []
-        self._asyncio_tasks: AsyncioTasks | None = None
+        self._lock_yields: bool | None = None  # write_lock's, found once
+        #: The plain asyncio tasks of ``spawn`` (None on trio): ``HTTP11Connection`` keeps
+        #: its request tasks' handles from ``start_soon`` to cancel them, rather than a
+        #: cancel scope per request.
+        self.asyncio_tasks: AsyncioTasks | None = None
+        #: The backend's clock, as ``anyio.current_time`` reads it but without its backend
+        #: lookup per call (set by ``use_task_group``).
+        self.current_time: Callable[[], float] = anyio.current_time
+        #: What makes a request task's cancel scope: trio's own on trio (anyio's wraps one
+        #: in an object of its own, built through its backend lookup), else anyio's.
+        self.cancel_scope: Callable[[], StreamScope] = anyio.CancelScope
 
     def use_task_group(self, group: TaskGroup) -> None:
         """Run the tasks of ``spawn`` (connections, HTTP/1.1 requests) under ``group``.
@@ -83,19 +109,26 @@ class ServerState:
         library = sniffio.current_async_library()
         nursery = getattr(group, "_nursery", None)
         if library == "trio" and nursery is not None:
+            import trio  # trio runs: importing it says nothing about the app
+
             self._start_soon = nursery.start_soon
+            self.current_time = trio.current_time
+            self.cancel_scope = trio.CancelScope
         elif library == "asyncio":
+            import asyncio
+
             from tricorn.server.asyncio_stream import AsyncioTasks
 
-            self._asyncio_tasks = AsyncioTasks()
-            self._start_soon = self._asyncio_tasks.start_soon
+            self.asyncio_tasks = AsyncioTasks()
+            self._start_soon = self.asyncio_tasks.start_soon
+            self.current_time = asyncio.get_running_loop().time
         else:
             self._start_soon = group.start_soon
 
     async def cancel_tasks(self) -> None:
         """Cancel what ``spawn`` started outside the task group, and wait for it."""
-        if self._asyncio_tasks is not None:
-            await self._asyncio_tasks.cancel_all()
+        if self.asyncio_tasks is not None:
+            await self.asyncio_tasks.cancel_all()
 
     def spawn(self, function: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Start ``function(*args)`` in the server's task group (see ``use_task_group``).
@@ -126,7 +159,10 @@ class ServerState:
         pays for itself (about 10% more requests/s with it: the reader gets to run before
         the write), so it stays.
         """
-        return WriteLock(yield_after_acquire=sniffio.current_async_library() == "trio")
+        yields = self._lock_yields
+        if yields is None:
+            yields = self._lock_yields = sniffio.current_async_library() == "trio"
+        return WriteLock(yield_after_acquire=yields)
 
     def add(self, connection: Closable) -> None:
         self.connections.add(connection)
@@ -169,6 +205,19 @@ class WriteLock:
     @property
     def locked(self) -> bool:
         return self._locked
+
+    def acquire_nowait(self) -> bool:
+        """Take the lock if that needs no wait and no yield (then ``release`` it); False
+        otherwise, and the caller uses ``async with``. Saves the two coroutine calls of
+        ``async with`` on every uncontended write on asyncio."""
+        if self._locked or self._waiters or self._yield_after_acquire:
+            return False
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        """Release what ``acquire_nowait`` took."""
+        self._release()
 
     async def __aenter__(self) -> None:
         if not self._locked and not self._waiters:
