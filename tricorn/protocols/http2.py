@@ -238,6 +238,10 @@ class HTTP2Protocol(FrameScanner):
         self._h2.decoder = CachingDecoder(self._h2.DEFAULT_MAX_HEADER_LIST_SIZE)
         #: Request heads that passed the rules, by their decoded field list (``_build_request``).
         self._heads: dict[tuple[object, ...], _CheckedHead] = {}
+        #: Response fields that passed ``_outbound_headers``, by the app's list.
+        self._sent_heads: dict[
+            tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]
+        ] = {}
         #: ``_open_stream``: h2's stream table is pruned of closed streams past this size.
         self._h2_prune_at = 64
         self._scheduler = PriorityScheduler(max_tree_streams=max(1000, 4 * max_concurrent_streams))
@@ -615,9 +619,10 @@ class HTTP2Protocol(FrameScanner):
             head = self._check_head(raw_headers, ended)
             if (
                 key is not None
-                and len(self._heads) < _HEAD_CACHE_ENTRIES
                 and sum(len(name) + len(value) for name, value in raw_headers) <= _HEAD_CACHE_BYTES
             ):
+                if len(self._heads) >= _HEAD_CACHE_ENTRIES:
+                    self._heads.clear()
                 self._heads[key] = head
         method, target, scheme, protocol, authority, content_length, expect, priority, headers = (
             head
@@ -884,6 +889,18 @@ class HTTP2Protocol(FrameScanner):
             raise LocalProtocolError(f"cannot send {event!r} on HTTP/2")
 
     def _outbound_headers(self, first: tuple[bytes, bytes], headers: Headers) -> Headers:
+        """``first`` and the app's fields, lower-cased, without connection-specific fields and
+        pseudo-headers; an invalid value raises. The fields of a list seen before are
+        remembered (``_sent_heads``: an app repeats its response heads)."""
+        key: tuple[tuple[bytes, bytes], ...] | None = None
+        if type(headers) is list and len(headers) <= _HEAD_CACHE_FIELDS:
+            try:
+                key = tuple(headers)
+                fields = self._sent_heads.get(key)
+            except TypeError:  # a field that is not a tuple of bytes
+                key = fields = None
+            if fields is not None:
+                return [first, *fields]
         block: Headers = [first]
         for raw_name, value in headers:
             name = raw_name.lower()
@@ -892,6 +909,11 @@ class HTTP2Protocol(FrameScanner):
             if INVALID_VALUE.search(value):
                 raise LocalProtocolError(f"header {name!r} has an invalid value {value!r}")
             block.append((name, value))
+        if key is not None:
+            sent_heads = self._sent_heads
+            if len(sent_heads) >= _HEAD_CACHE_ENTRIES:
+                sent_heads.clear()
+            sent_heads[key] = tuple(block[1:])
         return block
 
     def send_response(

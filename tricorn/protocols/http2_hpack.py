@@ -72,10 +72,11 @@ class CachingDecoder(Decoder):
         if not _same(stamp, after):
             cache.clear()
         elif raw and len(data) <= MAX_BLOCK:
+            if len(cache) >= CACHE_ENTRIES:
+                cache.clear()
             if not cache:
                 self._cache_stamp = after
-            if len(cache) < CACHE_ENTRIES:
-                cache[bytes(data)] = list(headers)
+            cache[bytes(data)] = list(headers)
         return headers
 
 
@@ -113,8 +114,9 @@ class CachingEncoder(Encoder):
                 hash(key)
             except TypeError:
                 return block
+            if len(cache) >= CACHE_ENTRIES:
+                cache.clear()
             if not cache:
                 self._cache_stamp = after
-            if len(cache) < CACHE_ENTRIES:
-                cache[key] = block
+            cache[key] = block
         return block
