@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from h2.config import H2Configuration
-from h2.connection import AllowedStreamIDs, ConnectionInputs, H2Connection
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated as H2ConnectionTerminated
 from h2.events import DataReceived as H2DataReceived
@@ -110,7 +110,10 @@ _MAX_STREAM_ID = 2**31 - 1
 #: The payload of the PING that follows it; its ACK means the client saw the GOAWAY.
 _SHUTDOWN_PING = b"shutdown"
 _STATUS_BYTES = {status: str(status).encode() for status in range(100, 600)}
-#: The inputs of h2's state machines that our own HEADERS and DATA frames stand for.
+#: The inputs of h2's state machines that our own HEADERS and DATA frames stand for. In
+#: SERVER_OPEN, the connection's machine takes the three inputs below without any change (so
+#: they are only given to it in another state, where it raises or moves as in h2).
+_SERVER_OPEN = ConnectionState.SERVER_OPEN
 _CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _CONN_SEND_DATA = ConnectionInputs.SEND_DATA
 _SEND_HEADERS = StreamInputs.SEND_HEADERS
@@ -492,7 +495,8 @@ class HTTP2Protocol(FrameScanner):
         request is read as for h2's event."""
         h2 = self._h2
         headers = decode_block(h2.decoder, block)
-        h2.state_machine.process_input(_CONN_RECV_HEADERS)
+        if h2.state_machine.state is not _SERVER_OPEN:
+            h2.state_machine.process_input(_CONN_RECV_HEADERS)
         h2_streams = h2.streams
         if len(h2_streams) >= self._h2_prune_at:
             # h2 forgets its closed streams when it counts the open ones (it did at every
@@ -942,7 +946,8 @@ class HTTP2Protocol(FrameScanner):
         if h2_stream is None:  # not a stream h2 knows: its own error
             h2.send_headers(stream_id, block, end_stream=end_stream)
             return
-        h2.state_machine.process_input(_CONN_SEND_HEADERS)
+        if h2.state_machine.state is not _SERVER_OPEN:
+            h2.state_machine.process_input(_CONN_SEND_HEADERS)
         machine = h2_stream.state_machine
         machine.process_input(_SEND_HEADERS)  # before encoding, as h2: HPACK state changes
         encoded = h2.encoder.encode(block)
@@ -991,7 +996,7 @@ class HTTP2Protocol(FrameScanner):
             raise LocalProtocolError(f"stream {stream_id}: not open in h2")
         # DATA frames are made here, not by h2 (as for HEADERS in ``_send_block``): the same
         # state-machine inputs and flow-control bookkeeping as h2's ``send_data``.
-        connection_input = h2.state_machine.process_input
+        connection = h2.state_machine
         stream_input = h2_stream.state_machine.process_input
         out = h2._data_to_send
         if size:
@@ -1009,7 +1014,8 @@ class HTTP2Protocol(FrameScanner):
                 piece = view[offset : offset + frame_size] if size > frame_size else data
                 length = len(piece)
                 flags = END_STREAM if end_stream and offset + length >= size else 0
-                connection_input(_CONN_SEND_DATA)
+                if connection.state is not _SERVER_OPEN:
+                    connection.process_input(_CONN_SEND_DATA)
                 stream_input(_SEND_DATA)
                 if flags:
                     stream_input(_SEND_END_STREAM)
@@ -1018,7 +1024,8 @@ class HTTP2Protocol(FrameScanner):
                 out += _pack_frame_header(length >> 16, length & 0xFFFF, DATA, flags, stream_id)
                 out += piece
         elif end_stream:
-            connection_input(_CONN_SEND_DATA)
+            if connection.state is not _SERVER_OPEN:
+                connection.process_input(_CONN_SEND_DATA)
             stream_input(_SEND_END_STREAM)
             out += _pack_frame_header(0, 0, DATA, END_STREAM, stream_id)
         if end_stream:
