@@ -8,7 +8,13 @@
   one pass that also builds the ``Request`` event, so that a malformed request is a stream
   error, not a connection error.
 - ``http2_streams``: what is tracked per stream; ``http2_limits``: the flood counters and the
-  limits' defaults; ``http2_priority``: the sending order.
+  limits' defaults; ``http2_priority``: the sending order; ``http2_hpack``: HPACK coders that
+  remember repeated blocks.
+
+h2 keeps the connection's state; the frames of a plain request do not go through its
+per-frame code: a complete request head on a new stream is opened by ``_open_stream``, and
+response HEADERS and DATA are framed by ``_send_block`` and ``send_data``, each giving h2's
+state machines and windows what h2's own code would.
 
 This module turns h2's events into tricorn's, and tricorn's into h2 calls (responses, flow
 control, push, shutdown). A peer's protocol violation becomes a ``ProtocolError`` event with

@@ -13,7 +13,9 @@ work without serving a request, answers frames on half-closed(remote) and reset 
 itself (one RST_STREAM(STREAM_CLOSED), then ignored, the connection window credited: h2
 never writes a reset per frame), and takes DATA on open streams itself (inbound flow
 control, padding, ``Body`` events; h2 only sees an empty END_STREAM frame to keep its stream
-states), which is most of the cost of an upload.
+states), which is most of the cost of an upload. A complete request head on a new stream
+(HEADERS with END_HEADERS and no priority) is handed to ``HTTP2Protocol._open_stream`` rather
+than to h2, which is most of the cost of a small request.
 
 The rules that need no connection state are module functions (``check_*``), each named
 after what it checks and citing its section; the ones that do are ``FrameScanner`` methods.
