@@ -47,7 +47,7 @@ from h2.events import WindowUpdated as H2WindowUpdated
 from h2.exceptions import H2Error
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamInputs
+from h2.stream import StreamInputs, StreamState
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 from hyperframe.frame import DataFrame
 
@@ -120,6 +120,8 @@ _STATUS_BYTES = {status: str(status).encode() for status in range(100, 600)}
 #: SERVER_OPEN, the connection's machine takes the three inputs below without any change (so
 #: they are only given to it in another state, where it raises or moves as in h2).
 _SERVER_OPEN = ConnectionState.SERVER_OPEN
+#: A stream's machine takes SEND_DATA in these states without any change.
+_DATA_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
 _CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _CONN_SEND_DATA = ConnectionInputs.SEND_DATA
 _SEND_HEADERS = StreamInputs.SEND_HEADERS
@@ -1003,7 +1005,8 @@ class HTTP2Protocol(FrameScanner):
         # DATA frames are made here, not by h2 (as for HEADERS in ``_send_block``): the same
         # state-machine inputs and flow-control bookkeeping as h2's ``send_data``.
         connection = h2.state_machine
-        stream_input = h2_stream.state_machine.process_input
+        machine = h2_stream.state_machine
+        stream_input = machine.process_input
         out = h2._data_to_send
         if size:
             window = min(h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window)
@@ -1022,7 +1025,8 @@ class HTTP2Protocol(FrameScanner):
                 flags = END_STREAM if end_stream and offset + length >= size else 0
                 if connection.state is not _SERVER_OPEN:
                     connection.process_input(_CONN_SEND_DATA)
-                stream_input(_SEND_DATA)
+                if machine.state not in _DATA_STATES:
+                    machine.process_input(_SEND_DATA)
                 if flags:
                     stream_input(_SEND_END_STREAM)
                 h2_stream.outbound_flow_control_window -= length
