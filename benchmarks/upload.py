@@ -66,8 +66,18 @@ def _h2load(url: str, body: Path, h1: bool) -> float:
     if "1 succeeded" not in result.stdout:
         raise RuntimeError(f"{url}: {result.stdout} {result.stderr}")
     line = next(line for line in result.stdout.splitlines() if "time for request" in line)
-    value = line.split()[3]  # the minimum of one request: its time
-    return float(value[:-2]) / 1000 if value.endswith("ms") else float(value[:-2]) / 1e6
+    return h2load_seconds(line.split()[3])  # the minimum of one request: its time
+
+
+#: h2load's time units (it switches from "ms" to "s" past a second).
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def h2load_seconds(value: str) -> float:
+    """An h2load duration (``812us``, ``663.89ms``, ``1.23s``) in seconds. A duration over a
+    second used to be read as microseconds (``1.23s`` -> 0.000 s in the "TLS h2" column)."""
+    number = value.rstrip("usm")
+    return float(number) * _UNITS[value[len(number) :]]
 
 
 def _certificates(folder: Path) -> tuple[str, str]:

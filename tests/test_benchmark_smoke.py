@@ -32,3 +32,14 @@ def test_benchmark_harness_smoke_run(tmp_path: Path) -> None:
     assert "smoke: OK" in result.stdout
     report = output.read_text()
     assert "| tricorn-trio |" in report
+
+
+def test_upload_reads_h2load_durations_in_every_unit() -> None:
+    # benchmarks/upload.py's "TLS h2" column printed 0.000 s: an upload over a second is
+    # shown by h2load in seconds ("1.23s"), which was read as microseconds.
+    sys.path.insert(0, str(REPO))
+    from benchmarks.upload import h2load_seconds
+
+    assert h2load_seconds("812us") == pytest.approx(0.000812)
+    assert h2load_seconds("663.89ms") == pytest.approx(0.66389)
+    assert h2load_seconds("1.23s") == pytest.approx(1.23)

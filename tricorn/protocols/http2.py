@@ -8,7 +8,13 @@
   one pass that also builds the ``Request`` event, so that a malformed request is a stream
   error, not a connection error.
 - ``http2_streams``: what is tracked per stream; ``http2_limits``: the flood counters and the
-  limits' defaults; ``http2_priority``: the sending order.
+  limits' defaults; ``http2_priority``: the sending order; ``http2_hpack``: HPACK coders that
+  remember repeated blocks.
+
+h2 keeps the connection's state; the frames of a plain request do not go through its
+per-frame code: a complete request head on a new stream is opened by ``_open_stream``, and
+response HEADERS and DATA are framed by ``_send_block`` and ``send_data``, each giving h2's
+state machines and windows what h2's own code would.
 
 This module turns h2's events into tricorn's, and tricorn's into h2 calls (responses, flow
 control, push, shutdown). A peer's protocol violation becomes a ``ProtocolError`` event with
@@ -26,7 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated as H2ConnectionTerminated
 from h2.events import DataReceived as H2DataReceived
@@ -41,6 +47,7 @@ from h2.events import WindowUpdated as H2WindowUpdated
 from h2.exceptions import H2Error
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
+from h2.stream import StreamInputs, StreamState
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 from hyperframe.frame import DataFrame
 
@@ -63,7 +70,13 @@ from .events import (
     WindowUpdated,
 )
 from .http2_frames import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    FRAME_HEADER,
     GOAWAY,
+    HEADERS,
     PING,
     PREFACE,
     SETTINGS_NO_RFC7540_PRIORITIES,
@@ -73,9 +86,11 @@ from .http2_frames import (
     ConnectionViolation,
     FrameScanner,
     check_settings,
+    decode_block,
     frame,
     wire_text,
 )
+from .http2_hpack import CachingDecoder, CachingEncoder
 from .http2_priority import PriorityScheduler
 from .http2_request import (
     CONNECTION_SPECIFIC,
@@ -101,6 +116,39 @@ _MAX_STREAM_ID = 2**31 - 1
 #: The payload of the PING that follows it; its ACK means the client saw the GOAWAY.
 _SHUTDOWN_PING = b"shutdown"
 _STATUS_BYTES = {status: str(status).encode() for status in range(100, 600)}
+#: The inputs of h2's state machines that our own HEADERS and DATA frames stand for. In
+#: SERVER_OPEN, the connection's machine takes the three inputs below without any change (so
+#: they are only given to it in another state, where it raises or moves as in h2).
+_SERVER_OPEN = ConnectionState.SERVER_OPEN
+#: A stream's machine takes SEND_DATA in these states without any change.
+_DATA_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+_CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
+_CONN_SEND_DATA = ConnectionInputs.SEND_DATA
+_SEND_HEADERS = StreamInputs.SEND_HEADERS
+_SEND_DATA = StreamInputs.SEND_DATA
+_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
+_CONN_RECV_HEADERS = ConnectionInputs.RECV_HEADERS
+_RECV_HEADERS = StreamInputs.RECV_HEADERS
+_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
+_CLIENT_STREAMS = AllowedStreamIDs.ODD
+#: A request head after the rules: method, target, scheme, protocol, authority (or host),
+#: content-length, expects 100-continue, priority field, the header list the app sees.
+_CheckedHead = tuple[
+    bytes,
+    bytes,
+    bytes | None,
+    bytes | None,
+    bytes | None,
+    int | None,
+    bool,
+    bytes | None,
+    tuple[tuple[bytes, bytes], ...],
+]
+#: Request heads remembered per connection (``_build_request``), and the largest one.
+_HEAD_CACHE_ENTRIES = 16
+_HEAD_CACHE_FIELDS = 32
+_HEAD_CACHE_BYTES = 4096
+_pack_frame_header = FRAME_HEADER.pack
 
 
 def _data_frame_body_repr(frame: DataFrame) -> str:
@@ -196,6 +244,17 @@ class HTTP2Protocol(FrameScanner):
                 normalize_outbound_headers=False,
             )
         )
+        # HPACK that remembers repeated blocks (``http2_hpack``): same wire bytes, same table.
+        self._h2.encoder = CachingEncoder()
+        self._h2.decoder = CachingDecoder(self._h2.DEFAULT_MAX_HEADER_LIST_SIZE)
+        #: Request heads that passed the rules, by their decoded field list (``_build_request``).
+        self._heads: dict[tuple[object, ...], _CheckedHead] = {}
+        #: Response fields that passed ``_outbound_headers``, by the app's list.
+        self._sent_heads: dict[
+            tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]
+        ] = {}
+        #: ``_open_stream``: h2's stream table is pruned of closed streams past this size.
+        self._h2_prune_at = 64
         self._scheduler = PriorityScheduler(max_tree_streams=max(1000, 4 * max_concurrent_streams))
         self._streams: dict[int, Stream] = {}
         self._client_streams = 0
@@ -440,14 +499,42 @@ class HTTP2Protocol(FrameScanner):
 
     # --- h2 events -> tricorn events ----------------------------------------------------
 
+    def _open_stream(self, stream_id: int, block: bytes, ended: bool, events: list[Event]) -> None:
+        """A complete request head on a new client stream, taken by the frame scanner: h2's
+        state gets what its ``_receive_headers_frame`` would do to it (the HPACK table, the
+        connection's and the new stream's state machines, the highest stream id), then the
+        request is read as for h2's event."""
+        h2 = self._h2
+        headers = decode_block(h2.decoder, block)
+        if h2.state_machine.state is not _SERVER_OPEN:
+            h2.state_machine.process_input(_CONN_RECV_HEADERS)
+        h2_streams = h2.streams
+        if len(h2_streams) >= self._h2_prune_at:
+            # h2 forgets its closed streams when it counts the open ones (it did at every
+            # new stream); here once their number has doubled.
+            open_streams = h2.open_inbound_streams + h2.open_outbound_streams
+            self._h2_prune_at = max(64, 2 * open_streams)
+        machine = h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine
+        machine.process_input(_RECV_HEADERS)
+        if ended:
+            machine.process_input(_RECV_END_STREAM)
+        self._open_request(stream_id, headers, ended, events)
+
     def _on_request(self, event: H2RequestReceived, events: list[Event]) -> None:
-        stream_id: int = event.stream_id
-        ended = event.stream_ended is not None
+        self._open_request(event.stream_id, event.headers, event.stream_ended is not None, events)
+
+    def _open_request(
+        self,
+        stream_id: int,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        ended: bool,
+        events: list[Event],
+    ) -> None:
         window = 0 if ended else self._initial_window_size
         if not self._admit(stream_id, window, events):
             return
         try:
-            request, stream, priority = self._build_request(stream_id, event.headers, ended)
+            request, stream, priority = self._build_request(stream_id, raw_headers, ended)
         except Malformed as error:
             self._refuse(
                 stream_id,
@@ -537,18 +624,31 @@ class HTTP2Protocol(FrameScanner):
     def _build_request(
         self, stream_id: int, raw_headers: Iterable[tuple[bytes, bytes]], ended: bool
     ) -> tuple[Request, Stream, bytes | None]:
-        """Validate a request head (RFC 9113 8.2, 8.3: ``http2_request``) and build its event."""
-        head = read_request_head(raw_headers, self._max_header_list_size)
-        target = check_request_target(head, self._enable_connect_protocol)
-        method = head.method
-        assert method is not None  # check_request_target refuses a request without one
-        stream = Stream(
-            stream_id,
-            head.scheme or b"https",
-            head.authority if head.authority is not None else head.host,
+        """Validate a request head (RFC 9113 8.2, 8.3: ``http2_request``) and build its event.
+
+        A head that passed is remembered by its decoded field list: a client repeats the same
+        head, and the rules give the same answer for the same list (``_heads``).
+        """
+        key: tuple[object, ...] | None = None
+        head: _CheckedHead | None = None
+        if type(raw_headers) is list and len(raw_headers) <= _HEAD_CACHE_FIELDS:
+            key = (ended, *raw_headers)
+            head = self._heads.get(key)
+        if head is None:
+            head = self._check_head(raw_headers, ended)
+            if (
+                key is not None
+                and sum(len(name) + len(value) for name, value in raw_headers) <= _HEAD_CACHE_BYTES
+            ):
+                if len(self._heads) >= _HEAD_CACHE_ENTRIES:
+                    self._heads.clear()
+                self._heads[key] = head
+        method, target, scheme, protocol, authority, content_length, expect, priority, headers = (
+            head
         )
-        stream.content_length = check_body_length(head, ended)
-        stream.expect_continue = head.expect_continue and not ended
+        stream = Stream(stream_id, scheme or b"https", authority)
+        stream.content_length = content_length
+        stream.expect_continue = expect
         stream.head = method == b"HEAD"
         stream.tunnel = method == b"CONNECT"
         # Until the peer acknowledged our SETTINGS it may assume the default window.
@@ -558,14 +658,33 @@ class HTTP2Protocol(FrameScanner):
             stream_id=stream_id,
             method=method,
             target=target,
-            headers=head.headers(),
+            headers=list(headers),
             http_version="2",
-            scheme=head.scheme,
-            protocol=head.protocol,
+            scheme=scheme,
+            protocol=protocol,
             expects_body=not ended,
-            expect_continue=stream.expect_continue,
+            expect_continue=expect,
         )
-        return request, stream, head.priority
+        return request, stream, priority
+
+    def _check_head(self, raw_headers: Iterable[tuple[bytes, bytes]], ended: bool) -> _CheckedHead:
+        """Apply the rules to a request head; raises ``Malformed`` or ``HeaderListTooLarge``."""
+        head = read_request_head(raw_headers, self._max_header_list_size)
+        target = check_request_target(head, self._enable_connect_protocol)
+        method = head.method
+        assert method is not None  # check_request_target refuses a request without one
+        content_length = check_body_length(head, ended)
+        return (
+            method,
+            target,
+            head.scheme,
+            head.protocol,
+            head.authority if head.authority is not None else head.host,
+            content_length,
+            head.expect_continue and not ended,
+            head.priority,
+            tuple(head.headers()),
+        )
 
     def _on_data(self, event: H2DataReceived, events: list[Event]) -> None:
         stream_id: int = event.stream_id
@@ -789,6 +908,18 @@ class HTTP2Protocol(FrameScanner):
             raise LocalProtocolError(f"cannot send {event!r} on HTTP/2")
 
     def _outbound_headers(self, first: tuple[bytes, bytes], headers: Headers) -> Headers:
+        """``first`` and the app's fields, lower-cased, without connection-specific fields and
+        pseudo-headers; an invalid value raises. The fields of a list seen before are
+        remembered (``_sent_heads``: an app repeats its response heads)."""
+        key: tuple[tuple[bytes, bytes], ...] | None = None
+        if type(headers) is list and len(headers) <= _HEAD_CACHE_FIELDS:
+            try:
+                key = tuple(headers)
+                fields = self._sent_heads.get(key)
+            except TypeError:  # a field that is not a tuple of bytes
+                key = fields = None
+            if fields is not None:
+                return [first, *fields]
         block: Headers = [first]
         for raw_name, value in headers:
             name = raw_name.lower()
@@ -797,6 +928,11 @@ class HTTP2Protocol(FrameScanner):
             if INVALID_VALUE.search(value):
                 raise LocalProtocolError(f"header {name!r} has an invalid value {value!r}")
             block.append((name, value))
+        if key is not None:
+            sent_heads = self._sent_heads
+            if len(sent_heads) >= _HEAD_CACHE_ENTRIES:
+                sent_heads.clear()
+            sent_heads[key] = tuple(block[1:])
         return block
 
     def send_response(
@@ -812,9 +948,49 @@ class HTTP2Protocol(FrameScanner):
             raise LocalProtocolError(f"stream {stream_id}: Response status {status} not 2xx-5xx")
         stream.response_started = True
         block = self._outbound_headers((b":status", _STATUS_BYTES[status]), headers)
-        self._h2.send_headers(stream_id, block, end_stream=end_stream)
+        self._send_block(stream_id, block, end_stream)
         if end_stream:
             self._local_end(stream)
+
+    def _send_block(self, stream_id: int, block: Headers, end_stream: bool) -> None:
+        """A response head or trailers: HPACK-encoded and framed here, not by h2 (its send
+        path was a third of the cost of a small response); h2's state machines are given the
+        same inputs its ``send_headers`` gives them, so its stream states stay true."""
+        h2 = self._h2
+        h2_stream = h2.streams.get(stream_id)
+        if h2_stream is None:  # not a stream h2 knows: its own error
+            h2.send_headers(stream_id, block, end_stream=end_stream)
+            return
+        if h2.state_machine.state is not _SERVER_OPEN:
+            h2.state_machine.process_input(_CONN_SEND_HEADERS)
+        machine = h2_stream.state_machine
+        machine.process_input(_SEND_HEADERS)  # before encoding, as h2: HPACK state changes
+        encoded = h2.encoder.encode(block)
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+        elif machine.trailers_sent:
+            raise LocalProtocolError(f"stream {stream_id}: trailers must end the stream")
+        out = h2._data_to_send
+        size = len(encoded)
+        limit = h2.max_outbound_frame_size
+        flags = END_STREAM if end_stream else 0
+        if size <= limit:
+            out += _pack_frame_header(
+                size >> 16, size & 0xFFFF, HEADERS, flags | END_HEADERS, stream_id
+            )
+            out += encoded
+            return
+        # RFC 9113 6.10: the rest of the block in CONTINUATION frames; END_STREAM on the first.
+        frame_type = HEADERS
+        for offset in range(0, size, limit):
+            piece = encoded[offset : offset + limit]
+            length = len(piece)
+            if offset + limit >= size:
+                flags |= END_HEADERS
+            out += _pack_frame_header(length >> 16, length & 0xFFFF, frame_type, flags, stream_id)
+            out += piece
+            frame_type = CONTINUATION
+            flags = 0
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Queue body bytes (at most ``sendable(stream_id)``), split into frames.
@@ -830,8 +1006,17 @@ class HTTP2Protocol(FrameScanner):
         size = len(data)
         if size and stream.head:
             size = 0  # a HEAD response has no content, whatever the app sends
+        h2_stream = h2.streams.get(stream_id)
+        if h2_stream is None:
+            raise LocalProtocolError(f"stream {stream_id}: not open in h2")
+        # DATA frames are made here, not by h2 (as for HEADERS in ``_send_block``): the same
+        # state-machine inputs and flow-control bookkeeping as h2's ``send_data``.
+        connection = h2.state_machine
+        machine = h2_stream.state_machine
+        stream_input = machine.process_input
+        out = h2._data_to_send
         if size:
-            window = h2.local_flow_control_window(stream_id)
+            window = min(h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window)
             if size > window:
                 raise LocalProtocolError(
                     f"stream {stream_id}: Body of {size} bytes but only {max(window, 0)} "
@@ -840,19 +1025,26 @@ class HTTP2Protocol(FrameScanner):
             stream.sent = True
             self._sent_since_update = True
             frame_size = h2.max_outbound_frame_size
-            if size <= frame_size:
-                h2.send_data(stream_id, data, end_stream=end_stream)
-            else:
-                view = memoryview(data)
-                for offset in range(0, size, frame_size):
-                    last = offset + frame_size >= size
-                    h2.send_data(
-                        stream_id,
-                        view[offset : offset + frame_size],
-                        end_stream=end_stream and last,
-                    )
+            view = memoryview(data) if size > frame_size else data
+            for offset in range(0, size, frame_size):
+                piece = view[offset : offset + frame_size] if size > frame_size else data
+                length = len(piece)
+                flags = END_STREAM if end_stream and offset + length >= size else 0
+                if connection.state is not _SERVER_OPEN:
+                    connection.process_input(_CONN_SEND_DATA)
+                if machine.state not in _DATA_STATES:
+                    machine.process_input(_SEND_DATA)
+                if flags:
+                    stream_input(_SEND_END_STREAM)
+                h2_stream.outbound_flow_control_window -= length
+                h2.outbound_flow_control_window -= length
+                out += _pack_frame_header(length >> 16, length & 0xFFFF, DATA, flags, stream_id)
+                out += piece
         elif end_stream:
-            h2.end_stream(stream_id)
+            if connection.state is not _SERVER_OPEN:
+                connection.process_input(_CONN_SEND_DATA)
+            stream_input(_SEND_END_STREAM)
+            out += _pack_frame_header(0, 0, DATA, END_STREAM, stream_id)
         if end_stream:
             self._local_end(stream)
 
@@ -884,7 +1076,7 @@ class HTTP2Protocol(FrameScanner):
         if not stream.response_started:
             raise LocalProtocolError(f"stream {event.stream_id}: Trailers before the Response")
         block = self._outbound_headers((b"", b""), event.headers)[1:]
-        self._h2.send_headers(event.stream_id, block, end_stream=True)
+        self._send_block(event.stream_id, block, True)
         self._local_end(stream)
 
     def _send_reset(self, event: StreamReset) -> None:
@@ -959,10 +1151,11 @@ class HTTP2Protocol(FrameScanner):
         stream = self._streams.get(stream_id)
         if stream is None or stream.local_closed or self._closed:
             return 0
-        try:
-            window: int = self._h2.local_flow_control_window(stream_id)
-        except H2Error:
+        h2 = self._h2
+        h2_stream = h2.streams.get(stream_id)
+        if h2_stream is None:
             return 0
+        window: int = min(h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window)
         return max(window, 0)
 
     def acknowledge_received(self, stream_id: int, size: int) -> None:

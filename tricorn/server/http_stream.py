@@ -173,12 +173,18 @@ def raised_for_disconnect(error: BaseException) -> bool:
     should, not an app error.
     """
     seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
         if isinstance(current, ClientDisconnected):
             return True
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            # A framework's task group (Litestar's streaming response on anyio) wraps it.
+            pending.extend(current.exceptions)
+        pending.append(current.__cause__ or current.__context__)
     return False
 
 
