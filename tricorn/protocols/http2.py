@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import logging
 import struct
 from collections.abc import Callable, Iterable
@@ -551,7 +552,8 @@ class HTTP2Protocol(FrameScanner):
             if not ended:
                 self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
                 self._note_reset(stream_id, window)
-            pseudo = dict(event.headers[:5])  # pseudo-header fields come first
+            # Pseudo-header fields come first; a malformed head may lack either.
+            pseudo = dict(itertools.islice(raw_headers, 5))
             events.append(
                 ProtocolError(
                     stream_id,
