@@ -21,7 +21,13 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from tests.helpers import RunningServer, read_response, read_until_closed, serving
+from tests.helpers import (
+    RunningServer,
+    ipv6_loopback,
+    read_response,
+    read_until_closed,
+    serving,
+)
 from tests.integration.apps import read_body, respond
 from tests.integration.h2_client import H2Client
 from tricorn.protocols.proxy_protocol import (
@@ -406,6 +412,20 @@ async def test_malformed_or_missing_header_closes_with_one_log_line(
     assert len(lines) == 1, lines
     assert reason in lines[0]
     assert [scope["path"] for scope in scopes] == ["/bystander"]
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_proxy_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
+    """``::1`` is allowed by default; its malformed header is named ``[::1]:port``."""
+    caplog.set_level(logging.INFO, logger="tricorn.error")
+    async with serving(recorder([]), **proxy_settings(bind=["[::1]:0"])) as server:
+        stream = await connect(server)
+        async with stream:
+            port = local_port(stream)
+            await stream.send(b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 0443\r\n")
+            assert await read_until_closed(stream) == b""
+    lines = warnings_about(caplog, port)
+    assert len(lines) == 1 and lines[0].startswith(f"[::1]:{port}: "), lines
 
 
 async def test_slow_header_is_closed_at_the_head_timeout_while_others_are_served(
