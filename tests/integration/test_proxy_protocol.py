@@ -262,10 +262,16 @@ async def test_header_before_tls_then_http11(certificates: Certificates) -> None
     assert scopes[0]["client"] == CLIENT and scopes[0]["scheme"] == "https"
 
 
-async def _websocket(stream: ByteStream, header: bytes) -> str:
-    """Send ``header``, open a WebSocket, send "hi" and return the echo."""
+async def _websocket(stream: ByteStream, header: bytes, *, cut: int | None = None) -> str:
+    """Send ``header``, open a WebSocket, send "hi" and return the echo. With ``cut``, the
+    header and the upgrade request go in two sends, split ``cut`` bytes in."""
     ws = WSConnection(ConnectionType.CLIENT)
-    await stream.send(header + ws.send(Request(host="example.com", target="/chat")))
+    data = header + ws.send(Request(host="example.com", target="/chat"))
+    if cut is None:
+        await stream.send(data)
+    else:
+        await stream.send(data[:cut])
+        await stream.send(data[cut:])
     events: list[Any] = []
     with anyio.fail_after(5):
         while not any(isinstance(event, AcceptConnection) for event in events):
@@ -297,6 +303,21 @@ async def test_header_then_websocket(header: bytes, scheme: str) -> None:
     assert scopes[0]["type"] == "websocket"
     assert scopes[0]["client"] == CLIENT and scopes[0]["server"] == SERVER
     assert scopes[0]["scheme"] == scheme
+
+
+@pytest.mark.parametrize("header", [V1, v2(ssl_tlv(True))], ids=["v1", "v2-ssl"])
+async def test_header_and_websocket_upgrade_split_at_every_byte(header: bytes) -> None:
+    """The header and the upgrade request in two sends, cut at every byte of the header
+    and just past it (HAProxy's send-proxy then the request, however TCP splits them)."""
+    scopes: list[Scope] = []
+    cuts = range(1, len(header) + 2)
+    async with serving(recorder(scopes), **proxy_settings()) as server:
+        for cut in cuts:
+            stream = await connect(server)
+            async with stream:
+                assert await _websocket(stream, header, cut=cut) == "hi", cut
+    assert len(scopes) == len(cuts)
+    assert all(scope["client"] == CLIENT and scope["server"] == SERVER for scope in scopes)
 
 
 async def test_ssl_tlv_says_the_client_used_tls_to_the_proxy() -> None:
