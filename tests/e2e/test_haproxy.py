@@ -356,7 +356,7 @@ def _websocket_scope(port: int, path: str, *, tls_ca: Path | None = None) -> tup
     thread writes the upgrade request: two threads in one OpenSSL ``SSL`` object at once,
     which OpenSSL does not support. Over TLS 1.3 the read meets the server's two
     NewSessionTicket records, sent right after the handshake, and now and then (about 1 in
-    250 runs on the loaded 2-core CI machine) the request is lost: ``sendall`` returns, yet
+    280 runs on the loaded 2-core CI machine) the request is lost: ``sendall`` returns, yet
     nothing leaves the socket after the client's Finished (tcpdump on lo), and HAProxy logs
     ``terminated~ terminated/<NOSRV> -1/-1/-1/-1/30001 408 0 - - cR-- ... "<BADREQ>"``: no
     request in ``timeout client`` (30 s), so no server was ever picked; or the thread's read
