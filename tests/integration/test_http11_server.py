@@ -334,6 +334,18 @@ async def test_bad_request_gets_400_and_the_server_keeps_serving() -> None:
             assert (await client.get(server.url)).status_code == 200
 
 
+@pytest.mark.skipif(not helpers.ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_client_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tricorn.error")
+    async with serving(apps.hello, bind=["[::1]:0"]) as server:
+        stream = await open_raw(server)
+        port = stream.extra(anyio.abc.SocketAttribute.local_port)
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
+        assert (await read_until_closed(stream)).startswith(b"HTTP/1.1 400")
+    lines = [r.getMessage() for r in caplog.records if "bad request" in r.getMessage()]
+    assert lines and lines[0].startswith(f"[::1]:{port}: bad request"), lines
+
+
 async def test_http2_preface_on_plain_port_switches_to_http2() -> None:
     async with serving(apps.hello) as server:
         stream = await open_raw(server)

@@ -21,7 +21,13 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from tests.helpers import RunningServer, read_response, read_until_closed, serving
+from tests.helpers import (
+    RunningServer,
+    ipv6_loopback,
+    read_response,
+    read_until_closed,
+    serving,
+)
 from tests.integration.apps import read_body, respond
 from tests.integration.h2_client import H2Client
 from tricorn.protocols.proxy_protocol import (
@@ -256,10 +262,16 @@ async def test_header_before_tls_then_http11(certificates: Certificates) -> None
     assert scopes[0]["client"] == CLIENT and scopes[0]["scheme"] == "https"
 
 
-async def _websocket(stream: ByteStream, header: bytes) -> str:
-    """Send ``header``, open a WebSocket, send "hi" and return the echo."""
+async def _websocket(stream: ByteStream, header: bytes, *, cut: int | None = None) -> str:
+    """Send ``header``, open a WebSocket, send "hi" and return the echo. With ``cut``, the
+    header and the upgrade request go in two sends, split ``cut`` bytes in."""
     ws = WSConnection(ConnectionType.CLIENT)
-    await stream.send(header + ws.send(Request(host="example.com", target="/chat")))
+    data = header + ws.send(Request(host="example.com", target="/chat"))
+    if cut is None:
+        await stream.send(data)
+    else:
+        await stream.send(data[:cut])
+        await stream.send(data[cut:])
     events: list[Any] = []
     with anyio.fail_after(5):
         while not any(isinstance(event, AcceptConnection) for event in events):
@@ -291,6 +303,21 @@ async def test_header_then_websocket(header: bytes, scheme: str) -> None:
     assert scopes[0]["type"] == "websocket"
     assert scopes[0]["client"] == CLIENT and scopes[0]["server"] == SERVER
     assert scopes[0]["scheme"] == scheme
+
+
+@pytest.mark.parametrize("header", [V1, v2(ssl_tlv(True))], ids=["v1", "v2-ssl"])
+async def test_header_and_websocket_upgrade_split_at_every_byte(header: bytes) -> None:
+    """The header and the upgrade request in two sends, cut at every byte of the header
+    and just past it (HAProxy's send-proxy then the request, however TCP splits them)."""
+    scopes: list[Scope] = []
+    cuts = range(1, len(header) + 2)
+    async with serving(recorder(scopes), **proxy_settings()) as server:
+        for cut in cuts:
+            stream = await connect(server)
+            async with stream:
+                assert await _websocket(stream, header, cut=cut) == "hi", cut
+    assert len(scopes) == len(cuts)
+    assert all(scope["client"] == CLIENT and scope["server"] == SERVER for scope in scopes)
 
 
 async def test_ssl_tlv_says_the_client_used_tls_to_the_proxy() -> None:
@@ -406,6 +433,20 @@ async def test_malformed_or_missing_header_closes_with_one_log_line(
     assert len(lines) == 1, lines
     assert reason in lines[0]
     assert [scope["path"] for scope in scopes] == ["/bystander"]
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_proxy_is_logged_in_brackets(caplog: pytest.LogCaptureFixture) -> None:
+    """``::1`` is allowed by default; its malformed header is named ``[::1]:port``."""
+    caplog.set_level(logging.INFO, logger="tricorn.error")
+    async with serving(recorder([]), **proxy_settings(bind=["[::1]:0"])) as server:
+        stream = await connect(server)
+        async with stream:
+            port = local_port(stream)
+            await stream.send(b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 0443\r\n")
+            assert await read_until_closed(stream) == b""
+    lines = warnings_about(caplog, port)
+    assert len(lines) == 1 and lines[0].startswith(f"[::1]:{port}: "), lines
 
 
 async def test_slow_header_is_closed_at_the_head_timeout_while_others_are_served(

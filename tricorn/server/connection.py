@@ -29,6 +29,7 @@ from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
 from tricorn.protocols.websocket import WebSocketRequestInfo
+from tricorn.server.access_log import format_client
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
 from tricorn.server.state import ServerState
@@ -209,8 +210,9 @@ class Connection(Generic[ProtocolT]):
         async def ws_finish(self, stream_id: int) -> None: ...
 
     def _peer(self) -> str:
-        """The client for log lines: ``host:port``."""
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+        """The client for log lines: ``host:port``, an IPv6 host in brackets
+        (``[::1]:56924``); ``client`` for a unix socket peer (no address)."""
+        return format_client(self.client) or "client"
 
     # --- the reader -----------------------------------------------------------------
 

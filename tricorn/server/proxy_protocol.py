@@ -34,6 +34,7 @@ from tricorn.protocols.proxy_protocol import (
     ProxyProtocolParser,
     starts_with_header,
 )
+from tricorn.server.access_log import format_client
 from tricorn.server.trust import TrustedPeers
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -96,7 +97,8 @@ class ProxyProtocolSetup:
 
 
 def _label(client: Peer) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix socket peer"
+    """The real peer for log lines: ``host:port``, an IPv6 host in brackets."""
+    return format_client(client) or "unix socket peer"
 
 
 async def accept(
