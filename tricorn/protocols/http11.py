@@ -9,6 +9,7 @@ the whole budget of this hot path); the rules it enforces are the ``check_*`` fu
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Unpack
 
 from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived
@@ -27,6 +28,8 @@ from tricorn.protocols.http11_rules import (
 )
 
 __all__ = ["H2C_PREFACE", "HTTP11Limits", "HTTP11Protocol"]
+
+_COLONS = repeat(b":")  # map(bytes.partition, lines, _COLONS): each field line split at C speed
 
 _HEAD = int(State.HEAD)
 _LENGTH_BODY = int(State.LENGTH_BODY)
@@ -142,7 +145,7 @@ class HTTP11Protocol(HTTP11Base):
         except PeerError as error:  # the first fault in byte order, as if read in pieces
             raise self._first_fault(head + b"\r\n\r\n") or error from None
         headers, length, chunked, options = read_header_fields(
-            [line.partition(b":") for line in lines[1:]], start[2]
+            map(bytes.partition, lines[1:], _COLONS), start[2]
         )
         self._begin_request(start, headers, length, chunked, options, buffer, body_start, events)
 
