@@ -138,10 +138,12 @@ class HTTP11Protocol(HTTP11Base):
     def _parse_head(self, head: bytes, buffer: bytes, body_start: int, events: list[Event]) -> None:
         """Check a complete head (the rules in their order) and start its request."""
         lines = head.split(b"\r\n")
+        fields = len(lines) - 1
         try:
-            check_head_bytes(head, len(lines) - 1)
+            check_head_bytes(head, fields)
             start = check_request_line(lines[0], self._max_line)  # (method, target, HTTP/1.0)
-            check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
+            if len(head) + 4 > self._max_head or fields > self._max_headers:  # no call if not
+                check_head_limits(len(head) + 4, fields, self._max_head, self._max_headers)
         except PeerError as error:  # the first fault in byte order, as if read in pieces
             raise self._first_fault(head + b"\r\n\r\n") or error from None
         headers, length, chunked, options = read_header_fields(
