@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -61,3 +62,12 @@ class Served:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def serving(served: Served) -> Iterator[Served]:
+    """A module fixture's body: ``yield from serving(Served(...))`` yields it, then stops
+    the servers it started."""
+    try:
+        yield served
+    finally:
+        served.close()

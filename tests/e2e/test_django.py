@@ -21,14 +21,11 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.e2e import clients
-from tests.e2e.apps.common import upload_summary
+from tests.e2e import checks, clients
 from tests.e2e.conftest import PASSWORD, SUPERUSER
 from tests.e2e.django_demo import views
-from tests.e2e.served import Served
-from tests.e2e.server import RUNNING_ON
+from tests.e2e.served import Served, serving
 
-AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
 BACKENDS = ["default", "asyncio", "uvloop"]
 ENTRY_POINTS = {"django": "mysite.asgi:application", "channels": "mysite.channels_asgi:application"}
 HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
@@ -48,18 +45,11 @@ def served(
         cwd=django_project,
     )
     served.entry = entry  # type: ignore[attr-defined]
-    try:
-        yield served
-    finally:
-        served.close()
+    yield from serving(served)
 
 
 def test_start_up_log_names_the_backend(served: Served) -> None:
-    server = served.server()
-    with clients.http_client("1.1") as client:
-        assert client.get(f"{server.url}/json").status_code == 200
-    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
-    assert expected in server.stderr
+    checks.check_start_up_log(served)
 
 
 @HTTP
@@ -135,24 +125,12 @@ def test_json_and_parameters(served: Served, http: str) -> None:
 
 
 def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
-    payload = clients.upload_payload()
-    with clients.http_client("1.1") as client:
-        response = client.post(
-            f"{served.server().url}/upload",
-            files={"file": ("big.bin", payload, "application/octet-stream")},
-        )
-    assert response.status_code == 200, response.text[:500]
-    assert response.json() == upload_summary("big.bin", payload)
+    checks.check_upload_httpx(served.server().url)
 
 
-@pytest.mark.parametrize("http", ["1.1", "2"])
+@HTTP
 def test_upload_20_mib_multipart_curl(served: Served, upload_file: Path, http: str) -> None:
-    """curl -F: on HTTP/1.1 with "Expect: 100-continue" (curl sends it for big bodies), on
-    HTTP/2 over h2c (httpx's pure-Python HTTP/2 client takes 2-3x as long here)."""
-    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
-    body, write_out = clients.curl_upload(f"{served.server().url}/upload", upload_file, flag)
-    assert write_out == f"200 {http}", body[:500]
-    assert json.loads(body) == upload_summary("big.bin", clients.upload_payload())
+    checks.check_upload_curl(served.server().url, upload_file, http)
 
 
 @HTTP
@@ -169,20 +147,7 @@ def test_streaming_response_and_sse(served: Served, http: str) -> None:
 
 @HTTP
 def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
-    url = served.server().url
-    with (
-        clients.http_client(http) as client,
-        client.stream("GET", f"{url}/sse-forever") as response,
-    ):
-        received = ""
-        for text in response.iter_text():
-            received += text
-            if len(clients.parse_sse(received)) >= 3:
-                break
-    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
-    with clients.http_client("1.1") as client:
-        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
-    assert active == {"active": 0}
+    checks.check_endless_sse_stops(served.server().url, http)
 
 
 def test_curl(served: Served) -> None:
@@ -226,7 +191,7 @@ def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
     assert server.stop() == 0, server.stderr
     assert '"GET /json HTTP/1.1" 200' in server.stdout
     assert "ASGI lifespan not supported by the app" in server.stderr
-    errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
+    errors = checks.error_lines(server.stderr)
     assert not [line for line in errors if "lifespan" in line.lower()], server.stderr
 
 
@@ -235,13 +200,14 @@ def test_no_lifespan_and_clean_shutdown(served: Served) -> None:
 
 @pytest.fixture(scope="module")
 def served_wsgi(django_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    served = Served(
-        "mysite.wsgi:application", "default", tmp_path_factory.mktemp("wsgi"), cwd=django_project
+    yield from serving(
+        Served(
+            "mysite.wsgi:application",
+            "default",
+            tmp_path_factory.mktemp("wsgi"),
+            cwd=django_project,
+        )
     )
-    try:
-        yield served
-    finally:
-        served.close()
 
 
 @HTTP
@@ -263,4 +229,4 @@ def test_wsgi_entry_point_serves_static_files_and_json(
     assert css.status_code == 200
     assert css.content == (django_project / "staticfiles/admin/css/base.css").read_bytes()
     assert data.json() == {"framework": "django", "ok": True}
-    assert AUTO_ASYNCIO in server.stderr
+    assert checks.AUTO_ASYNCIO in server.stderr

@@ -9,19 +9,16 @@ The same app's WebSocket and lifespan routes do not exist: WSGI has neither.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import clients
+from tests.e2e import checks, clients
 from tests.e2e.apps import common
-from tests.e2e.served import Served
-from tests.e2e.server import RUNNING_ON
+from tests.e2e.served import Served, serving
 
 APP = "tests.e2e.apps.flask_app:app"
-AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
 BACKENDS = ["default", "trio", "asyncio", "uvloop"]
 HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
 
@@ -30,19 +27,13 @@ HTTP = pytest.mark.parametrize("http", ["1.1", "2"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    served = Served(APP, request.param, tmp_path_factory.mktemp(f"flask-{request.param}"))
-    try:
-        yield served
-    finally:
-        served.close()
+    yield from serving(
+        Served(APP, request.param, tmp_path_factory.mktemp(f"flask-{request.param}"))
+    )
 
 
 def test_start_up_log_names_the_backend(served: Served) -> None:
-    server = served.server()
-    with clients.http_client("1.1") as client:
-        assert client.get(f"{server.url}/json").status_code == 200
-    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
-    assert expected in server.stderr
+    checks.check_start_up_log(served)
 
 
 @HTTP
@@ -66,23 +57,12 @@ def test_path_and_query_parameters(served: Served, http: str) -> None:
 
 
 def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
-    payload = clients.upload_payload()
-    with clients.http_client("1.1") as client:
-        response = client.post(
-            f"{served.server().url}/upload",
-            files={"file": ("big.bin", payload, "application/octet-stream")},
-        )
-    assert response.status_code == 200, response.text[:500]
-    assert response.json() == common.upload_summary("big.bin", payload)
+    checks.check_upload_httpx(served.server().url)
 
 
-@pytest.mark.parametrize("http", ["1.1", "2"])
+@HTTP
 def test_upload_20_mib_multipart_curl(served: Served, upload_file: Path, http: str) -> None:
-    """curl -F: on HTTP/1.1 with "Expect: 100-continue", on HTTP/2 over h2c."""
-    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
-    body, write_out = clients.curl_upload(f"{served.server().url}/upload", upload_file, flag)
-    assert write_out == f"200 {http}", body[:500]
-    assert json.loads(body) == common.upload_summary("big.bin", clients.upload_payload())
+    checks.check_upload_curl(served.server().url, upload_file, http)
 
 
 @HTTP
@@ -113,53 +93,18 @@ def test_server_sent_events(served: Served, http: str) -> None:
 
 @HTTP
 def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
-    """The client reads three events of an endless stream and leaves: tricorn calls the
-    iterable's ``close()``, which closes the generator (its finally ran)."""
-    url = served.server().url
-    with (
-        clients.http_client(http) as client,
-        client.stream("GET", f"{url}/sse-forever") as response,
-    ):
-        received = ""
-        for text in response.iter_text():
-            received += text
-            if len(clients.parse_sse(received)) >= 3:
-                break
-    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
-    with clients.http_client("1.1") as client:
-        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
-    assert active == {"active": 0}
+    """tricorn calls the WSGI iterable's ``close()`` when the client leaves."""
+    checks.check_endless_sse_stops(served.server().url, http)
 
 
 @HTTP
 def test_static_file_head_conditional_and_range(served: Served, http: str) -> None:
-    url = f"{served.server().url}/static/hello.txt"
-    content = (common.STATIC_DIR / "hello.txt").read_bytes()
-    with clients.http_client(http) as client:
-        full = client.get(url)
-        missing = client.get(f"{served.server().url}/static/nope.txt")
-        head = client.head(url)
-        not_modified = client.get(url, headers={"If-None-Match": full.headers["etag"]})
-        partial = client.get(url, headers={"Range": "bytes=0-4"})
-    assert full.status_code == 200
-    assert full.content == content
-    assert full.headers["content-type"].startswith("text/plain")
-    assert missing.status_code == 404
-    assert head.headers["content-length"] == str(len(content))
-    assert head.content == b""
-    assert not_modified.status_code == 304
-    assert not_modified.content == b""
-    assert partial.status_code == 206
-    assert partial.content == content[:5]
-    assert partial.headers["content-range"] == f"bytes 0-4/{len(content)}"
+    checks.check_static_file(served.server().url, http)
 
 
-@pytest.mark.parametrize("http", ["1.1", "2"])
+@HTTP
 def test_curl(served: Served, http: str) -> None:
-    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
-    body, write_out = clients.curl(flag, f"{served.server().url}/items/7?q=curl")
-    assert write_out == f"200 {http}"
-    assert json.loads(body) == {"item_id": 7, "q": "curl"}
+    checks.check_curl_item(served.server().url, http)
 
 
 def test_sigint_stops_cleanly_with_the_access_log(served: Served) -> None:
@@ -168,5 +113,4 @@ def test_sigint_stops_cleanly_with_the_access_log(served: Served) -> None:
         assert client.get(f"{server.url}/json").status_code == 200
     assert server.stop() == 0, server.stderr
     assert '"GET /json HTTP/1.1" 200' in server.stdout
-    errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
-    assert errors == []
+    assert checks.error_lines(server.stderr) == []

@@ -4,19 +4,15 @@ httpx (HTTP/1.1 and h2c), curl and the websockets library (Quart's push: test_qu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e import clients
+from tests.e2e import checks, clients
 from tests.e2e.apps import common
-from tests.e2e.served import FRAMEWORKS, Served
-from tests.e2e.server import RUNNING_ON
-
-AUTO_ASYNCIO = "Running on asyncio (backend = auto: the app does not import trio)"
+from tests.e2e.served import FRAMEWORKS, Served, serving
 
 CASES = [
     (framework, backend)
@@ -37,10 +33,7 @@ def served(
         tmp_path_factory.mktemp(f"{framework}-{backend}"),
     )
     served.framework = framework  # type: ignore[attr-defined]
-    try:
-        yield served
-    finally:
-        served.close()
+    yield from serving(served)
 
 
 def framework_of(served: Served) -> str:
@@ -48,11 +41,7 @@ def framework_of(served: Served) -> str:
 
 
 def test_start_up_log_names_the_backend(served: Served) -> None:
-    server = served.server()
-    with clients.http_client("1.1") as client:
-        assert client.get(f"{server.url}/json").status_code == 200
-    expected = AUTO_ASYNCIO if served.backend == "default" else RUNNING_ON[served.backend]
-    assert expected in server.stderr
+    checks.check_start_up_log(served)
 
 
 @HTTP
@@ -76,24 +65,12 @@ def test_path_and_query_parameters(served: Served, http: str) -> None:
 
 
 def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
-    payload = clients.upload_payload()
-    with clients.http_client("1.1") as client:
-        response = client.post(
-            f"{served.server().url}/upload",
-            files={"file": ("big.bin", payload, "application/octet-stream")},
-        )
-    assert response.status_code == 200, response.text[:500]
-    assert response.json() == common.upload_summary("big.bin", payload)
+    checks.check_upload_httpx(served.server().url)
 
 
-@pytest.mark.parametrize("http", ["1.1", "2"])
+@HTTP
 def test_upload_20_mib_multipart_curl(served: Served, upload_file: Path, http: str) -> None:
-    """curl -F: on HTTP/1.1 with "Expect: 100-continue" (curl sends it for big bodies), on
-    HTTP/2 over h2c (httpx's pure-Python HTTP/2 client takes 2-3x as long here)."""
-    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
-    body, write_out = clients.curl_upload(f"{served.server().url}/upload", upload_file, flag)
-    assert write_out == f"200 {http}", body[:500]
-    assert json.loads(body) == common.upload_summary("big.bin", clients.upload_payload())
+    checks.check_upload_curl(served.server().url, upload_file, http)
 
 
 @HTTP
@@ -125,22 +102,8 @@ def test_server_sent_events(served: Served, http: str) -> None:
 
 @HTTP
 def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
-    """An endless event stream (the usual SSE endpoint): once the client has read two events
-    and closed its connection, the app's generator is closed (its finally ran)."""
-    url = served.server().url
-    with (
-        clients.http_client(http) as client,
-        client.stream("GET", f"{url}/sse-forever") as response,
-    ):
-        received = ""
-        for text in response.iter_text():
-            received += text
-            if len(clients.parse_sse(received)) >= 3:
-                break
-    assert [e["data"] for e in clients.parse_sse(received)[:2]] == ["tick", "tick"]
-    with clients.http_client("1.1") as client:
-        active = clients.poll_json(client, f"{url}/sse-active", {"active": 0})
-    assert active == {"active": 0}
+    """An endless event stream (the usual SSE endpoint)."""
+    checks.check_endless_sse_stops(served.server().url, http)
 
 
 def test_a_client_leaving_an_endless_stream_is_no_error(served: Served) -> None:
@@ -157,44 +120,15 @@ def test_a_client_leaving_an_endless_stream_is_no_error(served: Served) -> None:
     with clients.http_client("1.1") as client:
         assert clients.poll_json(client, f"{server.url}/sse-active", {"active": 0}) == {"active": 0}
     assert server.stop() == 0
-    errors = [line for line in server.stderr.splitlines() if line.startswith("ERROR")]
-    assert errors == []
-
-
-@HTTP
-def test_static_file(served: Served, http: str) -> None:
-    with clients.http_client(http) as client:
-        response = client.get(f"{served.server().url}/static/hello.txt")
-        missing = client.get(f"{served.server().url}/static/nope.txt")
-    assert response.status_code == 200
-    assert response.content == (common.STATIC_DIR / "hello.txt").read_bytes()
-    assert response.headers["content-type"].startswith("text/plain")
-    assert missing.status_code == 404
+    assert checks.error_lines(server.stderr) == []
 
 
 @HTTP
 def test_static_file_head_conditional_and_range(served: Served, http: str) -> None:
-    """HEAD (the length, no body) and, where the framework's static files do them (not
-    Litestar's: 200 with the whole file for both), If-None-Match (304, no body) and Range
-    (206 with the bytes asked for)."""
-    url = f"{served.server().url}/static/hello.txt"
-    content = (common.STATIC_DIR / "hello.txt").read_bytes()
-    with clients.http_client(http) as client:
-        full = client.get(url)
-        head = client.head(url)
-        not_modified = client.get(url, headers={"If-None-Match": full.headers["etag"]})
-        partial = client.get(url, headers={"Range": "bytes=0-4"})
-    assert head.status_code == 200
-    assert head.headers["content-length"] == str(len(content))
-    assert head.content == b""
-    if framework_of(served) == "litestar":
-        assert (not_modified.status_code, partial.status_code) == (200, 200)
-    else:
-        assert not_modified.status_code == 304
-        assert not_modified.content == b""
-        assert partial.status_code == 206
-        assert partial.content == content[:5]
-        assert partial.headers["content-range"] == f"bytes 0-4/{len(content)}"
+    """GET, HEAD and a missing file; If-None-Match and Range where the framework's static
+    files do them (not Litestar's: 200 with the whole file for both)."""
+    conditional = framework_of(served) != "litestar"
+    checks.check_static_file(served.server().url, http, conditional=conditional)
 
 
 @HTTP
@@ -204,12 +138,9 @@ def test_lifespan_state(served: Served, http: str) -> None:
     assert response.json() == {"greeting": common.GREETING}
 
 
-@pytest.mark.parametrize("http", ["1.1", "2"])
+@HTTP
 def test_curl(served: Served, http: str) -> None:
-    flag = "--http1.1" if http == "1.1" else "--http2-prior-knowledge"
-    body, write_out = clients.curl(flag, f"{served.server().url}/items/7?q=curl")
-    assert write_out == f"200 {'1.1' if http == '1.1' else '2'}"
-    assert json.loads(body) == {"item_id": 7, "q": "curl"}
+    checks.check_curl_item(served.server().url, http)
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])

@@ -12,22 +12,11 @@ does, so its transcripts are compared whole.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 
 import pytest
 
-from tricorn.protocols.events import (
-    Body,
-    ConnectionClosed,
-    EndBody,
-    Event,
-    H2CPrefaceReceived,
-    ProtocolError,
-    Request,
-    Response,
-    UpgradeRequested,
-)
+from fuzz import harness
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.http11_httptools import HTTPToolsProtocol
@@ -35,10 +24,6 @@ from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 Protocol = HTTP11Protocol | H11Protocol
 SEEDS = [1, 2, 3, 4, 5, 6]
 CASES_PER_SEED = 300
-# Fields h11 rewrites on the way in (duplicate identical Content-Length folded into one,
-# Transfer-Encoding lower-cased); the body framing they decide is compared through the body.
-FRAMING_FIELDS = (b"content-length", b"transfer-encoding")
-STATUS_RE = re.compile(rb"HTTP/1\.1 ([0-9]{3}) ")
 
 # --- the generator -----------------------------------------------------------------------
 
@@ -222,11 +207,15 @@ def mutate(rng: random.Random, message: Message) -> bytes:
             [b"/", b"/\xff", b"/a b", b"/" + b"a" * 300, rng.choice(BAD_AUTHORITIES)]
         )
     elif kind == 14:  # a body of other length than announced
-        fields[:] = [(name, value) for name, value in fields if name.lower() not in FRAMING_FIELDS]
+        fields[:] = [
+            (name, value) for name, value in fields if name.lower() not in harness.FRAMING_FIELDS
+        ]
         fields.append((b"Content-Length", b"%d" % rng.randrange(0, 60)))
         message.body = random_bytes(rng, rng.randrange(0, 40))
     elif kind == 15:  # trailer shapes
-        fields[:] = [(name, value) for name, value in fields if name.lower() not in FRAMING_FIELDS]
+        fields[:] = [
+            (name, value) for name, value in fields if name.lower() not in harness.FRAMING_FIELDS
+        ]
         fields.append((b"Transfer-Encoding", b"chunked"))
         trailer = rng.choice(
             [b"X: 1", b"no colon", b" X: folded", b"X : 1", b"Content-Length: 5", b"X: a\x01"]
@@ -278,107 +267,23 @@ def generate(rng: random.Random) -> tuple[list[bytes], dict[str, int]]:
     return [piece for piece in pieces if piece], limits
 
 
-# --- driving a protocol like the server does ----------------------------------------------
+# --- driving a protocol like the server does: fuzz/harness.py's driver ---------------------
+#
+# ``harness.drive_http1`` feeds the pieces as the server does (then EOF), answers every
+# request ``200 ok`` (``405`` to odd CONNECTs: a 2xx would open a tunnel, which no parser
+# offers) and declines upgrades; ``harness.comparable`` is what h11 and our parser must agree
+# on. The atheris target ``http1_diff`` uses the same two.
 
-
-@dataclass
-class Transcript:
-    """What a protocol made of one input: served requests, responses, the error if any."""
-
-    requests: list[tuple[object, ...]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)  # every response status written
-    error: int | None = None  # status of the ProtocolError (0: after the response began)
-    closed: bool = False  # ConnectionClosed was reported
-
-
-def head_key(request: Request) -> tuple[object, ...]:
-    fields = [(name, value) for name, value in request.headers if name not in FRAMING_FIELDS]
-    return (
-        request.stream_id,
-        request.method,
-        request.target,
-        request.http_version,
-        tuple(fields),
-        request.expects_body,
-        request.expect_continue,
-    )
+Transcript = harness.HTTP1Transcript
 
 
 def drive(
     protocol_class: type[Protocol], pieces: list[bytes], limits: dict[str, int]
 ) -> Transcript:
-    protocol = protocol_class(**limits)  # type: ignore[arg-type]
-    transcript = Transcript()
-    bodies: dict[int, bytearray] = {}
-    methods: dict[int, bytes] = {}
-    out = bytearray()
-
-    def handle(events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, UpgradeRequested):
-                handle(protocol.decline_upgrade())
-            elif isinstance(event, Request):
-                bodies[event.stream_id] = bytearray()
-                methods[event.stream_id] = event.method
-                transcript.requests.append(head_key(event))
-                if event.expect_continue:
-                    protocol.continue_request(event.stream_id)
-            elif isinstance(event, Body):
-                bodies[event.stream_id] += event.data
-            elif isinstance(event, EndBody):
-                transcript.requests.append(("body", bytes(bodies[event.stream_id])))
-                # A 2xx to CONNECT would open a tunnel, which neither protocol offers: both
-                # close after its head. Every other CONNECT is refused, keeping the connection.
-                connect = methods[event.stream_id] == b"CONNECT"
-                status = 405 if connect and event.stream_id % 2 else 200
-                protocol.send(Response(event.stream_id, status, [(b"content-length", b"2")]))
-                protocol.send(Body(event.stream_id, b"ok"))
-                protocol.send(EndBody(event.stream_id))
-            elif isinstance(event, ProtocolError):
-                assert transcript.error is None, events
-                transcript.error = event.status or 0
-            elif isinstance(event, ConnectionClosed):
-                transcript.closed = True
-            else:
-                assert isinstance(event, H2CPrefaceReceived)
-                transcript.requests.append(("h2c",))
-
-    def pump(events: list[Event]) -> None:
-        handle(events)
-        for _ in range(100):  # each round serves a request: a few are pipelined at most
-            events = protocol.next_events()
-            if not events:
-                break
-            handle(events)
-        else:
-            raise AssertionError("next_events keeps producing events")
-        out.extend(protocol.data_to_send())
-
-    for piece in pieces:
-        pump(protocol.receive_data(piece))
-    pump(protocol.receive_data(b""))
-    # Nothing is left waiting: the peer closed, so the connection closes, or the server, told
-    # by ConnectionClosed, gives up on the unfinished request, or HTTP/2 took the connection.
-    assert protocol.should_close or transcript.closed or ("h2c",) in transcript.requests
-    assert protocol.data_to_send() == b""
-    transcript.statuses = [int(status) for status in STATUS_RE.findall(bytes(out))]
-    return transcript
+    return harness.drive_http1(protocol_class, pieces, limits)
 
 
-def comparable(transcript: Transcript) -> tuple[object, ...]:
-    """The transcript with exact statuses, cut after an HTTP/1.0 request.
-
-    h11 closes every HTTP/1.0 connection after its response (no keep-alive), where our parser
-    honours ``Connection: keep-alive``: what follows an HTTP/1.0 request is not compared.
-    """
-    requests = transcript.requests
-    error = transcript.error
-    statuses = list(transcript.statuses)
-    for index, item in enumerate(requests):
-        if len(item) > 3 and item[3] == "1.0":
-            served = sum(1 for entry in requests[: index + 2] if entry[0] == "body")
-            return (tuple(requests[: index + 2]), tuple(statuses[:served]))
-    return (tuple(requests), tuple(statuses), error)
+comparable = harness.comparable
 
 
 def run_case(seed: int, case: int) -> tuple[Transcript, Transcript, list[bytes], dict[str, int]]:

@@ -9,30 +9,27 @@ the whole budget of this hot path); the rules it enforces are the ``check_*`` fu
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Unpack
 
-from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived, Headers
+from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived
 from tricorn.protocols.http11_base import HTTP11Base, HTTP11Limits
 from tricorn.protocols.http11_rules import (
     H2C_PREFACE,
-    REQUEST_NAMES,
     PeerError,
     State,
     check_chunk_end,
     check_chunk_line,
     check_chunk_line_prefix,
-    check_content_length,
-    check_field_line,
     check_head_bytes,
     check_head_limits,
-    check_header_name,
-    check_host,
     check_request_line,
-    check_transfer_encoding,
-    comma_tokens,
+    read_header_fields,
 )
 
 __all__ = ["H2C_PREFACE", "HTTP11Limits", "HTTP11Protocol"]
+
+_COLONS = repeat(b":")  # map(bytes.partition, lines, _COLONS): each field line split at C speed
 
 _HEAD = int(State.HEAD)
 _LENGTH_BODY = int(State.LENGTH_BODY)
@@ -43,18 +40,6 @@ _TRAILERS = int(State.TRAILERS)
 _DONE = int(State.DONE)
 _CLOSED = int(State.CLOSED)
 _SWITCHED = int(State.SWITCHED)
-
-_REQUEST_SPECIAL = frozenset(
-    (
-        b"content-length",
-        b"transfer-encoding",
-        b"host",
-        b"connection",
-        b"expect",
-        b"upgrade",
-        b"http2-settings",
-    )
-)
 
 
 class HTTP11Protocol(HTTP11Base):
@@ -153,44 +138,17 @@ class HTTP11Protocol(HTTP11Base):
     def _parse_head(self, head: bytes, buffer: bytes, body_start: int, events: list[Event]) -> None:
         """Check a complete head (the rules in their order) and start its request."""
         lines = head.split(b"\r\n")
+        fields = len(lines) - 1
         try:
-            check_head_bytes(head, len(lines) - 1)
+            check_head_bytes(head, fields)
             start = check_request_line(lines[0], self._max_line)  # (method, target, HTTP/1.0)
-            check_head_limits(len(head) + 4, len(lines) - 1, self._max_head, self._max_headers)
+            if len(head) + 4 > self._max_head or fields > self._max_headers:  # no call if not
+                check_head_limits(len(head) + 4, fields, self._max_head, self._max_headers)
         except PeerError as error:  # the first fault in byte order, as if read in pieces
             raise self._first_fault(head + b"\r\n\r\n") or error from None
-        http10 = start[2]
-        headers: Headers = []
-        length: int | None = None
-        codings: list[bytes] | None = None
-        hosts = 0
-        options: Headers | None = None
-        names = REQUEST_NAMES
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon:
-                check_field_line(line)
-            lower = names.get(name)
-            if lower is None:
-                lower = check_header_name(name)
-            value = value.strip(b" \t")
-            headers.append((lower, value))
-            if lower in _REQUEST_SPECIAL:
-                if lower == b"content-length":
-                    length = check_content_length(value, length)
-                elif lower == b"transfer-encoding":
-                    codings = [*(codings or ()), *comma_tokens(value)]
-                elif lower == b"host":
-                    hosts += 1
-                elif options is None:  # Connection, Expect, Upgrade, HTTP2-Settings
-                    options = [(lower, value)]
-                else:
-                    options.append((lower, value))
-        if hosts != 1:
-            check_host(hosts, http10)
-        if codings is not None:
-            check_transfer_encoding(codings, http10, length)
-        chunked = codings is not None
+        headers, length, chunked, options = read_header_fields(
+            map(bytes.partition, lines[1:], _COLONS), start[2]
+        )
         self._begin_request(start, headers, length, chunked, options, buffer, body_start, events)
 
     def _read_chunked(self, buffer: bytes, position: int, events: list[Event]) -> int:

@@ -756,7 +756,8 @@ class HTTP11Base:
     def _start_response(self, event: Response) -> None:
         status = event.status
         stream_id = event.stream_id
-        check_final_status(status, stream_id)
+        if not 200 <= status <= 999:  # the rule's call only when it fails (the hot path)
+            check_final_status(status, stream_id)
         # RFC 9112 6.3: after a 2xx to CONNECT the connection is a tunnel, which tricorn does
         # not offer: the head is sent without framing fields (RFC 9110 9.3.6), the body is
         # dropped, and the connection closes, so no byte after it is read as HTTP.

@@ -28,35 +28,19 @@ from typing import Unpack
 
 import httptools
 
-from tricorn.protocols.events import Event, Headers
+from tricorn.protocols.events import Event
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_base import HTTP11Limits
 from tricorn.protocols.http11_rules import (
-    REQUEST_NAMES,
     PeerError,
-    check_content_length,
     check_head_bytes,
     check_head_limits,
-    check_header_name,
-    check_host,
-    check_transfer_encoding,
-    comma_tokens,
+    read_header_fields,
 )
 
 __all__ = ["HTTPToolsProtocol"]
 
 _VERSIONS = {b" HTTP/1.1": False, b" HTTP/1.0": True}
-_SPECIAL = frozenset(
-    (
-        b"host",
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"expect",
-        b"upgrade",
-        b"http2-settings",
-    )
-)
 
 
 class _Sink:
@@ -66,13 +50,15 @@ class _Sink:
 
     def __init__(self) -> None:
         self.url = b""
-        self.fields: list[tuple[bytes, bytes]] = []
+        #: (name, b":", value): a field line as ``bytes.partition`` splits it, the form
+        #: ``read_header_fields`` reads for every parser.
+        self.fields: list[tuple[bytes, bytes, bytes]] = []
 
     def on_url(self, url: bytes) -> None:
         self.url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.fields.append((name, value))
+        self.fields.append((name, b":", value))
 
 
 class HTTPToolsProtocol(HTTP11Protocol):
@@ -96,7 +82,7 @@ class HTTPToolsProtocol(HTTP11Protocol):
             raise self._first_fault(head + b"\r\n\r\n") or error from None
         sink = self._sink
         sink.url = b""
-        fields: list[tuple[bytes, bytes]] = []
+        fields: list[tuple[bytes, bytes, bytes]] = []
         sink.fields = fields
         parser = self._llhttp
         if parser is None:
@@ -132,36 +118,9 @@ class HTTPToolsProtocol(HTTP11Protocol):
                 check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
             except PeerError as error:
                 raise self._first_fault(head + b"\r\n\r\n") or error from None
-        headers: Headers = []
-        length: int | None = None
-        codings: list[bytes] | None = None
-        hosts = 0
-        options: Headers | None = None
-        names = REQUEST_NAMES
-        for name, raw in fields:
-            lower = names.get(name)
-            if lower is None:
-                lower = check_header_name(name)
-            value = raw.strip(b" \t")  # llhttp strips the leading OWS, not the trailing
-            headers.append((lower, value))
-            if lower in _SPECIAL:
-                if lower == b"host":
-                    hosts += 1
-                elif lower == b"content-length":
-                    length = check_content_length(value, length)
-                elif lower == b"transfer-encoding":
-                    codings = [*(codings or ()), *comma_tokens(value)]
-                elif options is None:  # Connection, Expect, Upgrade, HTTP2-Settings
-                    options = [(lower, value)]
-                else:
-                    options.append((lower, value))
-        if hosts != 1:
-            check_host(hosts, http10)
-        if codings is not None:
-            check_transfer_encoding(codings, http10, length)
-        elif not (length or spent) and parser.should_keep_alive():
+        headers, length, chunked, options = read_header_fields(fields, http10)
+        if not (chunked or length or spent) and parser.should_keep_alive():
             self._llhttp = parser  # llhttp is between messages, as we are
-        chunked = codings is not None
         start_line = (method, sink.url, http10)
         self._begin_request(
             start_line, headers, length, chunked, options, buffer, body_start, events

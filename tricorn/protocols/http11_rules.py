@@ -11,6 +11,7 @@ and the writer move through are :class:`State`, :class:`ResponseState` and :clas
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import IntEnum
 from http import HTTPStatus
 from typing import NamedTuple
@@ -309,6 +310,63 @@ def check_transfer_encoding(codings: list[bytes], http10: bool, length: int | No
     """:func:`check_framing_fields` then :func:`check_transfer_codings`."""
     check_framing_fields(codings, http10, length)
     check_transfer_codings(codings)
+
+
+#: The request fields that decide the body's framing or the connection's options.
+REQUEST_SPECIAL = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"http2-settings",
+    )
+)
+
+
+#: What :func:`read_header_fields` returns: the headers (names lower-cased, values without
+#: surrounding whitespace), the Content-Length, whether the body is chunked, and the
+#: Connection, Expect, Upgrade and HTTP2-Settings fields (None: none). A plain tuple: it is
+#: made once per request.
+HeaderSection = tuple[Headers, int | None, bool, Headers | None]
+
+
+def read_header_fields(fields: Iterable[tuple[bytes, bytes, bytes]], http10: bool) -> HeaderSection:
+    """A request's field lines, each as ``line.partition(b":")`` splits it, read with the
+    field rules in byte order (a line without a colon, the name, Content-Length), then
+    Host and Transfer-Encoding. Every parser's head goes through here once (the hot path)."""
+    headers: Headers = []
+    length: int | None = None
+    codings: list[bytes] | None = None
+    hosts = 0
+    options: Headers | None = None
+    names = REQUEST_NAMES
+    for name, colon, raw in fields:
+        if not colon:
+            check_field_line(name)  # partition left the whole line in the name
+        lower = names.get(name)
+        if lower is None:
+            lower = check_header_name(name)
+        value = raw.strip(b" \t")
+        headers.append((lower, value))
+        if lower in REQUEST_SPECIAL:
+            if lower == b"content-length":
+                length = check_content_length(value, length)
+            elif lower == b"transfer-encoding":
+                codings = [*(codings or ()), *comma_tokens(value)]
+            elif lower == b"host":
+                hosts += 1
+            elif options is None:
+                options = [(lower, value)]
+            else:
+                options.append((lower, value))
+    if hosts != 1:
+        check_host(hosts, http10)
+    if codings is not None:
+        check_transfer_encoding(codings, http10, length)
+    return headers, length, codings is not None, options
 
 
 def check_content_length_limit(length: int | None, limit: int) -> None:

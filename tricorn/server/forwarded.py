@@ -429,6 +429,12 @@ class ProxyHeaders:
     def apply(self, scope: Scope) -> None:
         """Rewrite ``scope`` (an HTTP scope fresh from ``build_scope``) with what trusted
         proxies say: client, scheme, server, the ``host`` header, root_path and the path."""
+        names = self._names
+        for name, _ in scope["headers"]:
+            if name in names:
+                break
+        else:  # the common case, no proxy header: one scan, no call (once per request)
+            return
         forwarded = self.read(
             scope["headers"], client=scope["client"], scheme=scope["scheme"], server=scope["server"]
         )
