@@ -182,6 +182,20 @@ def test_the_invalid_utf8_close_reason_does_not_depend_on_the_chunking() -> None
     assert failure(ws_events(data, 1)) == (1007, "invalid UTF-8 in a text message")
 
 
+@pytest.mark.parametrize("length_bytes", [2, 8])
+def test_a_non_minimal_length_is_1002_before_the_mask_arrives(length_bytes: int) -> None:
+    """The fast path (websocket_fast) waited for the mask before reading an extended
+    length, so a non-minimal one with the rest not yet sent was no error when the bytes
+    came whole but 1002 when cut after a fast-path message (wsproto checks the length as
+    soon as it has it). Found by the websocket fuzz target after the fast path's merge."""
+    length = (100 if length_bytes == 2 else 255).to_bytes(length_bytes, "big")
+    data = masked(0x81, b"i") + bytes([0x81, 0x80 | (126 if length_bytes == 2 else 127)]) + length
+    for pieces in (1, 2, len(data)):
+        events = ws_events(data, pieces)
+        assert failure(events)[0] == 1002, pieces
+        assert "would have sufficed" in failure(events)[1]
+
+
 def deflated(data: bytes) -> bytes:
     compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
     return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]

@@ -88,14 +88,14 @@ def _scan(
             head = 6
         elif length == _LENGTH_16:
             head = 8
-            if left < head:
+            if left < 4:  # the length first: wsproto checks it before the mask is here
                 return position, PARTIAL
             length = int.from_bytes(data[position + 2 : position + 4], "big")
             if length < _LENGTH_16:
                 return position, DEFER  # not the shortest encoding (RFC 6455 5.2)
         else:
             head = 14
-            if left < head:
+            if left < 10:  # as above (found by fuzzing: a non-minimal length, mask not here)
                 return position, PARTIAL
             length = int.from_bytes(data[position + 2 : position + 10], "big")
             if length < 65536 or length >> 63:
