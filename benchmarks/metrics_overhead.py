@@ -4,7 +4,8 @@
     python -m benchmarks.metrics_overhead [--rounds 5] [--duration 4] [--backends trio,asyncio]
 
 The three servers of a backend run side by side on core 0 (an idle one costs nothing); the
-load tool on core 1 takes them in turn, off / prometheus / statsd, ``--rounds`` times, so
+load tool on core 1 takes them in turn, off / prometheus / statsd (every other round the
+other way round), ``--rounds`` times, so
 that a change in the machine's load hits all three alike. Each round gives a ratio to the
 "off" run of the same round; the figure is the median ratio. HTTP/1.1 keep-alive with wrk
 (1 thread, 16 connections), h2c with h2load (16 connections x 32 streams). Each "on"
@@ -177,8 +178,11 @@ def main() -> None:
                 rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
                 cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
                 counted = {variant: 0 for variant in VARIANTS}
-                for _ in range(args.rounds):
-                    for variant in VARIANTS:
+                for round_number in range(args.rounds):
+                    # Every other round in reverse, so that a place in the order (first
+                    # after the previous tool, last before the next) favours none.
+                    order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
+                    for variant in order:
                         pid = servers[variant][0].pid
                         before = _cpu_seconds(pid)
                         rate, done = tool(servers[variant][1], args.duration)
