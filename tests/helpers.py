@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from tricorn import Config, serve
 from tricorn.server.asgi_types import ASGI3App
@@ -107,6 +108,56 @@ async def read_response(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> b
         _leftovers[stream] = rest[length:]
         rest = rest[:length]
     return head + b"\r\n\r\n" + rest
+
+
+class _AdoptingStream(Protocol):
+    """A transport stream of ours that takes over an accepted anyio stream
+    (``AsyncioSocketStream``, ``TrioSocketStream``)."""
+
+    @classmethod
+    def adopt(cls, stream: SocketStream) -> SocketStream: ...
+
+    async def aclose(self) -> None: ...
+
+
+StreamT = TypeVar("StreamT", bound=_AdoptingStream)
+
+
+@asynccontextmanager
+async def connected_pair(
+    stream_class: type[StreamT],
+) -> AsyncIterator[tuple[StreamT, socket.socket]]:
+    """A server-side stream adopted by ``stream_class`` and a non-blocking client socket
+    connected to it, both on 127.0.0.1 (read the client with ``recv_exactly``)."""
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = multi.listeners[0]
+    assert isinstance(listener, SocketListener)
+    port = listener.extra(SocketAttribute.local_port)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.setblocking(False)
+    stream = stream_class.adopt(await listener.accept())
+    assert isinstance(stream, stream_class), f"{stream_class.__name__} did not adopt {stream}"
+    try:
+        yield stream, client
+    finally:
+        client.close()
+        await stream.aclose()
+        await listener.aclose()
+
+
+async def recv_exactly(client: socket.socket, size: int) -> bytes:
+    """Read exactly ``size`` bytes from a non-blocking client socket (fails after 10 s)."""
+    data = b""
+    with anyio.fail_after(10):  # hang guard
+        while len(data) < size:
+            try:
+                chunk = client.recv(size - len(data))
+            except BlockingIOError:
+                await anyio.sleep(0.001)  # a plain socket: nothing to wait on but polling
+                continue
+            assert chunk, "the server closed the connection"
+            data += chunk
+    return data
 
 
 def free_port() -> int:
