@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import trustme
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from tricorn import Config, serve
@@ -158,6 +161,37 @@ async def recv_exactly(client: socket.socket, size: int) -> bytes:
             assert chunk, "the server closed the connection"
             data += chunk
     return data
+
+
+@dataclass
+class Certificates:
+    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+
+    ca_file: Path
+    certfile: Path
+    keyfile: Path
+
+    def client_context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A client context that trusts the test CA, offering ``alpn`` (none: no ALPN)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        return context
+
+    def settings(self) -> dict[str, str]:
+        """The ``Config`` settings that serve TLS with this certificate."""
+        return {"certfile": str(self.certfile), "keyfile": str(self.keyfile)}
+
+
+def issue_certificates(folder: Path) -> Certificates:
+    """Make a CA and a server certificate signed by it, written into ``folder``."""
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("127.0.0.1", "localhost")
+    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    authority.cert_pem.write_to_path(str(files.ca_file))
+    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
+    server_cert.private_key_pem.write_to_path(str(files.keyfile))
+    return files
 
 
 def free_port() -> int:
