@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import httpx
 import trustme
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
@@ -45,6 +47,16 @@ class RunningServer:
 
 #: Settings every ``serving`` call starts from; tests may parametrize them (http1_parser).
 DEFAULT_SETTINGS: dict[str, Any] = {}
+
+#: The HTTP/1.1 implementations (``http1_parser``) the HTTP/1.1 suites run on.
+HTTP1_PARSERS = ["h11", "tricorn", "httptools"]
+
+
+def use_http1_parser(parser: str) -> Iterator[str]:
+    """For a fixture: every ``serving`` until the fixture ends uses ``parser``."""
+    DEFAULT_SETTINGS["http1_parser"] = parser
+    yield parser
+    DEFAULT_SETTINGS.pop("http1_parser", None)
 
 
 @asynccontextmanager
@@ -192,6 +204,36 @@ def issue_certificates(folder: Path) -> Certificates:
     server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
     server_cert.private_key_pem.write_to_path(str(files.keyfile))
     return files
+
+
+def http_client(version: str, **options: Any) -> httpx.AsyncClient:
+    """httpx over HTTP/1.1 (``"http1"``), or HTTP/2 with prior knowledge (h2c) on the plain
+    port (``"http2"``)."""
+    if version == "http2":
+        return httpx.AsyncClient(http1=False, http2=True, timeout=20, **options)
+    return httpx.AsyncClient(timeout=20, **options)
+
+
+@contextmanager
+def restored_loggers(*names: str) -> Iterator[None]:
+    """Put the tricorn loggers (and ``names``) back as they were: handlers (those added
+    meanwhile are closed), level, propagation, disabled."""
+    saved = {}
+    for name in ("tricorn.error", "tricorn.access", *names):
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate, disabled) in saved.items():
+            logger = logging.getLogger(name)
+            for handler in logger.handlers:
+                if handler not in handlers:
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
 
 
 def free_port() -> int:

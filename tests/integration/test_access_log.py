@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from wsproto.events import CloseConnection, TextMessage
 
-from tests.helpers import RunningServer, open_raw, read_until_closed, serving
+from tests.helpers import RunningServer, ipv6_loopback, open_raw, read_until_closed, serving
 from tests.integration import ws_apps
 from tests.integration.h2_client import h2_connection
 from tests.integration.test_process import stop, tricorn
@@ -250,16 +249,7 @@ async def test_control_characters_cannot_forge_a_line(lines: Lines) -> None:
     assert "/x%0Afake" in text  # {target}: as sent
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 async def test_an_ipv6_client_is_in_brackets(lines: Lines) -> None:
     async with serving(hello, access_log=True, bind=["[::1]:0"]) as server:
         async with httpx.AsyncClient() as client:

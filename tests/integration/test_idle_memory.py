@@ -61,16 +61,8 @@ def open_idle(port: int, count: int, into: list[socket.socket]) -> None:
 
 
 def server(backend: str) -> AbstractContextManager[tuple[subprocess.Popen[str], int]]:
-    return tricorn(
-        "tests.integration.apps:hello",
-        "--backend",
-        backend,
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--keep-alive-timeout",
-        "600",
-    )
+    flags = ["--no-access-log", "--log-level", "warning", "--keep-alive-timeout", "600"]
+    return tricorn("tests.integration.apps:hello", "--backend", backend, *flags)
 
 
 @pytest.fixture(autouse=True)
