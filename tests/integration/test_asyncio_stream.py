@@ -44,6 +44,22 @@ def _send_all_possible(client: socket.socket, chunk: bytes) -> int:
             return sent
 
 
+async def _flood_until_paused(
+    stream: AsyncioSocketStream, client: socket.socket, chunk: bytes
+) -> int:
+    """Push while the server does not receive, until its transport paused reading and the
+    kernel's buffers (ours and the client's) refuse more: nothing else can move. Return
+    how many bytes went."""
+    sent = 0
+    with anyio.fail_after(10):
+        while True:
+            went = _send_all_possible(client, chunk)
+            sent += went
+            if went == 0 and stream._protocol.reading_paused:
+                return sent
+            await anyio.sleep(0.001)  # let the event loop read what it will
+
+
 async def test_adopt_leaves_a_trio_or_unknown_stream_alone() -> None:
     class NotAsyncio(SocketStream):  # no asyncio transport behind it
         _raw_socket = socket.socket()
@@ -86,17 +102,7 @@ async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
 
 async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
     async with connected_pair(AsyncioSocketStream) as (stream, client):
-        chunk = b"x" * 65536
-        sent = 0
-        # Push while the server does not receive, until its transport paused reading and
-        # the kernel's buffers (ours and the client's) refuse more: nothing else can move.
-        with anyio.fail_after(10):
-            while True:
-                went = _send_all_possible(client, chunk)
-                sent += went
-                if went == 0 and stream._protocol.reading_paused:
-                    break
-                await anyio.sleep(0.001)  # let the event loop read what it will
+        sent = await _flood_until_paused(stream, client, b"x" * 65536)
         buffered = len(stream._protocol.buffer)
         # The transport paused at HIGH_WATER; one more read of at most 256 KiB may land.
         assert stream._protocol.reading_paused
@@ -123,13 +129,7 @@ async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
         raised = 8 * HIGH_WATER  # above what the first pause can hold (64 KiB + 256 KiB)
         stream.set_read_high_water(raised)
         assert not stream._protocol.reading_paused  # resumed: less than the new mark waits
-        with anyio.fail_after(10):
-            while True:
-                went = _send_all_possible(client, chunk)
-                sent += went
-                if went == 0 and stream._protocol.reading_paused:
-                    break
-                await anyio.sleep(0.001)
+        sent += await _flood_until_paused(stream, client, chunk)
         buffered = len(stream._protocol.buffer)
         assert raised <= buffered <= raised + 256 * 1024
         received = 0
