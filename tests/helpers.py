@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import anyio
+import httpx
+import trustme
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from tricorn import Config, serve
 from tricorn.server.asgi_types import ASGI3App
@@ -41,6 +47,16 @@ class RunningServer:
 
 #: Settings every ``serving`` call starts from; tests may parametrize them (http1_parser).
 DEFAULT_SETTINGS: dict[str, Any] = {}
+
+#: The HTTP/1.1 implementations (``http1_parser``) the HTTP/1.1 suites run on.
+HTTP1_PARSERS = ["h11", "tricorn", "httptools"]
+
+
+def use_http1_parser(parser: str) -> Iterator[str]:
+    """For a fixture: every ``serving`` until the fixture ends uses ``parser``."""
+    DEFAULT_SETTINGS["http1_parser"] = parser
+    yield parser
+    DEFAULT_SETTINGS.pop("http1_parser", None)
 
 
 @asynccontextmanager
@@ -107,6 +123,117 @@ async def read_response(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> b
         _leftovers[stream] = rest[length:]
         rest = rest[:length]
     return head + b"\r\n\r\n" + rest
+
+
+class _AdoptingStream(Protocol):
+    """A transport stream of ours that takes over an accepted anyio stream
+    (``AsyncioSocketStream``, ``TrioSocketStream``)."""
+
+    @classmethod
+    def adopt(cls, stream: SocketStream) -> SocketStream: ...
+
+    async def aclose(self) -> None: ...
+
+
+StreamT = TypeVar("StreamT", bound=_AdoptingStream)
+
+
+@asynccontextmanager
+async def connected_pair(
+    stream_class: type[StreamT],
+) -> AsyncIterator[tuple[StreamT, socket.socket]]:
+    """A server-side stream adopted by ``stream_class`` and a non-blocking client socket
+    connected to it, both on 127.0.0.1 (read the client with ``recv_exactly``)."""
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = multi.listeners[0]
+    assert isinstance(listener, SocketListener)
+    port = listener.extra(SocketAttribute.local_port)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.setblocking(False)
+    stream = stream_class.adopt(await listener.accept())
+    assert isinstance(stream, stream_class), f"{stream_class.__name__} did not adopt {stream}"
+    try:
+        yield stream, client
+    finally:
+        client.close()
+        await stream.aclose()
+        await listener.aclose()
+
+
+async def recv_exactly(client: socket.socket, size: int) -> bytes:
+    """Read exactly ``size`` bytes from a non-blocking client socket (fails after 10 s)."""
+    data = b""
+    with anyio.fail_after(10):  # hang guard
+        while len(data) < size:
+            try:
+                chunk = client.recv(size - len(data))
+            except BlockingIOError:
+                await anyio.sleep(0.001)  # a plain socket: nothing to wait on but polling
+                continue
+            assert chunk, "the server closed the connection"
+            data += chunk
+    return data
+
+
+@dataclass
+class Certificates:
+    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+
+    ca_file: Path
+    certfile: Path
+    keyfile: Path
+
+    def client_context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A client context that trusts the test CA, offering ``alpn`` (none: no ALPN)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        return context
+
+    def settings(self) -> dict[str, str]:
+        """The ``Config`` settings that serve TLS with this certificate."""
+        return {"certfile": str(self.certfile), "keyfile": str(self.keyfile)}
+
+
+def issue_certificates(folder: Path) -> Certificates:
+    """Make a CA and a server certificate signed by it, written into ``folder``."""
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("127.0.0.1", "localhost")
+    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    authority.cert_pem.write_to_path(str(files.ca_file))
+    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
+    server_cert.private_key_pem.write_to_path(str(files.keyfile))
+    return files
+
+
+def http_client(version: str, **options: Any) -> httpx.AsyncClient:
+    """httpx over HTTP/1.1 (``"http1"``), or HTTP/2 with prior knowledge (h2c) on the plain
+    port (``"http2"``)."""
+    if version == "http2":
+        return httpx.AsyncClient(http1=False, http2=True, timeout=20, **options)
+    return httpx.AsyncClient(timeout=20, **options)
+
+
+@contextmanager
+def restored_loggers(*names: str) -> Iterator[None]:
+    """Put the tricorn loggers (and ``names``) back as they were: handlers (those added
+    meanwhile are closed), level, propagation, disabled."""
+    saved = {}
+    for name in ("tricorn.error", "tricorn.access", *names):
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate, disabled) in saved.items():
+            logger = logging.getLogger(name)
+            for handler in logger.handlers:
+                if handler not in handlers:
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
 
 
 def free_port() -> int:

@@ -38,6 +38,56 @@ def check_start_up_log(served: Served) -> None:
     assert expected in server.stderr
 
 
+def check_json(url: str, http: str, framework: str) -> None:
+    """GET ``/json`` answers the framework's JSON with its content type."""
+    with clients.http_client(http) as client:
+        response = client.get(f"{url}/json")
+    assert response.http_version == clients.expected_version(http)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"framework": framework, "ok": True}
+
+
+def check_path_and_query(url: str, http: str, *, missing: tuple[int, ...] = (404,)) -> None:
+    """``/items/42?q=`` decodes the path parameter and an escaped query; a path parameter
+    that is not a number answers one of ``missing`` (FastAPI's validation says 422)."""
+    with clients.http_client(http) as client:
+        found = client.get(f"{url}/items/42", params={"q": "a b&c=d/é"})
+        not_found = client.get(f"{url}/items/not-a-number")
+    assert found.http_version == clients.expected_version(http)
+    assert found.json() == {"item_id": 42, "q": "a b&c=d/é"}
+    assert not_found.status_code in missing
+
+
+def check_streamed_body(url: str, http: str, expected: bytes) -> None:
+    """GET ``/stream`` comes in pieces (chunked on HTTP/1.1) and adds up to ``expected``."""
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{url}/stream") as response,
+    ):
+        body = b"".join(response.iter_bytes())
+        assert response.http_version == clients.expected_version(http)
+        if http == "1.1":
+            assert response.headers.get("transfer-encoding") == "chunked"
+    assert body == expected
+
+
+def check_sse(url: str, http: str, *, event: str | None = None) -> None:
+    """GET ``/sse``: the three events of ``common.SSE_EVENTS`` with ids 0-2 (each named
+    ``event`` where the framework names them)."""
+    with (
+        clients.http_client(http) as client,
+        client.stream("GET", f"{url}/sse") as response,
+    ):
+        text = "".join(response.iter_text())
+        assert response.headers["content-type"].startswith("text/event-stream")
+    events = clients.parse_sse(text)
+    assert [e.get("data") for e in events] == common.SSE_EVENTS
+    assert [e.get("id") for e in events] == ["0", "1", "2"]
+    if event is not None:
+        assert [e.get("event") for e in events] == [event] * 3
+
+
 def check_upload_httpx(url: str) -> None:
     """A 20 MiB multipart upload with httpx over HTTP/1.1; the app answers its summary."""
     payload = clients.upload_payload()

@@ -22,6 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e import checks, clients
+from tests.e2e.common_tests import CommonTests
 from tests.e2e.conftest import PASSWORD, SUPERUSER
 from tests.e2e.django_demo import views
 from tests.e2e.served import Served, serving
@@ -48,8 +49,8 @@ def served(
     yield from serving(served)
 
 
-def test_start_up_log_names_the_backend(served: Served) -> None:
-    checks.check_start_up_log(served)
+class TestCommon(CommonTests):
+    """The checks every framework suite runs (common_tests.py)."""
 
 
 @HTTP
@@ -124,15 +125,6 @@ def test_json_and_parameters(served: Served, http: str) -> None:
     assert version.json() == {"http_version": http}
 
 
-def test_upload_20_mib_multipart_httpx_http1(served: Served) -> None:
-    checks.check_upload_httpx(served.server().url)
-
-
-@HTTP
-def test_upload_20_mib_multipart_curl(served: Served, upload_file: Path, http: str) -> None:
-    checks.check_upload_curl(served.server().url, upload_file, http)
-
-
 @HTTP
 def test_streaming_response_and_sse(served: Served, http: str) -> None:
     with clients.http_client(http) as client:
@@ -143,11 +135,6 @@ def test_streaming_response_and_sse(served: Served, http: str) -> None:
             events = clients.parse_sse("".join(response.iter_text()))
     assert body == b"".join(views.STREAM_CHUNKS)
     assert [e["data"] for e in events] == views.SSE_EVENTS
-
-
-@HTTP
-def test_endless_sse_stops_when_the_client_goes(served: Served, http: str) -> None:
-    checks.check_endless_sse_stops(served.server().url, http)
 
 
 def test_curl(served: Served) -> None:

@@ -46,13 +46,15 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, body)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` (a scope, say) as JSON can hold it: bytes as latin-1 strings, tuples as
+    lists."""
     if isinstance(value, bytes):
         return value.decode("latin-1")
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items() if key != "state"}
+        return {key: jsonable(item) for key, item in value.items()}
     return value
 
 
@@ -61,7 +63,7 @@ async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     await read_body(receive)
-    document = _jsonable(dict(scope))
+    document = jsonable({key: value for key, value in scope.items() if key != "state"})
     document["state_keys"] = sorted(scope.get("state", {}))
     await respond(
         send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")]

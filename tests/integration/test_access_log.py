@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from wsproto.events import CloseConnection, TextMessage
 
-from tests.helpers import RunningServer, free_port, open_raw, read_until_closed, serving
+from tests.helpers import RunningServer, ipv6_loopback, open_raw, read_until_closed, serving
 from tests.integration import ws_apps
 from tests.integration.h2_client import h2_connection
-from tests.integration.test_process import ROOT, TRICORN, stop, wait_for_port
+from tests.integration.test_process import stop, tricorn
 from tests.integration.test_websocket import (
     H2WebSocketClient,
     RawWebSocket,
@@ -251,16 +249,7 @@ async def test_control_characters_cannot_forge_a_line(lines: Lines) -> None:
     assert "/x%0Afake" in text  # {target}: as sent
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 async def test_an_ipv6_client_is_in_brackets(lines: Lines) -> None:
     async with serving(hello, access_log=True, bind=["[::1]:0"]) as server:
         async with httpx.AsyncClient() as client:
@@ -676,32 +665,14 @@ def _log_config_file(folder: Path, access_file: Path) -> Path:
 def test_log_config_sends_the_access_log_to_a_file(tmp_path: Path, options: list[str]) -> None:
     access_file = tmp_path / "access.log"
     log_config = _log_config_file(tmp_path, access_file)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *TRICORN,
-            "tests.integration.apps:hello",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-config",
-            str(log_config),
-            *options,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_port(port, process)
+    with tricorn("tests.integration.apps:hello", "--log-config", str(log_config), *options) as (
+        process,
+        port,
+    ):
         for path in ("/one", "/two?x=1", "/three"):
             with httpx.Client() as client:  # a new connection each: spread over the workers
                 assert client.get(f"http://127.0.0.1:{port}{path}").status_code == 200
         status, out, err = stop(process, signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert status == 0, err
     assert out == ""  # the access log left stdout for the file
     written = access_file.read_text().splitlines()

@@ -7,13 +7,13 @@ returning only once the kernel has the bytes, end of stream, closing, cancellati
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
+from tests.helpers import connected_pair, recv_exactly
 from tricorn.server.asyncio_stream import HIGH_WATER, AsyncioSocketStream
 
 pytestmark = pytest.mark.anyio
@@ -22,41 +22,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the stream exists for asyncio only; trio keeps anyio's own
-
-
-@asynccontextmanager
-async def connected_pair() -> AsyncIterator[tuple[AsyncioSocketStream, socket.socket]]:
-    """An adopted server-side stream and a blocking client socket, both on 127.0.0.1."""
-    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    listener = multi.listeners[0]
-    assert isinstance(listener, SocketListener)
-    port = listener.extra(SocketAttribute.local_port)
-    client = socket.create_connection(("127.0.0.1", port))
-    client.setblocking(False)
-    accepted = await listener.accept()
-    stream = AsyncioSocketStream.adopt(accepted)
-    assert isinstance(stream, AsyncioSocketStream)
-    try:
-        yield stream, client
-    finally:
-        client.close()
-        await stream.aclose()
-        await listener.aclose()
-
-
-async def _client_recv(client: socket.socket, size: int) -> bytes:
-    """Read exactly ``size`` bytes from the non-blocking client socket, polling (5 s bound)."""
-    data = b""
-    with anyio.fail_after(5):
-        while len(data) < size:
-            try:
-                chunk = client.recv(size - len(data))
-            except BlockingIOError:
-                await anyio.sleep(0.001)
-                continue
-            assert chunk, "the server closed the connection"
-            data += chunk
-    return data
 
 
 async def _wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -77,6 +42,22 @@ def _send_all_possible(client: socket.socket, chunk: bytes) -> int:
             sent += client.send(chunk)
         except BlockingIOError:
             return sent
+
+
+async def _flood_until_paused(
+    stream: AsyncioSocketStream, client: socket.socket, chunk: bytes
+) -> int:
+    """Push while the server does not receive, until its transport paused reading and the
+    kernel's buffers (ours and the client's) refuse more: nothing else can move. Return
+    how many bytes went."""
+    sent = 0
+    with anyio.fail_after(10):
+        while True:
+            went = _send_all_possible(client, chunk)
+            sent += went
+            if went == 0 and stream._protocol.reading_paused:
+                return sent
+            await anyio.sleep(0.001)  # let the event loop read what it will
 
 
 async def test_adopt_leaves_a_trio_or_unknown_stream_alone() -> None:
@@ -101,17 +82,17 @@ async def test_adopt_leaves_a_trio_or_unknown_stream_alone() -> None:
 
 
 async def test_bytes_both_ways_and_addresses() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.send(b"hello")
         assert await stream.receive() == b"hello"
         await stream.send(b"world")
-        assert await _client_recv(client, 5) == b"world"
+        assert await recv_exactly(client, 5) == b"world"
         remote = stream.extra(SocketAttribute.remote_address)
         assert remote == client.getsockname()
 
 
 async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.send(b"abcdefghij")
         await _wait_until(lambda: len(stream._protocol.buffer) == 10, "all ten bytes buffered")
         assert await stream.receive(4) == b"abcd"
@@ -120,18 +101,8 @@ async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
 
 
 async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
-    async with connected_pair() as (stream, client):
-        chunk = b"x" * 65536
-        sent = 0
-        # Push while the server does not receive, until its transport paused reading and
-        # the kernel's buffers (ours and the client's) refuse more: nothing else can move.
-        with anyio.fail_after(10):
-            while True:
-                went = _send_all_possible(client, chunk)
-                sent += went
-                if went == 0 and stream._protocol.reading_paused:
-                    break
-                await anyio.sleep(0.001)  # let the event loop read what it will
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
+        sent = await _flood_until_paused(stream, client, b"x" * 65536)
         buffered = len(stream._protocol.buffer)
         # The transport paused at HIGH_WATER; one more read of at most 256 KiB may land.
         assert stream._protocol.reading_paused
@@ -148,7 +119,7 @@ async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
 async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
     """``set_read_high_water`` (an open WebSocket's 256 KiB): the transport reads on up to
     the new mark, pauses there, and a paused transport resumes when the mark is raised."""
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         chunk = b"x" * 65536
         sent = 0
         with anyio.fail_after(10):
@@ -158,13 +129,7 @@ async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
         raised = 8 * HIGH_WATER  # above what the first pause can hold (64 KiB + 256 KiB)
         stream.set_read_high_water(raised)
         assert not stream._protocol.reading_paused  # resumed: less than the new mark waits
-        with anyio.fail_after(10):
-            while True:
-                went = _send_all_possible(client, chunk)
-                sent += went
-                if went == 0 and stream._protocol.reading_paused:
-                    break
-                await anyio.sleep(0.001)
+        sent += await _flood_until_paused(stream, client, chunk)
         buffered = len(stream._protocol.buffer)
         assert raised <= buffered <= raised + 256 * 1024
         received = 0
@@ -175,7 +140,7 @@ async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
 
 
 async def test_send_waits_until_the_kernel_has_the_bytes() -> None:
-    async with connected_pair() as (stream, _client):
+    async with connected_pair(AsyncioSocketStream) as (stream, _client):
         big = b"y" * (16 * 1024 * 1024)  # far more than the socket buffers hold
         returned = anyio.Event()
 
@@ -195,7 +160,7 @@ async def test_send_waits_until_the_kernel_has_the_bytes() -> None:
 
 
 async def test_send_returns_once_the_client_reads() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         big = b"z" * (4 * 1024 * 1024)
         received = 0
 
@@ -215,18 +180,18 @@ async def test_send_returns_once_the_client_reads() -> None:
 
 
 async def test_end_of_stream_after_the_peer_closes() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.send(b"last words")
         client.shutdown(socket.SHUT_WR)
         assert await stream.receive() == b"last words"
         with pytest.raises(anyio.EndOfStream):
             await stream.receive()
         await stream.send(b"still answering")  # half-closed: our side can still write
-        assert await _client_recv(client, 15) == b"still answering"
+        assert await recv_exactly(client, 15) == b"still answering"
 
 
 async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.close()  # RST
         with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
@@ -236,7 +201,7 @@ async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
 
 
 async def test_a_waiting_receive_can_be_cancelled_and_the_stream_still_works() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
         with anyio.CancelScope() as waiting:
 
             async def cancel_once_waiting() -> None:
@@ -255,7 +220,7 @@ async def test_a_waiting_receive_can_be_cancelled_and_the_stream_still_works() -
 
 
 async def test_receive_after_aclose_is_closed_resource() -> None:
-    async with connected_pair() as (stream, _client):
+    async with connected_pair(AsyncioSocketStream) as (stream, _client):
         await stream.aclose()
         with pytest.raises(anyio.ClosedResourceError):
             await stream.receive()
@@ -264,7 +229,7 @@ async def test_receive_after_aclose_is_closed_resource() -> None:
 
 
 async def test_a_receive_waiting_when_the_stream_closes_wakes_up() -> None:
-    async with connected_pair() as (stream, _client):
+    async with connected_pair(AsyncioSocketStream) as (stream, _client):
         outcome: list[type[BaseException]] = []
 
         async def reader() -> None:

@@ -32,12 +32,10 @@ IDLE = {"body_read_timeout": 0.3, "body_min_rate": 0}
 _SEND_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
-@pytest.fixture(params=["h11", "tricorn", "httptools"])
+@pytest.fixture(params=helpers.HTTP1_PARSERS)
 def http1_parser(request: pytest.FixtureRequest) -> Iterator[str]:
     """The HTTP/1.1 tests run on the three HTTP/1.1 implementations."""
-    helpers.DEFAULT_SETTINGS["http1_parser"] = request.param
-    yield str(request.param)
-    helpers.DEFAULT_SETTINGS.pop("http1_parser", None)
+    yield from helpers.use_http1_parser(request.param)
 
 
 @dataclass

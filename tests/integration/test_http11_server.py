@@ -20,12 +20,10 @@ from tricorn.server.asgi_types import Receive, Scope, Send
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(autouse=True, params=["h11", "tricorn", "httptools"])
+@pytest.fixture(autouse=True, params=helpers.HTTP1_PARSERS)
 def http1_parser(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every test here runs on the three HTTP/1.1 implementations."""
-    helpers.DEFAULT_SETTINGS["http1_parser"] = request.param
-    yield str(request.param)
-    helpers.DEFAULT_SETTINGS.pop("http1_parser", None)
+    yield from helpers.use_http1_parser(request.param)
 
 
 async def test_hello_world_over_httpx() -> None:

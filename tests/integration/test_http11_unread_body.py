@@ -23,11 +23,9 @@ from tricorn.server.asgi_types import Receive, Scope, Send
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(autouse=True, params=["h11", "tricorn", "httptools"])
+@pytest.fixture(autouse=True, params=helpers.HTTP1_PARSERS)
 def http1_parser(request: pytest.FixtureRequest) -> Iterator[str]:
-    helpers.DEFAULT_SETTINGS["http1_parser"] = request.param
-    yield str(request.param)
-    helpers.DEFAULT_SETTINGS.pop("http1_parser", None)
+    yield from helpers.use_http1_parser(request.param)
 
 
 async def answer_without_reading(scope: Scope, receive: Receive, send: Send) -> None:

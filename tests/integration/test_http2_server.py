@@ -3,51 +3,28 @@
 from __future__ import annotations
 
 import shutil
-import ssl
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import httpx
 import pytest
-import trustme
 
 from h2spec import run_suite
-from tests.helpers import serving
+from tests.helpers import Certificates, issue_certificates, serving
 from tests.integration import apps
 
 pytestmark = pytest.mark.anyio
 
 
-@dataclass
-class Certificates:
-    ca_file: Path
-    certfile: Path
-    keyfile: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        context.set_alpn_protocols(["h2", "http/1.1"])
-        return context
-
-
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    folder = tmp_path_factory.mktemp("tls")
-    authority = trustme.CA()
-    server_cert = authority.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    authority.cert_pem.write_to_path(str(files.ca_file))
-    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
-    server_cert.private_key_pem.write_to_path(str(files.keyfile))
-    yield files
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return issue_certificates(tmp_path_factory.mktemp("tls"))
 
 
 def tls_settings(certificates: Certificates) -> dict[str, str]:
-    return {"certfile": str(certificates.certfile), "keyfile": str(certificates.keyfile)}
+    return certificates.settings()
 
 
 async def test_h2spec_is_green_on_h2c() -> None:
@@ -69,7 +46,7 @@ async def test_h2spec_is_green_on_tls(certificates: Certificates) -> None:
 async def test_httpx_gets_http2_over_tls_and_http11_by_alpn(certificates: Certificates) -> None:
     async with serving(apps.scope_dump, **tls_settings(certificates)) as server:
         url = f"https://127.0.0.1:{server.port}/path?q=1"
-        context = certificates.client_context()
+        context = certificates.client_context(["h2", "http/1.1"])
         async with httpx.AsyncClient(http2=True, verify=context) as client:
             response = await client.get(url)
             assert response.http_version == "HTTP/2"

@@ -12,16 +12,12 @@ import resource
 import select
 import socket
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.test_process import tricorn
 
 #: Idle connections measured, opened after WARM_UP others (kept open as well).
 CONNECTIONS = 500
@@ -64,38 +60,9 @@ def open_idle(port: int, count: int, into: list[socket.socket]) -> None:
             assert read_response(sock).startswith(b"HTTP/1.1 200 ")
 
 
-@contextmanager
-def server(backend: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tricorn",
-            "tests.integration.apps:hello",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--backend",
-            backend,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--keep-alive-timeout",
-            "600",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        from tests.integration.test_process import wait_for_port
-
-        wait_for_port(port, process)
-        yield process, port
-    finally:
-        process.kill()
-        process.communicate()
+def server(backend: str) -> AbstractContextManager[tuple[subprocess.Popen[str], int]]:
+    flags = ["--no-access-log", "--log-level", "warning", "--keep-alive-timeout", "600"]
+    return tricorn("tests.integration.apps:hello", "--backend", backend, *flags)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 import trustme
 from wsproto.events import CloseConnection
 
-from tests.helpers import open_raw, serving
+from tests.helpers import http_client, open_raw, serving
 from tests.integration import apps, ws_apps, wsgi_apps
 from tests.integration.test_websocket import H2WebSocketClient, ws_close, ws_connect, ws_url
 from tricorn.config import FORWARDED_HEADER_NAMES
@@ -45,19 +45,12 @@ def http_version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def client(version: str, **options: Any) -> httpx.AsyncClient:
-    """httpx over HTTP/1.1, or HTTP/2 with prior knowledge (h2c) on the plain port."""
-    if version == "http2":
-        return httpx.AsyncClient(http1=False, http2=True, timeout=20, **options)
-    return httpx.AsyncClient(timeout=20, **options)
-
-
 def header(scope: dict[str, Any], name: str) -> list[str]:
     return [value for key, value in scope["headers"] if key == name]
 
 
 async def test_a_trusted_proxy_sets_client_scheme_host_and_prefix(http_version: str) -> None:
-    async with serving(apps.scope_dump, **ALL_HEADERS) as server, client(http_version) as http:
+    async with serving(apps.scope_dump, **ALL_HEADERS) as server, http_client(http_version) as http:
         response = await http.get(f"{server.url}/items/1?q=a", headers=PROXIED)
     assert response.http_version == ("HTTP/2" if http_version == "http2" else "HTTP/1.1")
     scope = response.json()
@@ -74,7 +67,7 @@ async def test_a_trusted_proxy_sets_client_scheme_host_and_prefix(http_version: 
 
 
 async def test_the_defaults_read_only_x_forwarded_for_and_proto(http_version: str) -> None:
-    async with serving(apps.scope_dump) as server, client(http_version) as http:
+    async with serving(apps.scope_dump) as server, http_client(http_version) as http:
         response = await http.get(f"{server.url}/items", headers=PROXIED)
     scope = response.json()
     assert (scope["client"], scope["scheme"]) == (["203.0.113.7", 0], "https")
@@ -86,7 +79,7 @@ async def test_the_defaults_read_only_x_forwarded_for_and_proto(http_version: st
 async def test_an_untrusted_peer_changes_nothing(http_version: str) -> None:
     settings = {**ALL_HEADERS, **UNTRUSTED}
     headers = {**PROXIED, "Forwarded": "for=192.0.2.1;proto=https;host=evil.test"}
-    async with serving(apps.scope_dump, **settings) as server, client(http_version) as http:
+    async with serving(apps.scope_dump, **settings) as server, http_client(http_version) as http:
         response = await http.get(f"{server.url}/items", headers=headers)
     scope = response.json()
     assert scope["client"][0] == "127.0.0.1"
@@ -98,14 +91,17 @@ async def test_an_untrusted_peer_changes_nothing(http_version: str) -> None:
 
 
 async def test_proxy_headers_off_changes_nothing() -> None:
-    async with serving(apps.scope_dump, proxy_headers=False) as server, client("http1") as http:
+    async with (
+        serving(apps.scope_dump, proxy_headers=False) as server,
+        http_client("http1") as http,
+    ):
         scope = (await http.get(server.url, headers=PROXIED)).json()
     assert (scope["client"][0], scope["scheme"]) == ("127.0.0.1", "http")
 
 
 async def test_forwarded_from_a_trusted_proxy(http_version: str) -> None:
     forwarded = 'for=198.51.100.66, for="[2001:db8::17]:4711";proto=https;host=www.example.com'
-    async with serving(apps.scope_dump, **ALL_HEADERS) as server, client(http_version) as http:
+    async with serving(apps.scope_dump, **ALL_HEADERS) as server, http_client(http_version) as http:
         scope = (await http.get(server.url, headers={"Forwarded": forwarded})).json()
     assert scope["client"] == ["2001:db8::17", 4711]
     assert scope["scheme"] == "https"
@@ -123,7 +119,7 @@ async def test_malformed_values_are_ignored_and_the_request_is_served(
         "X-Forwarded-Prefix": "//evil.test",
         "Forwarded": 'for="unterminated',
     }
-    async with serving(apps.scope_dump, **ALL_HEADERS) as server, client(http_version) as http:
+    async with serving(apps.scope_dump, **ALL_HEADERS) as server, http_client(http_version) as http:
         response = await http.get(f"{server.url}/p", headers=headers)
     assert response.status_code == 200
     scope = response.json()
@@ -216,7 +212,7 @@ async def test_websocket_over_http2_follows_the_proxy_too() -> None:
 
 async def test_wsgi_environ_follows_the_proxy(http_version: str) -> None:
     app = cast(ASGI3App, wsgi_apps.environ_dump)
-    async with serving(app, **ALL_HEADERS) as server, client(http_version) as http:
+    async with serving(app, **ALL_HEADERS) as server, http_client(http_version) as http:
         response = await http.get(f"{server.url}/items", headers=PROXIED)
     environ = response.json()
     assert environ["REMOTE_ADDR"] == "203.0.113.7"
@@ -228,7 +224,10 @@ async def test_wsgi_environ_follows_the_proxy(http_version: str) -> None:
 
 async def test_wsgi_environ_of_an_untrusted_peer(http_version: str) -> None:
     app = cast(ASGI3App, wsgi_apps.environ_dump)
-    async with serving(app, **ALL_HEADERS, **UNTRUSTED) as server, client(http_version) as http:
+    async with (
+        serving(app, **ALL_HEADERS, **UNTRUSTED) as server,
+        http_client(http_version) as http,
+    ):
         environ = (await http.get(f"{server.url}/items", headers=PROXIED)).json()
     assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("127.0.0.1", "http")
     assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("", "/items")
@@ -257,7 +256,10 @@ async def test_the_access_log_shows_the_forwarded_client(
     http_version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tricorn.access")
-    async with serving(apps.scope_dump, access_log=True) as server, client(http_version) as http:
+    async with (
+        serving(apps.scope_dump, access_log=True) as server,
+        http_client(http_version) as http,
+    ):
         await http.get(f"{server.url}/seen", headers=PROXIED)
         await http.get(f"{server.url}/direct")
     lines = [r.getMessage() for r in caplog.records if r.name == "tricorn.access"]

@@ -8,22 +8,21 @@ import ipaddress
 import logging
 import ssl
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import trustme
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from tests.helpers import (
+    Certificates,
     RunningServer,
     ipv6_loopback,
+    issue_certificates,
     read_response,
     read_until_closed,
     serving,
@@ -98,28 +97,9 @@ def local_port(stream: anyio.abc.SocketStream) -> int:
     return int(stream.extra(SocketAttribute.local_address)[1])
 
 
-@dataclass
-class Certificates:
-    ca_file: Path
-    certfile: Path
-    keyfile: Path
-
-    def client_context(self, alpn: list[str]) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        context.set_alpn_protocols(alpn)
-        return context
-
-
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    folder = tmp_path_factory.mktemp("proxy-tls")
-    authority = trustme.CA()
-    cert = authority.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    authority.cert_pem.write_to_path(str(files.ca_file))
-    cert.cert_chain_pems[0].write_to_path(str(files.certfile))
-    cert.private_key_pem.write_to_path(str(files.keyfile))
-    yield files
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return issue_certificates(tmp_path_factory.mktemp("proxy-tls"))
 
 
 async def get(stream: ByteStream, path: str = "/") -> bytes:
@@ -557,7 +537,7 @@ async def test_h2_over_tls_scope_scheme_is_https_whatever_the_pseudo_header_says
     certificates: Certificates,
 ) -> None:
     scopes: list[Scope] = []
-    settings = {"certfile": str(certificates.certfile), "keyfile": str(certificates.keyfile)}
+    settings = certificates.settings()
     async with serving(recorder(scopes), **settings) as server:
         stream = await anyio.connect_tcp(
             server.host,

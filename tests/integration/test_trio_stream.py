@@ -6,15 +6,13 @@ errors anyio's stream gives."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import anyio.lowlevel
 import pytest
 import trio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
+from tests.helpers import connected_pair, recv_exactly
 from tricorn.server.trio_stream import SEND_YIELD_EVERY, TrioSocketStream
 
 pytestmark = pytest.mark.anyio
@@ -23,35 +21,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "trio"  # the asyncio backend has its own stream (test_asyncio_stream.py)
-
-
-@asynccontextmanager
-async def connected_pair() -> AsyncIterator[tuple[SocketStream, socket.socket]]:
-    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    listener = multi.listeners[0]
-    assert isinstance(listener, SocketListener)
-    port = listener.extra(SocketAttribute.local_port)
-    client = socket.create_connection(("127.0.0.1", port))
-    client.setblocking(False)
-    stream = TrioSocketStream.adopt(await listener.accept())
-    assert isinstance(stream, TrioSocketStream)
-    try:
-        yield stream, client
-    finally:
-        client.close()
-        await stream.aclose()
-        await listener.aclose()
-
-
-async def _read(client: socket.socket, size: int) -> bytes:
-    data = b""
-    with anyio.fail_after(10):  # hang guard
-        while len(data) < size:
-            try:
-                data += client.recv(1 << 20)
-            except BlockingIOError:
-                await anyio.sleep(0.001)  # a plain socket: nothing to wait on but polling
-    return data
 
 
 class _Steps(trio.abc.Instrument):
@@ -69,7 +38,7 @@ class _Steps(trio.abc.Instrument):
 async def test_sends_yield_only_every_few_when_the_kernel_takes_them() -> None:
     """Counted by trio's scheduler, not by another task's progress: which of two runnable
     tasks trio runs first after a yield is random, so a ticker task could not tell."""
-    async with connected_pair() as (stream, client):
+    async with connected_pair(TrioSocketStream) as (stream, client):
         steps = _Steps(trio.lowlevel.current_task())
         trio.lowlevel.add_instrument(steps)
         try:
@@ -80,17 +49,17 @@ async def test_sends_yield_only_every_few_when_the_kernel_takes_them() -> None:
             assert steps.steps == 1
         finally:
             trio.lowlevel.remove_instrument(steps)
-        assert await _read(client, SEND_YIELD_EVERY) == b"m" * SEND_YIELD_EVERY
+        assert await recv_exactly(client, SEND_YIELD_EVERY) == b"m" * SEND_YIELD_EVERY
 
 
 async def test_a_send_bigger_than_the_socket_buffers_waits_for_the_client() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(TrioSocketStream) as (stream, client):
         big = bytes(range(256)) * (16 * 1024)  # 4 MiB
         received = b""
 
         async def drain() -> None:
             nonlocal received
-            received = await _read(client, len(big))
+            received = await recv_exactly(client, len(big))
 
         async with anyio.create_task_group() as group:
             group.start_soon(drain)
@@ -99,17 +68,17 @@ async def test_a_send_bigger_than_the_socket_buffers_waits_for_the_client() -> N
 
 
 async def test_a_send_in_a_cancelled_scope_is_cancelled_and_sends_nothing() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(TrioSocketStream) as (stream, client):
         with anyio.CancelScope() as scope:
             scope.cancel()
             await stream.send(b"never")
         assert scope.cancelled_caught
         await stream.send(b"after")
-        assert await _read(client, 5) == b"after"
+        assert await recv_exactly(client, 5) == b"after"
 
 
 async def test_sending_to_a_reset_peer_is_a_broken_resource() -> None:
-    async with connected_pair() as (stream, client):
+    async with connected_pair(TrioSocketStream) as (stream, client):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.close()  # RST
         with pytest.raises(anyio.BrokenResourceError), anyio.fail_after(10):
@@ -118,7 +87,7 @@ async def test_sending_to_a_reset_peer_is_a_broken_resource() -> None:
 
 
 async def test_send_after_aclose_is_closed_resource() -> None:
-    async with connected_pair() as (stream, _client):
+    async with connected_pair(TrioSocketStream) as (stream, _client):
         await stream.aclose()
         with pytest.raises(anyio.ClosedResourceError):
             await stream.send(b"x")

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +25,6 @@ import h2.events
 import h2.settings
 import pytest
 import sniffio
-import trustme
 import websockets.asyncio.client
 import websockets.trio.client
 from anyio.abc import SocketAttribute, SocketStream
@@ -50,7 +46,14 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
-from tests.helpers import RunningServer, open_raw, read_until_closed, serving
+from tests.helpers import (
+    Certificates,
+    RunningServer,
+    issue_certificates,
+    open_raw,
+    read_until_closed,
+    serving,
+)
 from tests.integration import ws_apps
 from tests.integration.h2_client import H2Client
 from tests.integration.ws_apps import Probe
@@ -139,26 +142,9 @@ class RawWebSocket:
 # --- TLS -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Certificates:
-    ca_file: Path
-    certfile: Path
-    keyfile: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    folder = tmp_path_factory.mktemp("ws-tls")
-    authority = trustme.CA()
-    server_cert = authority.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    authority.cert_pem.write_to_path(str(files.ca_file))
-    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
-    server_cert.private_key_pem.write_to_path(str(files.keyfile))
-    yield files
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return issue_certificates(tmp_path_factory.mktemp("ws-tls"))
 
 
 # --- echo, TLS, compression, subprotocols ------------------------------------------------------
@@ -195,7 +181,7 @@ async def test_echo_over_ws(compression: str | None) -> None:
 
 @pytest.mark.parametrize("compression", ["deflate", None])
 async def test_echo_over_wss(certificates: Certificates, compression: str | None) -> None:
-    settings = {"certfile": str(certificates.certfile), "keyfile": str(certificates.keyfile)}
+    settings = certificates.settings()
     async with (
         serving(ws_apps.echo, **settings) as server,
         ws_connect(

@@ -21,7 +21,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.helpers import open_raw, read_response, serving
+from tests.helpers import http_client, open_raw, read_response, serving
 from tests.integration import wsgi_apps
 from tests.integration.wsgi_apps import Record
 from tricorn.server.app import as_asgi3
@@ -52,13 +52,6 @@ def http_version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def client(version: str, **options: Any) -> httpx.AsyncClient:
-    """httpx over HTTP/1.1, or HTTP/2 with prior knowledge on the plain port."""
-    if version == "http2":
-        return httpx.AsyncClient(http1=False, http2=True, timeout=20, **options)
-    return httpx.AsyncClient(timeout=20, **options)
-
-
 def _expected_http_version(version: str) -> str:
     return "HTTP/2" if version == "http2" else "HTTP/1.1"
 
@@ -67,7 +60,7 @@ def _expected_http_version(version: str) -> str:
 async def test_hello_world_under_the_validator(http_version: str, lifespan: str) -> None:
     async with (
         wsgi_serving(wsgi_apps.hello, lifespan=lifespan) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         response = await http.get(server.url + "/")
     assert response.status_code == 200
@@ -80,7 +73,7 @@ async def test_hello_world_under_the_validator(http_version: str, lifespan: str)
 async def test_the_environ_on_the_wire(http_version: str) -> None:
     async with (
         wsgi_serving(wsgi_apps.environ_dump, root_path="/mount") as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         response = await http.post(
             # a proxy took "/mount" off: tricorn adds root_path to the scope's path
@@ -127,7 +120,7 @@ async def test_wsgi_input_reads_every_way(how: str, http_version: str) -> None:
         for start in range(0, len(body), 4000):  # streamed: HTTP/1.1 chunked, several frames
             yield body[start : start + 4000]
 
-    async with wsgi_serving(wsgi_apps.read_body) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.read_body) as server, http_client(http_version) as http:
         response = await http.post(server.url + f"/?how={how}", content=chunks())
     answer = response.json()
     assert answer["length"] == len(body)
@@ -152,7 +145,7 @@ async def test_a_200_mib_upload_is_read_in_bounded_memory() -> None:
     expected_crc = 0
     for _ in range(size // len(block)):
         expected_crc = zlib.crc32(block, expected_crc)
-    async with wsgi_serving(wsgi_apps.big_upload(record)) as server, client("http1") as http:
+    async with wsgi_serving(wsgi_apps.big_upload(record)) as server, http_client("http1") as http:
         response = await http.post(server.url + "/", content=upload())
     assert response.json() == {"length": size, "crc": expected_crc}
     growth = record.rss_max - record.rss_start
@@ -162,7 +155,7 @@ async def test_a_200_mib_upload_is_read_in_bounded_memory() -> None:
 async def test_an_upload_over_http2_streams_to_the_app() -> None:
     record = Record()
     block = b"z" * 65536
-    async with wsgi_serving(wsgi_apps.big_upload(record)) as server, client("http2") as http:
+    async with wsgi_serving(wsgi_apps.big_upload(record)) as server, http_client("http2") as http:
 
         async def upload() -> AsyncIterator[bytes]:
             for _ in range(320):
@@ -175,7 +168,7 @@ async def test_an_upload_over_http2_streams_to_the_app() -> None:
 
 
 async def test_a_generator_response_is_chunked_and_empty_chunks_wait(http_version: str) -> None:
-    async with wsgi_serving(wsgi_apps.generated) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.generated) as server, http_client(http_version) as http:
         response = await http.get(server.url + "/")
     assert response.text == "one,two"
     assert response.headers["x-kind"] == "generator"
@@ -185,7 +178,7 @@ async def test_a_generator_response_is_chunked_and_empty_chunks_wait(http_versio
 
 
 async def test_write_from_start_response_then_the_iterable(http_version: str) -> None:
-    async with wsgi_serving(wsgi_apps.uses_write) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.uses_write) as server, http_client(http_version) as http:
         response = await http.get(server.url + "/")
     assert response.text == "written,twice,then returned"
 
@@ -195,7 +188,7 @@ async def test_the_response_streams_as_the_iterable_yields(http_version: str) ->
     app = wsgi_apps.streaming(record, chunk_size=1000, count=200, wait_after_first=True)
     async with (
         wsgi_serving(app) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
         http.stream("GET", server.url + "/") as response,
     ):
         body = b""
@@ -247,7 +240,7 @@ async def test_a_client_gone_mid_response_stops_the_iteration_and_closes(version
     record = Record()
     app = wsgi_apps.streaming(record, chunk_size=4096, count=0)  # endless
     async with wsgi_serving(app) as server:
-        async with client(version) as http, http.stream("GET", server.url + "/") as response:
+        async with http_client(version) as http, http.stream("GET", server.url + "/") as response:
             async for _ in response.aiter_bytes():
                 if record.chunks_produced > 20:
                     break
@@ -258,7 +251,7 @@ async def test_a_client_gone_mid_response_stops_the_iteration_and_closes(version
 
 
 async def test_content_length_is_honoured_and_extra_bytes_dropped(http_version: str) -> None:
-    async with wsgi_serving(wsgi_apps.too_long) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.too_long) as server, http_client(http_version) as http:
         first = await http.get(server.url + "/")
         second = await http.get(server.url + "/")  # the connection is still good
     assert first.content == b"01234"
@@ -270,7 +263,7 @@ async def test_a_body_short_of_its_content_length_is_cut(
     http_version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="tricorn.error")
-    async with wsgi_serving(wsgi_apps.too_short) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.too_short) as server, http_client(http_version) as http:
         for _ in range(2):  # each is cut; the server carries on
             with pytest.raises(httpx.HTTPError):
                 await http.get(server.url + "/")
@@ -308,7 +301,7 @@ async def test_head_sends_the_head_only(http_version: str) -> None:
     record = Record()
     async with (
         wsgi_serving(wsgi_apps.streaming(record, chunk_size=1000, count=0)) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         response = await http.head(server.url + "/")
         hello = await http.head(server.url + "/")
@@ -379,7 +372,7 @@ async def test_hop_by_hop_headers_from_the_app_are_dropped(http_version: str) ->
     headers = [("Content-Type", "text/plain"), ("Transfer-Encoding", "gzip"), ("Upgrade", "x")]
     async with (
         wsgi_serving(wsgi_apps.bad_response("200 OK", headers)) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         response = await http.get(server.url + "/")
     assert response.status_code == 200
@@ -394,7 +387,7 @@ async def test_an_exception_before_the_head_is_a_500(
     caplog.set_level(logging.ERROR, logger="tricorn.error")
     async with (
         wsgi_serving(wsgi_apps.raises(after_head=False)) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         response = await http.get(server.url + "/")
     assert response.status_code == 500
@@ -404,14 +397,17 @@ async def test_an_exception_before_the_head_is_a_500(
 async def test_an_exception_after_the_head_cuts_the_response(http_version: str) -> None:
     async with (
         wsgi_serving(wsgi_apps.raises(after_head=True)) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         with pytest.raises(httpx.HTTPError):
             await http.get(server.url + "/")
 
 
 async def test_exc_info_replaces_headers_not_yet_sent(http_version: str) -> None:
-    async with wsgi_serving(wsgi_apps.replaces_headers) as server, client(http_version) as http:
+    async with (
+        wsgi_serving(wsgi_apps.replaces_headers) as server,
+        http_client(http_version) as http,
+    ):
         response = await http.get(server.url + "/")
     assert response.status_code == 503
     assert response.text == "sorry"
@@ -422,7 +418,7 @@ async def test_exc_info_after_the_head_is_re_raised(http_version: str) -> None:
     record = Record()
     async with (
         wsgi_serving(wsgi_apps.exc_info_after_head(record)) as server,
-        client(http_version) as http,
+        http_client(http_version) as http,
     ):
         with pytest.raises(httpx.HTTPError):
             await http.get(server.url + "/")
@@ -439,7 +435,7 @@ async def test_file_wrapper_serves_a_file(tmp_path: Path, http_version: str) -> 
     path = tmp_path / "data.bin"
     data = bytes(range(256)) * 1000
     path.write_bytes(data)
-    async with wsgi_serving(wsgi_apps.file_app) as server, client(http_version) as http:
+    async with wsgi_serving(wsgi_apps.file_app) as server, http_client(http_version) as http:
         response = await http.get(server.url + "/", params={"path": str(path)})
     assert response.content == data
 
@@ -567,7 +563,7 @@ def test_a_flask_app_is_detected_as_wsgi(flask_app: Any) -> None:
 
 async def test_flask_hello_and_multipart_upload(flask_app: Any, http_version: str) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB
-    async with wsgi_serving(flask_app) as server, client(http_version) as http:
+    async with wsgi_serving(flask_app) as server, http_client(http_version) as http:
         hello = await http.get(server.url + "/")
         upload = await http.post(
             server.url + "/upload", files={"file": ("data.bin", data, "application/octet-stream")}
@@ -583,7 +579,7 @@ async def test_flask_raw_streamed_upload(flask_app: Any, http_version: str) -> N
         for _ in range(64):
             yield block
 
-    async with wsgi_serving(flask_app) as server, client(http_version) as http:
+    async with wsgi_serving(flask_app) as server, http_client(http_version) as http:
         response = await http.post(
             server.url + "/raw",
             content=chunks(),
@@ -593,7 +589,7 @@ async def test_flask_raw_streamed_upload(flask_app: Any, http_version: str) -> N
 
 
 async def test_flask_stream_with_context(flask_app: Any, http_version: str) -> None:
-    async with wsgi_serving(flask_app) as server, client(http_version) as http:
+    async with wsgi_serving(flask_app) as server, http_client(http_version) as http:
         response = await http.get(server.url + "/stream", params={"count": "50"})
     assert response.status_code == 200
     assert response.text == "".join(f"/stream:{index}\n" for index in range(50))
@@ -614,7 +610,7 @@ def test_django_wsgi_handler_is_detected_as_wsgi(django_app: Any) -> None:
 
 
 async def test_django_view_admin_login_and_post(django_app: Any, http_version: str) -> None:
-    async with wsgi_serving(django_app) as server, client(http_version) as http:
+    async with wsgi_serving(django_app) as server, http_client(http_version) as http:
         hello = await http.get(server.url + "/hello/")
         login = await http.get(server.url + "/admin/login/")
         redirect = await http.get(server.url + "/admin/")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
-from tests.integration.apps import respond
+from tests.integration.apps import jsonable, respond
 from tricorn.server.asgi_types import ASGI3App, Message, Receive, Scope, Send
 
 #: The subprotocols the apps below speak, in the server's order of preference.
@@ -49,16 +48,6 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
             return
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    return value
-
-
 async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
     """Accept, send the scope as JSON text (bytes as latin-1), wait for the client to go.
 
@@ -78,7 +67,7 @@ async def scope_dump(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.accept", "subprotocol": pick_subprotocol(scope)})
-    await send({"type": "websocket.send", "text": json.dumps(_jsonable(scope))})
+    await send({"type": "websocket.send", "text": json.dumps(jsonable(scope))})
     await receive()  # until the client goes
 
 

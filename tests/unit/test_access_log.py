@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import restored_loggers
 from tricorn.config import Config
 from tricorn.config.loader import field_specs, load_config
 from tricorn.config.logging import (
@@ -278,21 +279,8 @@ DICT_CONFIG: dict[str, Any] = {
 
 @pytest.fixture
 def restore_loggers() -> Iterator[None]:
-    names = ("tricorn.error", "tricorn.access", "tests.some.app")
-    saved = {}
-    for name in names:
-        item = logging.getLogger(name)
-        saved[name] = (list(item.handlers), item.level, item.propagate, item.disabled)
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        item = logging.getLogger(name)
-        for handler in item.handlers:
-            if handler not in handlers:
-                handler.close()
-        item.handlers[:] = handlers
-        item.setLevel(level)
-        item.propagate = propagate
-        item.disabled = disabled
+    with restored_loggers("tests.some.app"):
+        yield
 
 
 def _write(path: Path, settings: dict[str, Any]) -> Path:

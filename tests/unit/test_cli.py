@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import restored_loggers
 from tests.unit.apps import kinds
 from tricorn import cli
 from tricorn.config import Config
@@ -23,17 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def restore_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """``main`` configures the tricorn loggers and may extend sys.path: undo both."""
     monkeypatch.setattr(sys, "path", list(sys.path))
-    saved = {}
-    for name in ("tricorn.error", "tricorn.access"):
-        logger = logging.getLogger(name)
-        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-        logger.disabled = disabled
+    with restored_loggers():
+        yield
 
 
 @pytest.fixture

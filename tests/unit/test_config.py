@@ -11,6 +11,7 @@ from typing import Literal
 
 import pytest
 
+from tests.helpers import restored_loggers
 from tricorn.config import Config, setting
 from tricorn.config.loader import (
     build_parser,
@@ -397,17 +398,8 @@ def test_the_committed_reference_is_up_to_date() -> None:
 
 @pytest.fixture
 def restore_loggers() -> Iterator[None]:
-    saved = {}
-    for name in ("tricorn.error", "tricorn.access"):
-        logger = logging.getLogger(name)
-        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-        logger.disabled = disabled
+    with restored_loggers():
+        yield
 
 
 @pytest.mark.usefixtures("restore_loggers")

@@ -2,16 +2,15 @@
 
 ``tricorn/protocols/`` may not import ``tricorn.config`` (sans-IO) and ``config`` imports no
 other layer, so a protocol keeps its own default for use without a server (tests, embedding).
-This table ties each one to the ``Config`` field the server passes in its place; a new
-protocol limit without a row fails ``test_every_http2_limit_has_a_config_field``.
+The server's tables (``tricorn.server.connection``) tie each one to the ``Config`` field
+passed in its place; a new protocol limit without a row fails
+``test_every_http2_limit_has_a_config_field``.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import inspect
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,37 +21,16 @@ from tricorn.protocols.http2 import HTTP2Protocol
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.http11_httptools import HTTPToolsProtocol
+from tricorn.server.connection import HTTP2_SETTINGS, HTTP11_SETTINGS
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Config)}
 
-#: HTTP2Protocol keyword -> Config field (the server passes the one as the other).
-HTTP2_LIMITS = {
-    "max_concurrent_streams": "h2_max_concurrent_streams",
-    "max_header_list_size": "h2_max_header_list_size",
-    "initial_window_size": "h2_initial_window_size",
-    "connection_window_size": "h2_connection_window_size",
-    "max_frame_size": "h2_max_frame_size",
-    "max_continuation_frames": "h2_max_continuation_frames",
-    "max_resets_per_window": "h2_max_resets_per_window",
-    "max_pings_per_window": "h2_max_pings_per_window",
-    "max_settings_per_window": "h2_max_settings_per_window",
-    "max_empty_frames_per_window": "h2_max_empty_frames_per_window",
-    "max_priority_frames_per_window": "h2_max_priority_frames_per_window",
-    "max_glitches_per_window": "h2_max_glitches_per_window",
-    "rate_window_seconds": "h2_flood_window",
-    "max_output_buffer": "h2_max_output_buffer",
-    "discard_body_limit": "h2_discard_body_limit",
-}
+#: HTTP2Protocol and HTTP/1.1 protocol keyword -> Config field: the server's own tables,
+#: from which it builds the protocols (``protocol_settings``).
+HTTP2_LIMITS = HTTP2_SETTINGS
+HTTP11_LIMITS = HTTP11_SETTINGS
 #: HTTP2Protocol keywords that are behaviour switches the server sets, not limits.
 HTTP2_SWITCHES = {"clock", "enable_connect_protocol", "hold_reset_slots"}
-
-HTTP11_LIMITS = {
-    "max_request_line_size": "max_request_line_size",
-    "max_head_size": "max_head_size",
-    "max_headers": "max_headers",
-    "max_request_body_size": "max_request_body_size",
-}
 
 WEBSOCKET_LIMITS = {
     "max_message_size": "ws_max_message_size",
@@ -116,19 +94,13 @@ def test_every_http2_default_constant_is_in_the_table() -> None:
     assert constants == {f"DEFAULT_{keyword.upper()}" for keyword in HTTP2_LIMITS}
 
 
-def test_the_server_passes_each_http2_limit_from_config() -> None:
-    """The table's claim: where the server builds ``HTTP2Protocol``, each limit keyword is
-    given ``<config>.<its field>``."""
-    passed: dict[str, str] = {}
-    for path in (ROOT / "tricorn" / "server").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "HTTP2Protocol"
-            ):
-                for keyword in node.keywords:
-                    if keyword.arg is not None and isinstance(keyword.value, ast.Attribute):
-                        passed[keyword.arg] = keyword.value.attr
-    assert passed, "no HTTP2Protocol(...) call found in tricorn/server/"
-    assert {k: v for k, v in passed.items() if k in HTTP2_LIMITS} == HTTP2_LIMITS
+def test_every_http11_limit_has_a_config_field() -> None:
+    """Every keyword of the HTTP/1.1 protocols but the h2c switch comes from Config."""
+    for cls in (HTTP11Protocol, H11Protocol, HTTPToolsProtocol):
+        keywords: set[str] = set()
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is not None:
+                keywords |= set(inspect.signature(init).parameters)
+        keywords -= {"self", "limits", "args", "kwargs", "h2c_preface"}
+        assert keywords == set(HTTP11_LIMITS), cls.__name__

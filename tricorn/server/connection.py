@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ByteStream
 
+from tricorn.config import Config
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
@@ -39,6 +40,40 @@ error_log = logging.getLogger(ERROR_LOGGER)
 
 #: What a socket raises when the peer has gone (reset, closed under us, EPIPE...).
 DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+#: The protocols' settings that come from ``Config``: each protocol's keyword -> the Config
+#: field the connection passes for it (``protocol_settings``). The one place that says
+#: which field feeds which limit; tests/unit/test_limits_source.py checks that each pair
+#: has the same default and that every limit keyword of the protocol is here.
+HTTP11_SETTINGS: Mapping[str, str] = {
+    "max_request_line_size": "max_request_line_size",
+    "max_head_size": "max_head_size",
+    "max_headers": "max_headers",
+    "max_request_body_size": "max_request_body_size",
+    "max_unread_body_drain": "max_unread_body_drain",
+}
+HTTP2_SETTINGS: Mapping[str, str] = {
+    "max_concurrent_streams": "h2_max_concurrent_streams",
+    "max_header_list_size": "h2_max_header_list_size",
+    "initial_window_size": "h2_initial_window_size",
+    "connection_window_size": "h2_connection_window_size",
+    "max_frame_size": "h2_max_frame_size",
+    "max_continuation_frames": "h2_max_continuation_frames",
+    "max_resets_per_window": "h2_max_resets_per_window",
+    "max_pings_per_window": "h2_max_pings_per_window",
+    "max_settings_per_window": "h2_max_settings_per_window",
+    "max_empty_frames_per_window": "h2_max_empty_frames_per_window",
+    "max_priority_frames_per_window": "h2_max_priority_frames_per_window",
+    "max_glitches_per_window": "h2_max_glitches_per_window",
+    "max_output_buffer": "h2_max_output_buffer",
+    "discard_body_limit": "h2_discard_body_limit",
+    "rate_window_seconds": "h2_flood_window",
+}
+
+
+def protocol_settings(config: Config, table: Mapping[str, str]) -> dict[str, Any]:
+    """The keyword arguments ``table`` names, read from ``config``."""
+    return {keyword: getattr(config, field) for keyword, field in table.items()}
 
 
 class WireProtocol(Protocol):

@@ -31,7 +31,13 @@ from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.asyncio_stream import ReceiveInterrupted
-from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
+from tricorn.server.connection import (
+    DISCONNECT_ERRORS,
+    HTTP11_SETTINGS,
+    Connection,
+    Handoff,
+    protocol_settings,
+)
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.sendfile import (
     SENDFILE_BLOCK,
@@ -79,14 +85,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             from tricorn.protocols.http11_httptools import HTTPToolsProtocol
 
             protocol_class = HTTPToolsProtocol
-        self.protocol = protocol_class(
-            max_request_line_size=config.max_request_line_size,
-            max_head_size=config.max_head_size,
-            max_headers=config.max_headers,
-            max_request_body_size=config.max_request_body_size,
-            max_unread_body_drain=config.max_unread_body_drain,
-            h2c_preface=True,
-        )
+        settings = protocol_settings(config, HTTP11_SETTINGS)
+        self.protocol = protocol_class(**settings, h2c_preface=True)
         #: What cancels each running request task of this connection (None when none runs).
         self._stream_tasks: dict[HTTPStream | WSStream, _TaskHandle] | None = None
         self._streams_done: anyio.Event | None = None

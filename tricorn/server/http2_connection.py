@@ -21,7 +21,13 @@ from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
-from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
+from tricorn.server.connection import (
+    DISCONNECT_ERRORS,
+    HTTP2_SETTINGS,
+    Connection,
+    Handoff,
+    protocol_settings,
+)
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
 from tricorn.server.ws_stream import WSStream
@@ -71,23 +77,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         config = self.state.config
         self.protocol = HTTP2Protocol(
             clock=self.state.clock,
-            max_concurrent_streams=config.h2_max_concurrent_streams,
-            max_header_list_size=config.h2_max_header_list_size,
-            initial_window_size=config.h2_initial_window_size,
-            connection_window_size=config.h2_connection_window_size,
-            max_frame_size=config.h2_max_frame_size,
-            max_continuation_frames=config.h2_max_continuation_frames,
-            max_resets_per_window=config.h2_max_resets_per_window,
-            max_pings_per_window=config.h2_max_pings_per_window,
-            max_settings_per_window=config.h2_max_settings_per_window,
-            max_empty_frames_per_window=config.h2_max_empty_frames_per_window,
-            max_priority_frames_per_window=config.h2_max_priority_frames_per_window,
-            max_glitches_per_window=config.h2_max_glitches_per_window,
-            rate_window_seconds=config.h2_flood_window,
-            max_output_buffer=config.h2_max_output_buffer,
+            **protocol_settings(config, HTTP2_SETTINGS),
             enable_connect_protocol=True,
             hold_reset_slots=True,
-            discard_body_limit=config.h2_discard_body_limit,
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}

@@ -21,6 +21,7 @@ from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError, TricornError
 from tricorn.protocols.proxy_protocol import ProxyHeader
 from tricorn.server import proxy_protocol, systemd
+from tricorn.server.access_log import format_client
 from tricorn.server.app import as_asgi3
 from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
@@ -280,7 +281,8 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
                     stream, setup.tls, state.config.tls_handshake_timeout
                 )
             except HandshakeFailed as error:
-                error_log.debug("TLS handshake with %s failed: %s", client, error)
+                peer = format_client(client) or "unix socket peer"
+                error_log.debug("TLS handshake with %s failed: %s", peer, error)
                 if (metrics := state.metrics) is not None:
                     metrics.tls_failed(error)
                 return

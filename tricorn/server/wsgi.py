@@ -28,6 +28,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
@@ -309,47 +310,32 @@ def response_head(status: object, headers: object) -> tuple[int, HeaderList, int
     return int(match[1]), result, length
 
 
+@dataclass(slots=True, eq=False)
 class _Request:
     """The state of one WSGI request: ``start_response``, ``write`` and the iteration.
 
     Everything but ``finish`` runs in the worker thread.
     """
 
-    __slots__ = (
-        "app",
-        "environ",
-        "head",
-        "head_sent",
-        "headers",
-        "is_head",
-        "last",
-        "remaining",
-        "scope",
-        "send",
-        "status",
-        "token",
-    )
+    app: WSGIApp
+    scope: Scope
+    environ: dict[str, Any]
+    send: Send
+    token: anyio.lowlevel.EventLoopToken | None = None
+    #: What the app gave ``start_response``, not checked yet.
+    status: object = field(default=None, init=False)
+    headers: object = field(default=None, init=False)
+    #: The http.response.start message, once valid.
+    head: Message | None = field(default=None, init=False)
+    head_sent: bool = field(default=False, init=False)
+    is_head: bool = field(init=False)
+    #: Content-Length bytes still to send.
+    remaining: int | None = field(default=None, init=False)
+    #: The final chunk, left for the event loop to send.
+    last: bytes | None = field(default=None, init=False)
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        scope: Scope,
-        environ: dict[str, Any],
-        send: Send,
-        token: anyio.lowlevel.EventLoopToken | None = None,
-    ) -> None:
-        self.token = token
-        self.app = app
-        self.scope = scope
-        self.environ = environ
-        self.send = send
-        self.status: object = None
-        self.headers: object = None
-        self.head: Message | None = None  # the http.response.start message, once valid
-        self.head_sent = False
-        self.is_head = scope["method"] == "HEAD"
-        self.remaining: int | None = None  # Content-Length bytes still to send
-        self.last: bytes | None = None  # the final chunk, left for the event loop to send
+    def __post_init__(self) -> None:
+        self.is_head = self.scope["method"] == "HEAD"
 
     # --- in the worker thread ---------------------------------------------------------
 
