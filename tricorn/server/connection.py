@@ -27,7 +27,7 @@ from anyio.abc import ByteStream
 
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
-from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
+from tricorn.protocols.events import Event, Headers, InformationalResponse, Request, Trailers
 from tricorn.protocols.websocket import WebSocketRequestInfo
 from tricorn.server.access_log import format_client
 from tricorn.server.asgi_types import Scope
@@ -361,3 +361,51 @@ class Connection(Generic[ProtocolT]):
             self._body_deadline = deadline
             if self._read_scope is not None:
                 self._read_scope.deadline = deadline
+
+
+class StreamProtocol(WireProtocol, Protocol):
+    """The face of the protocols that carry many streams (HTTP/2, HTTP/3) that
+    ``MultiplexedConnection`` uses, besides ``send`` (of ``Trailers``)."""
+
+    def send_response(
+        self, stream_id: int, status: int, headers: Headers, *, end_stream: bool = False
+    ) -> None: ...
+
+
+StreamProtocolT = TypeVar("StreamProtocolT", bound=StreamProtocol)
+
+
+class MultiplexedConnection(Connection[StreamProtocolT]):
+    """What the HTTP/2 and HTTP/3 connections share of ``StreamOwner``: a response head
+    (and the end, when no body follows) and trailers go to the protocol at once, a body
+    through the subclass's ``_send_data`` (which waits for flow control)."""
+
+    def _check_open(self, stream_id: int) -> None:
+        """Raise ``ClientDisconnected`` when ``stream_id`` can send no more."""
+        raise NotImplementedError
+
+    async def _queued_end(self) -> None:
+        """A head that ends its stream, or trailers, is queued in the protocol: get it sent."""
+        raise NotImplementedError
+
+    async def _send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        raise NotImplementedError
+
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        self._check_open(stream_id)
+        if end and not body:
+            self.protocol.send_response(stream_id, status, headers, end_stream=True)
+            await self._queued_end()
+            return
+        self.protocol.send_response(stream_id, status, headers)
+        await self._send_data(stream_id, body, end)
+
+    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        await self._send_data(stream_id, body, end)
+
+    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        self._check_open(stream_id)
+        self.protocol.send(Trailers(stream_id, headers))
+        await self._queued_end()

@@ -21,7 +21,7 @@ from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
-from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
+from tricorn.server.connection import DISCONNECT_ERRORS, Handoff, MultiplexedConnection
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
 from tricorn.server.ws_stream import WSStream
@@ -55,7 +55,7 @@ class _Outbox:
         self.done = anyio.Event()
 
 
-class HTTP2Connection(Connection[HTTP2Protocol]):
+class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
     RECEIVE_SIZE = 262144
@@ -439,26 +439,14 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     # --- StreamOwner ------------------------------------------------------------------
 
-    async def send_response(
-        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
-    ) -> None:
+    # send_response, send_body, send_trailers: MultiplexedConnection's
+
+    def _check_open(self, stream_id: int) -> None:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
-        if end and not body:
-            self.protocol.send_response(stream_id, status, headers, end_stream=True)
-            await self._queued(0)
-            return
-        self.protocol.send_response(stream_id, status, headers)
-        await self._send_data(stream_id, body, end)
 
-    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        await self._send_data(stream_id, body, end)
-
-    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
-        if self._broken or stream_id not in self._streams:
-            raise ClientDisconnected(f"stream {stream_id} is closed")
-        self.protocol.send(events.Trailers(stream_id, headers))
-        await self._flush()
+    async def _queued_end(self) -> None:
+        await self._queued(0)
 
     async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         request = self.protocol.push(events.PushPromise(stream_id, path, headers))
