@@ -6,7 +6,8 @@ sign, is refused at the handshake. Certificates made by trustme; aioquic's clien
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,7 +66,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
     yield Files(folder / "ca.pem", Path(certfile), Path(keyfile), client, stranger)
 
 
-def tls_recorder(seen: list[dict[str, Any]]) -> Any:
+Seen = list[dict[str, Any]]
+
+
+def tls_recorder(seen: Seen) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
@@ -74,6 +78,15 @@ def tls_recorder(seen: list[dict[str, Any]]) -> Any:
         await send({"type": "http.response.body", "body": b"ok"})
 
     return app
+
+
+@asynccontextmanager
+async def recording(files: Files, **settings: Any) -> AsyncIterator[tuple[Seen, int]]:
+    """A server on a free port whose app notes each request's ``tls`` extension."""
+    seen: Seen = []
+    port = free_port()
+    async with serving(tls_recorder(seen), **files.settings(port, **settings)):
+        yield seen, port
 
 
 async def get(files: Files, port: int, client_cert: tuple[str, str] | None) -> H3Response:
@@ -94,9 +107,7 @@ async def refused(files: Files, port: int, client_cert: tuple[str, str] | None) 
 async def test_a_required_client_certificate_reaches_the_tls_extension_as_on_http2(
     files: Files,
 ) -> None:
-    seen: list[dict[str, Any]] = []
-    port = free_port()
-    async with serving(tls_recorder(seen), **files.settings(port, verify_mode="required")):
+    async with recording(files, verify_mode="required") as (seen, port):
         response = await get(files, port, files.client)
         context = ssl.create_default_context(cafile=str(files.ca_file))
         context.load_cert_chain(*files.client)
@@ -116,9 +127,7 @@ async def test_a_required_client_certificate_reaches_the_tls_extension_as_on_htt
 async def test_a_client_without_a_required_certificate_is_refused_at_the_handshake(
     files: Files,
 ) -> None:
-    seen: list[dict[str, Any]] = []
-    port = free_port()
-    async with serving(tls_recorder(seen), **files.settings(port, verify_mode="required")):
+    async with recording(files, verify_mode="required") as (seen, port):
         code = await refused(files, port, None)
         stranger = await refused(files, port, files.stranger)
         response = await get(files, port, files.client)  # the server carries on
@@ -129,9 +138,7 @@ async def test_a_client_without_a_required_certificate_is_refused_at_the_handsha
 
 
 async def test_an_optional_client_certificate_may_be_left_out(files: Files) -> None:
-    seen: list[dict[str, Any]] = []
-    port = free_port()
-    async with serving(tls_recorder(seen), **files.settings(port, verify_mode="optional")):
+    async with recording(files, verify_mode="optional") as (seen, port):
         without = await get(files, port, None)
         with_cert = await get(files, port, files.client)
         stranger = await refused(files, port, files.stranger)  # one sent is verified
@@ -142,9 +149,7 @@ async def test_an_optional_client_certificate_may_be_left_out(files: Files) -> N
 
 
 async def test_no_certificate_is_asked_for_by_default(files: Files) -> None:
-    seen: list[dict[str, Any]] = []
-    port = free_port()
-    async with serving(tls_recorder(seen), **files.settings(port)):  # verify_mode "none"
+    async with recording(files) as (seen, port):  # verify_mode "none"
         response = await get(files, port, files.client)
     assert response.status == 200
     assert seen[0]["client_cert_chain"] == [] and seen[0]["client_cert_name"] is None

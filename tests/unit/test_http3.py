@@ -119,6 +119,12 @@ class Pair:
             self.client_h3.send_data(stream_id, body, end_stream=end)
         return stream_id
 
+    def errors(self) -> list[ProtocolError]:
+        return [e for e in self.events if isinstance(e, ProtocolError)]
+
+    def response_heads(self) -> list[list[tuple[bytes, bytes]]]:
+        return [e.headers for e in self.responses if isinstance(e, h3_events.HeadersReceived)]
+
     def body_received(self, stream_id: int | None = None) -> int:
         return sum(
             len(e.data)
@@ -314,7 +320,7 @@ def test_extended_connect_is_offered_and_is_a_request(cert_files: tuple[str, str
     assert (request.method, request.target, request.protocol) == (b"CONNECT", b"/ws", b"websocket")
     assert request.http_version == "3"
     assert pair.body_received(stream_id) == 100
-    assert not [e for e in pair.events if isinstance(e, ProtocolError)]
+    assert not pair.errors()
 
 
 def test_a_plain_connect_is_answered_501(cert_files: tuple[str, str]) -> None:
@@ -322,10 +328,9 @@ def test_a_plain_connect_is_answered_501(cert_files: tuple[str, str]) -> None:
     stream_id = pair.client.get_next_available_stream_id()
     pair.client_h3.send_headers(stream_id, connect_head(None))
     pair.pump()
-    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
+    [error] = pair.errors()
     assert (error.stream_id, error.status) == (stream_id, 501)
-    heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
-    assert [h.headers for h in heads] == [[(b":status", b"501")]]
+    assert pair.response_heads() == [[(b":status", b"501")]]
     assert not pair.server._streams
 
 
@@ -342,53 +347,41 @@ def test_a_content_length_over_the_limit_is_answered_413(cert_files: tuple[str, 
     pair.client_h3.send_headers(stream_id, head)
     pair.pump()
     assert not [e for e in pair.events if isinstance(e, Request)]  # no app sees it
-    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
+    [error] = pair.errors()
     assert (error.stream_id, error.status, error.method, error.target) == (
         stream_id,
         413,
         b"POST",
         b"/up",
     )
-    heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
-    assert [h.headers for h in heads] == [[(b":status", b"413")]]
+    assert pair.response_heads() == [[(b":status", b"413")]]
     stops = [e for e in pair.client_events if isinstance(e, quic_events.StopSendingReceived)]
     assert [(e.stream_id, e.error_code) for e in stops] == [(stream_id, 0x100)]  # H3_NO_ERROR
 
 
-def test_a_body_past_the_limit_before_the_response_is_answered_413(
-    cert_files: tuple[str, str],
-) -> None:
+@pytest.mark.parametrize("responded", [False, True])
+def test_a_body_growing_past_the_limit(cert_files: tuple[str, str], responded: bool) -> None:
+    """No response started: 413 (the piece past the limit is not handed on); the response
+    began: both halves reset with H3_REQUEST_CANCELLED. Either way what the app sends next
+    is dropped, and the stream is gone once the app ends."""
     pair = Pair(cert_files, body_limit=1000)
     stream_id = pair.request("/up", b"x" * 600, end=False)
+    pair.pump()
+    if responded:
+        pair.server.send_response(stream_id, 200, [])
+    pair.client_h3.send_data(stream_id, b"x" * 600, end_stream=False)
     pair.pump()
     assert pair.body_received(stream_id) == 600
-    pair.client_h3.send_data(stream_id, b"x" * 600, end_stream=False)
-    pair.pump()
-    assert pair.body_received(stream_id) == 600  # the piece past the limit is not handed on
-    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
-    assert (error.stream_id, error.status) == (stream_id, 413)
-    heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
-    assert [h.headers for h in heads] == [[(b":status", b"413")]]
-    assert not pair.server.is_open(stream_id)  # what the app sends now is dropped
-    pair.server.release(stream_id)  # the app ends
-    pair.pump()
-    assert pair.server.settled()
-
-
-def test_a_body_past_the_limit_after_the_response_began_resets(
-    cert_files: tuple[str, str],
-) -> None:
-    pair = Pair(cert_files, body_limit=1000)
-    stream_id = pair.request("/up", b"x" * 600, end=False)
-    pair.pump()
-    pair.server.send_response(stream_id, 200, [])
-    pair.pump()
-    pair.client_h3.send_data(stream_id, b"x" * 600, end_stream=False)
-    pair.pump()
-    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
-    assert (error.stream_id, error.status, error.error_code) == (stream_id, None, 0x10C)
+    [error] = pair.errors()
     resets = [e for e in pair.client_events if isinstance(e, quic_events.StreamReset)]
-    assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 0x10C)]
-    pair.server.release(stream_id)
+    if responded:
+        assert (error.stream_id, error.status, error.error_code) == (stream_id, None, 0x10C)
+        assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 0x10C)]
+    else:
+        assert (error.stream_id, error.status) == (stream_id, 413)
+        assert pair.response_heads() == [[(b":status", b"413")]]
+        assert not resets
+    assert not pair.server.is_open(stream_id)
+    pair.server.release(stream_id)  # the app ends
     pair.pump()
     assert pair.server.settled()

@@ -28,7 +28,7 @@ from anyio.abc import ByteStream
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols.events import Event, Headers, InformationalResponse, Request, Trailers
-from tricorn.protocols.websocket import WebSocketRequestInfo
+from tricorn.protocols.websocket import HandshakeError, WebSocketRequestInfo, parse_upgrade_request
 from tricorn.server.access_log import format_client
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
@@ -409,3 +409,35 @@ class MultiplexedConnection(Connection[StreamProtocolT]):
         self._check_open(stream_id)
         self.protocol.send(Trailers(stream_id, headers))
         await self._queued_end()
+
+    # --- WebSocketOwner: the part HTTP/2 and HTTP/3 share --------------------------
+
+    async def ws_decline(self, stream_id: int) -> None:
+        return  # the denial is an ordinary response on the stream
+
+    async def ws_write(self, stream_id: int, data: bytes) -> None:
+        if data:
+            await self._send_data(stream_id, data, False)
+
+    def _websocket_handshake(self, request: Request) -> WebSocketRequestInfo | None:
+        """An extended CONNECT (RFC 8441, RFC 9220): what the WebSocket asks for, or None
+        for a bad handshake, answered here (400; 501 for a ``:protocol`` other than
+        websocket) with its log line, metrics and access line."""
+        try:
+            if request.protocol != b"websocket":
+                raise HandshakeError(f"unknown :protocol {request.protocol!r}", 501)
+            return parse_upgrade_request(request)
+        except HandshakeError as error:
+            error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
+            version = request.http_version
+            if (metrics := self.state.metrics) is not None:
+                metrics.protocol_error(f"h{version}", "websocket_handshake")
+            self.protocol.send_response(
+                request.stream_id, error.status, [*error.headers], end_stream=True
+            )
+            self._handshake_answered(request.stream_id)
+            self._request_refused(error.status, request.method, request.target, version=version)
+            return None
+
+    def _handshake_answered(self, stream_id: int) -> None:
+        """A bad WebSocket handshake on ``stream_id`` was answered (no stream runs for it)."""

@@ -54,7 +54,6 @@ from tricorn.protocols.http3 import (
     peer_certificates,
     server_configuration,
 )
-from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server import metrics as metrics_labels
 from tricorn.server.connection import Handoff, MultiplexedConnection
 from tricorn.server.http_stream import HTTPStream
@@ -479,24 +478,14 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
 
     def _start_websocket(self, request: Request) -> None:
         """RFC 9220: an extended CONNECT with ``:protocol websocket`` is a WebSocket, run by
-        ``WSStream`` as on HTTP/2; a bad handshake is answered here (400, 501...)."""
-        try:
-            if request.protocol != b"websocket":
-                raise HandshakeError(f"unknown :protocol {request.protocol!r}", 501)
-            info = parse_upgrade_request(request)
-        except HandshakeError as error:
-            error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
-            if (metrics := self.state.metrics) is not None:
-                metrics.protocol_error("h3", "websocket_handshake")
-            protocol = self.protocol
-            protocol.send_response(
-                request.stream_id, error.status, [*error.headers], end_stream=True
-            )
-            protocol.release(request.stream_id)  # no stream runs: decline the rest
-            self._request_refused(error.status, request.method, request.target, version="3")
-            self._wake()
-            return
-        self._spawn(self._new_websocket_stream(request, info))
+        ``WSStream`` as on HTTP/2."""
+        info = self._websocket_handshake(request)  # None: a bad one, answered
+        if info is not None:
+            self._spawn(self._new_websocket_stream(request, info))
+
+    def _handshake_answered(self, stream_id: int) -> None:
+        self.protocol.release(stream_id)  # no stream runs: decline the rest of it
+        self._wake()
 
     def _stream_gone(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
@@ -662,12 +651,7 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
         self.protocol.send_response(stream_id, status, headers)
         self._wake()
 
-    async def ws_decline(self, stream_id: int) -> None:
-        return  # the denial is an ordinary response on the stream
-
-    async def ws_write(self, stream_id: int, data: bytes) -> None:
-        if data:
-            await self._send_data(stream_id, data, False)
+    # ws_decline, ws_write: MultiplexedConnection's
 
     async def ws_finish(self, stream_id: int) -> None:
         if stream_id in self._streams and self.protocol.is_open(stream_id):
