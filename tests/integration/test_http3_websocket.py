@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio.from_thread
 import pytest
 from aioquic.h3.connection import Setting
 
@@ -173,3 +174,23 @@ async def test_a_bad_handshake_is_answered_and_the_connection_goes_on(
     if version is not None and status == 400:
         assert head.header(b"sec-websocket-version") == b"13"
     assert echoed == "still here"
+
+
+async def test_graceful_shutdown_closes_an_open_websocket_with_1001(
+    certificates: Certificates,
+) -> None:
+    port = free_port()
+    async with serving(echo_app, **h3_settings(certificates, port)) as server:
+
+        async def script(client: H3Client) -> tuple[Any, H3Response]:
+            _, ws = await client.websocket("/")
+            ws.send("up")
+            assert await ws.receive() == "up"
+            anyio.from_thread.run_sync(server.shutdown.set)
+            closing = await ws.receive()
+            ws.close(1001, end=True)
+            return closing, await ws.ended()
+
+        closing, ended = await h3(certificates, port, script)
+    assert closing[0] == 1001
+    assert ended.reset is None
