@@ -34,6 +34,7 @@ class Files:
     keyfile: Path
     client: tuple[str, str]
     stranger: tuple[str, str]  # a client certificate of another CA
+    chained: tuple[str, str]  # one from an intermediate CA, sent with it
 
     def settings(self, port: int, **more: Any) -> dict[str, Any]:
         """TCP (for HTTP/2) and UDP on one port number, and the CA for client certificates."""
@@ -48,7 +49,7 @@ class Files:
 
 
 def _write(cert: trustme.LeafCert, folder: Path, name: str) -> tuple[str, str]:
-    cert.cert_chain_pems[0].write_to_path(str(folder / f"{name}.pem"))
+    (folder / f"{name}.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
     cert.private_key_pem.write_to_path(str(folder / f"{name}.key"))
     return str(folder / f"{name}.pem"), str(folder / f"{name}.key")
 
@@ -63,7 +64,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
         authority.issue_cert("client.example.test", common_name="test-client"), folder, "client"
     )
     stranger = _write(trustme.CA().issue_cert("client.example.test"), folder, "stranger")
-    yield Files(folder / "ca.pem", Path(certfile), Path(keyfile), client, stranger)
+    intermediate = authority.create_child_ca()
+    chained = _write(
+        intermediate.issue_cert("client.example.test", common_name="chained"), folder, "chained"
+    )
+    yield Files(folder / "ca.pem", Path(certfile), Path(keyfile), client, stranger, chained)
 
 
 Seen = list[dict[str, Any]]
@@ -153,3 +158,12 @@ async def test_no_certificate_is_asked_for_by_default(files: Files) -> None:
         response = await get(files, port, files.client)
     assert response.status == 200
     assert seen[0]["client_cert_chain"] == [] and seen[0]["client_cert_name"] is None
+
+
+async def test_a_client_chain_through_an_intermediate_ca_is_verified(files: Files) -> None:
+    async with recording(files, verify_mode="required") as (seen, port):
+        response = await get(files, port, files.chained)
+    assert response.status == 200
+    [tls] = seen
+    assert tls["client_cert_name"].startswith("CN=chained,")
+    assert len(tls["client_cert_chain"]) == 2  # the client's certificate, then the one it sent
