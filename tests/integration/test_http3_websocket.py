@@ -194,3 +194,25 @@ async def test_graceful_shutdown_closes_an_open_websocket_with_1001(
         closing, ended = await h3(certificates, port, script)
     assert closing[0] == 1001
     assert ended.reset is None
+
+
+async def test_the_access_log_has_a_line_per_websocket_session(
+    certificates: Certificates, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    caplog.set_level("INFO", logger="tricorn.access")
+    async with serving(echo_app, access_log=True, **h3_settings(certificates, port)):
+
+        async def script(client: H3Client) -> None:
+            _, ws = await client.websocket("/logged")
+            ws.send("close 4001")
+            await ws.receive()
+            ws.close(4001, end=True)
+            await ws.ended()
+            await client.websocket("/refused", protocol=b"chat")
+
+        await h3(certificates, port, script)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tricorn.access"]
+    session, refused = lines
+    assert '"CONNECT /logged WS/3" 200 ' in session and "close=4001" in session, session
+    assert refused.endswith('"CONNECT /refused HTTP/3" 501 0 0.0ms rejected'), refused
