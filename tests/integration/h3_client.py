@@ -21,6 +21,7 @@ from aioquic.h3 import events as h3_events
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 T = TypeVar("T")
@@ -163,22 +164,33 @@ class H3Client(QuicConnectionProtocol):
         *,
         protocol: bytes = b"websocket",
         version: bytes | None = b"13",
+        compression: bool = False,
     ) -> tuple[H3Response, H3WebSocket]:
-        """RFC 9220's opening handshake: the response head (200 to accept) and the socket."""
+        """RFC 9220's opening handshake: the response head (200 to accept) and the socket
+        (speaking permessage-deflate when ``compression`` and the server accepted it)."""
         fields = [(b":protocol", protocol)]
         if version is not None:
             fields.append((b"sec-websocket-version", version))
         stream_id = self.start("CONNECT", path, headers=[*fields, *(headers or [])], end=False)
-        return await self.head(stream_id), H3WebSocket(self, stream_id)
+        head = await self.head(stream_id)
+        extensions: list[Extension] = []
+        accepted = head.header(b"sec-websocket-extensions")
+        if compression and accepted is not None:
+            deflate = PerMessageDeflate()
+            deflate.finalize(accepted.decode("ascii"))
+            extensions.append(deflate)
+        return head, H3WebSocket(self, stream_id, extensions)
 
 
 class H3WebSocket:
     """The client side of a WebSocket on one HTTP/3 request stream."""
 
-    def __init__(self, client: H3Client, stream_id: int) -> None:
+    def __init__(
+        self, client: H3Client, stream_id: int, extensions: list[Extension] | None = None
+    ) -> None:
         self.client = client
         self.stream_id = stream_id
-        self._frames = FrameProtocol(client=True, extensions=[])
+        self._frames = FrameProtocol(client=True, extensions=extensions or [])
         self._parsed = 0  # pieces of the stream handed to the frame parser
 
     def send(self, message: str | bytes) -> None:

@@ -216,3 +216,18 @@ async def test_the_access_log_has_a_line_per_websocket_session(
     session, refused = lines
     assert '"CONNECT /logged WS/3" 200 ' in session and "close=4001" in session, session
     assert refused.endswith('"CONNECT /refused HTTP/3" 501 0 0.0ms rejected'), refused
+
+
+async def test_permessage_deflate_is_negotiated_and_spoken(certificates: Certificates) -> None:
+    port = free_port()
+    async with serving(echo_app, **h3_settings(certificates, port)):
+
+        async def script(client: H3Client) -> tuple[H3Response, Any]:
+            offer = [(b"sec-websocket-extensions", b"permessage-deflate")]
+            head, ws = await client.websocket("/", offer, compression=True)
+            ws.send("z" * 10000)
+            return head, await ws.receive()
+
+        head, echoed = await h3(certificates, port, script)
+    assert head.header(b"sec-websocket-extensions") == b"permessage-deflate"
+    assert echoed == "z" * 10000
