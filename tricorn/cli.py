@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from tricorn.config import Config
-from tricorn.config.loader import load_config
+from tricorn.config.loader import load_config, parse_bind, show_value
 from tricorn.config.logging import configure_logging, error_line
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError
@@ -42,9 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(config)
     except ConfigError as error:
         return _fail(error)
-    if config.quic_bind and (config.workers > 1 or config.reload):
-        # One UDP socket per worker would split a QUIC connection's datagrams among them.
-        return _fail(ConfigError("config: quic_bind: not supported with workers > 1 or reload yet"))
+    if config.workers > 1 or config.reload:
+        for value in config.quic_bind:
+            if parse_bind(value)[1] == 0:
+                # Each worker binds quic_bind itself (SO_REUSEPORT): port 0 would give each
+                # its own port, and clients would be told of one of them.
+                return _fail(
+                    ConfigError(
+                        f"config: quic_bind = {show_value(value)}: port 0 with workers > 1 "
+                        "or reload: every worker binds the port itself; name a port"
+                    )
+                )
     with _pid_file(config.pid_file):
         if config.workers > 1 or config.reload:
             from tricorn.process.supervisor import Supervisor

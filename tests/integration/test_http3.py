@@ -556,7 +556,9 @@ def test_a_bad_quic_bind_is_one_line() -> None:
     ]
 
 
-def test_quic_bind_with_workers_is_one_line(certificates: Certificates) -> None:
+def test_quic_bind_port_0_with_workers_is_one_line(certificates: Certificates) -> None:
+    """Each worker binds quic_bind itself (tests/integration/test_http3_workers.py): port 0
+    would give each a port of its own."""
     result = _run(
         "--workers",
         "2",
@@ -569,5 +571,6 @@ def test_quic_bind_with_workers_is_one_line(certificates: Certificates) -> None:
     )
     assert result.returncode == 2
     assert _errors(result) == [
-        "ERROR:    config: quic_bind: not supported with workers > 1 or reload yet"
+        'ERROR:    config: quic_bind = "127.0.0.1:0": port 0 with workers > 1 or reload: '
+        "every worker binds the port itself; name a port"
     ]

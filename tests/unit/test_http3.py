@@ -11,7 +11,7 @@ import pytest
 import trustme
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.h3 import events as h3_events
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, H3Connection, Setting
 from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -53,6 +53,7 @@ class Pair:
         connection_window: int = 1 << 20,
         streams: int = 100,
         resets: int = 200,
+        body_limit: int = 0,
     ) -> None:
         self.now = 1000.0
         configuration = QuicConfiguration(
@@ -76,6 +77,7 @@ class Pair:
             original_destination_connection_id=header.destination_cid,
             max_concurrent_streams=streams,
             max_resets_per_window=resets,
+            max_request_body_size=body_limit,
         )
         self.events: list[Event] = []
         self.client_events: list[quic_events.QuicEvent] = []
@@ -116,6 +118,12 @@ class Pair:
         if body is not None:
             self.client_h3.send_data(stream_id, body, end_stream=end)
         return stream_id
+
+    def errors(self) -> list[ProtocolError]:
+        return [e for e in self.events if isinstance(e, ProtocolError)]
+
+    def response_heads(self) -> list[list[tuple[bytes, bytes]]]:
+        return [e.headers for e in self.responses if isinstance(e, h3_events.HeadersReceived)]
 
     def body_received(self, stream_id: int | None = None) -> int:
         return sum(
@@ -290,23 +298,90 @@ def test_refused_requests_leave_nothing_behind(cert_files: tuple[str, str]) -> N
     assert [e.target for e in pair.events if isinstance(e, Request)] == [b"/good"]
 
 
-def test_extended_connect_is_answered_501(cert_files: tuple[str, str]) -> None:
-    """aioquic offers SETTINGS_ENABLE_CONNECT_PROTOCOL; WebSocket over HTTP/3 (RFC 9220)
-    is not served yet, so the request gets a 501 rather than a reset."""
+def connect_head(protocol: bytes | None) -> list[tuple[bytes, bytes]]:
+    head = [(b":method", b"CONNECT")]
+    if protocol is not None:
+        head += [(b":protocol", protocol), (b":scheme", b"https"), (b":path", b"/ws")]
+    return [*head, (b":authority", b"localhost"), (b"sec-websocket-version", b"13")]
+
+
+def test_extended_connect_is_offered_and_is_a_request(cert_files: tuple[str, str]) -> None:
+    """RFC 9220 3: SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 in our SETTINGS, and a CONNECT with
+    :protocol is a request (the connection runs a WebSocket for it); no body limit applies
+    to its stream."""
+    pair = Pair(cert_files, body_limit=10)
+    settings = pair.client_h3.received_settings
+    assert settings is not None and settings[Setting.ENABLE_CONNECT_PROTOCOL] == 1
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(stream_id, connect_head(b"websocket"))
+    pair.client_h3.send_data(stream_id, b"x" * 100, end_stream=False)
+    pair.pump()
+    [request] = [e for e in pair.events if isinstance(e, Request)]
+    assert (request.method, request.target, request.protocol) == (b"CONNECT", b"/ws", b"websocket")
+    assert request.http_version == "3"
+    assert pair.body_received(stream_id) == 100
+    assert not pair.errors()
+
+
+def test_a_plain_connect_is_answered_501(cert_files: tuple[str, str]) -> None:
     pair = Pair(cert_files)
     stream_id = pair.client.get_next_available_stream_id()
+    pair.client_h3.send_headers(stream_id, connect_head(None))
+    pair.pump()
+    [error] = pair.errors()
+    assert (error.stream_id, error.status) == (stream_id, 501)
+    assert pair.response_heads() == [[(b":status", b"501")]]
+    assert not pair.server._streams
+
+
+def test_a_content_length_over_the_limit_is_answered_413(cert_files: tuple[str, str]) -> None:
+    pair = Pair(cert_files, body_limit=1000)
+    stream_id = pair.client.get_next_available_stream_id()
     head = [
-        (b":method", b"CONNECT"),
-        (b":protocol", b"websocket"),
+        (b":method", b"POST"),
         (b":scheme", b"https"),
         (b":authority", b"localhost"),
-        (b":path", b"/ws"),
-        (b"sec-websocket-version", b"13"),
+        (b":path", b"/up"),
+        (b"content-length", b"1001"),
     ]
     pair.client_h3.send_headers(stream_id, head)
     pair.pump()
-    [error] = [e for e in pair.events if isinstance(e, ProtocolError)]
-    assert (error.stream_id, error.status) == (stream_id, 501)
-    heads = [e for e in pair.responses if isinstance(e, h3_events.HeadersReceived)]
-    assert [h.headers for h in heads] == [[(b":status", b"501")]]
-    assert not pair.server._streams
+    assert not [e for e in pair.events if isinstance(e, Request)]  # no app sees it
+    [error] = pair.errors()
+    assert (error.stream_id, error.status, error.method, error.target) == (
+        stream_id,
+        413,
+        b"POST",
+        b"/up",
+    )
+    assert pair.response_heads() == [[(b":status", b"413")]]
+    stops = [e for e in pair.client_events if isinstance(e, quic_events.StopSendingReceived)]
+    assert [(e.stream_id, e.error_code) for e in stops] == [(stream_id, 0x100)]  # H3_NO_ERROR
+
+
+@pytest.mark.parametrize("responded", [False, True])
+def test_a_body_growing_past_the_limit(cert_files: tuple[str, str], responded: bool) -> None:
+    """No response started: 413 (the piece past the limit is not handed on); the response
+    began: both halves reset with H3_REQUEST_CANCELLED. Either way what the app sends next
+    is dropped, and the stream is gone once the app ends."""
+    pair = Pair(cert_files, body_limit=1000)
+    stream_id = pair.request("/up", b"x" * 600, end=False)
+    pair.pump()
+    if responded:
+        pair.server.send_response(stream_id, 200, [])
+    pair.client_h3.send_data(stream_id, b"x" * 600, end_stream=False)
+    pair.pump()
+    assert pair.body_received(stream_id) == 600
+    [error] = pair.errors()
+    resets = [e for e in pair.client_events if isinstance(e, quic_events.StreamReset)]
+    if responded:
+        assert (error.stream_id, error.status, error.error_code) == (stream_id, None, 0x10C)
+        assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 0x10C)]
+    else:
+        assert (error.stream_id, error.status) == (stream_id, 413)
+        assert pair.response_heads() == [[(b":status", b"413")]]
+        assert not resets
+    assert not pair.server.is_open(stream_id)
+    pair.server.release(stream_id)  # the app ends
+    pair.pump()
+    assert pair.server.settled()

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aioquic.buffer import encode_uint_var
+from aioquic import tls
+from aioquic.buffer import Buffer, encode_uint_var  # type: ignore[attr-defined]
 from aioquic.h3 import events as h3_events
 from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameType, H3Connection, encode_frame
 from aioquic.quic import events as quic_events
@@ -32,29 +33,22 @@ from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.packet_builder import QuicPacketBuilder
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from .events import (
-    Body,
-    ConnectionClosed,
-    EndBody,
-    Event,
-    Headers,
-    InformationalResponse,
-    ProtocolError,
-    Request,
-    Response,
-    StreamReset,
-    Trailers,
-)
+from . import events
+from .events import Event, Headers
 from .http2_limits import RateLimit
 from .http2_request import (
     CONNECTION_SPECIFIC,
     HeaderListTooLarge,
     Malformed,
+    check_body_length,
     check_request_target,
     check_trailer_field,
     read_request_head,
 )
+from .http11_rules import PeerError, check_chunked_body_limit, check_content_length_limit
 
 __all__ = [
     "H3_ALPN",
@@ -67,6 +61,18 @@ __all__ = [
 
 #: Response fields that mean nothing on HTTP/3 (RFC 9114 4.2): dropped from the app's head.
 _DROPPED_RESPONSE_FIELDS = CONNECTION_SPECIFIC | {b"te"}
+#: What ``send`` takes (besides ``StreamReset``).
+_SENDABLE = (
+    events.Response,
+    events.InformationalResponse,
+    events.Body,
+    events.EndBody,
+    events.Trailers,
+)
+#: ``ssl.CERT_OPTIONAL`` and ``ssl.CERT_REQUIRED``, the values of aioquic's ``verify_mode``
+#: (protocols/ does not import ssl).
+CERT_OPTIONAL = 1
+CERT_REQUIRED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +97,72 @@ def server_configuration(
     idle_timeout: float,
     stream_window: int,
     connection_window: int,
+    verify_mode: int = 0,
+    ca_certs: str | None = None,
 ) -> QuicConfiguration:
     """The server's ``QuicConfiguration``: HTTP/3 ALPN, the certificate, the idle timeout
-    and the initial windows. Raises ``OSError``/``ValueError`` for unreadable files."""
+    and the initial windows; with ``verify_mode`` ``CERT_OPTIONAL`` or ``CERT_REQUIRED``
+    (``ssl``'s values), client certificates are asked for and verified against
+    ``ca_certs``. Raises ``OSError``/``ValueError`` for unreadable files."""
     configuration = QuicConfiguration(
         is_client=False,
         alpn_protocols=H3_ALPN,
         idle_timeout=idle_timeout,
         max_data=connection_window,
         max_stream_data=stream_window,
+        verify_mode=verify_mode,
+        cafile=ca_certs or None,
     )
     configuration.load_cert_chain(certfile, keyfile or None, password or None)
     return configuration
+
+
+class _CertificateRequired(tls.Alert):
+    description = tls.AlertDescription.certificate_required
+
+
+class _ClientVerifyingTLS(tls.Context):
+    """aioquic's TLS as a server that asks for a client certificate and verifies it.
+
+    aioquic's server sends a CertificateRequest only under a test flag, accepts an empty
+    Certificate whatever the verify mode, and checks only the CertificateVerify signature
+    of a certificate it gets. Here (RFC 8446 4.4.2.4): no certificate under
+    ``CERT_REQUIRED`` is the ``certificate_required`` alert; a certificate is verified
+    against the CA file (dates, chain) and, if it names its uses, must be for client
+    authentication (as OpenSSL's ``ssl`` checks on the TCP binds); a failure is the
+    ``bad_certificate`` (or ``certificate_expired``) alert. The handshake then fails with
+    that alert as the QUIC CRYPTO_ERROR.
+    """
+
+    def _server_handle_certificate(self, input_buf: Buffer) -> None:
+        super()._server_handle_certificate(input_buf)
+        if self._peer_certificate is None and self._verify_mode == CERT_REQUIRED:
+            raise _CertificateRequired("no client certificate")
+
+    def _server_handle_certificate_verify(self, input_buf: Buffer) -> None:
+        super()._server_handle_certificate_verify(input_buf)
+        certificate = self._peer_certificate
+        assert certificate is not None  # CertificateVerify follows a certificate
+        tls.verify_certificate(
+            certificate=certificate,
+            chain=self._peer_certificate_chain,
+            cadata=self._cadata,
+            cafile=self._cafile,
+            capath=self._capath,
+        )
+        try:
+            usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        except x509.ExtensionNotFound:
+            return
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in usage.value:
+            raise tls.AlertBadCertificate("the certificate is not for client authentication")
+
+
+def peer_certificates(quic: QuicConnection) -> list[x509.Certificate]:
+    """The client's certificate and the chain it sent (empty if it sent none)."""
+    context = quic.tls
+    certificate = context._peer_certificate
+    return [] if certificate is None else [certificate, *context._peer_certificate_chain]
 
 
 class _FlowControlledQuic(QuicConnection):
@@ -120,6 +180,12 @@ class _FlowControlledQuic(QuicConnection):
     #: Unread body bytes per request stream, and in all.
     unread: dict[int, int]
     unread_total: int = 0
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if self._configuration.verify_mode in (CERT_OPTIONAL, CERT_REQUIRED):
+            self.tls.__class__ = _ClientVerifyingTLS  # adds behaviour, no state
+            self.tls._request_client_certificate = True
 
     def _write_connection_limits(self, builder: QuicPacketBuilder, space: QuicPacketSpace) -> None:
         limit = self._local_max_data
@@ -158,10 +224,12 @@ class _NotServed(Exception):
 class _Stream:
     """What is tracked per request stream."""
 
-    __slots__ = ("closed", "local_ended", "remote_ended", "started")
+    __slots__ = ("closed", "local_ended", "received", "remote_ended", "started")
 
     def __init__(self) -> None:
         self.remote_ended = False
+        #: Request body bytes received (``max_request_body_size``).
+        self.received = 0
         #: The response's end (or our reset) is queued: the sending side is done.
         self.local_ended = False
         #: Reset by either side, or the client sent STOP_SENDING: nothing more is sent.
@@ -183,6 +251,7 @@ class HTTP3Protocol:
         max_header_list_size: int = 65536,
         max_resets_per_window: int = 200,
         rate_window_seconds: float = 10.0,
+        max_request_body_size: int = 0,
     ) -> None:
         quic = _FlowControlledQuic(
             configuration=configuration,
@@ -199,7 +268,11 @@ class HTTP3Protocol:
         self.quic = quic
         self.h3 = H3Connection(quic)
         self._max_header_list_size = max_header_list_size
+        #: The largest request body (0: no limit); not for an extended CONNECT's stream.
+        self._body_limit = max_request_body_size
         self._streams: dict[int, _Stream] = {}
+        #: The streams of extended CONNECT requests (WebSockets): no body limit.
+        self._tunnels: set[int] = set()
         #: The GOAWAY's stream id once sent: requests from there on are rejected.
         self._goaway_id: int | None = None
         #: The QUIC connection has ended (closed, idle, or failed): nothing more to do.
@@ -248,7 +321,7 @@ class HTTP3Protocol:
             elif isinstance(event, quic_events.ConnectionTerminated):
                 self.terminated = True
                 self._close_streams()
-                out.append(ConnectionClosed(event.error_code, event.reason_phrase))
+                out.append(events.ConnectionClosed(event.error_code, event.reason_phrase))
                 continue
             for h3_event in self.h3.handle_event(event):
                 if isinstance(h3_event, h3_events.HeadersReceived):
@@ -263,11 +336,11 @@ class HTTP3Protocol:
             return
         stream.closed = True
         self._forget_unread(stream_id)
-        out.append(StreamReset(stream_id, error_code))
+        out.append(events.StreamReset(stream_id, error_code))
         if self._resets.hit():
             code = ErrorCode.H3_EXCESSIVE_LOAD
             message = f"more than {self._resets.limit} requests reset per window"
-            out.append(ProtocolError(None, message, error_code=code))
+            out.append(events.ProtocolError(None, message, error_code=code))
             self.close(code, "too many streams reset")
 
     def _stop(self, stream_id: int, error_code: int) -> None:
@@ -289,7 +362,7 @@ class HTTP3Protocol:
                 self._refuse(stream_id, "invalid trailer field", out)
                 return
             stream.remote_ended = True
-            out.append(EndBody(stream_id))
+            out.append(events.EndBody(stream_id))
             return
         if self._goaway_id is not None and stream_id >= self._goaway_id:
             self.quic.reset_stream(stream_id, ErrorCode.H3_REQUEST_REJECTED)
@@ -305,22 +378,41 @@ class HTTP3Protocol:
             return
         except HeaderListTooLarge:
             message = f"request header list over {self._max_header_list_size} bytes"
-            self._answer(stream_id, 431, message, event.stream_ended, out)
+            self._answer(stream_id, 431, message, event, out)
             return
         except _NotServed as error:
-            self._answer(stream_id, 501, str(error), event.stream_ended, out)
+            self._answer(stream_id, 501, str(error), event, out)
             return
+        except PeerError as error:  # a Content-Length over max_request_body_size
+            self._answer(stream_id, error.status, error.message, event, out)
+            return
+        if request.protocol is not None:
+            self._tunnels.add(stream_id)
         out.append(request)
 
     def _answer(
-        self, stream_id: int, status: int, message: str, ended: bool, out: list[Event]
+        self,
+        stream_id: int,
+        status: int,
+        message: str,
+        head: h3_events.HeadersReceived,
+        out: list[Event],
     ) -> None:
         """Answer a request here with a bodiless ``status`` (no app sees it)."""
         self.h3.send_headers(stream_id, [(b":status", b"%d" % status)], end_stream=True)
         del self._streams[stream_id]  # answered here: no app will release it
-        if not ended:
+        if not head.stream_ended:
             self._stop(stream_id, ErrorCode.H3_NO_ERROR)
-        out.append(ProtocolError(stream_id, f"{message}; answered {status}", status=status))
+        fields = dict(head.headers)  # for the access line (aioquic checked the pseudo-headers)
+        out.append(
+            events.ProtocolError(
+                stream_id,
+                f"{message}; answered {status}",
+                status=status,
+                method=fields.get(b":method"),
+                target=fields.get(b":path"),
+            )
+        )
 
     def _refuse(self, stream_id: int, message: str, out: list[Event]) -> None:
         """RFC 9114 4.1.2: a malformed request is a stream error of type H3_MESSAGE_ERROR."""
@@ -330,25 +422,28 @@ class HTTP3Protocol:
         self.quic.reset_stream(stream_id, code)
         if stream is None or not stream.remote_ended:
             self._stop(stream_id, code)
-        out.append(ProtocolError(stream_id, message, error_code=code))
+        out.append(events.ProtocolError(stream_id, message, error_code=code))
 
-    def _build_request(self, stream_id: int, raw: Headers, ended: bool) -> Request:
+    def _build_request(self, stream_id: int, raw: Headers, ended: bool) -> events.Request:
         head = read_request_head(raw, self._max_header_list_size)
-        # aioquic's SETTINGS always offer extended CONNECT (RFC 9220): such a request is
-        # well-formed, and answered 501 as long as WebSocket over HTTP/3 is not served.
+        # aioquic's SETTINGS always offer extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL
+        # = 1, RFC 9220 3): a CONNECT with :protocol is a request like any other here (the
+        # connection serves :protocol websocket, answers 501 to any other); a plain CONNECT
+        # (a TCP tunnel) is not served.
         target = check_request_target(head, enable_connect_protocol=True)
         method = head.method
         assert method is not None  # check_request_target refuses a request without one
-        if method == b"CONNECT":
-            what = b"CONNECT :protocol " + head.protocol if head.protocol else b"CONNECT"
-            raise _NotServed(f"{what.decode('latin-1')} is not served over HTTP/3")
-        return Request(
+        if method == b"CONNECT" and head.protocol is None:
+            raise _NotServed("CONNECT is not served over HTTP/3")
+        check_content_length_limit(check_body_length(head, ended), self._body_limit)
+        return events.Request(
             stream_id=stream_id,
             method=method,
             target=target,
             headers=head.headers(),
             http_version="3",
             scheme=head.scheme,
+            protocol=head.protocol,
             expects_body=not ended,
         )
 
@@ -358,13 +453,41 @@ class HTTP3Protocol:
         if stream is None or stream.closed or stream.remote_ended:
             return
         if event.data:
+            size = len(event.data)
+            stream.received += size
+            if self._body_limit and stream_id not in self._tunnels:
+                try:
+                    check_chunked_body_limit(stream.received, self._body_limit)
+                except PeerError as error:
+                    self._body_too_large(stream_id, stream, error.message, out)
+                    return
             quic = self.quic
-            quic.unread[stream_id] = quic.unread.get(stream_id, 0) + len(event.data)
-            quic.unread_total += len(event.data)
-            out.append(Body(stream_id, event.data))
+            quic.unread[stream_id] = quic.unread.get(stream_id, 0) + size
+            quic.unread_total += size
+            out.append(events.Body(stream_id, event.data))
         if event.stream_ended:
             stream.remote_ended = True
-            out.append(EndBody(stream_id))
+            out.append(events.EndBody(stream_id))
+
+    def _body_too_large(
+        self, stream_id: int, stream: _Stream, message: str, out: list[Event]
+    ) -> None:
+        """The body grew past ``max_request_body_size``: the app hears ``http.disconnect``.
+        With no response started, 413 and STOP_SENDING H3_NO_ERROR (RFC 9114 4.1: the
+        response is complete, the rest of the request is not wanted); after it started,
+        the stream is reset (H3_REQUEST_CANCELLED) both ways."""
+        stream.closed = True
+        self._forget_unread(stream_id)
+        if stream.started:
+            code = ErrorCode.H3_REQUEST_CANCELLED
+            self.quic.reset_stream(stream_id, code)
+            self._stop(stream_id, code)
+            out.append(events.ProtocolError(stream_id, f"{message}; stream reset", error_code=code))
+            return
+        self.h3.send_headers(stream_id, [(b":status", b"413")], end_stream=True)
+        stream.local_ended = True
+        self._stop(stream_id, ErrorCode.H3_NO_ERROR)
+        out.append(events.ProtocolError(stream_id, f"{message}; answered 413", status=413))
 
     def _forget_unread(self, stream_id: int) -> None:
         quic = self.quic
@@ -395,18 +518,18 @@ class HTTP3Protocol:
         """Queue a response event: ``Response``, ``InformationalResponse``, ``Body``,
         ``EndBody``, ``Trailers`` or ``StreamReset``. Events for a stream that is closed
         are dropped."""
-        if isinstance(event, StreamReset):
+        if isinstance(event, events.StreamReset):
             self.reset(event.stream_id, event.error_code)
             return
-        if not isinstance(event, Response | InformationalResponse | Body | EndBody | Trailers):
+        if not isinstance(event, _SENDABLE):
             raise TypeError(f"HTTP/3 cannot send {event!r}")
         if not self.is_open(event.stream_id):
             return
-        if isinstance(event, Response | InformationalResponse):
+        if isinstance(event, events.Response | events.InformationalResponse):
             self.send_response(event.stream_id, event.status, event.headers)
-        elif isinstance(event, Body):
+        elif isinstance(event, events.Body):
             self.send_data(event.stream_id, event.data, end=False)
-        elif isinstance(event, EndBody):
+        elif isinstance(event, events.EndBody):
             self.send_data(event.stream_id, b"", end=True)
         else:
             self.send_trailers(event.stream_id, event.headers)
@@ -416,7 +539,7 @@ class HTTP3Protocol:
         return b""
 
     def send_response(
-        self, stream_id: int, status: int, headers: Headers, end_stream: bool = False
+        self, stream_id: int, status: int, headers: Headers, *, end_stream: bool = False
     ) -> None:
         if not self.is_open(stream_id):
             return
@@ -466,6 +589,7 @@ class HTTP3Protocol:
         body still coming is declined (STOP_SENDING H3_NO_ERROR, RFC 9114 4.1)."""
         stream = self._streams.pop(stream_id, None)
         self._forget_unread(stream_id)
+        self._tunnels.discard(stream_id)
         if stream is None or self.terminated:
             return
         if not stream.local_ended:

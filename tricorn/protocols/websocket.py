@@ -211,7 +211,7 @@ def parse_upgrade_request(request: Request) -> WebSocketRequestInfo:
     is a 400; malformed extension offers are ignored (compression is then not negotiated).
     """
     headers = request.headers
-    http11 = request.http_version != "2"
+    http11 = request.http_version not in ("2", "3")  # RFC 8441 and RFC 9220: extended CONNECT
     key: bytes | None = None
     if http11:
         if request.method != b"GET":
@@ -371,7 +371,7 @@ def accept_headers(
             f"(offered: {list(info.subprotocols)})"
         )
     headers: Headers = []
-    if info.http_version == "2":
+    if info.http_version in ("2", "3"):
         status = 200
     else:
         assert info.key is not None

@@ -28,8 +28,8 @@ from anyio.abc import ByteStream
 from tricorn.config import Config
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
-from tricorn.protocols.events import Event, Headers, InformationalResponse, Request
-from tricorn.protocols.websocket import WebSocketRequestInfo
+from tricorn.protocols.events import Event, Headers, InformationalResponse, Request, Trailers
+from tricorn.protocols.websocket import HandshakeError, WebSocketRequestInfo, parse_upgrade_request
 from tricorn.server.access_log import format_client
 from tricorn.server.asgi_types import Scope
 from tricorn.server.http_stream import HTTPStream, build_scope
@@ -396,3 +396,83 @@ class Connection(Generic[ProtocolT]):
             self._body_deadline = deadline
             if self._read_scope is not None:
                 self._read_scope.deadline = deadline
+
+
+class StreamProtocol(WireProtocol, Protocol):
+    """The face of the protocols that carry many streams (HTTP/2, HTTP/3) that
+    ``MultiplexedConnection`` uses, besides ``send`` (of ``Trailers``)."""
+
+    def send_response(
+        self, stream_id: int, status: int, headers: Headers, *, end_stream: bool = False
+    ) -> None: ...
+
+
+StreamProtocolT = TypeVar("StreamProtocolT", bound=StreamProtocol)
+
+
+class MultiplexedConnection(Connection[StreamProtocolT]):
+    """What the HTTP/2 and HTTP/3 connections share of ``StreamOwner``: a response head
+    (and the end, when no body follows) and trailers go to the protocol at once, a body
+    through the subclass's ``_send_data`` (which waits for flow control)."""
+
+    def _check_open(self, stream_id: int) -> None:
+        """Raise ``ClientDisconnected`` when ``stream_id`` can send no more."""
+        raise NotImplementedError
+
+    async def _queued_end(self) -> None:
+        """A head that ends its stream, or trailers, is queued in the protocol: get it sent."""
+        raise NotImplementedError
+
+    async def _send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        raise NotImplementedError
+
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        self._check_open(stream_id)
+        if end and not body:
+            self.protocol.send_response(stream_id, status, headers, end_stream=True)
+            await self._queued_end()
+            return
+        self.protocol.send_response(stream_id, status, headers)
+        await self._send_data(stream_id, body, end)
+
+    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
+        await self._send_data(stream_id, body, end)
+
+    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        self._check_open(stream_id)
+        self.protocol.send(Trailers(stream_id, headers))
+        await self._queued_end()
+
+    # --- WebSocketOwner: the part HTTP/2 and HTTP/3 share --------------------------
+
+    async def ws_decline(self, stream_id: int) -> None:
+        return  # the denial is an ordinary response on the stream
+
+    async def ws_write(self, stream_id: int, data: bytes) -> None:
+        if data:
+            await self._send_data(stream_id, data, False)
+
+    def _websocket_handshake(self, request: Request) -> WebSocketRequestInfo | None:
+        """An extended CONNECT (RFC 8441, RFC 9220): what the WebSocket asks for, or None
+        for a bad handshake, answered here (400; 501 for a ``:protocol`` other than
+        websocket) with its log line, metrics and access line."""
+        try:
+            if request.protocol != b"websocket":
+                raise HandshakeError(f"unknown :protocol {request.protocol!r}", 501)
+            return parse_upgrade_request(request)
+        except HandshakeError as error:
+            error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
+            version = request.http_version
+            if (metrics := self.state.metrics) is not None:
+                metrics.protocol_error(f"h{version}", "websocket_handshake")
+            self.protocol.send_response(
+                request.stream_id, error.status, [*error.headers], end_stream=True
+            )
+            self._handshake_answered(request.stream_id)
+            self._request_refused(error.status, request.method, request.target, version=version)
+            return None
+
+    def _handshake_answered(self, stream_id: int) -> None:
+        """A bad WebSocket handshake on ``stream_id`` was answered (no stream runs for it)."""

@@ -20,12 +20,11 @@ from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
-from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
 from tricorn.server.connection import (
     DISCONNECT_ERRORS,
     HTTP2_SETTINGS,
-    Connection,
     Handoff,
+    MultiplexedConnection,
     protocol_settings,
 )
 from tricorn.server.http_stream import HTTPStream
@@ -61,7 +60,7 @@ class _Outbox:
         self.done = anyio.Event()
 
 
-class HTTP2Connection(Connection[HTTP2Protocol]):
+class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
     """Drives one HTTP/2 connection until it closes."""
 
     RECEIVE_SIZE = 262144
@@ -310,20 +309,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._task_group.start_soon(stream.run, name=TASK_NAME)
 
     def _start_websocket(self, request: Request) -> None:
-        try:
-            if request.protocol != b"websocket":
-                raise HandshakeError(f"unknown :protocol {request.protocol!r}", 501)
-            info = parse_upgrade_request(request)
-        except HandshakeError as error:
-            error_log.info("%s: bad WebSocket request: %s", self._peer(), error.message)
-            if (metrics := self.state.metrics) is not None:
-                metrics.protocol_error("h2", "websocket_handshake")
-            self.protocol.send_response(
-                request.stream_id, error.status, [*error.headers], end_stream=True
-            )
-            self._request_refused(error.status, request.method, request.target, version="2")
-            return
-        self._spawn_stream(self._new_websocket_stream(request, info))
+        info = self._websocket_handshake(request)  # None: a bad one, answered
+        if info is not None:
+            self._spawn_stream(self._new_websocket_stream(request, info))
 
     # --- writing --------------------------------------------------------------------
 
@@ -431,26 +419,14 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     # --- StreamOwner ------------------------------------------------------------------
 
-    async def send_response(
-        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
-    ) -> None:
+    # send_response, send_body, send_trailers: MultiplexedConnection's
+
+    def _check_open(self, stream_id: int) -> None:
         if self._broken or stream_id not in self._streams:
             raise ClientDisconnected(f"stream {stream_id} is closed")
-        if end and not body:
-            self.protocol.send_response(stream_id, status, headers, end_stream=True)
-            await self._queued(0)
-            return
-        self.protocol.send_response(stream_id, status, headers)
-        await self._send_data(stream_id, body, end)
 
-    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        await self._send_data(stream_id, body, end)
-
-    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
-        if self._broken or stream_id not in self._streams:
-            raise ClientDisconnected(f"stream {stream_id} is closed")
-        self.protocol.send(events.Trailers(stream_id, headers))
-        await self._flush()
+    async def _queued_end(self) -> None:
+        await self._queued(0)
 
     async def push(self, stream_id: int, path: bytes, headers: Headers) -> None:
         request = self.protocol.push(events.PushPromise(stream_id, path, headers))
@@ -497,12 +473,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self.protocol.send_response(stream_id, status, headers)
         await self._flush()
 
-    async def ws_decline(self, stream_id: int) -> None:
-        return  # the denial is an ordinary response on the stream
-
-    async def ws_write(self, stream_id: int, data: bytes) -> None:
-        if data:
-            await self._send_data(stream_id, data, False)
+    # ws_decline, ws_write: MultiplexedConnection's
 
     async def ws_finish(self, stream_id: int) -> None:
         if stream_id in self._streams and not self._broken:

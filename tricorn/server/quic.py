@@ -5,8 +5,14 @@ destination connection id to a connection's ``HTTP3Protocol`` (tricorn/protocols
 answers unknown versions with Version Negotiation, optionally validates addresses with Retry
 (``quic_retry``), and starts a connection for a new Initial. Each ``HTTP3Connection`` runs
 one task that writes what its protocol has to send and fires its timers, and one task per
-request stream (``HTTPStream``, as on HTTP/1.1 and HTTP/2). Written on anyio's UDP
-sockets: the same code on trio and asyncio (aioquic.asyncio is not used).
+request stream (``HTTPStream``, as on HTTP/1.1 and HTTP/2) or WebSocket (``WSStream``: RFC
+9220's extended CONNECT, as RFC 8441 on HTTP/2). Written on anyio's UDP sockets: the same
+code on trio and asyncio (aioquic.asyncio is not used).
+
+With ``workers > 1`` every worker binds ``quic_bind`` itself with SO_REUSEPORT: the kernel
+picks a worker's socket by a hash of the datagram's addresses, so a connection's datagrams
+keep reaching the worker that holds it as long as the client's address and port stay the
+same (see docs/architecture.md for migration and worker restarts).
 
 Backpressure: a response body waits in ``send`` while aioquic holds ``HIGH_WATER`` unacked
 bytes of its stream; request bodies get QUIC credit back only as the app reads them.
@@ -31,9 +37,11 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 from aioquic.quic.retry import QuicRetryTokenHandler
+from cryptography.hazmat.primitives import serialization
 
 from tricorn.config import Config
 from tricorn.config.loader import parse_bind, show_value
+from tricorn.config.tls import VERIFY_MODES
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, ConfigError
 from tricorn.protocols import events
@@ -43,11 +51,15 @@ from tricorn.protocols.http3 import (
     ConnectionIdRetired,
     ErrorCode,
     HTTP3Protocol,
+    peer_certificates,
     server_configuration,
 )
-from tricorn.server.connection import Connection, Handoff
+from tricorn.server import metrics as metrics_labels
+from tricorn.server.connection import Handoff, MultiplexedConnection
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME, ServerState
+from tricorn.server.tls import rfc4514_name
+from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -67,8 +79,8 @@ DATAGRAM_SIZE = 65535
 
 
 def open_quic_sockets(config: Config) -> list[socket.socket]:
-    """The bound UDP sockets of ``quic_bind``; ``ConfigError`` naming the address when one
-    cannot be bound."""
+    """The bound UDP sockets of ``quic_bind`` (SO_REUSEPORT, so that every worker binds
+    the same port); ``ConfigError`` naming the address when one cannot be bound."""
     sockets: list[socket.socket] = []
     try:
         for value in config.quic_bind:
@@ -80,6 +92,11 @@ def open_quic_sockets(config: Config) -> list[socket.socket]:
                 sockets.append(sock)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port and hasattr(socket, "SO_REUSEPORT"):
+                    # Each worker (workers > 1) binds the port itself. Not for port 0: a
+                    # random port with SO_REUSEPORT may be one another socket of the same
+                    # user already shares that way.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind(address)
             except OSError as error:
                 raise ConfigError(
@@ -94,7 +111,9 @@ def open_quic_sockets(config: Config) -> list[socket.socket]:
 
 
 def quic_configuration(config: Config) -> QuicConfiguration:
-    """The server's QUIC/TLS configuration from ``certfile``/``keyfile``; ``ConfigError``."""
+    """The server's QUIC/TLS configuration from ``certfile``/``keyfile``, and
+    ``verify_mode``/``ca_certs`` for client certificates (checked already by
+    ``build_ssl_context``); ``ConfigError``."""
     try:
         return server_configuration(
             certfile=config.certfile,
@@ -103,6 +122,8 @@ def quic_configuration(config: Config) -> QuicConfiguration:
             idle_timeout=config.quic_idle_timeout,
             stream_window=config.h3_stream_window_size,
             connection_window=config.h3_connection_window_size,
+            verify_mode=VERIFY_MODES[config.verify_mode],
+            ca_certs=config.ca_certs or None,
         )
     except (OSError, ValueError, TypeError) as error:
         raise ConfigError(
@@ -262,6 +283,7 @@ class QuicEndpoint:
             max_header_list_size=config.h2_max_header_list_size,
             max_resets_per_window=config.h2_max_resets_per_window,
             rate_window_seconds=config.h2_flood_window,
+            max_request_body_size=config.max_request_body_size,
         )
         connection = HTTP3Connection(self, protocol, client=addr)
         connection.cids.update((cid, protocol.host_cid))
@@ -306,22 +328,46 @@ class _NoStream(anyio.abc.ByteStream):
         return
 
 
-#: The ASGI ``tls`` extension of every HTTP/3 request: QUIC is TLS 1.3, always.
-def _tls_extension() -> dict[str, Any]:
+def _tls_extension(protocol: HTTP3Protocol) -> dict[str, Any]:
+    """The ASGI ``tls`` extension of a QUIC connection whose handshake is done: TLS 1.3
+    always, and the client's certificate as on the TCP binds (``server/tls.py``)."""
+    certificates = peer_certificates(protocol.quic)
+    name = None
+    if certificates:
+        subject = certificates[0].subject
+        name = rfc4514_name(
+            tuple(
+                tuple((item.rfc4514_attribute_name, str(item.value)) for item in rdn)
+                for rdn in subject.rdns
+            )
+        )
+    key_schedule = protocol.quic.tls.key_schedule
     return {
         "server_cert": None,
-        "client_cert_chain": [],
-        "client_cert_name": None,
+        "client_cert_chain": [
+            certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for certificate in certificates
+        ],
+        "client_cert_name": name,
         "client_cert_error": None,
         "tls_version": 0x0304,
-        "cipher_suite": None,
+        "cipher_suite": None if key_schedule is None else int(key_schedule.cipher_suite),
     }
 
 
-class HTTP3Connection(Connection[HTTP3Protocol]):
+#: What the QUIC connection's own task feeds a WebSocket: bytes, or None for a reset.
+_WebSocketInput = tuple[WSStream, bytes | None]
+
+
+class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
     """One QUIC connection: its protocol, its timer-and-transmit task, its streams."""
 
-    METRICS_INDEX = 1  # counted with HTTP/2 until metrics have an "h3" label
+    #: The "h3" protocol label once metrics have it; counted with HTTP/2 until then.
+    METRICS_INDEX = (
+        metrics_labels.PROTOCOLS.index("h3")
+        if "h3" in metrics_labels.PROTOCOLS
+        else metrics_labels.HTTP2
+    )
     EXTENSIONS = (
         "http.response.trailers",
         "http.response.early_hint",
@@ -339,17 +385,20 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
             client=client,
             server=endpoint.server,
             scheme="https",
-            extensions={"tls": _tls_extension()},
+            extensions={"tls": {}},  # filled in when the handshake completes
         )
 
     def _setup(self) -> None:
         self.protocol = self._quic_protocol
         #: The connection ids the endpoint routes here.
         self.cids: set[bytes] = set()
-        self._streams: dict[int, HTTPStream] = {}
+        self._streams: dict[int, HTTPStream | WSStream] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         #: Datagrams fed before ``run`` started its task group (the first Initial).
         self._early: list[Event] = []
+        #: WebSocket bytes (and resets) in arrival order, for the connection's task to feed
+        #: (``WSStream.feed_data`` is awaited; the endpoint's reader does not wait).
+        self._ws_input: list[_WebSocketInput] = []
         self._wakeup = anyio.Event()
         #: Set (and replaced) whenever datagrams came in: acks may have freed send room.
         self._acked = anyio.Event()
@@ -363,6 +412,7 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         received = protocol.receive_datagram(data, addr, anyio.current_time())
         if self._handshaking and protocol.handshake_complete:
             self._handshake_over()
+            self.extensions["tls"] = _tls_extension(protocol)
         if self._task_group is None:
             self._early.extend(received)
         else:
@@ -380,22 +430,22 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
 
     def _handle(self, received: list[Event]) -> None:
         for event in received:
-            if isinstance(event, Body):
+            if isinstance(event, Body | EndBody):
                 stream = self._streams.get(event.stream_id)
-                if stream is not None:
+                if isinstance(stream, WSStream):
+                    self._ws_input.append((stream, event.data if isinstance(event, Body) else b""))
+                elif stream is None:
+                    pass
+                elif isinstance(event, Body):
                     stream.feed_body(event.data)
+                else:
+                    stream.feed_end()
             elif isinstance(event, Request):
                 self._start_stream(event)
-            elif isinstance(event, EndBody):
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream.feed_end()
             elif isinstance(event, events.StreamReset):
                 self._stream_gone(event.stream_id)
             elif isinstance(event, events.ProtocolError):
-                error_log.info("%s: HTTP/3 protocol error: %s", self._peer(), event.message)
-                if event.stream_id is not None:
-                    self._stream_gone(event.stream_id)
+                self._protocol_error(event)
             elif isinstance(event, ConnectionIdIssued):
                 self.endpoint.route(self, event.connection_id)
             elif isinstance(event, ConnectionIdRetired):
@@ -403,15 +453,45 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
             elif isinstance(event, events.ConnectionClosed):
                 self._disconnect()
 
+    def _protocol_error(self, event: events.ProtocolError) -> None:
+        error_log.info("%s: HTTP/3 protocol error: %s", self._peer(), event.message)
+        if event.stream_id is None:
+            return
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, HTTPStream):
+            stream.rejected(event.status)  # a body over the limit: http.disconnect
+        elif stream is not None:
+            self._stream_gone(event.stream_id)
+        elif event.status is not None:  # a head the protocol answered (413, 431, 501)
+            self._request_refused(event.status, event.method, event.target, version="3")
+
     def _start_stream(self, request: Request) -> None:
-        stream = self._new_http_stream(request)
+        if request.protocol is not None:
+            self._start_websocket(request)
+            return
+        self._spawn(self._new_http_stream(request))
+
+    def _spawn(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
         assert self._task_group is not None
         self._task_group.start_soon(stream.run, name=TASK_NAME)
 
+    def _start_websocket(self, request: Request) -> None:
+        """RFC 9220: an extended CONNECT with ``:protocol websocket`` is a WebSocket, run by
+        ``WSStream`` as on HTTP/2."""
+        info = self._websocket_handshake(request)  # None: a bad one, answered
+        if info is not None:
+            self._spawn(self._new_websocket_stream(request, info))
+
+    def _handshake_answered(self, stream_id: int) -> None:
+        self.protocol.release(stream_id)  # no stream runs: decline the rest of it
+        self._wake()
+
     def _stream_gone(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
-        if stream is not None:
+        if isinstance(stream, WSStream) and self._ws_input:
+            self._ws_input.append((stream, None))  # after the bytes that came before it
+        elif stream is not None:
             stream.feed_disconnect()
         self._acked.set()  # a sender waiting on this stream looks again, and stops
 
@@ -419,6 +499,15 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         self._stop_reading()
         for stream_id in list(self._streams):
             self._stream_gone(stream_id)
+
+    async def _feed_websockets(self) -> None:
+        while self._ws_input:
+            batch, self._ws_input = self._ws_input, []
+            for stream, data in batch:
+                if data is None:
+                    stream.feed_disconnect()
+                else:
+                    await stream.feed_data(data)
 
     # --- running: timers and datagrams out ---------------------------------------------
 
@@ -433,6 +522,7 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
                 early, self._early = self._early, []
                 self._handle(early)
                 await self._serve()
+                await self._feed_websockets()  # a reset or the close, after its bytes
                 while self._streams:  # they heard the disconnect; let them end
                     self._idle_event = anyio.Event()
                     await self._idle_event.wait()
@@ -452,6 +542,8 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         protocol = self.protocol
         while not protocol.terminated:
             self._wakeup = wakeup = anyio.Event()
+            if self._ws_input:
+                await self._feed_websockets()
             await self._transmit()
             if self._close_when_settled and not self._streams and protocol.settled():
                 # Shutting down and the last response is acknowledged: close now (a close
@@ -476,8 +568,9 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         stream check its client's pace."""
         self._body_deadline = math.inf
         for stream in list(self._streams.values()):
-            deadline = await stream.check_body_pace(now)
-            self._body_deadline = min(self._body_deadline, deadline)
+            if isinstance(stream, HTTPStream):
+                deadline = await stream.check_body_pace(now)
+                self._body_deadline = min(self._body_deadline, deadline)
 
     def body_deadline(self, stream_id: int, deadline: float) -> None:
         if deadline < self._body_deadline:
@@ -517,24 +610,10 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
             if last:
                 return
 
-    async def send_response(
-        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
-    ) -> None:
-        self._check_open(stream_id)
-        if end and not body:
-            self.protocol.send_response(stream_id, status, headers, end_stream=True)
-            self._wake()
-            return
-        self.protocol.send_response(stream_id, status, headers)
-        await self._send_data(stream_id, body, end)
+    # send_response, send_body, send_trailers: MultiplexedConnection's
 
-    async def send_body(self, stream_id: int, body: bytes, end: bool) -> None:
-        await self._send_data(stream_id, body, end)
-
-    async def send_trailers(self, stream_id: int, headers: Headers) -> None:
-        self._check_open(stream_id)
-        self.protocol.send_trailers(stream_id, headers)
-        self._wake()
+    async def _queued_end(self) -> None:
+        self._wake()  # the connection's task sends it
 
     async def send_informational(self, stream_id: int, status: int, headers: Headers) -> None:
         self.protocol.send_response(stream_id, status, headers)
@@ -563,6 +642,21 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
     async def abort(self, stream_id: int) -> None:
         self.protocol.reset(stream_id, ErrorCode.H3_INTERNAL_ERROR)
         self._wake()
+
+    # --- WebSocketOwner -----------------------------------------------------------------
+
+    async def ws_accept(self, stream_id: int, status: int, headers: Headers) -> None:
+        self._check_open(stream_id)
+        self._websocket_accepted()
+        self.protocol.send_response(stream_id, status, headers)
+        self._wake()
+
+    # ws_decline, ws_write: MultiplexedConnection's
+
+    async def ws_finish(self, stream_id: int) -> None:
+        if stream_id in self._streams and self.protocol.is_open(stream_id):
+            self.protocol.send_data(stream_id, b"", end=True)
+            self._wake()
 
     def stream_done(self, stream_id: int) -> None:
         self._on_stream_done(stream_id, self._streams.get(stream_id))
