@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import anyio
+import sniffio
 from anyio.abc import TaskGroup
 
 from tricorn.constants import ERROR_LOGGER
@@ -21,6 +23,7 @@ from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
+from tricorn.server.asyncio_stream import AsyncioTasks
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
@@ -93,7 +96,10 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._outboxes: dict[int, _Outbox] = {}
         self._writer_wakeup = anyio.Event()
         self._unflushed = 0
-        self._task_group: TaskGroup | None = None
+        #: Starts a stream's task (``_task_starter``): set in ``run``.
+        self._start_task: Callable[..., object] | None = None
+        #: On asyncio, the streams' plain tasks, cancelled when ``run`` ends.
+        self._stream_tasks: AsyncioTasks | None = None
         #: The client's preface and first SETTINGS must arrive within the head timeout.
         self._preface_deadline = self._idle_since + config.header_read_timeout
         #: Graceful shutdown: the final GOAWAY goes out by then if the client has not
@@ -108,7 +114,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._opened()
         try:
             async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
+                self._start_task = self._task_starter(task_group)
                 task_group.start_soon(self._writer)
                 if handoff is None or handoff.upgrade is None:
                     self.protocol.initiate()
@@ -123,11 +129,37 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
+            if self._stream_tasks is not None:
+                # What leaving the task group does for its own tasks: the streams still
+                # running (the connection broke, or ``run`` was cancelled) are cancelled,
+                # and the connection closes once they have finished.
+                with anyio.CancelScope(shield=True):
+                    await self._stream_tasks.cancel_all()
             if (metrics := self.state.metrics) is not None and self.protocol.refused_after_goaway:
                 refused = self.protocol.refused_after_goaway
                 metrics.count_resets_sent(ErrorCodes.REFUSED_STREAM, refused)
             await self._closed()
         return self._handoff
+
+    def _task_starter(self, task_group: TaskGroup) -> Callable[..., object]:
+        """How a stream's task is started: as cheaply as the backend allows.
+
+        anyio's ``start_soon`` gives each task a ``TaskHandle`` with its own cancel scope
+        and event (about 24 µs a task on trio, against 6.4 µs for the nursery's own), a
+        tenth of an h2c request. Nothing here cancels one stream's task (a reset stream's
+        app hears ``http.disconnect``), only all of them when the connection ends; so on
+        trio they go straight into the task group's nursery (cancelled with it), and on
+        asyncio they are plain tasks, cancelled and waited for when ``run`` leaves the task
+        group (``AsyncioTasks``, as HTTP/1.1's requests)."""
+        library = sniffio.current_async_library()
+        nursery = getattr(task_group, "_nursery", None)
+        if library == "trio" and nursery is not None:
+            start_soon: Callable[..., object] = nursery.start_soon
+            return start_soon
+        if library == "asyncio":
+            self._stream_tasks = AsyncioTasks()
+            return self._stream_tasks.start_soon
+        return task_group.start_soon
 
     async def _wait_for_streams(self) -> None:
         while self._streams and not self._broken:
@@ -314,8 +346,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
-        assert self._task_group is not None
-        self._task_group.start_soon(stream.run, name=TASK_NAME)
+        assert self._start_task is not None
+        self._start_task(stream.run, name=TASK_NAME)
 
     def _start_websocket(self, request: Request) -> None:
         try:
