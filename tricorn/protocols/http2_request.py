@@ -15,6 +15,8 @@ from .events import Headers
 
 __all__ = [
     "CONNECTION_SPECIFIC",
+    "NOT_IN_RESPONSES",
+    "SENSITIVE_FIELDS",
     "HeaderListTooLarge",
     "Malformed",
     "RequestHead",
@@ -28,6 +30,7 @@ __all__ = [
     "check_request_target",
     "check_te",
     "check_trailer_field",
+    "over_body_limit",
     "read_request_head",
 ]
 
@@ -39,6 +42,14 @@ INVALID_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
 CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade")
 )
+#: What a response (head, trailers, 1xx) or a pushed request on HTTP/2 or HTTP/3 never
+#: carries (RFC 9113 8.2.2, RFC 9114 4.2): the connection-specific fields, and ``te``,
+#: which only a request may hold (and only as ``trailers``).
+NOT_IN_RESPONSES = CONNECTION_SPECIFIC | {b"te"}
+#: Fields HPACK (and QPACK) must not put in the dynamic table (RFC 7541 7.1.3, RFC 9204
+#: 7.1.3): a peer sharing the connection could guess their values from the compressed size
+#: (CRIME-like). Short cookies too: a short value is the easiest to guess.
+SENSITIVE_FIELDS = frozenset((b"set-cookie", b"cookie", b"authorization", b"proxy-authorization"))
 #: The request pseudo-headers (RFC 9113 8.3.1, RFC 8441 4) and the attribute each fills.
 _PSEUDO_HEADERS = {
     b":method": "method",
@@ -50,6 +61,14 @@ _PSEUDO_HEADERS = {
 
 _invalid_name = INVALID_NAME.search
 _invalid_value = INVALID_VALUE.search
+
+
+def over_body_limit(size: int | None, limit: int) -> bool:
+    """Whether a request body of ``size`` bytes (its content-length, or what arrived so far)
+    is over ``max_request_body_size`` (``limit``; 0 for none). For HTTP/2 and HTTP/3 alike:
+    over it, the request is answered 413 if no response has started, else its stream is
+    reset (CANCEL); the app, if it runs, hears ``http.disconnect``."""
+    return limit > 0 and size is not None and size > limit
 
 
 class Malformed(Exception):

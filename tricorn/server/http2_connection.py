@@ -91,6 +91,7 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             enable_connect_protocol=True,
             hold_reset_slots=True,
             discard_body_limit=config.h2_discard_body_limit,
+            max_request_body_size=config.max_request_body_size,
         )
         self._streams: dict[int, HTTPStream | WSStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
@@ -290,7 +291,11 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._errored = self._errored or event.stream_id is None
         if (metrics := self.state.metrics) is not None:
             metrics.h2_error(event)
-        if event.status is not None:  # a head the protocol answered itself (431)
+        stream = None if event.stream_id is None else self._streams.get(event.stream_id)
+        if isinstance(stream, HTTPStream):
+            stream.rejected(event.status)  # the rest of its request refused (a body too large)
+        elif event.status is not None and stream is None:
+            # A head the protocol answered itself (431, 413), before any app ran.
             self._request_refused(event.status, event.method, event.target, version="2")
 
     def _reset_seen(self, event: events.StreamReset) -> None:

@@ -1,0 +1,169 @@
+"""HTTP/2 rules on a real tricorn, on the wire (trio and asyncio): ``max_request_body_size``
+(413 before the app runs, 413 or CANCEL once a body grows past it, the app hearing
+``http.disconnect``), connection-specific response fields dropped, sensitive fields never
+indexed by HPACK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from hpack import Decoder
+
+from tests.helpers import serving
+from tests.integration.apps import respond
+from tests.integration.h2_client import CANCEL, h2_connection
+from tests.unit.test_http2_response_rules import representations
+from tricorn.server.asgi_types import Message, Receive, Scope, Send
+
+pytestmark = pytest.mark.anyio
+
+LIMIT = 1000
+
+
+class Recorder:
+    """An app that reads the request body (``/read``), or starts its response first and
+    then reads (``/stream``); what it received is kept, ``done`` set when it returns."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.calls = 0
+        self.done = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        try:
+            if scope["path"] == "/stream":
+                start: Message = {"type": "http.response.start", "status": 200, "headers": []}
+                await send(start)
+                await send({"type": "http.response.body", "body": b"started", "more_body": True})
+            size = 0
+            while True:
+                message = await receive()
+                self.messages.append(message)
+                if message["type"] == "http.disconnect":
+                    return
+                size += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            if scope["path"] == "/stream":
+                await send({"type": "http.response.body", "body": b"end"})
+            else:
+                await respond(send, 200, b"%d" % size)
+        finally:
+            self.done.set()
+
+
+async def test_httpx_upload_over_the_limit_gets_413_without_the_app() -> None:
+    app = Recorder()
+    async with serving(app, max_request_body_size=LIMIT) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
+            refused = await client.post(url + "/read", content=b"u" * (LIMIT + 1))
+            assert app.calls == 0
+            fine = await client.post(url + "/read", content=b"u" * LIMIT)
+    assert refused.http_version == "HTTP/2"
+    assert refused.status_code == 413
+    assert fine.status_code == 200 and fine.content == b"%d" % LIMIT
+    assert app.calls == 1
+
+
+async def test_a_body_growing_past_the_limit_gets_413_and_the_app_a_disconnect() -> None:
+    app = Recorder()
+    async with (
+        serving(app, max_request_body_size=LIMIT) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        stream_id = await client.request("POST", "/read", end_stream=False)
+        await client.send_data(stream_id, b"a" * 600)
+        await client.send_data(stream_id, b"b" * 600)
+        with anyio.fail_after(5):
+            await app.done.wait()
+        seen = list(app.messages)
+        response = await client.response(stream_id)
+        assert response.status == 413
+        assert response.reset is None  # the rest of the body is read and dropped
+        # The stream window came back: the client can finish its upload, discarded.
+        await client.send_body(stream_id, b"c" * 70000)
+        after = await client.request("POST", "/read", body=b"d" * 10)
+        assert (await client.response(after)).body == b"10"
+    assert seen[-1] == {"type": "http.disconnect"}
+    assert sum(len(m.get("body", b"")) for m in seen) <= LIMIT
+
+
+async def test_a_body_past_the_limit_after_the_response_started_resets_with_cancel() -> None:
+    app = Recorder()
+    async with (
+        serving(app, max_request_body_size=LIMIT) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        stream_id = await client.request("POST", "/stream", end_stream=False)
+        await client.wait_for(lambda f: f.kind == "DATA" and f.stream_id == stream_id)
+        await client.send_data(stream_id, b"a" * (LIMIT + 1))
+        response = await client.response(stream_id)
+        with anyio.fail_after(5):
+            await app.done.wait()
+        seen = list(app.messages)
+        again = await client.request("POST", "/read", body=b"x")
+        assert (await client.response(again)).body == b"1"
+    assert response.status == 200
+    assert response.reset is not None and response.reset.error_code == CANCEL
+    assert seen == [{"type": "http.disconnect"}]
+
+
+CONNECTION_FIELDS = [
+    (b"connection", b"close"),
+    (b"keep-alive", b"timeout=5"),
+    (b"proxy-connection", b"keep-alive"),
+    (b"transfer-encoding", b"chunked"),
+    (b"upgrade", b"h2c"),
+    (b"te", b"trailers"),
+]
+SENSITIVE = [
+    (b"set-cookie", b"a=1"),
+    (b"set-cookie", b"session=" + b"s" * 64),
+    (b"authorization", b"Bearer t"),
+    (b"cookie", b"c=1"),
+    (b"proxy-authorization", b"Basic eA=="),
+]
+
+
+class RecordingDecoder(Decoder):
+    """hpack's decoder, keeping every header block it decodes, as received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[bytes] = []
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        self.blocks.append(bytes(data))
+        return super().decode(data, raw)
+
+
+async def test_response_fields_on_the_wire_no_connection_fields_sensitive_never_indexed() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [*CONNECTION_FIELDS, *SENSITIVE, (b"x-plain", b"1")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serving(app) as server, h2_connection(server.host, server.port) as client:
+        decoder = client.decoder = RecordingDecoder()
+        heads = []
+        for _ in range(3):  # the first time, and from the server's caches
+            stream_id = await client.request("GET", "/")
+            heads.append((await client.response(stream_id)).final)
+    for head in heads:
+        names = {name for name, _ in head.headers}
+        assert not names & {name for name, _ in CONNECTION_FIELDS}
+        fields = [(n, v) for n, v in head.headers if n not in (b":status", b"date", b"server")]
+        assert fields == [*SENSITIVE, (b"x-plain", b"1")]
+    for block in decoder.blocks:
+        kinds = representations(block)
+        assert kinds[1 : 1 + len(SENSITIVE)] == ["never"] * len(SENSITIVE), kinds
+    sensitive = {name for name, _ in SENSITIVE}
+    assert not [n for n, _ in decoder.header_table.dynamic_entries if n in sensitive]
