@@ -107,6 +107,7 @@ from .http2_request import (
     over_body_limit,
     read_request_head,
 )
+from .http2_states import receive_head, send_end, send_head
 from .http2_streams import ClosedStream, Stream
 
 __all__ = ["PREFACE", "ErrorCodes", "HTTP2Protocol"]
@@ -129,12 +130,8 @@ _SERVER_OPEN = ConnectionState.SERVER_OPEN
 _DATA_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
 _CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _CONN_SEND_DATA = ConnectionInputs.SEND_DATA
-_SEND_HEADERS = StreamInputs.SEND_HEADERS
 _SEND_DATA = StreamInputs.SEND_DATA
-_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
 _CONN_RECV_HEADERS = ConnectionInputs.RECV_HEADERS
-_RECV_HEADERS = StreamInputs.RECV_HEADERS
-_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
 _CLIENT_STREAMS = AllowedStreamIDs.ODD
 #: A request head after the rules: method, target, scheme, protocol, authority (or host),
 #: content-length, expects 100-continue, priority field, the header list the app sees.
@@ -523,10 +520,7 @@ class HTTP2Protocol(FrameScanner):
             # new stream); here once their number has doubled.
             open_streams = h2.open_inbound_streams + h2.open_outbound_streams
             self._h2_prune_at = max(64, 2 * open_streams)
-        machine = h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine
-        machine.process_input(_RECV_HEADERS)
-        if ended:
-            machine.process_input(_RECV_END_STREAM)
+        receive_head(h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine, ended)
         self._open_request(stream_id, headers, ended, events)
 
     def _on_request(self, event: H2RequestReceived, events: list[Event]) -> None:
@@ -1039,10 +1033,10 @@ class HTTP2Protocol(FrameScanner):
         if h2.state_machine.state is not _SERVER_OPEN:
             h2.state_machine.process_input(_CONN_SEND_HEADERS)
         machine = h2_stream.state_machine
-        machine.process_input(_SEND_HEADERS)  # before encoding, as h2: HPACK state changes
+        send_head(machine)  # before encoding, as h2: HPACK state changes
         encoded = h2.encoder.encode(block)
         if end_stream:
-            machine.process_input(_SEND_END_STREAM)
+            send_end(machine)
         elif machine.trailers_sent:
             raise LocalProtocolError(f"stream {stream_id}: trailers must end the stream")
         out = h2._data_to_send
@@ -1088,7 +1082,6 @@ class HTTP2Protocol(FrameScanner):
         # state-machine inputs and flow-control bookkeeping as h2's ``send_data``.
         connection = h2.state_machine
         machine = h2_stream.state_machine
-        stream_input = machine.process_input
         out = h2._data_to_send
         if size:
             window = min(h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window)
@@ -1110,7 +1103,7 @@ class HTTP2Protocol(FrameScanner):
                 if machine.state not in _DATA_STATES:
                     machine.process_input(_SEND_DATA)
                 if flags:
-                    stream_input(_SEND_END_STREAM)
+                    send_end(machine)
                 h2_stream.outbound_flow_control_window -= length
                 h2.outbound_flow_control_window -= length
                 out += _pack_frame_header(length >> 16, length & 0xFFFF, DATA, flags, stream_id)
@@ -1118,7 +1111,7 @@ class HTTP2Protocol(FrameScanner):
         elif end_stream:
             if connection.state is not _SERVER_OPEN:
                 connection.process_input(_CONN_SEND_DATA)
-            stream_input(_SEND_END_STREAM)
+            send_end(machine)
             out += _pack_frame_header(0, 0, DATA, END_STREAM, stream_id)
         if end_stream:
             self._local_end(stream)
