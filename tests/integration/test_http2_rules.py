@@ -15,6 +15,7 @@ from hpack import Decoder
 from tests.helpers import serving
 from tests.integration.apps import respond
 from tests.integration.h2_client import CANCEL, h2_connection
+from tests.integration.test_access_log import Lines, lines  # noqa: F401 (a fixture)
 from tests.unit.test_http2_response_rules import representations
 from tricorn.server.asgi_types import Message, Receive, Scope, Send
 
@@ -167,3 +168,22 @@ async def test_response_fields_on_the_wire_no_connection_fields_sensitive_never_
         assert kinds[1 : 1 + len(SENSITIVE)] == ["never"] * len(SENSITIVE), kinds
     sensitive = {name for name, _ in SENSITIVE}
     assert not [n for n, _ in decoder.header_table.dynamic_entries if n in sensitive]
+
+
+async def test_413s_get_rejected_access_lines(lines: Lines) -> None:  # noqa: F811
+    app = Recorder()
+    async with (
+        serving(app, access_log=True, max_request_body_size=LIMIT) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        length = [(b"content-length", b"%d" % (LIMIT + 1))]
+        early = await client.request("POST", "/read?cl", length, end_stream=False)
+        assert (await client.response(early)).status == 413
+        text, head = await lines.next()
+        grown = await client.request("POST", "/read?grown", end_stream=False)
+        await client.send_data(grown, b"g" * (LIMIT + 1))
+        assert (await client.response(grown)).status == 413
+        _, body = await lines.next()
+    assert (head["status"], head["outcome"], head["target"]) == (413, "rejected", "/read?cl")
+    assert '"POST /read?cl HTTP/2" 413 ' in text
+    assert (body["status"], body["outcome"], body["target"]) == (413, "rejected", "/read?grown")
