@@ -12,7 +12,7 @@ from h2.errors import ErrorCodes
 from hpack import Decoder
 from hpack.hpack import decode_integer
 
-from tests.unit.test_http2 import GET, Pair, frame, of, post, rst_codes
+from tests.unit.test_http2 import GET, WEBSOCKET_CONNECT, Pair, frame, of, post, rst_codes
 from tricorn.protocols.events import (
     Body,
     EndBody,
@@ -277,15 +277,8 @@ def test_the_limit_is_off_at_zero_and_never_applies_to_a_tunnel() -> None:
     _, events = pair.request(post(), b"x" * 16000)
     assert sum(len(e.data) for e in of(events, Body)) == 16000
     pair = Pair(max_request_body_size=10, enable_connect_protocol=True)
-    headers = [
-        (b":method", b"CONNECT"),
-        (b":protocol", b"websocket"),
-        (b":scheme", b"https"),
-        (b":path", b"/chat"),
-        (b":authority", b"example.com"),
-    ]
     stream_id = pair.client.get_next_available_stream_id()
-    pair.client.send_headers(stream_id, headers)
+    pair.client.send_headers(stream_id, WEBSOCKET_CONNECT)
     pair.client.send_data(stream_id, b"w" * 100)
     events = pair.to_server()
     assert of(events, Request) and of(events, Body)[0].data == b"w" * 100
