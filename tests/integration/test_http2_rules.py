@@ -176,3 +176,66 @@ async def test_413s_get_rejected_access_lines(lines: Lines) -> None:  # noqa: F8
     assert (head["status"], head["outcome"], head["target"]) == (413, "rejected", "/read?cl")
     assert '"POST /read?cl HTTP/2" 413 ' in text
     assert (body["status"], body["outcome"], body["target"]) == (413, "rejected", "/read?grown")
+
+
+# --- stream tasks (no anyio TaskHandle): cancelled exactly when the connection ends ----------
+
+
+class Sleeper:
+    """Answers ``/quick``; on any other path starts a response and sleeps until cancelled
+    (``cancelled`` is set then), ignoring ``http.disconnect``."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.cancelled = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/quick":
+            await respond(send, 200, b"quick")
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        self.started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.set()
+            raise
+
+
+async def test_graceful_timeout_cancels_the_streams_and_closes_the_connection() -> None:
+    app = Sleeper()
+    with anyio.fail_after(10):  # a hang guard: the graceful timeout is 0.2 s
+        async with (
+            serving(app, graceful_timeout=0.2) as server,
+            h2_connection(server.host, server.port) as client,
+        ):
+            quick = await client.request("GET", "/quick")
+            assert (await client.response(quick)).body == b"quick"
+            await client.request("GET", "/sleep")
+            await app.started.wait()
+            server.shutdown.set()
+            # GOAWAY first; then, past the graceful timeout, the stream's task is cancelled
+            # and the connection closed.
+            frames = await client.read_until_closed(timeout=8)
+            assert app.cancelled.is_set()
+    assert [frame for frame in frames if frame.kind == "GOAWAY"]
+
+
+async def test_a_reset_stream_app_hears_disconnect_and_others_carry_on() -> None:
+    app = Recorder()
+    async with (
+        serving(app) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        stream_id = await client.request("POST", "/read", end_stream=False)
+        await client.send_data(stream_id, b"part")
+        await client.reset(stream_id)
+        with anyio.fail_after(5):
+            await app.done.wait()
+        seen = list(app.messages)
+        other = await client.request("POST", "/read", body=b"abc")
+        assert (await client.response(other)).body == b"3"
+    assert seen[-1] == {"type": "http.disconnect"}
