@@ -76,7 +76,7 @@ class BlockReader:
         self.decoder = Decoder()
 
     def fields(self, block: bytes) -> list[tuple[bytes, bytes, str]]:
-        decoded = self.decoder.decode(block, raw=True)
+        decoded = list(self.decoder.decode(block, raw=True))
         kinds = representations(block)
         assert len(kinds) == len(decoded)
         return [(bytes(n), bytes(v), kind) for (n, v), kind in zip(decoded, kinds, strict=True)]

@@ -550,21 +550,7 @@ class HTTP2Protocol(FrameScanner):
             self._glitch("malformed request")
             return
         except HeaderListTooLarge:
-            self._h2.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
-            if not ended:
-                self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
-                self._note_reset(stream_id, window)
-            # Pseudo-header fields come first; a malformed head may lack either.
-            pseudo = dict(itertools.islice(raw_headers, 5))
-            events.append(
-                ProtocolError(
-                    stream_id,
-                    f"request header list over {self._max_header_list_size} bytes; answered 431",
-                    status=431,
-                    method=pseudo.get(b":method"),
-                    target=pseudo.get(b":path"),
-                )
-            )
+            self._answer_431(stream_id, window, ended, raw_headers, events)
             return
         if over_body_limit(stream.content_length, self._body_limit) and not stream.tunnel:
             self._answer_413(stream_id, None if ended else window)
@@ -589,6 +575,32 @@ class HTTP2Protocol(FrameScanner):
         if priority is not None:
             self._scheduler.set_field(stream_id, priority)
         events.append(request)
+
+    def _answer_431(
+        self,
+        stream_id: int,
+        window: int,
+        ended: bool,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        events: list[Event],
+    ) -> None:
+        """A request header list over our limit: 431, then RST_STREAM(NO_ERROR) if a body
+        would follow."""
+        self._h2.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
+        if not ended:
+            self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+            self._note_reset(stream_id, window)
+        # Pseudo-header fields come first; a malformed head may lack either.
+        pseudo = dict(itertools.islice(raw_headers, 5))
+        events.append(
+            ProtocolError(
+                stream_id,
+                f"request header list over {self._max_header_list_size} bytes; answered 431",
+                status=431,
+                method=pseudo.get(b":method"),
+                target=pseudo.get(b":path"),
+            )
+        )
 
     def _answer_413(self, stream_id: int, window: int | None) -> None:
         """Answer 413 ourselves (a request body over ``max_request_body_size``), with
