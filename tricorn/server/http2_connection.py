@@ -9,6 +9,7 @@ a zero window, costs bounded memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
-from tricorn.server.asyncio_stream import AsyncioTasks
 from tricorn.server.connection import DISCONNECT_ERRORS, Connection, Handoff
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
@@ -99,8 +99,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         self._unflushed = 0
         #: Starts a stream's task (``_task_starter``): set in ``run``.
         self._start_task: Callable[..., object] | None = None
-        #: On asyncio, the streams' plain tasks, cancelled when ``run`` ends.
-        self._stream_tasks: AsyncioTasks | None = None
+        #: On asyncio, the streams' plain tasks by stream id, from their start to their
+        #: ``stream_done``; those left are cancelled when ``run`` ends (``_cancel_tasks``).
+        self._stream_tasks: dict[int, asyncio.Task[None]] | None = None
         #: The client's preface and first SETTINGS must arrive within the head timeout.
         self._preface_deadline = self._idle_since + config.header_read_timeout
         #: Graceful shutdown: the final GOAWAY goes out by then if the client has not
@@ -130,12 +131,9 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
                     await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
-            if self._stream_tasks is not None:
-                # What leaving the task group does for its own tasks: the streams still
-                # running (the connection broke, or ``run`` was cancelled) are cancelled,
-                # and the connection closes once they have finished.
+            if self._stream_tasks:
                 with anyio.CancelScope(shield=True):
-                    await self._stream_tasks.cancel_all()
+                    await self._cancel_tasks(self._stream_tasks)
             if (metrics := self.state.metrics) is not None and self.protocol.refused_after_goaway:
                 refused = self.protocol.refused_after_goaway
                 metrics.count_resets_sent(ErrorCodes.REFUSED_STREAM, refused)
@@ -150,17 +148,33 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
         tenth of an h2c request. Nothing here cancels one stream's task (a reset stream's
         app hears ``http.disconnect``), only all of them when the connection ends; so on
         trio they go straight into the task group's nursery (cancelled with it), and on
-        asyncio they are plain tasks, cancelled and waited for when ``run`` leaves the task
-        group (``AsyncioTasks``, as HTTP/1.1's requests)."""
+        asyncio they are plain tasks (``_stream_tasks``; not even a done callback: a
+        stream's last act is ``stream_done``), cancelled and waited for when ``run``
+        leaves the task group."""
         library = sniffio.current_async_library()
         nursery = getattr(task_group, "_nursery", None)
         if library == "trio" and nursery is not None:
             start_soon: Callable[..., object] = nursery.start_soon
             return start_soon
         if library == "asyncio":
-            self._stream_tasks = AsyncioTasks()
-            return self._stream_tasks.start_soon
+            self._stream_tasks = {}
+            create_task: Callable[..., object] = asyncio.get_running_loop().create_task
+            return create_task
         return task_group.start_soon
+
+    @staticmethod
+    async def _cancel_tasks(tasks: dict[int, asyncio.Task[None]]) -> None:
+        """What leaving a task group does for its tasks: the streams still running (the
+        connection broke, or ``run`` was cancelled) are cancelled, and the connection
+        closes once they have finished (a stream started meanwhile, by a push, too)."""
+        while tasks:
+            pending = list(tasks.values())
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
+            for stream_id, task in list(tasks.items()):
+                if task.done():  # cancelled before it ran: it never called stream_done
+                    del tasks[stream_id]
 
     async def _wait_for_streams(self) -> None:
         while self._streams and not self._broken:
@@ -351,8 +365,14 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
-        assert self._start_task is not None
-        self._start_task(stream.run, name=TASK_NAME)
+        start_task = self._start_task
+        assert start_task is not None
+        tasks = self._stream_tasks
+        if tasks is not None:
+            task = start_task(stream.run(), name=TASK_NAME)
+            tasks[stream.stream_id] = task  # type: ignore[assignment]  # loop.create_task's
+        else:
+            start_task(stream.run, name=TASK_NAME)
 
     def _start_websocket(self, request: Request) -> None:
         try:
@@ -555,6 +575,8 @@ class HTTP2Connection(Connection[HTTP2Protocol]):
             await self._flush()
 
     def stream_done(self, stream_id: int) -> None:
+        if self._stream_tasks is not None:
+            self._stream_tasks.pop(stream_id, None)
         self._on_stream_done(stream_id, self._streams.get(stream_id))
         self._streams.pop(stream_id, None)
         self.protocol.release(stream_id)
