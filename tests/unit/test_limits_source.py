@@ -43,6 +43,7 @@ HTTP2_LIMITS = {
     "rate_window_seconds": "h2_flood_window",
     "max_output_buffer": "h2_max_output_buffer",
     "discard_body_limit": "h2_discard_body_limit",
+    "max_request_body_size": "max_request_body_size",
 }
 #: HTTP2Protocol keywords that are behaviour switches the server sets, not limits.
 HTTP2_SWITCHES = {"clock", "enable_connect_protocol", "hold_reset_slots"}

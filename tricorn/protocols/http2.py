@@ -192,7 +192,7 @@ class HTTP2Protocol(FrameScanner):
         enable_connect_protocol: bool = True,
         hold_reset_slots: bool = False,
         discard_body_limit: int = limits.DEFAULT_DISCARD_BODY_LIMIT,
-        max_request_body_size: int = 0,
+        max_request_body_size: int = limits.DEFAULT_MAX_REQUEST_BODY_SIZE,
     ) -> None:
         # Long on purpose: the whole connection state, one attribute a line, each documented
         # where it is made (the frame scanner's share is declared in ``FrameScanner``).
