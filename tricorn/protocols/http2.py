@@ -104,11 +104,11 @@ from .http2_request import (
     check_body_length,
     check_request_target,
     check_trailer_field,
-    over_body_limit,
     read_request_head,
 )
 from .http2_states import receive_head, send_end, send_head
 from .http2_streams import ClosedStream, Stream
+from .http11_rules import PeerError, check_content_length_limit
 
 __all__ = ["PREFACE", "ErrorCodes", "HTTP2Protocol"]
 
@@ -552,19 +552,21 @@ class HTTP2Protocol(FrameScanner):
         except HeaderListTooLarge:
             self._answer_431(stream_id, window, ended, raw_headers, events)
             return
-        if over_body_limit(stream.content_length, self._body_limit) and not stream.tunnel:
-            self._answer_413(stream_id, None if ended else window)
-            events.append(
-                ProtocolError(
-                    stream_id,
-                    f"content-length {stream.content_length} over max_request_body_size"
-                    f" ({self._body_limit} bytes); answered 413",
-                    status=413,
-                    method=request.method,
-                    target=request.target,
+        if stream.content_length is not None and not stream.tunnel:
+            try:  # HTTP/1.1's rule (and HTTP/3's): 413 before any app runs
+                check_content_length_limit(stream.content_length, self._body_limit)
+            except PeerError as error:
+                self._answer_413(stream_id, None if ended else window)
+                events.append(
+                    ProtocolError(
+                        stream_id,
+                        f"{error.message} (max_request_body_size); answered 413",
+                        status=413,
+                        method=request.method,
+                        target=request.target,
+                    )
                 )
-            )
-            return
+                return
         stream.remote_closed = ended
         self._streams[stream_id] = stream
         self._client_streams += 1

@@ -465,6 +465,8 @@ class FrameScanner:
             # The body of an open stream: taken here, without h2 (a third of the cost of an
             # upload was h2's per-frame work).
             self._feed(buf, start, pos, f.events)
+            # max_request_body_size: http11_rules.check_chunked_body_limit's rule, inline on
+            # the upload path.
             if stream is not None and stream.received > self._body_limit > 0 and not stream.tunnel:
                 self._body_over_limit(stream, length, f.events)
             else:

@@ -30,7 +30,6 @@ __all__ = [
     "check_request_target",
     "check_te",
     "check_trailer_field",
-    "over_body_limit",
     "read_request_head",
 ]
 
@@ -61,14 +60,6 @@ _PSEUDO_HEADERS = {
 
 _invalid_name = INVALID_NAME.search
 _invalid_value = INVALID_VALUE.search
-
-
-def over_body_limit(size: int | None, limit: int) -> bool:
-    """Whether a request body of ``size`` bytes (its content-length, or what arrived so far)
-    is over ``max_request_body_size`` (``limit``; 0 for none). For HTTP/2 and HTTP/3 alike:
-    over it, the request is answered 413 if no response has started, else its stream is
-    reset (CANCEL); the app, if it runs, hears ``http.disconnect``."""
-    return limit > 0 and size is not None and size > limit
 
 
 class Malformed(Exception):
