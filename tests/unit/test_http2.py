@@ -38,6 +38,15 @@ GET = [
     (b":path", b"/"),
 ]
 
+#: An extended CONNECT (RFC 8441) opening a WebSocket.
+WEBSOCKET_CONNECT = [
+    (b":method", b"CONNECT"),
+    (b":protocol", b"websocket"),
+    (b":scheme", b"https"),
+    (b":path", b"/chat"),
+    (b":authority", b"example.com"),
+]
+
 
 def post(path: bytes = b"/upload", *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [
@@ -427,15 +436,8 @@ def test_h2c_upgrade_makes_the_request_stream_1() -> None:
 def test_extended_connect_for_websocket() -> None:
     pair = Pair(enable_connect_protocol=True)
     assert pair.client.remote_settings[SettingCodes.ENABLE_CONNECT_PROTOCOL] == 1
-    headers = [
-        (b":method", b"CONNECT"),
-        (b":protocol", b"websocket"),
-        (b":scheme", b"https"),
-        (b":path", b"/chat"),
-        (b":authority", b"example.com"),
-    ]
     stream_id = pair.client.get_next_available_stream_id()
-    pair.client.send_headers(stream_id, headers)
+    pair.client.send_headers(stream_id, WEBSOCKET_CONNECT)
     pair.client.send_data(stream_id, b"\x81\x02hi")
     events = pair.to_server()
     assert events[0].protocol == b"websocket" and events[0].target == b"/chat"

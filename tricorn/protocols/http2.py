@@ -49,6 +49,7 @@ from h2.exceptions import H2Error
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
 from h2.stream import StreamInputs, StreamState
+from hpack import NeverIndexedHeaderTuple
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 from hyperframe.frame import DataFrame
 
@@ -96,6 +97,8 @@ from .http2_priority import PriorityScheduler
 from .http2_request import (
     CONNECTION_SPECIFIC,
     INVALID_VALUE,
+    NOT_IN_RESPONSES,
+    SENSITIVE_FIELDS,
     HeaderListTooLarge,
     Malformed,
     check_body_length,
@@ -103,7 +106,9 @@ from .http2_request import (
     check_trailer_field,
     read_request_head,
 )
+from .http2_states import receive_head, send_end, send_head
 from .http2_streams import ClosedStream, Stream
+from .http11_rules import PeerError, check_content_length_limit
 
 __all__ = ["PREFACE", "ErrorCodes", "HTTP2Protocol"]
 
@@ -125,12 +130,8 @@ _SERVER_OPEN = ConnectionState.SERVER_OPEN
 _DATA_STATES = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
 _CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _CONN_SEND_DATA = ConnectionInputs.SEND_DATA
-_SEND_HEADERS = StreamInputs.SEND_HEADERS
 _SEND_DATA = StreamInputs.SEND_DATA
-_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
 _CONN_RECV_HEADERS = ConnectionInputs.RECV_HEADERS
-_RECV_HEADERS = StreamInputs.RECV_HEADERS
-_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
 _CLIENT_STREAMS = AllowedStreamIDs.ODD
 #: A request head after the rules: method, target, scheme, protocol, authority (or host),
 #: content-length, expects 100-continue, priority field, the header list the app sees.
@@ -191,6 +192,7 @@ class HTTP2Protocol(FrameScanner):
         enable_connect_protocol: bool = True,
         hold_reset_slots: bool = False,
         discard_body_limit: int = limits.DEFAULT_DISCARD_BODY_LIMIT,
+        max_request_body_size: int = limits.DEFAULT_MAX_REQUEST_BODY_SIZE,
     ) -> None:
         # Long on purpose: the whole connection state, one attribute a line, each documented
         # where it is made (the frame scanner's share is declared in ``FrameScanner``).
@@ -225,6 +227,9 @@ class HTTP2Protocol(FrameScanner):
         #: Streams whose response is complete while the request body still arrives: bytes
         #: still read and discarded before RST_STREAM(NO_ERROR).
         self._discard_body_limit = discard_body_limit
+        #: The largest request body (0: none): a larger content-length is answered 413, a
+        #: body that grows past it ends its stream (``_body_over_limit``).
+        self._body_limit = max_request_body_size
         self._discarding: dict[int, int] = {}
         self._discard_credit: dict[int, int] = {}
         #: Inbound flow control of the connection (DATA on open streams never reaches h2):
@@ -515,10 +520,7 @@ class HTTP2Protocol(FrameScanner):
             # new stream); here once their number has doubled.
             open_streams = h2.open_inbound_streams + h2.open_outbound_streams
             self._h2_prune_at = max(64, 2 * open_streams)
-        machine = h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine
-        machine.process_input(_RECV_HEADERS)
-        if ended:
-            machine.process_input(_RECV_END_STREAM)
+        receive_head(h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine, ended)
         self._open_request(stream_id, headers, ended, events)
 
     def _on_request(self, event: H2RequestReceived, events: list[Event]) -> None:
@@ -548,22 +550,23 @@ class HTTP2Protocol(FrameScanner):
             self._glitch("malformed request")
             return
         except HeaderListTooLarge:
-            self._h2.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
-            if not ended:
-                self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
-                self._note_reset(stream_id, window)
-            # Pseudo-header fields come first; a malformed head may lack either.
-            pseudo = dict(itertools.islice(raw_headers, 5))
-            events.append(
-                ProtocolError(
-                    stream_id,
-                    f"request header list over {self._max_header_list_size} bytes; answered 431",
-                    status=431,
-                    method=pseudo.get(b":method"),
-                    target=pseudo.get(b":path"),
-                )
-            )
+            self._answer_431(stream_id, window, ended, raw_headers, events)
             return
+        if stream.content_length is not None and not stream.tunnel:
+            try:  # HTTP/1.1's rule (and HTTP/3's): 413 before any app runs
+                check_content_length_limit(stream.content_length, self._body_limit)
+            except PeerError as error:
+                self._answer_413(stream_id, None if ended else window)
+                events.append(
+                    ProtocolError(
+                        stream_id,
+                        f"{error.message} (max_request_body_size); answered 413",
+                        status=413,
+                        method=request.method,
+                        target=request.target,
+                    )
+                )
+                return
         stream.remote_closed = ended
         self._streams[stream_id] = stream
         self._client_streams += 1
@@ -574,6 +577,72 @@ class HTTP2Protocol(FrameScanner):
         if priority is not None:
             self._scheduler.set_field(stream_id, priority)
         events.append(request)
+
+    def _answer_431(
+        self,
+        stream_id: int,
+        window: int,
+        ended: bool,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        events: list[Event],
+    ) -> None:
+        """A request header list over our limit: 431, then RST_STREAM(NO_ERROR) if a body
+        would follow."""
+        self._h2.send_headers(stream_id, [(b":status", b"431")], end_stream=True)
+        if not ended:
+            self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+            self._note_reset(stream_id, window)
+        # Pseudo-header fields come first; a malformed head may lack either.
+        pseudo = dict(itertools.islice(raw_headers, 5))
+        events.append(
+            ProtocolError(
+                stream_id,
+                f"request header list over {self._max_header_list_size} bytes; answered 431",
+                status=431,
+                method=pseudo.get(b":method"),
+                target=pseudo.get(b":path"),
+            )
+        )
+
+    def _answer_413(self, stream_id: int, window: int | None) -> None:
+        """Answer 413 ourselves (a request body over ``max_request_body_size``), with
+        END_STREAM. When the client has a body still to send (``window``: what it may send
+        now; None if it ended), the rest is read and discarded, then RST_STREAM(NO_ERROR),
+        as after an app's early response (``_local_end``): RFC 9113 8.1 allows the reset at
+        once, but some clients lose a response that a reset follows while they upload."""
+        self._h2.send_headers(stream_id, [(b":status", b"413")], end_stream=True)
+        if window is None:
+            return
+        if self._discard_body_limit:
+            self._discarding[stream_id] = self._discard_body_limit
+        else:
+            self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+            self._note_reset(stream_id, window)
+
+    def _body_over_limit(self, stream: Stream, length: int, events: list[Event]) -> None:
+        """A request body grew past ``max_request_body_size`` (this DATA frame, ``length``
+        bytes, is dropped; its connection window given back). No response yet: 413, as for
+        a content-length over it (``_answer_413``). A response under way cannot change its
+        status: the stream is reset with CANCEL (RFC 9113 7: "no longer needed"; not
+        PROTOCOL_ERROR: the client broke no rule of the protocol; not REFUSED_STREAM: the app
+        has seen part of the request, a retry is not known to be safe). Either way the app
+        hears ``http.disconnect`` (the ``ProtocolError`` event)."""
+        stream_id = stream.stream_id
+        message = f"request body over max_request_body_size ({self._body_limit} bytes)"
+        self._ignored_credit += length  # h2 never saw the frame
+        if stream.response_started:
+            self._stream_error(stream, ErrorCodes.CANCEL, message + "; stream reset", events)
+            return
+        stream.response_started = True
+        # What the client sent that its stream window has not had back (the app's unread
+        # bytes, this frame) reopens it: the discarding must not wait on a closed window.
+        unread = stream.unacked + length
+        window = max(stream.window - length, 0)
+        self._forget(stream)
+        self._answer_413(stream_id, window)
+        if stream_id in self._discarding:
+            self._discard_credit[stream_id] = self._discard_credit.get(stream_id, 0) + unread
+        events.append(ProtocolError(stream_id, message + "; answered 413", status=413))
 
     def _admit(self, stream_id: int, window: int, events: list[Event]) -> bool:
         """Whether a new stream may open: not after our GOAWAY, not depending on itself
@@ -875,8 +944,10 @@ class HTTP2Protocol(FrameScanner):
             return stream
         # Once closed (the peer's GOAWAY included: h2 then refuses to send anything, with
         # its own ProtocolError; found by fuzzing), what the app sends is dropped.
-        if self._closed or stream_id in self._reset_ids:
-            return None  # the peer went away first; what the app sends is dropped
+        if self._closed or stream_id in self._reset_ids or stream_id in self._discarding:
+            # The peer went away first, or the request was answered already (a body over
+            # max_request_body_size): what the app sends is dropped.
+            return None
         raise LocalProtocolError(f"stream {stream_id}: {what} for a stream that is not open")
 
     def send(self, event: Event) -> None:
@@ -925,11 +996,21 @@ class HTTP2Protocol(FrameScanner):
         block: Headers = [first]
         for raw_name, value in headers:
             name = raw_name.lower()
-            if name in CONNECTION_SPECIFIC or name[:1] == b":":
+            if name in NOT_IN_RESPONSES or name[:1] == b":":
+                if name[:1] != b":":
+                    error_log.debug(
+                        "connection-specific response header %r dropped (RFC 9113 8.2.2)",
+                        name.decode("latin-1"),
+                    )
                 continue
             if INVALID_VALUE.search(value):
                 raise LocalProtocolError(f"header {name!r} has an invalid value {value!r}")
-            block.append((name, value))
+            if name in SENSITIVE_FIELDS:
+                # Never indexed (RFC 7541 7.1.3): hpack encodes it as such and keeps it out
+                # of the dynamic table, whatever its length.
+                block.append(NeverIndexedHeaderTuple(name, value))
+            else:
+                block.append((name, value))
         if key is not None:
             sent_heads = self._sent_heads
             if len(sent_heads) >= _HEAD_CACHE_ENTRIES:
@@ -966,10 +1047,10 @@ class HTTP2Protocol(FrameScanner):
         if h2.state_machine.state is not _SERVER_OPEN:
             h2.state_machine.process_input(_CONN_SEND_HEADERS)
         machine = h2_stream.state_machine
-        machine.process_input(_SEND_HEADERS)  # before encoding, as h2: HPACK state changes
+        send_head(machine)  # before encoding, as h2: HPACK state changes
         encoded = h2.encoder.encode(block)
         if end_stream:
-            machine.process_input(_SEND_END_STREAM)
+            send_end(machine)
         elif machine.trailers_sent:
             raise LocalProtocolError(f"stream {stream_id}: trailers must end the stream")
         out = h2._data_to_send
@@ -1015,7 +1096,6 @@ class HTTP2Protocol(FrameScanner):
         # state-machine inputs and flow-control bookkeeping as h2's ``send_data``.
         connection = h2.state_machine
         machine = h2_stream.state_machine
-        stream_input = machine.process_input
         out = h2._data_to_send
         if size:
             window = min(h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window)
@@ -1037,7 +1117,7 @@ class HTTP2Protocol(FrameScanner):
                 if machine.state not in _DATA_STATES:
                     machine.process_input(_SEND_DATA)
                 if flags:
-                    stream_input(_SEND_END_STREAM)
+                    send_end(machine)
                 h2_stream.outbound_flow_control_window -= length
                 h2.outbound_flow_control_window -= length
                 out += _pack_frame_header(length >> 16, length & 0xFFFF, DATA, flags, stream_id)
@@ -1045,7 +1125,7 @@ class HTTP2Protocol(FrameScanner):
         elif end_stream:
             if connection.state is not _SERVER_OPEN:
                 connection.process_input(_CONN_SEND_DATA)
-            stream_input(_SEND_END_STREAM)
+            send_end(machine)
             out += _pack_frame_header(0, 0, DATA, END_STREAM, stream_id)
         if end_stream:
             self._local_end(stream)

@@ -290,6 +290,7 @@ class FrameScanner:
     _empty: RateLimit
     _priorities: RateLimit
     _glitches: GlitchBudget
+    _body_limit: int
     _scanners: list[_Scanner]
     #: While ``_scan`` runs: its buffer, and how far ``_feed`` gave it to h2 (to hand over
     #: the run of frames before a bad one).
@@ -308,6 +309,8 @@ class FrameScanner:
         def _release(self, stream: Stream | None, size: int) -> None: ...
 
         def _discarded(self, stream_id: int, size: int) -> None: ...
+
+        def _body_over_limit(self, stream: Stream, length: int, events: list[Event]) -> None: ...
 
         def _open_stream(
             self, stream_id: int, block: bytes, ended: bool, events: list[Event]
@@ -462,7 +465,12 @@ class FrameScanner:
             # The body of an open stream: taken here, without h2 (a third of the cost of an
             # upload was h2's per-frame work).
             self._feed(buf, start, pos, f.events)
-            self._body_frame(stream, buf, pos, length, flags, stream_id, f.events)
+            # max_request_body_size: http11_rules.check_chunked_body_limit's rule, inline on
+            # the upload path.
+            if stream is not None and stream.received > self._body_limit > 0 and not stream.tunnel:
+                self._body_over_limit(stream, length, f.events)
+            else:
+                self._body_frame(stream, buf, pos, length, flags, stream_id, f.events)
         else:
             # Stream error answered here; h2 must not see the frame.
             self._feed(buf, start, pos, f.events)
@@ -768,9 +776,11 @@ class FrameScanner:
         if size <= 0 and not flags & END_STREAM:
             self._limit(self._empty, "flood of empty DATA frames")
             self._glitch("empty DATA")
-        if stream is None or stream.content_length is None or stream.remote_closed or size < 0:
+        if stream is None or stream.remote_closed or size < 0:
             return True
-        stream.received += size
+        stream.received += size  # for max_request_body_size too (``_scan_data``)
+        if stream.content_length is None:
+            return True
         if stream.received > stream.content_length:
             return False
         return not flags & END_STREAM or stream.received == stream.content_length

@@ -31,6 +31,8 @@ DEFAULT_MAX_GLITCHES_PER_WINDOW = 1000
 #: Request-body bytes read and discarded after a complete early response before the stream
 #: is reset with RST_STREAM(NO_ERROR).
 DEFAULT_DISCARD_BODY_LIMIT = 64 << 20
+#: The largest request body (Config.max_request_body_size; 0: no limit).
+DEFAULT_MAX_REQUEST_BODY_SIZE = 0
 DEFAULT_RATE_WINDOW_SECONDS = 10.0
 #: Bytes queued for the peer above which the protocol stops reading input.
 DEFAULT_MAX_OUTPUT_BUFFER = 1 << 20

@@ -15,6 +15,8 @@ from .events import Headers
 
 __all__ = [
     "CONNECTION_SPECIFIC",
+    "NOT_IN_RESPONSES",
+    "SENSITIVE_FIELDS",
     "HeaderListTooLarge",
     "Malformed",
     "RequestHead",
@@ -39,6 +41,14 @@ INVALID_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
 CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade")
 )
+#: What a response (head, trailers, 1xx) or a pushed request on HTTP/2 or HTTP/3 never
+#: carries (RFC 9113 8.2.2, RFC 9114 4.2): the connection-specific fields, and ``te``,
+#: which only a request may hold (and only as ``trailers``).
+NOT_IN_RESPONSES = CONNECTION_SPECIFIC | {b"te"}
+#: Fields HPACK (and QPACK) must not put in the dynamic table (RFC 7541 7.1.3, RFC 9204
+#: 7.1.3): a peer sharing the connection could guess their values from the compressed size
+#: (CRIME-like). Short cookies too: a short value is the easiest to guess.
+SENSITIVE_FIELDS = frozenset((b"set-cookie", b"cookie", b"authorization", b"proxy-authorization"))
 #: The request pseudo-headers (RFC 9113 8.3.1, RFC 8441 4) and the attribute each fills.
 _PSEUDO_HEADERS = {
     b":method": "method",

@@ -68,6 +68,7 @@ HTTP2_SETTINGS: Mapping[str, str] = {
     "max_output_buffer": "h2_max_output_buffer",
     "discard_body_limit": "h2_discard_body_limit",
     "rate_window_seconds": "h2_flood_window",
+    "max_request_body_size": "max_request_body_size",
 }
 
 

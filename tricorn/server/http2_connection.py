@@ -9,10 +9,13 @@ a zero window, costs bounded memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Callable
 
 import anyio
+import sniffio
 from anyio.abc import TaskGroup
 
 from tricorn.constants import ERROR_LOGGER
@@ -84,7 +87,11 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         self._outboxes: dict[int, _Outbox] = {}
         self._writer_wakeup = anyio.Event()
         self._unflushed = 0
-        self._task_group: TaskGroup | None = None
+        #: Starts a stream's task (``_task_starter``): set in ``run``.
+        self._start_task: Callable[..., object] | None = None
+        #: On asyncio, the streams' plain tasks by stream id, from their start to their
+        #: ``stream_done``; those left are cancelled when ``run`` ends (``_cancel_tasks``).
+        self._stream_tasks: dict[int, asyncio.Task[None]] | None = None
         #: The client's preface and first SETTINGS must arrive within the head timeout.
         self._preface_deadline = self._idle_since + config.header_read_timeout
         #: Graceful shutdown: the final GOAWAY goes out by then if the client has not
@@ -99,7 +106,7 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         self._opened()
         try:
             async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
+                self._start_task = self._task_starter(task_group)
                 task_group.start_soon(self._writer)
                 if handoff is None or handoff.upgrade is None:
                     self.protocol.initiate()
@@ -114,11 +121,50 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
                     await self._linger()
                 task_group.cancel_scope.cancel()
         finally:
+            if self._stream_tasks:
+                with anyio.CancelScope(shield=True):
+                    await self._cancel_tasks(self._stream_tasks)
             if (metrics := self.state.metrics) is not None and self.protocol.refused_after_goaway:
                 refused = self.protocol.refused_after_goaway
                 metrics.count_resets_sent(ErrorCodes.REFUSED_STREAM, refused)
             await self._closed()
         return self._handoff
+
+    def _task_starter(self, task_group: TaskGroup) -> Callable[..., object]:
+        """How a stream's task is started: as cheaply as the backend allows.
+
+        anyio's ``start_soon`` gives each task a ``TaskHandle`` with its own cancel scope
+        and event (about 24 µs a task on trio, against 6.4 µs for the nursery's own), a
+        tenth of an h2c request. Nothing here cancels one stream's task (a reset stream's
+        app hears ``http.disconnect``), only all of them when the connection ends; so on
+        trio they go straight into the task group's nursery (cancelled with it), and on
+        asyncio they are plain tasks (``_stream_tasks``; not even a done callback: a
+        stream's last act is ``stream_done``), cancelled and waited for when ``run``
+        leaves the task group."""
+        library = sniffio.current_async_library()
+        nursery = getattr(task_group, "_nursery", None)
+        if library == "trio" and nursery is not None:
+            start_soon: Callable[..., object] = nursery.start_soon
+            return start_soon
+        if library == "asyncio":
+            self._stream_tasks = {}
+            create_task: Callable[..., object] = asyncio.get_running_loop().create_task
+            return create_task
+        return task_group.start_soon
+
+    @staticmethod
+    async def _cancel_tasks(tasks: dict[int, asyncio.Task[None]]) -> None:
+        """What leaving a task group does for its tasks: the streams still running (the
+        connection broke, or ``run`` was cancelled) are cancelled, and the connection
+        closes once they have finished (a stream started meanwhile, by a push, too)."""
+        while tasks:
+            pending = list(tasks.values())
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
+            for stream_id, task in list(tasks.items()):
+                if task.done():  # cancelled before it ran: it never called stream_done
+                    del tasks[stream_id]
 
     async def _wait_for_streams(self) -> None:
         while self._streams and not self._broken:
@@ -249,7 +295,11 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         self._errored = self._errored or event.stream_id is None
         if (metrics := self.state.metrics) is not None:
             metrics.h2_error(event)
-        if event.status is not None:  # a head the protocol answered itself (431)
+        stream = None if event.stream_id is None else self._streams.get(event.stream_id)
+        if isinstance(stream, HTTPStream):
+            stream.rejected(event.status)  # the rest of its request refused (a body too large)
+        elif event.status is not None and stream is None:
+            # A head the protocol answered itself (431, 413), before any app ran.
             self._request_refused(event.status, event.method, event.target, version="2")
 
     def _reset_seen(self, event: events.StreamReset) -> None:
@@ -305,8 +355,14 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
-        assert self._task_group is not None
-        self._task_group.start_soon(stream.run, name=TASK_NAME)
+        start_task = self._start_task
+        assert start_task is not None
+        tasks = self._stream_tasks
+        if tasks is not None:
+            task = start_task(stream.run(), name=TASK_NAME)
+            tasks[stream.stream_id] = task  # type: ignore[assignment]  # loop.create_task's
+        else:
+            start_task(stream.run, name=TASK_NAME)
 
     def _start_websocket(self, request: Request) -> None:
         info = self._websocket_handshake(request)  # None: a bad one, answered
@@ -481,6 +537,8 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
             await self._flush()
 
     def stream_done(self, stream_id: int) -> None:
+        if self._stream_tasks is not None:
+            self._stream_tasks.pop(stream_id, None)
         self._on_stream_done(stream_id, self._streams.get(stream_id))
         self._streams.pop(stream_id, None)
         self.protocol.release(stream_id)

@@ -331,6 +331,12 @@ class Metrics:
         """HTTP/2 answered a peer's error (the RST_STREAM or GOAWAY is queued already)."""
         if event.status == 431:
             self.protocol_error("h2", "head_too_large")
+        elif event.status == 413 or event.message.startswith("request body over"):
+            # max_request_body_size: a 413 (no reset yet: the rest of the body is
+            # discarded), or a reset with CANCEL once the response had started.
+            if event.error_code is not None:
+                self.reset("sent", event.error_code)
+            self.protocol_error("h2", "body_too_large")
         elif event.stream_id is not None:
             self.reset("sent", event.error_code)
             refused = event.error_code == REFUSED_STREAM
