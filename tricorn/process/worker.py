@@ -42,6 +42,7 @@ from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError, TricornError
 from tricorn.server.app import load_configured_app
 from tricorn.server.asgi_types import ASGI3App, Receive, Scope, Send
+from tricorn.server.gc_tuning import freeze_after_startup
 from tricorn.server.listeners import BoundAddress
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -129,6 +130,7 @@ async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> No
         if pusher is not None:
             pusher.install()  # before serve starts: it counts into the pusher's Metrics
         await group.start(run_server)
+        freeze_after_startup(config)  # the app has started: gc_freeze
         pipe.send("ready")
         group.start_soon(heartbeat)
         if pusher is not None:
