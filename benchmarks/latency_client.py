@@ -66,6 +66,26 @@ async def read_response(reader: asyncio.StreamReader, deadline: float) -> bytes:
     return status_line
 
 
+async def exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: bytes,
+    *,
+    start: float,
+    stats: Stats,
+    deadline: float,
+) -> bool:
+    """Write ``request``, read its response; count its latency from ``start`` when it is a
+    200 (an error otherwise). Whether it was a 200."""
+    writer.write(request)
+    status_line = await read_response(reader, deadline)
+    if status_line.split(b" ", 2)[1] != b"200":
+        stats.errors.append(status_line.decode(errors="replace"))
+        return False
+    stats.latencies.append(clock() - start)
+    return True
+
+
 async def h1_closed_loop(
     host: str, port: int, path: str, *, until: float, stats: Stats, deadline: float
 ) -> None:
@@ -76,13 +96,8 @@ async def h1_closed_loop(
     try:
         while clock() < until:
             start = clock()
-            writer.write(request)
-            status_line = await read_response(reader, deadline)
-            if status_line.split(b" ", 2)[1] != b"200":
-                stats.errors.append(status_line.decode(errors="replace"))
-                continue
-            stats.latencies.append(clock() - start)
-            answered += 1
+            if await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline):
+                answered += 1
     finally:
         stats.per_connection.append(answered)
         writer.close()
@@ -101,12 +116,7 @@ async def h1_connection(
                 start = clock()
             else:  # late because the previous response was: count from the schedule
                 start = scheduled
-            writer.write(request)
-            status_line = await read_response(reader, deadline)
-            if status_line.split(b" ", 2)[1] != b"200":
-                stats.errors.append(status_line.decode(errors="replace"))
-                continue
-            stats.latencies.append(clock() - start)
+            await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline)
     finally:
         writer.close()
 

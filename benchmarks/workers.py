@@ -137,8 +137,8 @@ def table(
     results: dict[tuple[str, int], list[Sample]], servers: list[str], counts: list[int]
 ) -> str:
     lines = [
-        "| server | workers | req/s (median) | runs | server CPU % | wrk CPU % | worker split % "
-        f"| x{counts[-1]} / x{counts[0]} |",
+        "| server | workers | req/s (median) | runs | server CPU % | wrk CPU % "
+        f"| worker split % (last round) | x{counts[-1]} / x{counts[0]} |",
         "| --- | ---: | ---: | --- | ---: | ---: | --- | ---: |",
     ]
     for name in servers:
