@@ -130,8 +130,10 @@ async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> No
         if pusher is not None:
             pusher.install()  # before serve starts: it counts into the pusher's Metrics
         await group.start(run_server)
-        freeze_after_startup(config)  # the app has started: gc_freeze
         pipe.send("ready")
+        # The app has started (gc_freeze); no connection is served before this returns (no
+        # await in between), and the supervisor hears "ready" without waiting for it.
+        freeze_after_startup(config)
         group.start_soon(heartbeat)
         if pusher is not None:
             group.start_soon(pusher.run)
