@@ -18,19 +18,24 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_benchmark_harness_smoke_run(tmp_path: Path) -> None:
+def smoke_run(script: str, output: Path) -> str:
+    """Run ``benchmarks/SCRIPT --smoke --output OUTPUT``; its stdout, once it exited 0."""
     if shutil.which("wrk") is None:
         pytest.fail("wrk is not installed (scripts/test.sh installs it from Debian)")
-    output = tmp_path / "smoke.md"
     result = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--smoke", "--output", str(output)],
+        [sys.executable, f"benchmarks/{script}", "--smoke", "--output", str(output)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "smoke: OK" in result.stdout
+    return result.stdout
+
+
+def test_benchmark_harness_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "smoke.md"
+    assert "smoke: OK" in smoke_run("run.py", output)
     report = output.read_text()
     assert "| tricorn-trio |" in report
 
@@ -48,17 +53,8 @@ def test_upload_reads_h2load_durations_in_every_unit() -> None:
 
 def test_workers_benchmark_smoke_run(tmp_path: Path) -> None:
     """``benchmarks/workers.py --smoke``: tricorn-asyncio with one and with two workers."""
-    if shutil.which("wrk") is None:
-        pytest.fail("wrk is not installed (scripts/test.sh installs it from Debian)")
     output = tmp_path / "workers.md"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/workers.py", "--smoke", "--output", str(output)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    smoke_run("workers.py", output)
     rows = [line for line in output.read_text().splitlines() if line.startswith("| tricorn")]
     assert [row.split("|")[2].strip() for row in rows] == ["1", "2"]
     assert all("failed" not in row for row in rows)
