@@ -13,6 +13,12 @@ from the moment it is written.
 
 prints one JSON object: requests, errors, achieved rate, p50/p90/p99/max in ms, and the
 client's own CPU use.
+
+``--rate 0`` is the closed loop (saturation, HTTP/1.1 only): every connection sends its next
+request as soon as the previous answer is in, for ``--duration`` seconds, each latency
+counted from the write. Its JSON adds how many requests each connection got answered
+(``per_connection``: min, median, max, and ``fairness`` = min / max), which tells whether
+every connection gets its turn (wrk cannot tell).
 """
 
 from __future__ import annotations
@@ -43,6 +49,58 @@ class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.errors: list[str] = []
+        self.per_connection: list[int] = []  # the closed loop: answers each connection got
+
+
+async def read_response(reader: asyncio.StreamReader, deadline: float) -> bytes:
+    """One HTTP/1.1 response with a Content-Length (or none): its status line."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - clock())
+    status_line, _, rest = head.partition(b"\r\n")
+    length = 0
+    for line in rest.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status_line
+
+
+async def exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: bytes,
+    *,
+    start: float,
+    stats: Stats,
+    deadline: float,
+) -> bool:
+    """Write ``request``, read its response; count its latency from ``start`` when it is a
+    200 (an error otherwise). Whether it was a 200."""
+    writer.write(request)
+    status_line = await read_response(reader, deadline)
+    if status_line.split(b" ", 2)[1] != b"200":
+        stats.errors.append(status_line.decode(errors="replace"))
+        return False
+    stats.latencies.append(clock() - start)
+    return True
+
+
+async def h1_closed_loop(
+    host: str, port: int, path: str, *, until: float, stats: Stats, deadline: float
+) -> None:
+    """Request after request on one connection until ``until``: saturation."""
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    answered = 0
+    try:
+        while clock() < until:
+            start = clock()
+            if await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline):
+                answered += 1
+    finally:
+        stats.per_connection.append(answered)
+        writer.close()
 
 
 async def h1_connection(
@@ -58,20 +116,7 @@ async def h1_connection(
                 start = clock()
             else:  # late because the previous response was: count from the schedule
                 start = scheduled
-            writer.write(request)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - clock())
-            status_line, _, rest = head.partition(b"\r\n")
-            length = 0
-            for line in rest.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-            if status_line.split(b" ", 2)[1] != b"200":
-                stats.errors.append(status_line.decode(errors="replace"))
-                continue
-            stats.latencies.append(clock() - start)
+            await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline)
     finally:
         writer.close()
 
@@ -150,18 +195,29 @@ async def h2_connection(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stats = Stats()
-    interval = args.connections / args.rate  # per connection
-    per_connection = int(args.duration / interval)
     start = clock() + 0.2
     deadline = start + args.duration + args.timeout
-    connection = h1_connection if args.proto == "h1" else h2_connection
     tasks = []
-    for i in range(args.connections):
-        offset = start + i * interval / args.connections
-        times = [offset + k * interval for k in range(per_connection)]
-        tasks.append(
-            connection(args.host, args.port, args.path, times=times, stats=stats, deadline=deadline)
-        )
+    if args.rate <= 0:
+        for _ in range(args.connections):
+            until = start + args.duration
+            tasks.append(
+                h1_closed_loop(
+                    args.host, args.port, args.path, until=until, stats=stats, deadline=deadline
+                )
+            )
+    else:
+        interval = args.connections / args.rate  # per connection
+        per_connection = int(args.duration / interval)
+        connection = h1_connection if args.proto == "h1" else h2_connection
+        for i in range(args.connections):
+            offset = start + i * interval / args.connections
+            times = [offset + k * interval for k in range(per_connection)]
+            tasks.append(
+                connection(
+                    args.host, args.port, args.path, times=times, stats=stats, deadline=deadline
+                )
+            )
     cpu0, t0 = time.process_time(), time.perf_counter()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     cpu1, t1 = time.process_time(), time.perf_counter()
@@ -170,6 +226,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stats.errors.append(f"{type(result).__name__}: {result}")
     values = sorted(stats.latencies)
     ms = [v * 1000 for v in values]
+    counts = sorted(stats.per_connection)
+    fairness: dict[str, Any] = {}
+    if counts:
+        fairness["per_connection"] = {
+            "connections": len(counts),
+            "min": counts[0],
+            "median": counts[len(counts) // 2],
+            "max": counts[-1],
+            "fairness": round(counts[0] / counts[-1], 3) if counts[-1] else 0.0,
+        }
     return {
         "proto": args.proto,
         "target_rate": args.rate,
@@ -182,6 +248,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": round(percentile(ms, 0.99), 3),
         "max_ms": round(ms[-1], 3) if ms else float("nan"),
         "client_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        **fairness,
     }
 
 
@@ -191,11 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/")
     parser.add_argument("--proto", choices=["h1", "h2"], default="h1")
-    parser.add_argument("--rate", type=float, default=1000.0, help="requests/s in total")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="requests/s in total; 0: closed loop (h1)"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of sending")
     parser.add_argument("--timeout", type=float, default=10.0, help="grace after sending")
     args = parser.parse_args(argv)
+    if args.rate <= 0 and args.proto != "h1":
+        parser.error("the closed loop (--rate 0) is HTTP/1.1 only")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("load is sent to the loopback interface only")
     runner: Any = asyncio.run

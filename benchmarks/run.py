@@ -107,6 +107,7 @@ class Harness:
         self.started = time.monotonic()
         self.tls: TLSFiles | None = None
         self.background: dict[str, float] = {}  # server -> % CPU busy before its runs
+        self.latency_note = f"{args.latency_rate:g} req/s (fixed: --latency-rate, or --smoke)"
 
     def log(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -259,8 +260,40 @@ class Harness:
 
             run_tool(self.ctx, argv, 20)
 
+    def calibrate_latency_rate(self) -> None:
+        """The paced latency runs go at half our own maximum: the HTTP/1.1 keep-alive
+        requests/s of ``--latency-reference`` (tricorn-asyncio), measured here first, the
+        same rate for every server (issue 13: p99 at half our maximum against the peers)."""
+        from benchmarks.scenarios import hello_h1_keepalive
+
+        name = self.args.latency_reference
+        server, problem = self.start(SERVERS[name], tls=False)
+        best = 0.0
+        if server is not None:
+            try:
+                self.warm_up(server)
+                for _ in range(self.args.repeat):
+                    outcome = hello_h1_keepalive(self.ctx, server)
+                    best = max(best, outcome.values.get("h1_keepalive", 0.0))
+            finally:
+                server.stop()
+        if best <= 0:
+            self.ctx.latency_rate = 500.0
+            self.latency_note = f"500 req/s: {name} gave no maximum ({problem or 'wrk failed'})"
+        else:
+            self.ctx.latency_rate = max(100.0, round(best / 2, -2))
+            self.latency_note = (
+                f"{self.ctx.latency_rate:g} req/s for every server: half of {name}'s HTTP/1.1 "
+                f"keep-alive maximum, {best:,.0f} req/s (best of {self.args.repeat} wrk runs "
+                "at the start of this run)"
+            )
+        self.log(f"latency rate: {self.latency_note}")
+
     def run(self) -> None:
         names = self.args.servers
+        paced = any(s.name in ("latency-h1", "latency-h2") for s in self.scenarios)
+        if paced and self.args.latency_rate <= 0:
+            self.calibrate_latency_rate()
         total = len(names)
         estimate = self.estimate()
         self.log(
@@ -313,6 +346,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "ms":
         return f"{value:.2f}"
+    if unit == "ratio":
+        return f"{value:.3f}"
     return f"{value:,.1f}"
 
 
@@ -385,6 +420,8 @@ def report(h: Harness, argv: list[str]) -> str:
         f"- Each scenario ran {args.repeat} times for {args.duration:g} s per server; each cell is "
         "the **best** run (highest rate; lowest latency or memory). All runs are in the "
         "details below.",
+        f"- Latency at a fixed rate: {h.latency_note}; saturation: wrk and our closed-loop "
+        "client as fast as the server answers, 64 connections",
         f"- Command: `{' '.join(argv)}`",
         "",
         "Cells: a number; `n/a` where the server does not offer that protocol (or the tool "
@@ -509,7 +546,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="runs per scenario (best kept)")
     parser.add_argument("--output", type=Path, help="markdown file (default RESULTS.md)")
     parser.add_argument(
-        "--latency-rate", type=float, default=500.0, help="requests/s of the latency runs"
+        "--latency-rate",
+        type=float,
+        default=0.0,
+        help="requests/s of the paced latency runs; 0 (default): half the HTTP/1.1 "
+        "keep-alive maximum of --latency-reference, measured first",
+    )
+    parser.add_argument(
+        "--latency-reference",
+        default="tricorn-asyncio",
+        help="the server whose maximum sets the latency rate (default tricorn-asyncio)",
     )
     parser.add_argument(
         "--idle-counts",
@@ -531,6 +577,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             args.scenarios = "hello-h1-keepalive,latency-h1"
         args.duration = min(args.duration, 2.0)
         args.repeat = 1
+        if args.latency_rate <= 0:
+            args.latency_rate = 500.0  # no calibration run in the smoke check
         if args.output is None:
             args.output = Path(tempfile.gettempdir()) / "tricorn-bench-smoke.md"
     if args.output is None:
@@ -538,7 +586,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     args.idle_counts = sorted(int(n) for n in args.idle_counts.split(","))
-    for s in args.servers:
+    for s in [*args.servers, args.latency_reference]:
         if s not in SERVERS:
             parser.error(f"unknown server {s!r}")
     for s in args.scenarios:

@@ -134,6 +134,38 @@ def hello_h1_keepalive(ctx: Context, server: RunningServer) -> Outcome:
     return _wrk(ctx, server, [], "h1_keepalive")
 
 
+def wrk_latency_ms(out: str) -> dict[str, float]:
+    """p50, p99 and max in ms from wrk's ``--latency`` report ("Latency avg stdev max"
+    and the "Latency Distribution" lines); what it lacks is left out."""
+    found: dict[str, float] = {}
+    line = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\s", out)
+    if line:
+        found["max"] = _seconds(line.group(1), line.group(2)) * 1000
+    for label, key in (("50", "p50"), ("99", "p99")):
+        share = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+        if share:
+            found[key] = _seconds(share.group(1), share.group(2)) * 1000
+    return found
+
+
+def saturation_h1(ctx: Context, server: RunningServer) -> Outcome:
+    """wrk -c64 as fast as the server goes, with its latency distribution."""
+    dur = max(1, round(ctx.duration))
+    url = f"http://127.0.0.1:{server.port}/"
+    argv = ["wrk", "-t1", "-c64", f"-d{dur}s", "--timeout", "10s", "--latency", url]
+    ctx.commands.setdefault("saturation_h1", shown(ctx, argv, server.port))
+    code, out = run_tool(ctx, argv, dur + 30)
+    report = parse_wrk(out)
+    if code != 0 or report is None:
+        return Outcome({}, error=f"wrk failed ({code}): {_tail(out)}")
+    found = wrk_latency_ms(out)
+    values = {f"sat_{key}": value for key, value in found.items()}
+    detail: dict[str, object] = {"requests": report.requests, "seconds": report.seconds}
+    if report.failed:
+        return Outcome(values, detail, error=f"{report.failed} failed: {_tail(out)}")
+    return Outcome(values, detail)
+
+
 def hello_h1_close(ctx: Context, server: RunningServer) -> Outcome:
     return _wrk(ctx, server, ["-H", "Connection: close"], "h1_close")
 
@@ -336,6 +368,22 @@ def _latency(ctx: Context, server: RunningServer, proto: str) -> Outcome:
     return outcome
 
 
+def fairness_h1(ctx: Context, server: RunningServer) -> Outcome:
+    """Our own closed-loop client, 64 connections: does every connection get its turn?"""
+    options = ["--proto", "h1", "--rate", "0", "--connections", "64"]
+    options += ["--duration", str(ctx.duration)]
+    outcome, result = _own_client(ctx, server, "fairness_h1", "latency_client.py", options)
+    if result:
+        counts = result.get("per_connection")
+        if result.get("errors"):
+            outcome.error = f"{result['errors']} errors: {result.get('first_errors')}"
+        elif isinstance(counts, dict):
+            outcome.values["fair_ratio"] = float(counts["fairness"])
+            outcome.values["fair_p99"] = float(str(result["p99_ms"]))
+            outcome.values["fair_max"] = float(str(result["max_ms"]))
+    return outcome
+
+
 def latency_h1(ctx: Context, server: RunningServer) -> Outcome:
     return _latency(ctx, server, "h1")
 
@@ -436,8 +484,12 @@ BODIES = "Large bodies, 10 MiB each — MB/s, 1 MB = 10^6 bytes (higher is bette
 WEBSOCKET = "WebSocket echo — messages/s, 16 connections (higher is better)"
 IDLE = "Idle keep-alive connections — server RSS KiB per connection (lower is better)"
 LATENCY = "Latency at a fixed rate — ms (lower is better)"
+SATURATION = (
+    "Latency under saturation, HTTP/1.1 keep-alive, 64 connections — ms (lower is better); "
+    "fairness = fewest / most answers of one connection (1 = every connection got its turn)"
+)
 
-GROUPS = [HELLO, BODIES, WEBSOCKET, IDLE, LATENCY]
+GROUPS = [HELLO, BODIES, WEBSOCKET, IDLE, LATENCY, SATURATION]
 
 
 def idle_metrics(counts: tuple[int, ...]) -> tuple[Metric, ...]:
@@ -520,6 +572,29 @@ def catalogue(idle_counts: tuple[int, ...] = (1000, 10000)) -> list[Scenario]:
         Scenario("idle", IDLE, H1, idle_metrics(idle_counts), idle, fresh_server=True),
         Scenario("latency-h1", LATENCY, H1, tuple(lat), latency_h1),
         Scenario("latency-h2", LATENCY, H2C, tuple(lat2), latency_h2),
+        Scenario(
+            "saturation-h1",
+            SATURATION,
+            H1,
+            (
+                Metric("sat_p50", "wrk p50", "ms", False),
+                Metric("sat_p99", "wrk p99", "ms", False),
+                Metric("sat_max", "wrk max", "ms", False),
+            ),
+            saturation_h1,
+            tool="wrk",
+        ),
+        Scenario(
+            "fairness-h1",
+            SATURATION,
+            H1,
+            (
+                Metric("fair_ratio", "fairness (own client)", "ratio"),
+                Metric("fair_p99", "own client p99", "ms", False),
+                Metric("fair_max", "own client max", "ms", False),
+            ),
+            fairness_h1,
+        ),
     ]
 
 

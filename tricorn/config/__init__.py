@@ -600,6 +600,15 @@ class Config:
         minimum=0,
         group="process",
     )
+    gc_freeze: bool = setting(
+        True,
+        "Once the app is imported and its lifespan startup has run, collect garbage once and "
+        "move every object then alive into the cyclic collector's permanent generation "
+        "(gc.freeze), in this process or each worker: later collections walk only what was "
+        "made while serving, not the whole loaded app. Not done by serve() embedded in your "
+        "program.",
+        group="process",
+    )
     pid_file: str = setting(
         "",
         "File the server (the supervisor with workers > 1) writes its pid to; removed at exit.",

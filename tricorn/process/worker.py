@@ -42,6 +42,7 @@ from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError, TricornError
 from tricorn.server.app import load_configured_app
 from tricorn.server.asgi_types import ASGI3App, Receive, Scope, Send
+from tricorn.server.gc_tuning import freeze_after_startup
 from tricorn.server.listeners import BoundAddress
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -130,6 +131,9 @@ async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> No
             pusher.install()  # before serve starts: it counts into the pusher's Metrics
         await group.start(run_server)
         pipe.send("ready")
+        # The app has started (gc_freeze); no connection is served before this returns (no
+        # await in between), and the supervisor hears "ready" without waiting for it.
+        freeze_after_startup(config)
         group.start_soon(heartbeat)
         if pusher is not None:
             group.start_soon(pusher.run)

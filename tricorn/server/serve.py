@@ -27,6 +27,7 @@ from tricorn.server.asgi_types import ASGI3App
 from tricorn.server.asyncio_stream import AsyncioSocketStream
 from tricorn.server.backends import backend_name, backend_options
 from tricorn.server.connection import Connection, Handoff
+from tricorn.server.gc_tuning import freeze_after_startup
 from tricorn.server.http2_connection import HTTP2Connection
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
@@ -339,6 +340,7 @@ async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
 
         group.start_soon(watch_signals)
         addresses = await group.start(serve_then_stop)
+        freeze_after_startup(config)  # the app has started: gc_freeze
         systemd.notify("READY=1", f"STATUS=serving on {len(addresses)} socket(s)")
         interval = systemd.watchdog_interval()
         if interval is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
@@ -83,6 +84,15 @@ async def sse_forever() -> ServerSentEvent:
 
 @get("/sse-active")
 async def sse_active() -> dict[str, int]:
+    # When the client leaves while Litestar's stream is in send(), Litestar does not close
+    # the async generator it was reading: the generator's `finally` runs when the generator
+    # is freed, and it is held by a reference cycle (anyio's task_done keeps the cancelled
+    # task's CancelledError in a local on asyncio; Litestar's sync_to_thread outcome on
+    # trio). When the cyclic collector next runs depends on Python's allocation counters,
+    # not on the server (with the collector off, 4 of 40 left streams never ended here; 0
+    # of 20 on Starlette, FastAPI and Quart). Collect before counting, so that what is
+    # counted is streams still alive, not garbage not yet collected.
+    gc.collect()
     return common.ACTIVE_STREAMS
 
 
