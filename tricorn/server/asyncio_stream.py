@@ -126,10 +126,17 @@ def _set_done(waiter: asyncio.Future[None]) -> None:
 class AsyncioSocketStream(SocketStream):
     """An ``anyio.abc.SocketStream`` over an asyncio transport, with a steady reader."""
 
-    def __init__(self, transport: asyncio.Transport, high_water: int = HIGH_WATER) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        high_water: int = HIGH_WATER,
+        protocol: _Protocol | None = None,
+    ) -> None:
+        """``protocol``: the transport's protocol already (``http11_callbacks``), else one
+        is made here and the caller sets it on the transport."""
         self._transport = transport
         self._socket: socket.socket = transport.get_extra_info("socket")
-        self._protocol = _Protocol(transport, high_water)
+        self._protocol = _Protocol(transport, high_water) if protocol is None else protocol
         self._closed = False
         self._interrupted = False
         self._sends_without_yield = 0
@@ -219,13 +226,19 @@ class AsyncioSocketStream(SocketStream):
             protocol.reading_paused = False
             self._transport.resume_reading()
 
-    async def send(self, item: bytes) -> None:
+    def send_nowait(self, item: bytes) -> None:
+        """Hand ``item`` to the transport without waiting for it to drain (the next
+        ``send`` waits for that): for a few bytes written from a transport callback."""
         protocol = self._protocol
         if self._closed:
             raise anyio.ClosedResourceError
         if protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError from protocol.error
         self._transport.write(item)
+
+    async def send(self, item: bytes) -> None:
+        protocol = self._protocol
+        self.send_nowait(item)
         if protocol.writing_paused:
             await self._drain()
         else:
@@ -288,6 +301,11 @@ class AsyncioSocketStream(SocketStream):
             self._transport.write_eof()
 
     async def aclose(self) -> None:
+        self.close_now()
+        await anyio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """``aclose`` without its checkpoint, for a transport callback."""
         self._closed = True
         # abort, not close: ``send`` returns only once the transport holds nothing unsent,
         # so nothing of a completed write is dropped (the kernel still delivers its buffer;
@@ -296,7 +314,6 @@ class AsyncioSocketStream(SocketStream):
         self._transport.abort()
         self._protocol.readable.wake()
         self._protocol.drained.wake()
-        await anyio.lowlevel.checkpoint()
 
 
 class AsyncioTasks:

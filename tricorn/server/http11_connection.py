@@ -403,8 +403,12 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 if not tasks:
                     if self._stream_tasks is tasks:
                         self._stream_tasks = None
-                    if self._streams_done is not None:
-                        self._streams_done.set()
+                    self._streams_idle()
+
+    def _streams_idle(self) -> None:
+        """The last running request task of the connection has ended."""
+        if self._streams_done is not None:
+            self._streams_done.set()
 
     # --- StreamOwner ---------------------------------------------------------------
 
