@@ -141,13 +141,7 @@ async def _serve(
         await lifespan.startup(lifespan_group)
         addresses = [bound_address(sock) for sock in sockets]
         proxy = proxy_protocol.ProxyProtocolSetup.from_config(config)
-        # Plain TCP HTTP/1.1 on asyncio is driven by the transports' callbacks
-        # (http11_callbacks); TLS, the PROXY protocol and unix sockets by the accept loop.
-        callback_sockets = (
-            [sock for sock in sockets if sock.family in (socket.AF_INET, socket.AF_INET6)]
-            if tls is None and proxy is None and sniffio.current_async_library() == "asyncio"
-            else []
-        )
+        callback_sockets = _callback_sockets(sockets, tls, proxy)
         listeners = [await to_listener(sock) for sock in sockets if sock not in callback_sockets]
         backend = backend_name()
         for address in addresses:
@@ -157,13 +151,11 @@ async def _serve(
                 backend,
             )
         setup = _Setup(_stream_adopter(), tls, proxy)
-        callbacks: CallbackServer | None = None
+        callbacks = CallbackServer(state, run_connections)
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
             try:
-                if callback_sockets:
-                    callbacks = CallbackServer(state, run_connections)
-                    await callbacks.start(callback_sockets)
+                await callbacks.start(callback_sockets)
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
                         connections.start_soon(_accept_loop, listener, state, setup)
@@ -175,28 +167,44 @@ async def _serve(
                     else:
                         await shutdown_trigger()
                     accepting.cancel()
-                if callbacks is not None:
-                    callbacks.close()
+                callbacks.close()
                 for listener in listeners:
                     await listener.aclose()
-                error_log.info("Shutting down: waiting for in-flight requests to finish")
-                with anyio.move_on_after(config.graceful_timeout) as grace:
-                    await state.shutdown_connections()
-                if grace.cancelled_caught:
-                    error_log.warning(
-                        "Graceful timeout (%g s) passed: cancelling %d connection(s)",
-                        config.graceful_timeout,
-                        len(state.connections),
-                    )
+                await _shut_down_connections(state)
                 connections.cancel_scope.cancel()
             finally:
-                if callbacks is not None:
-                    callbacks.abort_all()  # those between requests have no task to cancel
+                callbacks.abort_all()  # those between requests have no task to cancel
                 # The connections' tasks asyncio runs outside the group (ServerState.spawn).
                 with anyio.CancelScope(shield=True):
                     await state.cancel_tasks()
         await lifespan.shutdown()
         lifespan_group.cancel_scope.cancel()
+
+
+async def _shut_down_connections(state: ServerState) -> None:
+    """Graceful shutdown of the open connections, for ``graceful_timeout`` at most."""
+    config = state.config
+    error_log.info("Shutting down: waiting for in-flight requests to finish")
+    with anyio.move_on_after(config.graceful_timeout) as grace:
+        await state.shutdown_connections()
+    if grace.cancelled_caught:
+        error_log.warning(
+            "Graceful timeout (%g s) passed: cancelling %d connection(s)",
+            config.graceful_timeout,
+            len(state.connections),
+        )
+
+
+def _callback_sockets(
+    sockets: list[socket.socket],
+    tls: ssl.SSLContext | None,
+    proxy: proxy_protocol.ProxyProtocolSetup | None,
+) -> list[socket.socket]:
+    """The sockets whose HTTP/1.1 the transports' callbacks drive (``http11_callbacks``):
+    plain TCP on asyncio. TLS, the PROXY protocol and unix sockets keep the accept loop."""
+    if tls is not None or proxy is not None or sniffio.current_async_library() != "asyncio":
+        return []
+    return [sock for sock in sockets if sock.family in (socket.AF_INET, socket.AF_INET6)]
 
 
 def _open_quic(
