@@ -51,11 +51,16 @@ class ReceiveInterrupted(Exception):
 
 
 class _Wakeup:
-    """Where one task waits for the protocol to call ``wake`` (data, or room to write)."""
+    """Where one task waits for the protocol to call ``wake`` (data, or room to write).
 
-    __slots__ = ("_future",)
+    It keeps its loop: ``asyncio.get_running_loop()`` costs a ``getpid`` system call on
+    Python 3.11 (the check that the loop was not inherited through ``fork``), which was one
+    system call per read."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._future: asyncio.Future[None] | None = None
 
     @property
@@ -63,7 +68,7 @@ class _Wakeup:
         return self._future is not None
 
     async def wait(self) -> None:
-        future = self._future = asyncio.get_running_loop().create_future()
+        future = self._future = self._loop.create_future()
         try:
             await future
         finally:
@@ -88,8 +93,9 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         #: The reader waits here for bytes (or EOF); the writer for the transport to drain.
-        self.readable = _Wakeup()
-        self.drained = _Wakeup()
+        loop = self.loop = asyncio.get_running_loop()  # once per connection (see _Wakeup)
+        self.readable = _Wakeup(loop)
+        self.drained = _Wakeup(loop)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -137,6 +143,8 @@ class AsyncioSocketStream(SocketStream):
         self._transport = transport
         self._socket: socket.socket = transport.get_extra_info("socket")
         self._protocol = _Protocol(transport, high_water) if protocol is None else protocol
+        #: The event loop the transport runs on.
+        self.loop = self._protocol.loop
         self._closed = False
         self._interrupted = False
         self._sends_without_yield = 0
@@ -282,7 +290,7 @@ class AsyncioSocketStream(SocketStream):
         protocol = self._protocol
         if protocol.lost:
             return  # the next send raises
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         duplicate = os.dup(self._socket.fileno())
         try:
             waiter: asyncio.Future[None] = loop.create_future()

@@ -155,7 +155,7 @@ class CallbackHTTP11Connection(HTTP11Connection):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = deadline
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._timer_fired)
+            self._timer = self.stream.loop.call_at(deadline, self._timer_fired)
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -318,7 +318,10 @@ class CallbackServer:
         self._servers: list[asyncio.Server] = []
 
     async def start(self, sockets: list[Any]) -> None:
-        """Accept on ``sockets`` (listening already) from now on."""
+        """Accept on ``sockets`` (listening already) from now on (none: nothing to do,
+        whatever the backend)."""
+        if not sockets:
+            return
         loop = asyncio.get_running_loop()
         for sock in sockets:
             server = await loop.create_server(
