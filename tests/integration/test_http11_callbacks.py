@@ -21,6 +21,12 @@ pytestmark = pytest.mark.anyio
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
+async def _one_request(stream: anyio.abc.ByteStream) -> None:
+    """A plain request served (by the callbacks, on asyncio) before what the test is about."""
+    await stream.send(GET)
+    assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+
+
 @pytest.mark.parametrize(
     "anyio_backend",
     ["asyncio", pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")],
@@ -33,8 +39,7 @@ async def test_idle_keep_alive_connections_are_no_tasks_on_asyncio() -> None:
             for _ in range(20):
                 stream = await open_raw(server)
                 streams.append(stream)
-                await stream.send(GET)
-                assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+                await _one_request(stream)
             for _ in range(500):  # a bounded poll: request tasks end just after responding
                 if len(asyncio.all_tasks()) <= before:
                     break
@@ -72,8 +77,7 @@ async def test_an_h2c_upgrade_after_a_plain_request_on_one_connection() -> None:
     async with serving(apps.scope_dump) as server:
         stream = await open_raw(server)
         async with stream:
-            await stream.send(GET)
-            assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+            await _one_request(stream)
             await stream.send(
                 b"GET /upgraded HTTP/1.1\r\nHost: x\r\n"
                 b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
@@ -97,8 +101,7 @@ async def test_a_bad_request_after_a_good_one_is_answered_400_and_closed() -> No
     async with serving(apps.hello) as server:
         stream = await open_raw(server)
         async with stream:
-            await stream.send(GET)
-            assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+            await _one_request(stream)
             await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
             answer = await read_until_closed(stream)
             assert answer.startswith(b"HTTP/1.1 400")
@@ -108,8 +111,7 @@ async def test_a_late_head_after_a_request_is_answered_408() -> None:
     async with serving(apps.hello, header_read_timeout=0.3, keep_alive_timeout=5.0) as server:
         stream = await open_raw(server)
         async with stream:
-            await stream.send(GET)
-            assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+            await _one_request(stream)
             await stream.send(b"GET / HTTP/1.1\r\nHost:")  # and nothing more
             answer = await read_until_closed(stream)
             assert answer.startswith(b"HTTP/1.1 408")
@@ -119,8 +121,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_its_timeout() -> No
     async with serving(apps.hello, keep_alive_timeout=0.3) as server:
         stream = await open_raw(server)
         async with stream:
-            await stream.send(GET)
-            assert (await read_response(stream)).startswith(b"HTTP/1.1 200")
+            await _one_request(stream)
             assert await read_until_closed(stream) == b""  # closed, nothing more said
 
 

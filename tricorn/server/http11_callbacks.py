@@ -38,7 +38,6 @@ from typing import Any
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
-from tricorn.protocols.events import Body, EndBody, Request
 from tricorn.server.asyncio_stream import HIGH_WATER, AsyncioSocketStream, _Protocol
 from tricorn.server.connection import Connection, Handoff
 from tricorn.server.http11_connection import HTTP11Connection
@@ -106,16 +105,9 @@ class CallbackHTTP11Connection(HTTP11Connection):
     def _take(self, received: list[events.Event]) -> None:
         """``_handle`` for the events a pushed connection handles itself; the first other
         one hands the connection over with it and all after it."""
+        route = self._route
         for index, event in enumerate(received):
-            if isinstance(event, Body):
-                if self._current is not None:
-                    self._current.feed_body(event.data)
-            elif isinstance(event, Request):
-                self._start_stream(event)
-            elif isinstance(event, EndBody):
-                if self._current is not None:
-                    self._current.feed_end()
-            else:
+            if not route(event):
                 self.hand_over(received[index:])
                 return
         data = self.protocol.data_to_send()
