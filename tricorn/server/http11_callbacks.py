@@ -72,8 +72,9 @@ class CallbackHTTP11Connection(HTTP11Connection):
     def start(self, run_connections: RunConnections) -> None:
         """The transport is connected: the connection opens (and is pushed bytes)."""
         self._run_connections = run_connections
-        self._opened()
-        self._arm()
+        self._opened()  # during a graceful shutdown this hands over at once
+        if self.pushed:
+            self._arm()
 
     def _opened(self) -> None:
         if not self._is_open:  # once, not again in ``run`` after the hand-over
