@@ -15,6 +15,7 @@ import wsproto.events
 from tests.helpers import open_raw, read_response, read_until_closed, serving
 from tests.integration import apps, ws_apps
 from tests.integration.h2_client import H2Client, settings_payload
+from tricorn import Config, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +141,19 @@ async def test_pipelined_requests_around_a_large_body_are_answered_in_order() ->
             assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
             assert answers[1].endswith(b"\r\n\r\n" + body)
             assert answers[2].endswith(b"\r\n\r\nlast")
+
+
+async def test_cancelling_serve_closes_idle_keep_alive_connections() -> None:
+    # Between requests a connection of the callback path has no task that the cancellation
+    # could reach: serve closes it itself.
+    config = Config(bind=["127.0.0.1:0"], access_log=False)
+    async with anyio.create_task_group() as group:
+        addresses = await group.start(serve, apps.hello, config)
+        address = addresses[0].address
+        assert isinstance(address, tuple)
+        stream = await anyio.connect_tcp(*address)
+        async with stream:
+            await _one_request(stream)
+            group.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                assert await read_until_closed(stream) == b""
