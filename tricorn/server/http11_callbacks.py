@@ -315,6 +315,10 @@ class CallbackServer:
         whatever the backend)."""
         if not sockets:
             return
+        # The transport's callbacks run outside any task, where sniffio cannot tell the
+        # library under plain ``asyncio.run`` (no anyio around it): what asks it is asked
+        # here first, in a task (the write lock's kind is found once and kept).
+        self.state.write_lock()
         loop = asyncio.get_running_loop()
         for sock in sockets:
             server = await loop.create_server(
