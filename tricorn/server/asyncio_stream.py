@@ -51,11 +51,16 @@ class ReceiveInterrupted(Exception):
 
 
 class _Wakeup:
-    """Where one task waits for the protocol to call ``wake`` (data, or room to write)."""
+    """Where one task waits for the protocol to call ``wake`` (data, or room to write).
 
-    __slots__ = ("_future",)
+    It keeps its loop: ``asyncio.get_running_loop()`` costs a ``getpid`` system call on
+    Python 3.11 (the check that the loop was not inherited through ``fork``), which was one
+    system call per read."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._future: asyncio.Future[None] | None = None
 
     @property
@@ -63,7 +68,7 @@ class _Wakeup:
         return self._future is not None
 
     async def wait(self) -> None:
-        future = self._future = asyncio.get_running_loop().create_future()
+        future = self._future = self._loop.create_future()
         try:
             await future
         finally:
@@ -88,8 +93,9 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         #: The reader waits here for bytes (or EOF); the writer for the transport to drain.
-        self.readable = _Wakeup()
-        self.drained = _Wakeup()
+        loop = self.loop = asyncio.get_running_loop()  # once per connection (see _Wakeup)
+        self.readable = _Wakeup(loop)
+        self.drained = _Wakeup(loop)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -126,10 +132,19 @@ def _set_done(waiter: asyncio.Future[None]) -> None:
 class AsyncioSocketStream(SocketStream):
     """An ``anyio.abc.SocketStream`` over an asyncio transport, with a steady reader."""
 
-    def __init__(self, transport: asyncio.Transport, high_water: int = HIGH_WATER) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        high_water: int = HIGH_WATER,
+        protocol: _Protocol | None = None,
+    ) -> None:
+        """``protocol``: the transport's protocol already (``http11_callbacks``), else one
+        is made here and the caller sets it on the transport."""
         self._transport = transport
         self._socket: socket.socket = transport.get_extra_info("socket")
-        self._protocol = _Protocol(transport, high_water)
+        self._protocol = _Protocol(transport, high_water) if protocol is None else protocol
+        #: The event loop the transport runs on.
+        self.loop = self._protocol.loop
         self._closed = False
         self._interrupted = False
         self._sends_without_yield = 0
@@ -219,13 +234,19 @@ class AsyncioSocketStream(SocketStream):
             protocol.reading_paused = False
             self._transport.resume_reading()
 
-    async def send(self, item: bytes) -> None:
+    def send_nowait(self, item: bytes) -> None:
+        """Hand ``item`` to the transport without waiting for it to drain (the next
+        ``send`` waits for that): for a few bytes written from a transport callback."""
         protocol = self._protocol
         if self._closed:
             raise anyio.ClosedResourceError
         if protocol.lost or self._transport.is_closing():
             raise anyio.BrokenResourceError from protocol.error
         self._transport.write(item)
+
+    async def send(self, item: bytes) -> None:
+        protocol = self._protocol
+        self.send_nowait(item)
         if protocol.writing_paused:
             await self._drain()
         else:
@@ -269,7 +290,7 @@ class AsyncioSocketStream(SocketStream):
         protocol = self._protocol
         if protocol.lost:
             return  # the next send raises
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         duplicate = os.dup(self._socket.fileno())
         try:
             waiter: asyncio.Future[None] = loop.create_future()
@@ -288,6 +309,11 @@ class AsyncioSocketStream(SocketStream):
             self._transport.write_eof()
 
     async def aclose(self) -> None:
+        self.close_now()
+        await anyio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """``aclose`` without its checkpoint, for a transport callback."""
         self._closed = True
         # abort, not close: ``send`` returns only once the transport holds nothing unsent,
         # so nothing of a completed write is dropped (the kernel still delivers its buffer;
@@ -296,7 +322,6 @@ class AsyncioSocketStream(SocketStream):
         self._transport.abort()
         self._protocol.readable.wake()
         self._protocol.drained.wake()
-        await anyio.lowlevel.checkpoint()
 
 
 class AsyncioTasks:

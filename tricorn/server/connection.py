@@ -191,12 +191,17 @@ class Connection(Generic[ProtocolT]):
     async def _closed(self) -> None:
         """The connection has ended (last in ``run``): it leaves the server's set, and the
         transport is closed unless it was handed off."""
-        self.state.discard(self)
-        if (metrics := self.state.metrics) is not None:
-            metrics.connection_closed(self.METRICS_INDEX, self._handoff is not None)
+        self._leave()
         if self._handoff is None:
             with anyio.CancelScope(shield=True):
                 await self.transport.aclose()
+
+    def _leave(self) -> None:
+        """The connection leaves the server's set (``_closed`` without closing the
+        transport): the place for the connections gauge."""
+        self.state.discard(self)
+        if (metrics := self.state.metrics) is not None:
+            metrics.connection_closed(self.METRICS_INDEX, self._handoff is not None)
 
     async def _linger(self, seconds: float | None = None) -> None:
         """Close in stages (RFC 9112 9.6), at graceful shutdown: our FIN first, then read

@@ -245,17 +245,26 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             await self._flush()
         self._closing = True
 
+    def _route(self, event: events.Event) -> bool:
+        """A request head starts its stream, a body piece or end goes to it: True; False
+        for any other event (``_handle``'s, and ``CallbackHTTP11Connection``'s hand-over)."""
+        if isinstance(event, Body):
+            if self._current is not None:
+                self._current.feed_body(event.data)
+        elif isinstance(event, Request):
+            self._start_stream(event)
+        elif isinstance(event, EndBody):
+            if self._current is not None:
+                self._current.feed_end()
+        else:
+            return False
+        return True
+
     async def _handle(self, received: list[events.Event]) -> None:
         for event in received:
-            if isinstance(event, Body):
-                if self._current is not None:
-                    self._current.feed_body(event.data)
-            elif isinstance(event, Request):
-                self._start_stream(event)
-            elif isinstance(event, EndBody):
-                if self._current is not None:
-                    self._current.feed_end()
-            elif isinstance(event, events.UpgradeRequested):
+            if self._route(event):
+                continue
+            if isinstance(event, events.UpgradeRequested):
                 await self._upgrade(event)
             elif isinstance(event, events.ConnectionClosed):
                 self._disconnect()
@@ -403,8 +412,12 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 if not tasks:
                     if self._stream_tasks is tasks:
                         self._stream_tasks = None
-                    if self._streams_done is not None:
-                        self._streams_done.set()
+                    self._streams_idle()
+
+    def _streams_idle(self) -> None:
+        """The last running request task of the connection has ended."""
+        if self._streams_done is not None:
+            self._streams_done.set()
 
     # --- StreamOwner ---------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tricorn.server.backends import backend_name, backend_options
 from tricorn.server.connection import Connection, Handoff
 from tricorn.server.gc_tuning import freeze_after_startup
 from tricorn.server.http2_connection import HTTP2Connection
+from tricorn.server.http11_callbacks import CallbackServer
 from tricorn.server.http11_connection import HTTP11Connection
 from tricorn.server.lifespan import Lifespan, LifespanFailure
 from tricorn.server.listeners import (
@@ -141,7 +142,9 @@ async def _serve(
     async with anyio.create_task_group() as lifespan_group:
         await lifespan.startup(lifespan_group)
         addresses = [bound_address(sock) for sock in sockets]
-        listeners = [await to_listener(sock) for sock in sockets]
+        proxy = proxy_protocol.ProxyProtocolSetup.from_config(config)
+        callback_sockets = _callback_sockets(sockets, tls, proxy)
+        listeners = [await to_listener(sock) for sock in sockets if sock not in callback_sockets]
         backend = backend_name()
         for address in addresses:
             error_log.info(
@@ -149,11 +152,12 @@ async def _serve(
                 address.url("https" if tls else "http"),
                 backend,
             )
-        proxy = proxy_protocol.ProxyProtocolSetup.from_config(config)
         setup = _Setup(_stream_adopter(), tls, proxy)
+        callbacks = CallbackServer(state, run_connections)
         async with anyio.create_task_group() as connections:
             state.use_task_group(connections)
             try:
+                await callbacks.start(callback_sockets)
                 with anyio.CancelScope() as accepting:
                     for listener in listeners:
                         connections.start_soon(_accept_loop, listener, state, setup)
@@ -165,24 +169,44 @@ async def _serve(
                     else:
                         await shutdown_trigger()
                     accepting.cancel()
+                callbacks.close()
                 for listener in listeners:
                     await listener.aclose()
-                error_log.info("Shutting down: waiting for in-flight requests to finish")
-                with anyio.move_on_after(config.graceful_timeout) as grace:
-                    await state.shutdown_connections()
-                if grace.cancelled_caught:
-                    error_log.warning(
-                        "Graceful timeout (%g s) passed: cancelling %d connection(s)",
-                        config.graceful_timeout,
-                        len(state.connections),
-                    )
+                await _shut_down_connections(state)
                 connections.cancel_scope.cancel()
             finally:
+                callbacks.abort_all()  # those between requests have no task to cancel
                 # The connections' tasks asyncio runs outside the group (ServerState.spawn).
                 with anyio.CancelScope(shield=True):
                     await state.cancel_tasks()
         await lifespan.shutdown()
         lifespan_group.cancel_scope.cancel()
+
+
+async def _shut_down_connections(state: ServerState) -> None:
+    """Graceful shutdown of the open connections, for ``graceful_timeout`` at most."""
+    config = state.config
+    error_log.info("Shutting down: waiting for in-flight requests to finish")
+    with anyio.move_on_after(config.graceful_timeout) as grace:
+        await state.shutdown_connections()
+    if grace.cancelled_caught:
+        error_log.warning(
+            "Graceful timeout (%g s) passed: cancelling %d connection(s)",
+            config.graceful_timeout,
+            len(state.connections),
+        )
+
+
+def _callback_sockets(
+    sockets: list[socket.socket],
+    tls: ssl.SSLContext | None,
+    proxy: proxy_protocol.ProxyProtocolSetup | None,
+) -> list[socket.socket]:
+    """The sockets whose HTTP/1.1 the transports' callbacks drive (``http11_callbacks``):
+    plain TCP on asyncio. TLS, the PROXY protocol and unix sockets keep the accept loop."""
+    if tls is not None or proxy is not None or sniffio.current_async_library() != "asyncio":
+        return []
+    return [sock for sock in sockets if sock.family in (socket.AF_INET, socket.AF_INET6)]
 
 
 def _open_quic(
@@ -292,20 +316,42 @@ async def _handle_connection(transport: SocketStream, state: ServerState, setup:
         if header is not None:
             scheme = proxy_protocol.scheme(header, scheme)
             extensions = {**(extensions or {}), **proxy_protocol.extensions(header)}
-        # Then one connection, or a chain of them where one hands the transport on (h2c).
-        cls = connection_class(protocol)
-        handoff: Handoff | None = None
-        while True:
-            connection = cls(
-                state, stream, client=client, server=server, scheme=scheme, extensions=extensions
-            )
-            handoff = await connection.run(handoff)
-            if handoff is None:
-                return
-            cls = CONNECTION_CLASSES[handoff.protocol]
+        connection = connection_class(protocol)(
+            state, stream, client=client, server=server, scheme=scheme, extensions=extensions
+        )
     except Exception:
         error_log.exception("Unexpected error on the connection from %s", client)
         await anyio.aclose_forcefully(stream)
+        return
+    await run_connections(connection)
+
+
+async def run_connections(connection: Connection[Any]) -> None:
+    """Serve ``connection``, then each connection it hands its transport to (h2c), until
+    the transport closes. Nothing escapes but cancellation (it runs in the server's tasks).
+    """
+    handoff: Handoff | None = None
+    try:
+        while True:
+            handoff = await connection.run(handoff)
+            if handoff is None:
+                return
+            given = {  # what came with the transport, not what the protocol offered
+                name: value
+                for name, value in connection.extensions.items()
+                if name not in connection.EXTENSIONS
+            }
+            connection = CONNECTION_CLASSES[handoff.protocol](
+                connection.state,
+                connection.transport,
+                client=connection.client,
+                server=connection.server,
+                scheme=connection.scheme,
+                extensions=given or None,
+            )
+    except Exception:
+        error_log.exception("Unexpected error on the connection from %s", connection.client)
+        await anyio.aclose_forcefully(connection.transport)
 
 
 async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
