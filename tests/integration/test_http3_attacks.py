@@ -417,23 +417,25 @@ def test_initial_flood_meets_retry_and_state_stays_bounded(
 # --- a client that never reads --------------------------------------------------------
 
 UNREAD_STREAMS = 100
-CLIENT_STREAM_WINDOW = 65536
-CLIENT_CONNECTION_WINDOW = 1 << 20
+#: The client's (stream, connection) windows: small streams, or a small connection with
+#: streams that alone would let the server queue far more.
+WINDOWS = {"stream": (65536, 1 << 20), "connection": (1 << 20, 262144)}
 
 
+@pytest.mark.parametrize("window", list(WINDOWS))
 def test_a_client_that_never_reads_holds_the_server_to_its_windows(
-    backend: str, tmp_path: Path, ca_file: tuple[str, str, str]
+    backend: str, window: str, tmp_path: Path, ca_file: tuple[str, str, str]
 ) -> None:
-    """100 streams of 1 GiB responses to a client that grants no credit past 64 KiB per
-    stream and 1 MiB per connection (and acknowledges every packet): the server sends no
-    more than the windows, its apps wait in send, memory stays bounded; closing the
+    """100 streams of 1 GiB responses to a client that grants no credit past its first
+    windows (64 KiB per stream and 1 MiB per connection, or 1 MiB and 256 KiB) and
+    acknowledges every packet: the server sends no more than the windows, queues no more
+    than a quantum past them (its apps wait in send), memory stays flat; closing the
     connection ends the apps."""
+    stream_window, connection_window = WINDOWS[window]
     with tricorn(backend, tmp_path, ca_file) as server:
         memory = measure(server)
         config = configuration(
-            server.ca,
-            stream_window=CLIENT_STREAM_WINDOW,
-            connection_window=CLIENT_CONNECTION_WINDOW,
+            server.ca, stream_window=stream_window, connection_window=connection_window
         )
         peer = Peer(server.port, config, quic_class=Stingy)
         handshake(server, [peer])
@@ -443,21 +445,22 @@ def test_a_client_that_never_reads_holds_the_server_to_its_windows(
             return sum(peer.answers[s].received for s in streams)
 
         # The body bytes stop short of the window (DATA frame headers count against it).
-        drive([peer], lambda: received() >= CLIENT_CONNECTION_WINDOW * 9 // 10, GUARD)
+        drive([peer], lambda: received() >= connection_window * 9 // 10, GUARD)
         assert server.wait_for_live(UNREAD_STREAMS)["live"] == UNREAD_STREAMS
         drive([peer], lambda: False, 2.0)  # keep acknowledging: the server holds steady
         got = received()
         bystander(server)
         held = server.memory()["VmRSS"]
-        assert CLIENT_CONNECTION_WINDOW * 9 // 10 <= got <= CLIENT_CONNECTION_WINDOW
-        assert all(peer.answers[s].received <= CLIENT_STREAM_WINDOW for s in streams)
+        assert connection_window * 9 // 10 <= got <= connection_window
+        assert all(peer.answers[s].received <= stream_window for s in streams)
         assert peer.terminated is None
         peer.close()
         assert server.wait_for_live(0)["live"] == 0
         done(
             server,
             memory,
-            f"{backend} unread responses ({UNREAD_STREAMS} streams, {got} bytes taken; "
+            f"{backend} unread responses ({UNREAD_STREAMS} streams, windows {window}, "
+            f"{got} bytes taken; "
             f"RSS {held} KiB while held)",
         )
 

@@ -53,7 +53,8 @@ error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Bytes of one stream's response aioquic may hold unacknowledged before ``send`` waits.
 HIGH_WATER = 262144
-#: The least slice of a body handed to aioquic at a time (unless less is left).
+#: The least slice of a body handed to aioquic at a time (unless less is left); also how
+#: far past the client's flow-control credit a connection may queue.
 SEND_QUANTUM = 65536
 #: Length of the connection ids we choose (aioquic's default).
 CID_LENGTH = 8
@@ -523,7 +524,13 @@ class HTTP3Connection(Connection[HTTP3Protocol]):
         offset = 0
         while True:
             self._check_open(stream_id)
-            room = HIGH_WATER - protocol.unacked(stream_id)
+            # At most HIGH_WATER unacknowledged, and no more than a quantum past what the
+            # client's flow control allows (a client that does not read holds us to its
+            # windows: per stream and per connection).
+            room = min(
+                HIGH_WATER - protocol.unacked(stream_id),
+                protocol.send_credit(stream_id) + SEND_QUANTUM,
+            )
             if room < min(SEND_QUANTUM, len(view) - offset):
                 # Wait for room for a whole quantum: fewer, larger DATA frames (each slice
                 # is a frame and a copy).
