@@ -9,7 +9,7 @@ raw Initial datagrams, and checks:
    app saw (``/count``: live app instances), Retry for Initials past quic_max_handshakes;
 2. memory: the server's ``VmRSS`` before, peak (``VmHWM``, reset through ``clear_refs``
    before the attack) and after, from ``/proc/PID/status``; growth under ``RSS_BOUND_KIB``
-   (a generous bound; the figures are printed, ``pytest -s`` shows one line per test);
+   (32 MiB, the HTTP/2 attack tests' bound and helpers; ``pytest -s`` prints the figures);
 3. a bystander: a fresh HTTP/3 connection during or after the attack gets ``GET /`` 200.
 
 Every attack is bounded in count and time; the tests stop only the server they started.
@@ -38,13 +38,18 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode, QuicPacketType, pull_quic_header
 
 from tests.helpers import free_port
+from tests.integration import test_http2_attacks as h2_attacks
 from tests.integration.quic_peer import Peer, Stingy, configuration, drive
+from tests.integration.test_http2_attacks import (
+    Memory,
+    check_memory,
+    start_measuring,
+    stop_measuring,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.attack_apps:app"
 BACKENDS = ["trio", "asyncio"]
-#: Largest growth of the server's resident memory an attack may cause.
-RSS_BOUND_KIB = 48 * 1024
 #: Hang guard of any one wait (not a measurement).
 GUARD = 20.0
 
@@ -68,24 +73,10 @@ def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
 
 @dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    ca: str
+class Server(h2_attacks.Server):
+    """The HTTP/2 attack tests' server (memory, peak reset), with a CA to reach it by."""
 
-    def memory(self) -> dict[str, int]:
-        values: dict[str, int] = {}
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                name, _, rest = line.partition(":")
-                if name in ("VmRSS", "VmHWM"):
-                    values[name] = int(rest.split()[0])
-        return values
-
-    def reset_peak(self) -> None:
-        with contextlib.suppress(OSError), open(f"/proc/{self.process.pid}/clear_refs", "w") as f:
-            f.write("5")
+    ca: str = ""
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -131,28 +122,11 @@ def tricorn(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"tricorn did not start: {log.read_text()}") from None
                 time.sleep(0.05)
-        yield Server(process, port, log, ca)
+        yield Server(process, port, log, backend, ca)
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
-
-
-@dataclass
-class Memory:
-    before: int
-    peak: int = 0
-    after: int = 0
-
-    @property
-    def growth(self) -> int:
-        return max(self.peak, self.after) - self.before
-
-    def __str__(self) -> str:
-        return (
-            f"RSS before {self.before} KiB, peak {self.peak} KiB, after {self.after} KiB "
-            f"(growth {self.growth} KiB)"
-        )
 
 
 def measure(server: Server) -> Memory:
@@ -160,15 +134,13 @@ def measure(server: Server) -> Memory:
     attack's), then start measuring."""
     server.counts()
     bystander(server)
-    server.reset_peak()
-    return Memory(before=server.memory()["VmRSS"])
+    return start_measuring(server)
 
 
 def done(server: Server, memory: Memory, what: str) -> None:
-    values = server.memory()
-    memory.peak, memory.after = values["VmHWM"], values["VmRSS"]
+    stop_measuring(server, memory)
     print(f"\n[h3 attack] {what}: {memory}")
-    assert memory.growth < RSS_BOUND_KIB, f"{what}: {memory}\n{server.log_text()[-2000:]}"
+    check_memory(server, memory, what)
 
 
 def bystander(server: Server, timeout: float = GUARD) -> None:
@@ -319,7 +291,6 @@ def test_idle_connections_are_capped_and_closed_at_the_idle_timeout(
             f"{backend} {IDLE} idle connections (held {held} KiB, "
             f"{per_connection:.1f} KiB per connection)",
         )
-        assert memory.after - memory.before < RSS_BOUND_KIB
 
 
 # --- Initial flood --------------------------------------------------------------------
