@@ -174,6 +174,7 @@ class Row:
     client_us: float = 0.0  # client CPU microseconds per request
     rps_two: float = 0.0
     download: float = 0.0  # median seconds per 10 MiB
+    download_client_cpu: float = 0.0  # the client's CPU seconds / wall seconds downloading
     failed: int = 0
 
 
@@ -215,6 +216,7 @@ def measure(name: str, certs: Certs, args: argparse.Namespace, root: Path) -> Ro
         times = down["times"]
         assert isinstance(times, list)
         row.download = statistics.median(times) if times else float("nan")
+        row.download_client_cpu = float(down["cpu"]) / float(down["seconds"])  # type: ignore[arg-type]
         row.failed += int(down["failed"])  # type: ignore[call-overload]
     return row
 
@@ -227,6 +229,7 @@ def best(rows: list[Row]) -> Row:
         client_us=min(r.client_us for r in rows),
         rps_two=max(r.rps_two for r in rows),
         download=min(r.download for r in rows),
+        download_client_cpu=max(r.download_client_cpu for r in rows),
         failed=sum(r.failed for r in rows),
     )
 
@@ -242,14 +245,15 @@ def table(results: dict[str, Row], args: argparse.Namespace) -> str:
         f"{args.duration:g} s, best of {args.rounds}; load average {load_average}",
         "",
         "| server | hello req/s | server CPU us/req | client CPU us/req | client CPU/wall "
-        "| hello req/s, 2 clients | 10 MiB download s | failed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| hello req/s, 2 clients | 10 MiB download s | download client CPU/wall | failed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in results.items():
         lines.append(
             f"| {name} | {row.rps:.0f} | {row.cpu_us:.0f} | {row.client_us:.0f} | "
             f"{row.client_cpu:.2f} | "
-            f"{row.rps_two:.0f} | {row.download:.3f} | {row.failed} |"
+            f"{row.rps_two:.0f} | {row.download:.3f} | {row.download_client_cpu:.2f} | "
+            f"{row.failed} |"
         )
     peer = results.get("hypercorn-asyncio")
     if peer is not None:
@@ -259,7 +263,7 @@ def table(results: dict[str, Row], args: argparse.Namespace) -> str:
                     f"| {name} / hypercorn | {_ratio(row.rps, peer.rps)} | "
                     f"{_ratio(row.cpu_us, peer.cpu_us)} | | | "
                     f"{_ratio(row.rps_two, peer.rps_two)} | "
-                    f"{_ratio(row.download, peer.download)} | |"
+                    f"{_ratio(row.download, peer.download)} | | |"
                 )
     return "\n".join(lines) + "\n"
 
