@@ -2,8 +2,9 @@
 
 ``benchmarks/run.py --smoke`` starts tricorn on trio and runs wrk (hello world) and the paced
 latency client for 2 s each; ``benchmarks/workers.py --smoke`` runs tricorn with one and
-with two workers. A benchmark is not a test: no figure is asserted here, only that the
-harness ran end to end and the server answered.
+with two workers; ``benchmarks/h3.py --smoke`` runs HTTP/3 hello requests and a download with
+our aioquic load client. A benchmark is not a test: no figure is asserted here, only that
+the harness ran end to end and the server answered.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def smoke_run(script: str, output: Path) -> str:
+def smoke_run(script: str, output: Path, *, needs_wrk: bool = True) -> str:
     """Run ``benchmarks/SCRIPT --smoke --output OUTPUT``; its stdout, once it exited 0."""
-    if shutil.which("wrk") is None:
+    if needs_wrk and shutil.which("wrk") is None:
         pytest.fail("wrk is not installed (scripts/test.sh installs it from Debian)")
     result = subprocess.run(
         [sys.executable, f"benchmarks/{script}", "--smoke", "--output", str(output)],
@@ -38,6 +39,14 @@ def test_benchmark_harness_smoke_run(tmp_path: Path) -> None:
     assert "smoke: OK" in smoke_run("run.py", output)
     report = output.read_text()
     assert "| tricorn-trio |" in report
+
+
+def test_h3_benchmark_smoke_run(tmp_path: Path) -> None:
+    """``benchmarks/h3.py --smoke``: tricorn on trio with a QUIC bind, our aioquic load
+    client for 2 s of hello requests and one 10 MiB download, every response 200."""
+    output = tmp_path / "h3.md"
+    assert "smoke: OK" in smoke_run("h3.py", output, needs_wrk=False)
+    assert "| tricorn-trio |" in output.read_text()
 
 
 def test_upload_reads_h2load_durations_in_every_unit() -> None:

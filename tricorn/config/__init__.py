@@ -490,6 +490,14 @@ class Config:
         minimum=0,
         group="http3",
     )
+    quic_max_connections: int = setting(
+        1000,
+        "Most QUIC connections per UDP socket (handshaking or established); an Initial past "
+        "it is dropped, and the client may try again once one has closed (idle ones close at "
+        "quic_idle_timeout).",
+        minimum=1,
+        group="http3",
+    )
     h3_max_concurrent_streams: int = setting(
         100,
         "Most concurrent request streams per QUIC connection (QUIC MAX_STREAMS).",

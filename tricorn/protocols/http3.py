@@ -606,6 +606,24 @@ class HTTP3Protocol:
         sender = quic_stream.sender
         return sender._buffer_stop - sender._buffer_start
 
+    def send_credit(self, stream_id: int) -> int:
+        """Bytes the client's flow control would let us send on ``stream_id`` beyond what
+        aioquic already holds unsent: the least of the stream's credit and the
+        connection's (whose unsent bytes are those of every request stream). Negative
+        when more is queued than the client allows yet."""
+        quic = self.quic
+        quic_stream = quic._streams.get(stream_id)
+        if quic_stream is None:
+            return 0
+        stream_credit = quic_stream.max_stream_data_remote - quic_stream.sender._buffer_stop
+        unsent = sum(
+            stream.sender._buffer_stop - stream.sender.highest_offset
+            for sid, stream in quic._streams.items()
+            if sid % 4 == 0
+        )
+        connection_credit = quic._remote_max_data - quic._remote_max_data_used - unsent
+        return min(stream_credit, connection_credit)
+
     def settled(self) -> bool:
         """No request stream is left in QUIC: every response sent has been acknowledged
         (aioquic forgets a stream once both halves are done and acked)."""

@@ -65,7 +65,8 @@ error_log = logging.getLogger(ERROR_LOGGER)
 
 #: Bytes of one stream's response aioquic may hold unacknowledged before ``send`` waits.
 HIGH_WATER = 262144
-#: The least slice of a body handed to aioquic at a time (unless less is left).
+#: The least slice of a body handed to aioquic at a time (unless less is left); also how
+#: far past the client's flow-control credit a connection may queue.
 SEND_QUANTUM = 65536
 #: Length of the connection ids we choose (aioquic's default).
 CID_LENGTH = 8
@@ -152,6 +153,10 @@ class QuicEndpoint:
         self._retry = QuicRetryTokenHandler() if config.quic_retry != "off" else None
         #: Connections whose handshake has not completed (``quic_max_handshakes``).
         self.handshaking = 0
+        #: Connections alive on this socket (``quic_max_connections``).
+        self.connections = 0
+        #: Whether Initials are being dropped at the cap (logged once per such spell).
+        self._at_cap = False
         self._send_lock = anyio.Lock()
 
     async def run(self) -> None:
@@ -203,6 +208,16 @@ class QuicEndpoint:
             return  # a stray packet for a connection we do not have
         if self.state.shutting_down:
             return  # no new connections once the graceful shutdown has begun
+        if self.connections >= self.state.config.quic_max_connections:
+            if not self._at_cap:
+                self._at_cap = True
+                error_log.warning(
+                    "QUIC: %d connections on %s (quic_max_connections); dropping new "
+                    "Initials until one closes",
+                    self.connections,
+                    self.server,
+                )
+            return
         if header.version not in self._configuration.supported_versions:
             self._reply(
                 encode_quic_version_negotiation(
@@ -290,12 +305,17 @@ class QuicEndpoint:
         for known in connection.cids:
             self._connections[known] = connection
         self.handshaking += 1
+        self.connections += 1
         connection.feed(data, addr)
         self.state.spawn(connection.run)
 
     def route(self, connection: HTTP3Connection, cid: bytes) -> None:
         connection.cids.add(cid)
         self._connections[cid] = connection
+
+    def connection_closed(self) -> None:
+        self.connections -= 1
+        self._at_cap = False
 
     def unroute(self, connection: HTTP3Connection, cid: bytes | None = None) -> None:
         for known in [cid] if cid is not None else list(connection.cids):
@@ -531,6 +551,7 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
             if self._handshaking:
                 self._handshake_over()
             self.endpoint.unroute(self)
+            self.endpoint.connection_closed()
             await self._closed()
         return None
 
@@ -596,7 +617,13 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
         offset = 0
         while True:
             self._check_open(stream_id)
-            room = HIGH_WATER - protocol.unacked(stream_id)
+            # At most HIGH_WATER unacknowledged, and no more than a quantum past what the
+            # client's flow control allows (a client that does not read holds us to its
+            # windows: per stream and per connection).
+            room = min(
+                HIGH_WATER - protocol.unacked(stream_id),
+                protocol.send_credit(stream_id) + SEND_QUANTUM,
+            )
             if room < min(SEND_QUANTUM, len(view) - offset):
                 # Wait for room for a whole quantum: fewer, larger DATA frames (each slice
                 # is a frame and a copy).
