@@ -181,6 +181,8 @@ def _dump(pid: int, outdir: str, label: str) -> int:
         if new:
             path = new.pop()
             time.sleep(0.5)  # let it finish writing
+            if keep := os.environ.get("METRICS_CALLGRIND_KEEP"):
+                shutil.copy(path, f"{keep}.{label}")
             return _callgrind_total(path)
         time.sleep(0.2)
     raise SystemExit("callgrind_control -d wrote no dump")
