@@ -157,7 +157,7 @@ class H2Client:
         self.sock.close()
 
 
-CLIENTS = {"h1": H1Client, "h2c": H2Client}
+CLIENTS: dict[str, type[H1Client] | type[H2Client]] = {"h1": H1Client, "h2c": H2Client}
 
 
 # --- instructions --------------------------------------------------------------------------

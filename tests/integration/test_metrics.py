@@ -375,20 +375,23 @@ async def test_statsd_sends_every_count_exactly_once_across_flushes() -> None:
 
     sent = 0
     try:
-        async with serving(app, statsd_host=f"127.0.0.1:{port}", statsd_interval=0.01) as server:
-            async with httpx.AsyncClient(base_url=server.url) as client:
-                for round_number in range(6):
-                    for _ in range(5):
-                        assert (await client.get("/")).status_code == 200
-                        sent += 1
-                    # Wait for a flush that carries counts, so that the requests are spread
-                    # over several flushes.
-                    with anyio.fail_after(10):
-                        while True:
-                            await anyio.wait_readable(receiver)
-                            drain()
-                            if sum(b"|c" in datagram for datagram in datagrams) > round_number:
-                                break
+        settings: dict[str, Any] = {"statsd_host": f"127.0.0.1:{port}", "statsd_interval": 0.01}
+        async with (
+            serving(app, **settings) as server,
+            httpx.AsyncClient(base_url=server.url) as client,
+        ):
+            for round_number in range(6):
+                for _ in range(5):
+                    assert (await client.get("/")).status_code == 200
+                    sent += 1
+                # Wait for a flush that carries counts, so that the requests are spread
+                # over several flushes.
+                with anyio.fail_after(10):
+                    while True:
+                        await anyio.wait_readable(receiver)
+                        drain()
+                        if sum(b"|c" in datagram for datagram in datagrams) > round_number:
+                            break
         drain()  # the flush at shutdown went out before serve returned
     finally:
         receiver.close()
