@@ -308,6 +308,7 @@ def main() -> None:
     parser.add_argument("--no-strace", action="store_true")
     parser.add_argument("--no-callgrind", action="store_true")
     parser.add_argument("--no-idle", action="store_true")
+    parser.add_argument("--only-idle", action="store_true", help="only the flush's cost")
     args = parser.parse_args()
     variants = args.variants.split(",")
     print(f"load average: {os.getloadavg()[0]:.2f}", flush=True)
@@ -316,7 +317,7 @@ def main() -> None:
     sink_port = sink.getsockname()[1]
     rows = []
     for backend in args.backends.split(","):
-        for protocol in args.protocols.split(","):
+        for protocol in [] if args.only_idle else args.protocols.split(","):
             counted: dict[str, float] = {}
             for variant in variants:
                 line = f"{backend} {protocol} {variant}:"
