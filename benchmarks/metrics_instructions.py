@@ -188,6 +188,26 @@ def _dump(pid: int, outdir: str, label: str) -> int:
     raise SystemExit("callgrind_control -d wrote no dump")
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _valgrind(
+    backend: str, variant: str, port: int, sink: int, interval: float, outdir: str
+) -> subprocess.Popen[bytes]:
+    """The server under callgrind, its dumps in ``outdir``."""
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/cg.%p"]
+    command += ["--dump-instr=no", "--dump-line=no"]
+    command += server_command(backend, variant, port, sink, interval)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(command, env=env, cwd=outdir, stderr=subprocess.DEVNULL)
+
+
 def _zero(pid: int) -> None:
     subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
 
@@ -197,11 +217,7 @@ def instructions(
 ) -> dict[str, float]:
     port = _free_port()
     outdir = tempfile.mkdtemp(prefix="tricorn-cg-")
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/cg.%p"]
-    command += ["--dump-instr=no", "--dump-line=no"]
-    command += server_command(backend, variant, port, sink, interval=3600)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(command, env=env, cwd=outdir, stderr=subprocess.DEVNULL)
+    server = _valgrind(backend, variant, port, sink, 3600, outdir)
     result: dict[str, float] = {}
     try:
         _wait_for_port(port, server)
@@ -213,12 +229,7 @@ def instructions(
         client.close()
         result["threads"] = len(os.listdir(f"/proc/{server.pid}/task"))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
         shutil.rmtree(outdir, ignore_errors=True)
     return result
 
@@ -230,10 +241,7 @@ def idle_flush(backend: str, args: argparse.Namespace, sink: int) -> dict[str, f
     for variant in ("off", "statsd"):
         port = _free_port()
         outdir = tempfile.mkdtemp(prefix="tricorn-cg-")
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={outdir}/cg.%p"]
-        command += server_command(backend, variant, port, sink, interval=1.0)
-        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(command, env=env, cwd=outdir, stderr=subprocess.DEVNULL)
+        server = _valgrind(backend, variant, port, sink, 1.0, outdir)
         try:
             _wait_for_port(port, server)
             client = H1Client(port)
@@ -247,12 +255,7 @@ def idle_flush(backend: str, args: argparse.Namespace, sink: int) -> dict[str, f
             figures[f"{variant}_idle_seconds"] = time.monotonic() - started
             figures[f"{variant}_idle"] = total
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            _stop(server)
             shutil.rmtree(outdir, ignore_errors=True)
     return figures
 
