@@ -356,6 +356,56 @@ async def test_statsd_datagrams(dogstatsd: bool) -> None:
         assert "web.connections_open.http_1_1" in gauges
 
 
+async def test_statsd_sends_every_count_exactly_once_across_flushes() -> None:
+    """Requests spread over many flushes (and the last one, at shutdown): the counter
+    lines received add up to the requests made, no count lost or sent twice."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    receiver.setblocking(False)
+    port = receiver.getsockname()[1]
+    datagrams: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                datagrams.append(receiver.recv(65536))
+            except BlockingIOError:
+                return
+
+    sent = 0
+    try:
+        settings: dict[str, Any] = {"statsd_host": f"127.0.0.1:{port}", "statsd_interval": 0.01}
+        async with (
+            serving(app, **settings) as server,
+            httpx.AsyncClient(base_url=server.url) as client,
+        ):
+            for round_number in range(6):
+                for _ in range(5):
+                    assert (await client.get("/")).status_code == 200
+                    sent += 1
+                # Wait for a flush that carries counts, so that the requests are spread
+                # over several flushes.
+                with anyio.fail_after(10):
+                    while True:
+                        await anyio.wait_readable(receiver)
+                        drain()
+                        if sum(b"|c" in datagram for datagram in datagrams) > round_number:
+                            break
+        drain()  # the flush at shutdown went out before serve returned
+    finally:
+        receiver.close()
+    lines = parse_statsd(datagrams)
+    requests = [float(value) for name, value, kind, _ in lines if name == REQUESTS_LINE]
+    assert len(requests) >= 6  # the counts went out in several flushes
+    assert sum(requests) == sent
+    timings = [line for line in lines if line[0] == "tricorn.request_duration"]
+    assert len(timings) == sent  # under the sample's size: every duration, once
+
+
+REQUESTS_LINE = "tricorn.requests.http_1_1.GET.2xx.ok"
+
+
 # --- workers > 1: the supervisor exports per-worker series and the sums --------------------
 
 

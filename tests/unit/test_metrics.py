@@ -4,6 +4,10 @@ back with prometheus_client's parser) and the statsd lines."""
 
 from __future__ import annotations
 
+import random
+import statistics
+from collections import Counter
+
 import pytest
 from h2.errors import ErrorCodes
 from hpack import Encoder
@@ -365,6 +369,52 @@ def test_dogstatsd_tags_and_sampled_timings() -> None:
     timings = [line for line in lines if "|ms" in line]
     assert len(timings) == STATSD_MAX_TIMINGS
     assert all("|ms|@0.5|#env:prod" in line for line in timings)
+
+
+def _offer(metrics: Metrics, milliseconds: float, inline: bool) -> None:
+    """One duration for the statsd sample: through a request (``response_done``, which
+    inlines the sampling; the clock made to give that duration) or ``sample_timing``."""
+    if inline:
+        metrics.clock = lambda: 0.0
+        metrics.response_done({"http_version": "1.1", "method": "GET"}, 200, -milliseconds / 1e3)
+    else:
+        metrics.sample_timing(milliseconds)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_statsd_sample_is_uniform_over_the_interval_and_counts_every_duration(
+    inline: bool,
+) -> None:
+    random.seed(12)  # the sample's draws: this test always sees the same sample
+    metrics = Metrics(timings=STATSD_MAX_TIMINGS)
+    offered = STATSD_MAX_TIMINGS * 20
+    for value in range(offered):
+        _offer(metrics, float(value), inline)
+    timings, seen = metrics.take_timings()
+    assert seen == offered
+    assert len(timings) == STATSD_MAX_TIMINGS
+    values = [round(value) for value in timings]
+    assert len(set(values)) == STATSD_MAX_TIMINGS and set(values) <= set(range(offered))
+    # Uniform: every tenth of the interval holds about a tenth of the sample (a binomial
+    # count of mean 100 and deviation under 10), the mean is about the middle.
+    tenths = Counter(value * 10 // offered for value in values)
+    assert sorted(tenths) == list(range(10))
+    assert all(60 <= count <= 140 for count in tenths.values()), tenths
+    assert abs(statistics.mean(values) - offered / 2) < offered * 0.05
+    # The next interval starts a new sample.
+    _offer(metrics, 5.0, inline)
+    assert metrics.take_timings() == ([5.0], 1)
+    assert metrics.take_timings() == ([], 0)
+
+
+def test_statsd_sample_keeps_everything_up_to_its_size() -> None:
+    metrics = Metrics(timings=STATSD_MAX_TIMINGS)
+    for value in range(STATSD_MAX_TIMINGS):
+        metrics.sample_timing(float(value))
+    assert metrics.take_timings() == ([float(v) for v in range(STATSD_MAX_TIMINGS)], 1000)
+    unsampled = Metrics()
+    unsampled.sample_timing(1.0)
+    assert unsampled.take_timings() == ([], 0)
 
 
 def test_batch_keeps_datagrams_under_the_size() -> None:
