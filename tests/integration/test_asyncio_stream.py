@@ -113,7 +113,7 @@ async def test_bytes_both_ways_and_addresses() -> None:
 async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
     async with connected_pair() as (stream, client):
         client.send(b"abcdefghij")
-        await _wait_until(lambda: len(stream._protocol.buffer) == 10, "all ten bytes buffered")
+        await _wait_until(lambda: stream._protocol.buffered == 10, "all ten bytes buffered")
         assert await stream.receive(4) == b"abcd"
         assert stream._protocol.buffer == b"efghij"
         assert await stream.receive(100) == b"efghij"
@@ -132,7 +132,7 @@ async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
                 if went == 0 and stream._protocol.reading_paused:
                     break
                 await anyio.sleep(0.001)  # let the event loop read what it will
-        buffered = len(stream._protocol.buffer)
+        buffered = stream._protocol.buffered
         # The transport paused at HIGH_WATER; one more read of at most 256 KiB may land.
         assert stream._protocol.reading_paused
         assert HIGH_WATER <= buffered <= HIGH_WATER + 256 * 1024
@@ -165,7 +165,7 @@ async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
                 if went == 0 and stream._protocol.reading_paused:
                     break
                 await anyio.sleep(0.001)
-        buffered = len(stream._protocol.buffer)
+        buffered = stream._protocol.buffered
         assert raised <= buffered <= raised + 256 * 1024
         received = 0
         with anyio.fail_after(10):

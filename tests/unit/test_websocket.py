@@ -613,6 +613,17 @@ def test_pongs_are_written_before_the_close_reply() -> None:
     assert to_client(ws, peer) == [Pong(b"1"), CloseConnection(1000, "")]
 
 
+def test_send_message_now_writes_what_send_message_and_data_to_send_would() -> None:
+    """Queued pongs first, then the message; and just the frame when nothing is queued."""
+    ws, peer = WebSocketProtocol(), client()
+    ws.receive_data(frame(PING, b"1"))
+    peer.receive_data(ws.send_message_now(b"after the pong"))
+    assert list(peer.events()) == [Pong(b"1"), BytesMessage(b"after the pong", True, True)]
+    peer.receive_data(ws.send_message_now("text"))
+    assert list(peer.events()) == [TextMessage("text", True, True)]
+    assert ws.pending_output_size == 0 and ws.data_to_send() == b""
+
+
 # --- limits --------------------------------------------------------------------------------
 
 

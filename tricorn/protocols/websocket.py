@@ -928,6 +928,17 @@ class WebSocketProtocol:
         self._output += (header, payload)
         self._output_size += len(header) + len(payload)
 
+    def send_message_now(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        """``send_message(data)``, then ``data_to_send()``: what to write now, this message
+        last. The same bytes; one call per echoed message instead of two."""
+        self.send_message(data)
+        if len(self._output) == 2 and not self._pongs:  # only this message's header, payload
+            header, payload = self._output
+            self._output = []
+            self._output_size = 0
+            return header + payload
+        return self.data_to_send()
+
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping (a keepalive); its answer comes as ``PongReceived``.
 

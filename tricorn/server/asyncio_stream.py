@@ -82,6 +82,10 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport
         self.high_water = high_water
         self.buffer = bytearray()
+        #: What the transport read while ``buffer`` was empty, kept as it came (it goes before
+        #: ``buffer``): ``receive`` returns it without copying it twice (into ``buffer`` and
+        #: out again), two copies of every 64 KiB WebSocket message.
+        self.head = b""
         self.eof = False
         self.error: Exception | None = None
         self.lost = False
@@ -92,11 +96,24 @@ class _Protocol(asyncio.Protocol):
         self.drained = _Wakeup()
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= self.high_water and not self.reading_paused:
+        if not self.head and not self.buffer:
+            self.head = data
+        else:
+            self.buffer += data
+        if self.buffered >= self.high_water and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
         self.readable.wake()
+
+    @property
+    def buffered(self) -> int:
+        return len(self.head) + len(self.buffer)
+
+    def take_head(self) -> None:
+        """Put ``head`` into ``buffer`` (in front), for the callers that slice the buffer."""
+        if self.head:
+            self.buffer[:0] = self.head
+            self.head = b""
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -165,6 +182,7 @@ class AsyncioSocketStream(SocketStream):
     def unreceive(self, data: bytes) -> None:
         """Give back bytes read too early (past a PROXY protocol header): the next
         ``receive`` calls return them first."""
+        self._protocol.take_head()
         self._protocol.buffer[:0] = data
 
     def interrupt_receive(self) -> None:
@@ -177,9 +195,9 @@ class AsyncioSocketStream(SocketStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         protocol = self._protocol
-        if protocol.buffer:
+        if protocol.head or protocol.buffer:
             await anyio.lowlevel.checkpoint()
-        while not protocol.buffer:
+        while not protocol.head and not protocol.buffer:
             if self._interrupted:
                 self._interrupted = False
                 raise ReceiveInterrupted
@@ -194,6 +212,14 @@ class AsyncioSocketStream(SocketStream):
         if self._closed:
             raise anyio.ClosedResourceError
         self._interrupted = False
+        head = protocol.head
+        if head and not protocol.buffer and len(head) <= max_bytes:
+            protocol.head = b""
+            if protocol.reading_paused:
+                protocol.reading_paused = False
+                self._transport.resume_reading()
+            return head
+        protocol.take_head()
         buffer = protocol.buffer
         if len(buffer) <= max_bytes:
             data = bytes(buffer)
@@ -215,7 +241,7 @@ class AsyncioSocketStream(SocketStream):
         """
         protocol = self._protocol
         protocol.high_water = high_water
-        if protocol.reading_paused and len(protocol.buffer) < high_water:
+        if protocol.reading_paused and protocol.buffered < high_water:
             protocol.reading_paused = False
             self._transport.resume_reading()
 

@@ -237,16 +237,17 @@ class Connection(Generic[ProtocolT]):
 
     # --- writing --------------------------------------------------------------------
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, *, skip_yield: bool = False) -> None:
         """Write ``data`` under the write lock; raise ``ClientDisconnected`` if the peer has
-        gone (the connection then disconnects every stream)."""
+        gone (the connection then disconnects every stream). ``skip_yield``: an uncontended
+        lock does not yield first on trio either (``WriteLock.acquire_nowait``)."""
         if self._broken:
             raise ClientDisconnected("the client has gone away")
         if (metrics := self.state.metrics) is not None:
             metrics.bytes_sent[self.METRICS_INDEX] += len(data)
         lock = self._write_lock
         try:
-            if lock.acquire_nowait():
+            if lock.acquire_nowait(skip_yield=skip_yield):
                 try:
                     await self.transport.send(data)
                 finally:

@@ -543,16 +543,20 @@ class WSStream:
             payload = bytes(data)
         else:
             raise ASGIMessageError("websocket.send needs text or bytes")
-        async with self._write_lock:
+        lock = self._write_lock
+        if not lock.acquire_nowait():  # uncontended (the rule): no coroutine call for it
+            await lock.__aenter__()
+        try:
             try:
-                protocol.send_message(payload)
+                data = protocol.send_message_now(payload)
             except LocalProtocolError:
                 # Closed while we waited for the lock (the peer's close, a keepalive timeout).
                 raise ClientDisconnected(f"WebSocket {self.stream_id} is closed") from None
-            data = protocol.data_to_send()
             self._bytes_sent += len(data)
             await self._owner.ws_write(self.stream_id, data)
             self._messages_out += 1
+        finally:
+            lock.release()
         if (metrics := self.server_state.metrics) is not None:
             metrics.ws_messages_sent += 1
 
