@@ -122,3 +122,49 @@ async def test_send_after_aclose_is_closed_resource() -> None:
         await stream.aclose()
         with pytest.raises(anyio.ClosedResourceError):
             await stream.send(b"x")
+
+
+async def test_after_a_short_read_the_next_receive_waits_then_reads_what_came() -> None:
+    """A read that took less than it asked for makes the next ``receive`` wait for the
+    socket first: bytes that came meanwhile are read at once, later ones when they come."""
+    async with connected_pair() as (stream, client):
+        client.send(b"first")
+        with anyio.fail_after(10):  # hang guard
+            assert await stream.receive(100) == b"first"
+        client.send(b"second")  # here before the next receive
+        with anyio.fail_after(10):
+            assert await stream.receive(100) == b"second"
+        async with anyio.create_task_group() as group:
+            received: list[bytes] = []
+
+            async def receive() -> None:
+                received.append(await stream.receive(100))
+
+            group.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            client.send(b"third")  # after the receive began to wait
+        assert received == [b"third"]
+
+
+async def test_a_full_read_is_followed_by_a_read_of_the_rest() -> None:
+    async with connected_pair() as (stream, client):
+        client.send(b"abcdefgh")
+        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(10):
+            data = await stream.receive(4)
+            while len(data) < 8:
+                data += await stream.receive(4)
+        assert data == b"abcdefgh"
+
+
+async def test_a_receive_waiting_after_a_short_read_is_cancelled_cleanly() -> None:
+    async with connected_pair() as (stream, client):
+        client.send(b"x")
+        with anyio.fail_after(10):
+            assert await stream.receive(100) == b"x"
+        with anyio.move_on_after(0.05) as scope:
+            await stream.receive(100)
+        assert scope.cancelled_caught
+        client.send(b"y")
+        with anyio.fail_after(10):
+            assert await stream.receive(100) == b"y"  # the cancelled wait left no trace

@@ -260,6 +260,25 @@ class AsyncioSocketStream(SocketStream):
                 self._sends_without_yield = 0
                 await anyio.lowlevel.checkpoint()
 
+    async def send_chunks(self, chunks: list[bytes]) -> None:
+        """``send(b"".join(chunks))`` with one ``os.writev`` while the transport holds nothing
+        unsent (asyncio 3.11's ``writelines`` joins): a 64 KiB WebSocket payload is not
+        copied behind its frame header. What the kernel did not take goes by ``send``."""
+        transport = self._transport
+        sent = 0
+        if not (self._closed or self._protocol.lost or transport.is_closing()) and not (
+            transport.get_write_buffer_size()
+        ):
+            with contextlib.suppress(OSError):  # a failure: the transport's write meets it
+                sent = os.writev(self._socket.fileno(), chunks)
+        if sent < sum(map(len, chunks)):
+            await self.send(b"".join(chunks)[sent:])
+            return
+        self._sends_without_yield += 1
+        if self._sends_without_yield >= SEND_YIELD_EVERY:
+            self._sends_without_yield = 0
+            await anyio.lowlevel.checkpoint()
+
     async def _drain(self) -> None:
         protocol = self._protocol
         while protocol.writing_paused:

@@ -567,6 +567,10 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             # through trio's run loop per echoed message.
             await self._write(data, skip_yield=True)
 
+    async def ws_write_chunks(self, stream_id: int, chunks: list[bytes]) -> None:
+        """``ws_write(b"".join(chunks))`` in one gathering write (a big frame, uncopied)."""
+        await self._write(chunks, skip_yield=True)
+
     async def ws_finish(self, stream_id: int) -> None:
         self._stop_reading()
 

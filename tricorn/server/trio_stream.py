@@ -143,6 +143,30 @@ class TrioSocketStream(SocketStream):
             self._sends_without_yield = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def send_chunks(self, chunks: list[bytes]) -> None:
+        """``send(b"".join(chunks))`` with one ``sendmsg`` (a gathering write): a 64 KiB
+        WebSocket payload is not copied behind its frame header."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        try:
+            sent = self._socket.sendmsg(chunks)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            if self._closed:
+                raise anyio.ClosedResourceError from None
+            raise anyio.BrokenResourceError from error
+        if sent < sum(map(len, chunks)):
+            # The kernel was full: the rest goes as ``send`` sends it, waiting for room
+            # (and counted there among the sends that yield).
+            await self.send(b"".join(chunks)[sent:])
+            return
+        self._sends_without_yield += 1
+        if self._sends_without_yield >= SEND_YIELD_EVERY:
+            self._sends_without_yield = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
     async def _wait(self, wait: Callable[[socket.socket], Awaitable[None]], doing: str) -> None:
         """``wait_readable``/``wait_writable`` on our socket, with anyio's errors."""
         try:
