@@ -308,3 +308,35 @@ async def test_a_peer_gone_before_the_takeover_is_seen_at_once() -> None:
     finally:
         await stream.aclose()
         await multi.aclose()
+
+
+async def test_send_chunks_writes_them_in_order_gathered_or_behind_unsent_bytes() -> None:
+    """One gathering write while the transport holds nothing; behind bytes the transport
+    still holds (the client does not read yet), the chunks queue after them, in order."""
+    async with connected_pair() as (stream, client):
+        await stream.send_chunks([b"head:", b"payload", b":tail"])
+        assert await _client_recv(client, 17) == b"head:payload:tail"
+        big = bytes(range(256)) * (16 * 1024)  # 4 MiB: more than the kernel takes at once
+        received = b""
+
+        async def drain() -> None:
+            nonlocal received
+            await _wait_until(lambda: stream._transport.get_write_buffer_size() > 0, "queued")
+            received = await _client_recv(client, len(big) + 2 * 65536 + 2)
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(drain)
+                await stream.send_chunks([b"<", big])  # the kernel takes only part of it
+                await stream.send_chunks([b"x" * 65536, b"y" * 65536, b">"])
+        assert received == b"<" + big + b"x" * 65536 + b"y" * 65536 + b">"
+
+
+async def test_send_chunks_to_a_reset_peer_is_a_broken_resource() -> None:
+    async with connected_pair() as (stream, client):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # RST
+        with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
+            while True:
+                await stream.send_chunks([b"head", b"x" * 65536])
+                await anyio.sleep(0.01)

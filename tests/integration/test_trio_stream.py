@@ -168,3 +168,30 @@ async def test_a_receive_waiting_after_a_short_read_is_cancelled_cleanly() -> No
         client.send(b"y")
         with anyio.fail_after(10):
             assert await stream.receive(100) == b"y"  # the cancelled wait left no trace
+
+
+async def test_send_chunks_sends_them_in_order_and_waits_when_the_kernel_is_full() -> None:
+    async with connected_pair() as (stream, client):
+        await stream.send_chunks([b"head:", b"payload", b":tail"])
+        assert await _read(client, 17) == b"head:payload:tail"
+        big = bytes(range(256)) * (16 * 1024)  # 4 MiB: more than the kernel takes at once
+        received = b""
+
+        async def drain() -> None:
+            nonlocal received
+            received = await _read(client, len(big) + 1)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain)
+            await stream.send_chunks([b"<", big])
+            await stream.send_chunks([b">"])
+        assert received == b"<" + big + b">"
+
+
+async def test_send_chunks_to_a_reset_peer_is_a_broken_resource() -> None:
+    async with connected_pair() as (stream, client):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()  # RST
+        with pytest.raises(anyio.BrokenResourceError), anyio.fail_after(10):
+            for _ in range(1000):  # the first send may still be taken before the RST lands
+                await stream.send_chunks([b"head", b"x" * 65536])
