@@ -13,7 +13,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 import trio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import SocketAttribute, SocketListener
 
 from tricorn.server.trio_stream import SEND_YIELD_EVERY, TrioSocketStream
 
@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def connected_pair() -> AsyncIterator[tuple[SocketStream, socket.socket]]:
+async def connected_pair() -> AsyncIterator[tuple[TrioSocketStream, socket.socket]]:
     multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     listener = multi.listeners[0]
     assert isinstance(listener, SocketListener)
