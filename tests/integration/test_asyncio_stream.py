@@ -225,13 +225,17 @@ async def test_end_of_stream_after_the_peer_closes() -> None:
         assert await _client_recv(client, 15) == b"still answering"
 
 
-async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["send", "send_chunks"])
+async def test_send_to_a_reset_peer_is_a_broken_resource(chunked: bool) -> None:
     async with connected_pair() as (stream, client):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.close()  # RST
         with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
             while True:
-                await stream.send(b"x" * 65536)
+                if chunked:
+                    await stream.send_chunks([b"head", b"x" * 65536])
+                else:
+                    await stream.send(b"x" * 65536)
                 await anyio.sleep(0.01)
 
 
@@ -330,13 +334,3 @@ async def test_send_chunks_writes_them_in_order_gathered_or_behind_unsent_bytes(
                 await stream.send_chunks([b"<", big])  # the kernel takes only part of it
                 await stream.send_chunks([b"x" * 65536, b"y" * 65536, b">"])
         assert received == b"<" + big + b"x" * 65536 + b"y" * 65536 + b">"
-
-
-async def test_send_chunks_to_a_reset_peer_is_a_broken_resource() -> None:
-    async with connected_pair() as (stream, client):
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        client.close()  # RST
-        with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
-            while True:
-                await stream.send_chunks([b"head", b"x" * 65536])
-                await anyio.sleep(0.01)

@@ -108,13 +108,17 @@ async def test_a_send_in_a_cancelled_scope_is_cancelled_and_sends_nothing() -> N
         assert await _read(client, 5) == b"after"
 
 
-async def test_sending_to_a_reset_peer_is_a_broken_resource() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["send", "send_chunks"])
+async def test_sending_to_a_reset_peer_is_a_broken_resource(chunked: bool) -> None:
     async with connected_pair() as (stream, client):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.close()  # RST
         with pytest.raises(anyio.BrokenResourceError), anyio.fail_after(10):
             for _ in range(1000):  # the first send may still be taken before the RST lands
-                await stream.send(b"x" * 65536)
+                if chunked:
+                    await stream.send_chunks([b"head", b"x" * 65536])
+                else:
+                    await stream.send(b"x" * 65536)
 
 
 async def test_send_after_aclose_is_closed_resource() -> None:
@@ -186,12 +190,3 @@ async def test_send_chunks_sends_them_in_order_and_waits_when_the_kernel_is_full
             await stream.send_chunks([b"<", big])
             await stream.send_chunks([b">"])
         assert received == b"<" + big + b">"
-
-
-async def test_send_chunks_to_a_reset_peer_is_a_broken_resource() -> None:
-    async with connected_pair() as (stream, client):
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        client.close()  # RST
-        with pytest.raises(anyio.BrokenResourceError), anyio.fail_after(10):
-            for _ in range(1000):  # the first send may still be taken before the RST lands
-                await stream.send_chunks([b"head", b"x" * 65536])

@@ -271,13 +271,9 @@ class AsyncioSocketStream(SocketStream):
         ):
             with contextlib.suppress(OSError):  # a failure: the transport's write meets it
                 sent = os.writev(self._socket.fileno(), chunks)
-        if sent < sum(map(len, chunks)):
-            await self.send(b"".join(chunks)[sent:])
-            return
-        self._sends_without_yield += 1
-        if self._sends_without_yield >= SEND_YIELD_EVERY:
-            self._sends_without_yield = 0
-            await anyio.lowlevel.checkpoint()
+        # The rest (all of it when the gathering write could not go; mostly nothing) goes
+        # as ``send`` sends it, which also counts this among the sends that yield.
+        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
 
     async def _drain(self) -> None:
         protocol = self._protocol

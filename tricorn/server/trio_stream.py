@@ -157,15 +157,9 @@ class TrioSocketStream(SocketStream):
             if self._closed:
                 raise anyio.ClosedResourceError from None
             raise anyio.BrokenResourceError from error
-        if sent < sum(map(len, chunks)):
-            # The kernel was full: the rest goes as ``send`` sends it, waiting for room
-            # (and counted there among the sends that yield).
-            await self.send(b"".join(chunks)[sent:])
-            return
-        self._sends_without_yield += 1
-        if self._sends_without_yield >= SEND_YIELD_EVERY:
-            self._sends_without_yield = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        # The rest (all of it when the gathering write could not go; mostly nothing) goes
+        # as ``send`` sends it, which also counts this among the sends that yield.
+        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
 
     async def _wait(self, wait: Callable[[socket.socket], Awaitable[None]], doing: str) -> None:
         """``wait_readable``/``wait_writable`` on our socket, with anyio's errors."""
