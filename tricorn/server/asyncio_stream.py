@@ -53,17 +53,22 @@ class ReceiveInterrupted(Exception):
 class _Wakeup:
     """Where one task waits for the protocol to call ``wake`` (data, or room to write)."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "_loop")
 
     def __init__(self) -> None:
         self._future: asyncio.Future[None] | None = None
+        #: Found once: ``asyncio.get_running_loop`` makes a ``getpid`` system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def waiting(self) -> bool:
         return self._future is not None
 
     async def wait(self) -> None:
-        future = self._future = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future = self._future = loop.create_future()
         try:
             await future
         finally:
