@@ -94,7 +94,7 @@ async def test_bytes_both_ways_and_addresses() -> None:
 async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
     async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.send(b"abcdefghij")
-        await _wait_until(lambda: len(stream._protocol.buffer) == 10, "all ten bytes buffered")
+        await _wait_until(lambda: stream._protocol.buffered == 10, "all ten bytes buffered")
         assert await stream.receive(4) == b"abcd"
         assert stream._protocol.buffer == b"efghij"
         assert await stream.receive(100) == b"efghij"
@@ -103,7 +103,7 @@ async def test_receive_respects_max_bytes_and_keeps_the_rest() -> None:
 async def test_a_peer_that_floods_an_idle_reader_costs_bounded_memory() -> None:
     async with connected_pair(AsyncioSocketStream) as (stream, client):
         sent = await _flood_until_paused(stream, client, b"x" * 65536)
-        buffered = len(stream._protocol.buffer)
+        buffered = stream._protocol.buffered
         # The transport paused at HIGH_WATER; one more read of at most 256 KiB may land.
         assert stream._protocol.reading_paused
         assert HIGH_WATER <= buffered <= HIGH_WATER + 256 * 1024
@@ -130,7 +130,7 @@ async def test_a_raised_high_water_bounds_a_flood_at_the_new_mark() -> None:
         stream.set_read_high_water(raised)
         assert not stream._protocol.reading_paused  # resumed: less than the new mark waits
         sent += await _flood_until_paused(stream, client, chunk)
-        buffered = len(stream._protocol.buffer)
+        buffered = stream._protocol.buffered
         assert raised <= buffered <= raised + 256 * 1024
         received = 0
         with anyio.fail_after(10):
@@ -190,13 +190,17 @@ async def test_end_of_stream_after_the_peer_closes() -> None:
         assert await recv_exactly(client, 15) == b"still answering"
 
 
-async def test_send_to_a_reset_peer_is_a_broken_resource() -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["send", "send_chunks"])
+async def test_send_to_a_reset_peer_is_a_broken_resource(chunked: bool) -> None:
     async with connected_pair(AsyncioSocketStream) as (stream, client):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         client.close()  # RST
         with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
             while True:
-                await stream.send(b"x" * 65536)
+                if chunked:
+                    await stream.send_chunks([b"head", b"x" * 65536])
+                else:
+                    await stream.send(b"x" * 65536)
                 await anyio.sleep(0.01)
 
 
@@ -273,3 +277,25 @@ async def test_a_peer_gone_before_the_takeover_is_seen_at_once() -> None:
     finally:
         await stream.aclose()
         await multi.aclose()
+
+
+async def test_send_chunks_writes_them_in_order_gathered_or_behind_unsent_bytes() -> None:
+    """One gathering write while the transport holds nothing; behind bytes the transport
+    still holds (the client does not read yet), the chunks queue after them, in order."""
+    async with connected_pair(AsyncioSocketStream) as (stream, client):
+        await stream.send_chunks([b"head:", b"payload", b":tail"])
+        assert await recv_exactly(client, 17) == b"head:payload:tail"
+        big = bytes(range(256)) * (16 * 1024)  # 4 MiB: more than the kernel takes at once
+        received = b""
+
+        async def drain() -> None:
+            nonlocal received
+            await _wait_until(lambda: stream._transport.get_write_buffer_size() > 0, "queued")
+            received = await recv_exactly(client, len(big) + 2 * 65536 + 2)
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(drain)
+                await stream.send_chunks([b"<", big])  # the kernel takes only part of it
+                await stream.send_chunks([b"x" * 65536, b"y" * 65536, b">"])
+        assert received == b"<" + big + b"x" * 65536 + b"y" * 65536 + b">"

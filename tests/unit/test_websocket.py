@@ -613,6 +613,22 @@ def test_pongs_are_written_before_the_close_reply() -> None:
     assert to_client(ws, peer) == [Pong(b"1"), CloseConnection(1000, "")]
 
 
+def test_send_message_now_gives_what_send_message_and_data_to_send_would() -> None:
+    """Queued pongs first, then the message; a big payload is its own chunk, uncopied."""
+    ws, peer = WebSocketProtocol(), client()
+    ws.receive_data(frame(PING, b"1"))
+    peer.receive_data(b"".join(ws.send_message_now(b"after the pong")))
+    assert list(peer.events()) == [Pong(b"1"), BytesMessage(b"after the pong", True, True)]
+    peer.receive_data(b"".join(ws.send_message_now("text")))
+    assert list(peer.events()) == [TextMessage("text", True, True)]
+    big = bytes(range(256)) * 256
+    chunks = ws.send_message_now(big)
+    assert chunks[-1] is big  # not copied behind its header
+    peer.receive_data(b"".join(chunks))
+    assert list(peer.events()) == [BytesMessage(big, True, True)]
+    assert ws.pending_output_size == 0 and ws.data_to_send() == b""
+
+
 # --- limits --------------------------------------------------------------------------------
 
 

@@ -928,6 +928,20 @@ class WebSocketProtocol:
         self._output += (header, payload)
         self._output_size += len(header) + len(payload)
 
+    def send_message_now(self, data: str | bytes | bytearray | memoryview) -> list[bytes]:
+        """``send_message(data)``, then what to write now, this message last, as chunks
+        for one gathering write (``b"".join`` of them is what ``data_to_send`` returns):
+        a 64 KiB message goes out without being copied behind its frame header."""
+        self.send_message(data)
+        if self._pongs:
+            chunks = [*self._pongs, *self._output]
+            self._pongs.clear()
+        else:
+            chunks = self._output
+        self._output = []
+        self._output_size = 0
+        return chunks
+
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping (a keepalive); its answer comes as ``PongReceived``.
 

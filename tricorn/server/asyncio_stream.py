@@ -87,6 +87,10 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport
         self.high_water = high_water
         self.buffer = bytearray()
+        #: What the transport read while ``buffer`` was empty, kept as it came (it goes before
+        #: ``buffer``): ``receive`` returns it without copying it twice (into ``buffer`` and
+        #: out again), two copies of every 64 KiB WebSocket message.
+        self.head = b""
         self.eof = False
         self.error: Exception | None = None
         self.lost = False
@@ -98,11 +102,24 @@ class _Protocol(asyncio.Protocol):
         self.drained = _Wakeup(loop)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= self.high_water and not self.reading_paused:
+        if not self.head and not self.buffer:
+            self.head = data
+        else:
+            self.buffer += data
+        if self.buffered >= self.high_water and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
         self.readable.wake()
+
+    @property
+    def buffered(self) -> int:
+        return len(self.head) + len(self.buffer)
+
+    def take_head(self) -> None:
+        """Put ``head`` into ``buffer`` (in front), for the callers that slice the buffer."""
+        if self.head:
+            self.buffer[:0] = self.head
+            self.head = b""
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -180,6 +197,7 @@ class AsyncioSocketStream(SocketStream):
     def unreceive(self, data: bytes) -> None:
         """Give back bytes read too early (past a PROXY protocol header): the next
         ``receive`` calls return them first."""
+        self._protocol.take_head()
         self._protocol.buffer[:0] = data
 
     def interrupt_receive(self) -> None:
@@ -192,9 +210,9 @@ class AsyncioSocketStream(SocketStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         protocol = self._protocol
-        if protocol.buffer:
+        if protocol.head or protocol.buffer:
             await anyio.lowlevel.checkpoint()
-        while not protocol.buffer:
+        while not protocol.head and not protocol.buffer:
             if self._interrupted:
                 self._interrupted = False
                 raise ReceiveInterrupted
@@ -209,6 +227,14 @@ class AsyncioSocketStream(SocketStream):
         if self._closed:
             raise anyio.ClosedResourceError
         self._interrupted = False
+        head = protocol.head
+        if head and not protocol.buffer and len(head) <= max_bytes:
+            protocol.head = b""
+            if protocol.reading_paused:
+                protocol.reading_paused = False
+                self._transport.resume_reading()
+            return head
+        protocol.take_head()
         buffer = protocol.buffer
         if len(buffer) <= max_bytes:
             data = bytes(buffer)
@@ -230,7 +256,7 @@ class AsyncioSocketStream(SocketStream):
         """
         protocol = self._protocol
         protocol.high_water = high_water
-        if protocol.reading_paused and len(protocol.buffer) < high_water:
+        if protocol.reading_paused and protocol.buffered < high_water:
             protocol.reading_paused = False
             self._transport.resume_reading()
 
@@ -254,6 +280,21 @@ class AsyncioSocketStream(SocketStream):
             if self._sends_without_yield >= SEND_YIELD_EVERY:
                 self._sends_without_yield = 0
                 await anyio.lowlevel.checkpoint()
+
+    async def send_chunks(self, chunks: list[bytes]) -> None:
+        """``send(b"".join(chunks))`` with one ``os.writev`` while the transport holds nothing
+        unsent (asyncio 3.11's ``writelines`` joins): a 64 KiB WebSocket payload is not
+        copied behind its frame header. What the kernel did not take goes by ``send``."""
+        transport = self._transport
+        sent = 0
+        if not (self._closed or self._protocol.lost or transport.is_closing()) and not (
+            transport.get_write_buffer_size()
+        ):
+            with contextlib.suppress(OSError):  # a failure: the transport's write meets it
+                sent = os.writev(self._socket.fileno(), chunks)
+        # The rest (all of it when the gathering write could not go; mostly nothing) goes
+        # as ``send`` sends it, which also counts this among the sends that yield.
+        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
 
     async def _drain(self) -> None:
         protocol = self._protocol

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import anyio
 from anyio.abc import ByteStream
@@ -40,6 +40,8 @@ error_log = logging.getLogger(ERROR_LOGGER)
 
 #: What a socket raises when the peer has gone (reset, closed under us, EPIPE...).
 DISCONNECT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: What ``_write`` calls to write: the transport's ``send``, or ``_send_chunks`` for chunks.
+_Send = Callable[[Any], Awaitable[None]]
 
 #: The protocols' settings that come from ``Config``: each protocol's keyword -> the Config
 #: field the connection passes for it (``protocol_settings``). The one place that says
@@ -278,26 +280,40 @@ class Connection(Generic[ProtocolT]):
 
     # --- writing --------------------------------------------------------------------
 
-    async def _write(self, data: bytes) -> None:
-        """Write ``data`` under the write lock; raise ``ClientDisconnected`` if the peer has
-        gone (the connection then disconnects every stream)."""
+    async def _write(self, data: bytes | list[bytes], *, skip_yield: bool = False) -> None:
+        """Write ``data`` (or ``b"".join`` of the chunks) under the write lock; raise
+        ``ClientDisconnected`` if the peer has gone (the connection then disconnects every
+        stream). ``skip_yield``: an uncontended lock does not yield first on trio either
+        (``WriteLock.acquire_nowait``)."""
         if self._broken:
             raise ClientDisconnected("the client has gone away")
+        if isinstance(data, list):
+            send, size = cast(_Send, self._send_chunks), sum(map(len, data))
+        else:
+            send, size = cast(_Send, self.transport.send), len(data)
         if (metrics := self.state.metrics) is not None:
-            metrics.bytes_sent[self.METRICS_INDEX] += len(data)
+            metrics.bytes_sent[self.METRICS_INDEX] += size
         lock = self._write_lock
         try:
-            if lock.acquire_nowait():
+            if lock.acquire_nowait(skip_yield=skip_yield):
                 try:
-                    await self.transport.send(data)
+                    await send(data)
                 finally:
                     lock.release()
             else:
                 async with lock:
-                    await self.transport.send(data)
+                    await send(data)
         except DISCONNECT_ERRORS:
             self._connection_lost()
             raise ClientDisconnected("the client has gone away") from None
+
+    async def _send_chunks(self, chunks: list[bytes]) -> None:
+        """One gathering write where the transport has ``send_chunks``, else a join."""
+        send_chunks = getattr(self.transport, "send_chunks", None)
+        if send_chunks is None:
+            await self.transport.send(b"".join(chunks))
+        else:
+            await send_chunks(chunks)
 
     def _connection_lost(self) -> None:
         """A write failed: the peer has gone."""

@@ -206,11 +206,12 @@ class WriteLock:
     def locked(self) -> bool:
         return self._locked
 
-    def acquire_nowait(self) -> bool:
+    def acquire_nowait(self, *, skip_yield: bool = False) -> bool:
         """Take the lock if that needs no wait and no yield (then ``release`` it); False
         otherwise, and the caller uses ``async with``. Saves the two coroutine calls of
-        ``async with`` on every uncontended write on asyncio."""
-        if self._locked or self._waiters or self._yield_after_acquire:
+        ``async with`` on every uncontended write on asyncio. ``skip_yield``: take it
+        without the ``yield_after_acquire`` yield too (a writer that gains nothing from it)."""
+        if self._locked or self._waiters or (self._yield_after_acquire and not skip_yield):
             return False
         self._locked = True
         return True

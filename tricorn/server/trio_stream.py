@@ -10,7 +10,10 @@ reset; ``ClosedResourceError`` once closed). ``send`` calls the socket's ``send`
 too, waiting with ``wait_writable`` when the kernel is full; like ``AsyncioSocketStream`` it
 is a cancellation point always but yields to the scheduler only when it had to wait or
 every ``SEND_YIELD_EVERY`` sends (trio's own send yields every time: one more trip through
-the run loop per WebSocket echo, 7-9 % of the server's CPU per 64 B message). Closing is
+the run loop per WebSocket echo, 7-9 % of the server's CPU per 64 B message). After a read
+that took less than it asked for (the kernel had nothing more), the next ``receive`` waits
+for the socket before it reads: reading first would fail with EAGAIN on nearly every
+request or echoed message (a syscall and an exception each). Closing is
 anyio's, written against the trio socket directly, so the anyio stream object (and its two
 resource guards) is not kept for the connection's life. ``sendfile_fd`` and ``wait_writable`` let
 ``HTTP11Connection.send_file`` send files with ``os.sendfile`` (``tricorn.server.sendfile``).
@@ -21,6 +24,7 @@ This is I/O plumbing only: the connection logic above it is the same on trio and
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 
 import anyio
 import trio
@@ -33,13 +37,22 @@ SEND_YIELD_EVERY = 16
 class TrioSocketStream(SocketStream):
     """An ``anyio.abc.SocketStream`` over the trio socket of an accepted anyio stream."""
 
-    __slots__ = ("_closed", "_sends_without_yield", "_socket", "_trio_socket", "_unread")
+    __slots__ = (
+        "_closed",
+        "_drained",
+        "_sends_without_yield",
+        "_socket",
+        "_trio_socket",
+        "_unread",
+    )
 
     def __init__(self, trio_socket: trio.socket.SocketType) -> None:
         self._trio_socket = trio_socket
         self._socket: socket.socket = trio_socket._sock  # type: ignore[attr-defined]
         self._closed = False
         self._sends_without_yield = 0
+        #: The last ``recv`` returned less than it asked for: the kernel had no more then.
+        self._drained = False
         #: Bytes given back with ``unreceive``, returned before the socket is read again.
         self._unread = b""
 
@@ -73,8 +86,15 @@ class TrioSocketStream(SocketStream):
         if self._unread:
             return await self._receive_unread(max_bytes)
         sock = self._socket
-        await trio.lowlevel.checkpoint_if_cancelled()
-        waited = False
+        if self._drained:
+            # The last read took all the kernel had: a read now would most likely fail
+            # (EAGAIN: a syscall and an exception; an echo's next read always does), so
+            # wait first. The wait is a checkpoint, and returns at once if bytes came.
+            await self._wait(trio.lowlevel.wait_readable, "receiving from")
+            waited = True
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            waited = False
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -87,15 +107,11 @@ class TrioSocketStream(SocketStream):
                 if self._closed:
                     raise anyio.ClosedResourceError from None
                 raise anyio.BrokenResourceError from error
-            try:
-                await trio.lowlevel.wait_readable(sock)
-            except trio.ClosedResourceError:
-                raise anyio.ClosedResourceError from None
-            except trio.BusyResourceError:
-                raise anyio.BusyResourceError("receiving from") from None
+            await self._wait(trio.lowlevel.wait_readable, "receiving from")
             waited = True
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()  # a checkpoint, as trio's recv
+        self._drained = len(data) < max_bytes
         if not data:
             raise anyio.EndOfStream
         return data
@@ -111,12 +127,7 @@ class TrioSocketStream(SocketStream):
             try:
                 sent = sock.send(view)
             except BlockingIOError:
-                try:
-                    await trio.lowlevel.wait_writable(sock)
-                except trio.ClosedResourceError:
-                    raise anyio.ClosedResourceError from None
-                except trio.BusyResourceError:
-                    raise anyio.BusyResourceError("writing to") from None
+                await self._wait(trio.lowlevel.wait_writable, "writing to")
                 waited = True
                 continue
             except OSError as error:
@@ -132,6 +143,33 @@ class TrioSocketStream(SocketStream):
             self._sends_without_yield = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def send_chunks(self, chunks: list[bytes]) -> None:
+        """``send(b"".join(chunks))`` with one ``sendmsg`` (a gathering write): a 64 KiB
+        WebSocket payload is not copied behind its frame header."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        try:
+            sent = self._socket.sendmsg(chunks)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            if self._closed:
+                raise anyio.ClosedResourceError from None
+            raise anyio.BrokenResourceError from error
+        # The rest (all of it when the gathering write could not go; mostly nothing) goes
+        # as ``send`` sends it, which also counts this among the sends that yield.
+        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
+
+    async def _wait(self, wait: Callable[[socket.socket], Awaitable[None]], doing: str) -> None:
+        """``wait_readable``/``wait_writable`` on our socket, with anyio's errors."""
+        try:
+            await wait(self._socket)
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
+        except trio.BusyResourceError:
+            raise anyio.BusyResourceError(doing) from None
+
     # --- FileSocket (tricorn.server.sendfile) ------------------------------------------
 
     def sendfile_fd(self) -> int | None:
@@ -140,12 +178,7 @@ class TrioSocketStream(SocketStream):
     async def wait_writable(self) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
-        try:
-            await trio.lowlevel.wait_writable(self._socket)
-        except trio.ClosedResourceError:
-            raise anyio.ClosedResourceError from None
-        except trio.BusyResourceError:
-            raise anyio.BusyResourceError("writing to") from None
+        await self._wait(trio.lowlevel.wait_writable, "writing to")
 
     async def send_eof(self) -> None:
         self._trio_socket.shutdown(socket.SHUT_WR)
