@@ -152,7 +152,7 @@ async def test_send_chunks_sends_them_in_order_and_waits_when_the_kernel_is_full
 
         async def drain() -> None:
             nonlocal received
-            received = await recv_exactly(client, len(big) + 1)
+            received = await recv_exactly(client, len(big) + 2)  # "<" big ">"
 
         async with anyio.create_task_group() as group:
             group.start_soon(drain)
