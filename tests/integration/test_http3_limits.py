@@ -105,11 +105,6 @@ async def test_a_body_growing_past_the_limit_is_refused_and_the_app_disconnected
         assert (response.status, response.reset) == (413, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tricorn.server.metrics has no 'h3' protocol label (PROTOCOLS, response_done); "
-    "HTTP3Connection.METRICS_INDEX takes it once it is there",
-)
 async def test_http3_requests_are_counted_with_protocol_h3(certificates: Certificates) -> None:
     seen: list[str] = []
     port = free_port()
@@ -125,3 +120,4 @@ async def test_http3_requests_are_counted_with_protocol_h3(certificates: Certifi
     ok = {"protocol": "h3", "method": "GET", "status": "2xx", "outcome": "ok"}
     assert value(samples, "tricorn_requests_total", **ok) == 3
     assert value(samples, "tricorn_connections_total", protocol="h3") == 1
+    assert value(samples, "tricorn_requests_total", **{**ok, "protocol": "h2"}) == 0

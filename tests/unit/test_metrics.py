@@ -121,13 +121,13 @@ def test_connections_websockets_and_in_flight() -> None:
     metrics.stream_started(1)
     metrics.websocket_accepted()
     snapshot = metrics.snapshot()
-    assert snapshot["connections_open"] == {("http/1.1",): 0, ("h2",): 1}
+    assert snapshot["connections_open"] == {("http/1.1",): 0, ("h2",): 1, ("h3",): 0}
     assert snapshot["requests_in_flight"] == {(): 1}
     assert snapshot["websocket_connections_open"] == {(): 1}
     metrics.stream_done(websocket_open=True)
     metrics.connection_closed(1, handed_off=False)
     snapshot = metrics.snapshot()
-    assert snapshot["connections_total"] == {("http/1.1",): 0, ("h2",): 1}
+    assert snapshot["connections_total"] == {("http/1.1",): 0, ("h2",): 1, ("h3",): 0}
     assert snapshot["websocket_connections_open"] == {(): 0}
     assert snapshot["websocket_connections_total"] == {(): 1}
 

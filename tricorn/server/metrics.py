@@ -35,8 +35,10 @@ _random = random.random
 
 #: The protocol label of connections, requests and bytes: a connection class's
 #: ``METRICS_INDEX`` is its place here.
-PROTOCOLS = ("http/1.1", "h2")
-HTTP1, HTTP2 = 0, 1
+PROTOCOLS = ("http/1.1", "h2", "h3")
+HTTP1, HTTP2, HTTP3 = 0, 1, 2
+#: A scope's ``http_version`` -> its protocol label's index (HTTP/1.0 and 1.1: HTTP1).
+_VERSION_INDEX = {"2": HTTP2, "3": HTTP3}
 #: The method label: RFC 9110's methods and PATCH; anything else is "other".
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other")
 _METHOD_INDEX = {method: index for index, method in enumerate(METHODS)}
@@ -48,7 +50,7 @@ _NO_STATUS = len(STATUS_CLASSES) - 1
 #: status // 100 (statuses are 100..999) -> its place in STATUS_CLASSES.
 _STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
 #: Where h2's counts start in ``Metrics.requests``.
-_H2_OFFSET = len(METHODS) * len(STATUS_CLASSES)
+_PROTOCOL_STRIDE = len(METHODS) * len(STATUS_CLASSES)
 #: A method's first place in ``Metrics.requests`` (its index times the status classes), and
 #: a status's offset from there (100..999; the rest of the list is never read).
 _METHOD_SLOT = {method: index * len(STATUS_CLASSES) for index, method in enumerate(METHODS)}
@@ -269,14 +271,10 @@ class Metrics:
             slot = _METHOD_SLOT[scope["method"]] + _STATUS_SLOT[status]
         except KeyError:
             slot = _OTHER_METHOD_SLOT + _STATUS_SLOT[status]
-        if scope["http_version"] == "2":
-            self.requests[_H2_OFFSET + slot] += 1
-            self.duration_sums[1] += duration
-            histogram = self.durations[1]
-        else:
-            self.requests[slot] += 1
-            self.duration_sums[0] += duration
-            histogram = self.durations[0]
+        protocol = _VERSION_INDEX.get(scope["http_version"], HTTP1)
+        self.requests[protocol * _PROTOCOL_STRIDE + slot] += 1
+        self.duration_sums[protocol] += duration
+        histogram = self.durations[protocol]
         if duration <= _FIRST_BUCKET:
             histogram[0] += 1
         else:
@@ -297,7 +295,7 @@ class Metrics:
     ) -> None:
         """A request whose access line has another outcome than ok (cut short, a 500 for a
         failed app, a 408): counted with its outcome; status 0 (no head sent) is "none"."""
-        protocol = HTTP2 if scope["http_version"] == "2" else HTTP1
+        protocol = _VERSION_INDEX.get(scope["http_version"], HTTP1)
         self.request_ended(protocol, scope["method"], status, outcome, self.clock() - start_time)
 
     def request_ended(

@@ -382,12 +382,7 @@ _WebSocketInput = tuple[WSStream, bytes | None]
 class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
     """One QUIC connection: its protocol, its timer-and-transmit task, its streams."""
 
-    #: The "h3" protocol label once metrics have it; counted with HTTP/2 until then.
-    METRICS_INDEX = (
-        metrics_labels.PROTOCOLS.index("h3")
-        if "h3" in metrics_labels.PROTOCOLS
-        else metrics_labels.HTTP2
-    )
+    METRICS_INDEX = metrics_labels.HTTP3  # the "h3" protocol label
     EXTENSIONS = (
         "http.response.trailers",
         "http.response.early_hint",
