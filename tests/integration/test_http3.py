@@ -15,8 +15,6 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import pytest
-import trustme
 
-from tests.helpers import free_port, serving
+from tests.helpers import Certificates, free_port, issue_certificates, serving
 from tests.integration import apps
 from tests.integration.h3_client import H3Client, H3Response, run_client
 from tricorn.server.asgi_types import Receive, Scope, Send
@@ -38,23 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GUARD = 20.0
 
 
-@dataclass
-class Certificates:
-    ca_file: Path
-    certfile: Path
-    keyfile: Path
-
-
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    folder = tmp_path_factory.mktemp("h3tls")
-    authority = trustme.CA()
-    server_cert = authority.issue_cert("127.0.0.1", "localhost")
-    files = Certificates(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    authority.cert_pem.write_to_path(str(files.ca_file))
-    server_cert.cert_chain_pems[0].write_to_path(str(files.certfile))
-    server_cert.private_key_pem.write_to_path(str(files.keyfile))
-    yield files
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return issue_certificates(tmp_path_factory.mktemp("h3tls"))
 
 
 def h3_settings(certificates: Certificates, port: int, **settings: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.helpers import free_port, serving
+from tests.helpers import Certificates, free_port, serving
 from tests.integration import test_http3
 from tests.integration.h3_client import H3Client, H3Response
-from tests.integration.test_http3 import Certificates, h3, h3_settings
+from tests.integration.test_http3 import h3, h3_settings
 from tests.integration.test_metrics import metrics_socket, scrape, value
 from tests.integration.test_metrics import parse as parse_metrics
 from tricorn.server.asgi_types import Receive, Scope, Send

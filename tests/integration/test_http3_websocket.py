@@ -12,10 +12,10 @@ import anyio.from_thread
 import pytest
 from aioquic.h3.connection import Setting
 
-from tests.helpers import free_port, serving
+from tests.helpers import Certificates, free_port, serving
 from tests.integration import test_http3
 from tests.integration.h3_client import H3Client, H3Response
-from tests.integration.test_http3 import Certificates, h3, h3_settings
+from tests.integration.test_http3 import h3, h3_settings
 from tricorn.server.asgi_types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio

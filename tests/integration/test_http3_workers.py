@@ -19,10 +19,10 @@ import anyio.to_thread
 import pytest
 import trustme
 
-from tests.helpers import free_port, serving
+from tests.helpers import Certificates, free_port, serving
 from tests.integration.apps import hello
 from tests.integration.h3_client import H3Client, run_client
-from tests.integration.test_http3 import Certificates, h3_settings
+from tests.integration.test_http3 import h3_settings
 from tests.integration.test_workers import supervisor
 
 #: Client connections, each from its own UDP socket (its own source port): enough that all
