@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 
 import anyio
-import sniffio
 from anyio.abc import TaskGroup
 
 from tricorn.constants import ERROR_LOGGER
@@ -140,16 +139,16 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         trio they go straight into the task group's nursery (cancelled with it), and on
         asyncio they are plain tasks (``_stream_tasks``; not even a done callback: a
         stream's last act is ``stream_done``), cancelled and waited for when ``run``
-        leaves the task group."""
-        library = sniffio.current_async_library()
-        nursery = getattr(task_group, "_nursery", None)
-        if library == "trio" and nursery is not None:
-            start_soon: Callable[..., object] = nursery.start_soon
-            return start_soon
-        if library == "asyncio":
+        leaves the task group. Which backend runs, the server found once
+        (``ServerState.use_task_group``: ``asyncio_tasks`` is set on asyncio only)."""
+        if self.state.asyncio_tasks is not None:
             self._stream_tasks = {}
             create_task: Callable[..., object] = asyncio.get_running_loop().create_task
             return create_task
+        nursery = getattr(task_group, "_nursery", None)  # trio's, under anyio's task group
+        if nursery is not None:
+            start_soon: Callable[..., object] = nursery.start_soon
+            return start_soon
         return task_group.start_soon
 
     @staticmethod
