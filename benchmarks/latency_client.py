@@ -7,7 +7,14 @@ stall is counted in full for every request it delays (no coordinated omission, a
 wrk2); otherwise from the moment it is written (the event loop's timers are only
 millisecond-precise, and their lateness is the client's, not the server's). HTTP/2 sends
 each request on a new stream when its time comes, whatever is still in flight, and counts
-from the moment it is written.
+from the moment it is written; when the server's stream limit (SETTINGS_MAX_CONCURRENT_
+STREAMS) is reached it waits for a stream to end and counts from the scheduled time, as
+HTTP/1.1 does when late.
+
+A server may close a keep-alive connection between responses (Hypercorn does after 1,000
+requests, ``keep_alive_max_requests``; any server after ``Connection: close``): the client
+opens a new connection and sends the request there, the latency including the reconnect,
+as wrk does. A connection closed in the middle of a response is an error.
 
     python benchmarks/latency_client.py --port 8000 --proto h1 --rate 1000 --duration 5
 
@@ -50,64 +57,106 @@ class Stats:
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.per_connection: list[int] = []  # the closed loop: answers each connection got
+        self.reconnects = 0  # connections the server closed between responses
 
 
-async def read_response(reader: asyncio.StreamReader, deadline: float) -> bytes:
-    """One HTTP/1.1 response with a Content-Length (or none): its status line."""
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - clock())
+class ClosedBetweenResponses(Exception):
+    """The server closed the connection before the first byte of the next response."""
+
+
+async def read_response(reader: asyncio.StreamReader, deadline: float) -> tuple[bytes, bool]:
+    """One HTTP/1.1 response with a Content-Length (or none): its status line, and whether
+    the server said it closes the connection after it (``Connection: close``)."""
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline - clock())
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise ClosedBetweenResponses from None
+        raise
     status_line, _, rest = head.partition(b"\r\n")
     length = 0
+    closes = False
     for line in rest.split(b"\r\n"):
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"connection":
+            closes = b"close" in value.lower()
     if length:
         await reader.readexactly(length)
-    return status_line
+    return status_line, closes
 
 
-async def exchange(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    request: bytes,
-    *,
-    start: float,
-    stats: Stats,
-    deadline: float,
-) -> bool:
-    """Write ``request``, read its response; count its latency from ``start`` when it is a
-    200 (an error otherwise). Whether it was a 200."""
-    writer.write(request)
-    status_line = await read_response(reader, deadline)
-    if status_line.split(b" ", 2)[1] != b"200":
-        stats.errors.append(status_line.decode(errors="replace"))
-        return False
-    stats.latencies.append(clock() - start)
-    return True
+class H1Client:
+    """One keep-alive connection at a time to ``host:port``, opened again when the server
+    closes it between responses."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host, self.port = host, port
+        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self.reader, self.writer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def exchange(self, *, start: float, stats: Stats, deadline: float) -> bool:
+        """Write the request, read its response; count its latency from ``start`` when it
+        is a 200 (an error otherwise). Whether it was a 200."""
+        fresh = self.reader is None
+        reader, writer = (
+            (self.reader, self.writer)
+            if self.reader is not None and self.writer is not None
+            else await self._connect()
+        )
+        writer.write(self.request)
+        try:
+            status_line, closes = await read_response(reader, deadline)
+        except ClosedBetweenResponses:
+            if fresh:  # a new connection closed unanswered: the server refuses
+                raise
+            self.reconnects += 1
+            reader, writer = await self._connect()
+            writer.write(self.request)
+            status_line, closes = await read_response(reader, deadline)
+        if closes:
+            self.close()
+        if status_line.split(b" ", 2)[1] != b"200":
+            stats.errors.append(status_line.decode(errors="replace"))
+            return False
+        stats.latencies.append(clock() - start)
+        return True
 
 
 async def h1_closed_loop(
     host: str, port: int, path: str, *, until: float, stats: Stats, deadline: float
 ) -> None:
     """Request after request on one connection until ``until``: saturation."""
-    reader, writer = await asyncio.open_connection(host, port)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    client = H1Client(host, port, path)
     answered = 0
     try:
         while clock() < until:
-            start = clock()
-            if await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline):
+            if await client.exchange(start=clock(), stats=stats, deadline=deadline):
                 answered += 1
     finally:
         stats.per_connection.append(answered)
-        writer.close()
+        stats.reconnects += client.reconnects
+        client.close()
 
 
 async def h1_connection(
     host: str, port: int, path: str, *, times: list[float], stats: Stats, deadline: float
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    client = H1Client(host, port, path)
     try:
         for scheduled in times:
             delay = scheduled - clock()
@@ -116,9 +165,10 @@ async def h1_connection(
                 start = clock()
             else:  # late because the previous response was: count from the schedule
                 start = scheduled
-            await exchange(reader, writer, request, start=start, stats=stats, deadline=deadline)
+            await client.exchange(start=start, stats=stats, deadline=deadline)
     finally:
-        writer.close()
+        stats.reconnects += client.reconnects
+        client.close()
 
 
 async def h2_connection(
@@ -131,9 +181,17 @@ async def h2_connection(
     scheduled_at: dict[int, float] = {}
     status: dict[int, bytes] = {}
     done = asyncio.Event()
+    stream_ended = asyncio.Event()
     sent_all = False
 
     async def read_loop() -> None:
+        try:
+            await read_responses()
+        finally:  # wake a sender waiting for a free stream
+            done.set()
+            stream_ended.set()
+
+    async def read_responses() -> None:
         while True:
             data = await reader.read(65536)
             if not data:
@@ -162,6 +220,7 @@ async def h2_connection(
                     done.set()
                     return
             writer.write(conn.data_to_send())
+            stream_ended.set()
             if sent_all and not scheduled_at:
                 done.set()
                 return
@@ -178,10 +237,18 @@ async def h2_connection(
             delay = scheduled - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            start = clock()
+            while (
+                conn.open_outbound_streams >= conn.remote_settings.max_concurrent_streams
+                and not done.is_set()
+            ):  # at the server's stream limit: wait, and count from the schedule
+                stream_ended.clear()
+                await stream_ended.wait()
+                start = scheduled
             if done.is_set():
                 break
             stream_id = conn.get_next_available_stream_id()
-            scheduled_at[stream_id] = clock()
+            scheduled_at[stream_id] = start
             conn.send_headers(stream_id, headers, end_stream=True)
             writer.write(conn.data_to_send())
         sent_all = True
@@ -243,6 +310,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "achieved_rate": round(len(values) / args.duration, 1),
         "errors": len(stats.errors),
         "first_errors": stats.errors[:3],
+        "reconnects": stats.reconnects,
         "p50_ms": round(percentile(ms, 0.50), 3),
         "p90_ms": round(percentile(ms, 0.90), 3),
         "p99_ms": round(percentile(ms, 0.99), 3),

@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.harness import git_revision, package_version
 from benchmarks.scenarios import (
     GROUPS,
+    H2_LATENCY_MAX_RATE,
     Context,
     Metric,
     Scenario,
@@ -420,7 +421,9 @@ def report(h: Harness, argv: list[str]) -> str:
         f"- Each scenario ran {args.repeat} times for {args.duration:g} s per server; each cell is "
         "the **best** run (highest rate; lowest latency or memory). All runs are in the "
         "details below.",
-        f"- Latency at a fixed rate: {h.latency_note}; saturation: wrk and our closed-loop "
+        f"- Latency at a fixed rate: {h.latency_note}; h2c at most "
+        f"{H2_LATENCY_MAX_RATE:g} req/s (the pace our Python h2 client keeps); "
+        "saturation: wrk and our closed-loop "
         "client as fast as the server answers, 64 connections",
         f"- Command: `{' '.join(argv)}`",
         "",
