@@ -332,11 +332,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         if (metrics := self.state.metrics) is not None:
             metrics.reset("sent", code)
 
-    def _disconnect(self) -> None:
-        self._stop_reading()
-        for stream_id in list(self._streams):
-            self._stream_gone(stream_id)
-
     def _stream_gone(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
@@ -345,12 +340,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         if outbox is not None:
             outbox.failed = True
             outbox.done.set()
-
-    def _start_stream(self, request: Request) -> None:
-        if request.protocol is not None:
-            self._start_websocket(request)
-            return
-        self._spawn_stream(self._new_http_stream(request))
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
@@ -362,11 +351,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
             tasks[stream.stream_id] = task  # type: ignore[assignment]  # loop.create_task's
         else:
             start_task(stream.run, name=TASK_NAME)
-
-    def _start_websocket(self, request: Request) -> None:
-        info = self._websocket_handshake(request)  # None: a bad one, answered
-        if info is not None:
-            self._spawn_stream(self._new_websocket_stream(request, info))
 
     # --- writing --------------------------------------------------------------------
 
