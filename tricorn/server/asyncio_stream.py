@@ -37,6 +37,7 @@ import anyio
 from anyio.abc import SocketStream
 
 from tricorn.constants import ERROR_LOGGER
+from tricorn.server.sendfile import unsent
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -292,9 +293,7 @@ class AsyncioSocketStream(SocketStream):
         ):
             with contextlib.suppress(OSError):  # a failure: the transport's write meets it
                 sent = os.writev(self._socket.fileno(), chunks)
-        # The rest (all of it when the gathering write could not go; mostly nothing) goes
-        # as ``send`` sends it, which also counts this among the sends that yield.
-        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
+        await self.send(unsent(chunks, sent))  # which counts it among the sends that yield
 
     async def _drain(self) -> None:
         protocol = self._protocol

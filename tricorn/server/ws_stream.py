@@ -46,7 +46,7 @@ from tricorn.protocols.websocket import (
 from tricorn.server import access_log as outcomes
 from tricorn.server.asgi_types import ASGI3App, Scope
 from tricorn.server.asgi_types import Message as ASGIMessage
-from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
+from tricorn.server.http_stream import AppStream, ASGIMessageError, StreamOwner, _check_headers
 from tricorn.server.state import TASK_NAME, ServerState, WriteLock
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -145,7 +145,7 @@ class ChunkWriter(Protocol):
         """Write ``b"".join(chunks)``, gathered in one write where the socket can."""
 
 
-class WSStream:
+class WSStream(AppStream[WebSocketOwner]):
     """Runs the ASGI app for one WebSocket and translates its messages."""
 
     def __init__(
@@ -157,15 +157,10 @@ class WSStream:
         app: ASGI3App,
         server_state: ServerState,
     ) -> None:
+        super().__init__(owner, request, scope, app, server_state)
         config = server_state.config
-        self._owner = owner
         self._write_chunks: ChunkWriter | None = getattr(owner, "ws_write_chunks", None)
-        self.request = request
-        self.stream_id = request.stream_id
         self.info = info
-        self.app = app
-        self.server_state = server_state
-        self.scope = scope
         self.protocol: WebSocketProtocol | None = None
         self._connect_delivered = False
         self._accepted = False
@@ -196,12 +191,10 @@ class WSStream:
         self._max_message_size = config.ws_max_message_size
         self._max_fragments = config.ws_max_fragments
         self._compression_level = config.ws_compression_level
-        # For the access log line written when the session ends.
-        self.start_time = server_state.clock()
-        self._status = 0  # the handshake answer's (101/200) or the denial's
+        # For the access log line written when the session ends (besides AppStream's:
+        # _status is the handshake answer's (101/200) or the denial's, _outcome what ended
+        # it if not a clean close).
         self._first_close: int | None = None  # the first close frame's code, either side's
-        self._outcome: str | None = None  # what ended it, if not a clean close (first wins)
-        self._bytes_sent = 0
         self._messages_in = 0
         self._messages_out = 0
 
@@ -293,8 +286,7 @@ class WSStream:
 
     def _ended(self, outcome: str | None, code: int | None) -> None:
         """Note why and with which close code the session ends (the first of each counts)."""
-        if self._outcome is None:
-            self._outcome = outcome
+        self._cut(outcome)
         if self._first_close is None:
             self._first_close = code
 
