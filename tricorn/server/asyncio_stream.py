@@ -403,7 +403,12 @@ class AsyncioTasks:
         """Cancel every task still running and wait until they have all finished."""
         self._closed = True
         while self._tasks:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
+            await cancel_and_wait(list(self._tasks))
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """What leaving a task group does for its tasks: cancel them, and return once every one
+    has finished. (A task started meanwhile is not among them: callers look again.)"""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)

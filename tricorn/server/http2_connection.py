@@ -22,6 +22,7 @@ from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
+from tricorn.server.asyncio_stream import cancel_and_wait
 from tricorn.server.connection import (
     DISCONNECT_ERRORS,
     HTTP2_SETTINGS,
@@ -157,10 +158,7 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         connection broke, or ``run`` was cancelled) are cancelled, and the connection
         closes once they have finished (a stream started meanwhile, by a push, too)."""
         while tasks:
-            pending = list(tasks.values())
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
+            await cancel_and_wait(list(tasks.values()))
             for stream_id, task in list(tasks.items()):
                 if task.done():  # cancelled before it ran: it never called stream_done
                     del tasks[stream_id]
