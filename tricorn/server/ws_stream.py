@@ -23,6 +23,7 @@ the app does, not on how the bytes were chunked or on task scheduling.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
 from typing import Any, Protocol
@@ -122,6 +123,22 @@ class _Wakeup:
             self._trio.reschedule(task)
 
 
+class _Handshake(enum.Enum):
+    """Where the handshake is: waiting for the app, or how the app answered it."""
+
+    PENDING = "pending"
+    #: ``websocket.accept``: the handshake's answer is out (``ws_accept``), frames follow.
+    ACCEPTED = "accepted"
+    #: A denial response is on its way (``ws_decline`` told the connection).
+    DECLINED = "declined"
+    #: The denial response's head is set (``websocket.http.response.start``, or 403/500).
+    DENYING = "denying"
+
+
+#: The answers that end the WebSocket before it opens: the app hears the disconnect.
+_DECLINING = (_Handshake.DECLINED, _Handshake.DENYING)
+
+
 class WebSocketOwner(StreamOwner, Protocol):
     """What a ``WSStream`` needs from its connection, beyond ``StreamOwner``."""
 
@@ -163,9 +180,7 @@ class WSStream(AppStream[WebSocketOwner]):
         self.info = info
         self.protocol: WebSocketProtocol | None = None
         self._connect_delivered = False
-        self._accepted = False
-        self._declined = False
-        self._response_started = False
+        self._handshake = _Handshake.PENDING
         self._closed_by_app = False
         self._finished = False
         self._shutting_down = False
@@ -390,7 +405,7 @@ class WSStream(AppStream[WebSocketOwner]):
             size=self._bytes_sent,
             duration=self.server_state.clock() - self.start_time,
             outcome=self._outcome or outcomes.OK,
-            close_code=self._first_close if self._accepted else None,
+            close_code=self._first_close if self._handshake is _Handshake.ACCEPTED else None,
             messages_in=self._messages_in,
             messages_out=self._messages_out,
         )
@@ -408,16 +423,16 @@ class WSStream(AppStream[WebSocketOwner]):
                 error_log.error(
                     "Exception in ASGI app (WebSocket %s)", self.scope["path"], exc_info=error
                 )
-            if self._accepted:
+            if self._handshake is _Handshake.ACCEPTED:
                 await self._close(INTERNAL_ERROR, "")
-            elif not self._response_started:
+            elif self._handshake is not _Handshake.DENYING:
                 await self._deny(500, b"Internal Server Error")
             else:
                 await self._owner.abort(self.stream_id)
             return
-        if not self._accepted and not self._declined:
+        if self._handshake is _Handshake.PENDING:
             await self._deny(403, b"Forbidden")  # the app returned without accepting
-        elif self._accepted:
+        elif self._handshake is _Handshake.ACCEPTED:
             await self._close(1000, "")
 
     async def _keepalive(self, scope: anyio.CancelScope) -> None:
@@ -433,8 +448,8 @@ class WSStream(AppStream[WebSocketOwner]):
                 or self._close_code is not None
                 or self._failure is not None
             ):
-                if protocol is None and not self._declined:
-                    continue
+                if self._handshake is _Handshake.PENDING:
+                    continue  # the handshake waits for the app
                 return
             self._pong = anyio.Event()
             protocol.ping(b"tricorn")
@@ -464,15 +479,15 @@ class WSStream(AppStream[WebSocketOwner]):
         await self._finish()
 
     async def _deny(self, status: int, body: bytes) -> None:
-        if not self._declined:
-            self._declined = True
+        if self._handshake is _Handshake.PENDING:
+            self._handshake = _Handshake.DECLINED
             await self._owner.ws_decline(self.stream_id)
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             *self.server_state.default_headers(),
         ]
-        self._response_started = True
+        self._handshake = _Handshake.DENYING
         self._status = status
         await self._owner.send_response(self.stream_id, status, headers, body, True)
         self._bytes_sent += len(body)
@@ -492,7 +507,7 @@ class WSStream(AppStream[WebSocketOwner]):
                 return {"type": "websocket.receive", "bytes": data}
             if self._failure is not None:
                 self._fail_now()  # the app took what came before the protocol error
-            if self._close_code is not None or self._declined or self._closed_by_app:
+            if self._close_code is not None or self._handshake in _DECLINING or self._closed_by_app:
                 return {
                     "type": "websocket.disconnect",
                     "code": self._close_code if self._close_code is not None else 1000,
@@ -514,13 +529,13 @@ class WSStream(AppStream[WebSocketOwner]):
                 raise ASGIMessageError(
                     f"websocket.close code/reason of the wrong type: {message!r}"
                 )
-            if self._accepted:
+            if self._handshake is _Handshake.ACCEPTED:
                 self._closed_by_app = True
                 try:
                     await self._close(code, reason)
                 except LocalProtocolError as error:
                     raise ASGIMessageError(f"websocket.close: {error}") from None
-            elif not self._declined:
+            elif self._handshake is _Handshake.PENDING:
                 await self._deny(403, b"Forbidden")
         elif kind == "websocket.http.response.start":
             await self._denial_start(message)
@@ -530,7 +545,7 @@ class WSStream(AppStream[WebSocketOwner]):
             raise ASGIMessageError(f"unknown WebSocket message type {kind!r}")
 
     async def _send_message(self, message: ASGIMessage) -> None:
-        if not self._accepted:
+        if self._handshake is not _Handshake.ACCEPTED:
             raise ASGIMessageError("websocket.send before websocket.accept")
         protocol = self.protocol
         assert protocol is not None
@@ -571,7 +586,7 @@ class WSStream(AppStream[WebSocketOwner]):
             metrics.ws_messages_sent += 1
 
     async def _accept(self, message: ASGIMessage) -> None:
-        if self._accepted or self._declined:
+        if self._handshake is not _Handshake.PENDING:
             raise ASGIMessageError("websocket.accept sent twice or after a denial response")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and not isinstance(subprotocol, str):
@@ -587,14 +602,14 @@ class WSStream(AppStream[WebSocketOwner]):
             max_fragments=self._max_fragments,
             compression_level=self._compression_level,
         )
-        self._accepted = True
+        self._handshake = _Handshake.ACCEPTED
         self._status = answer.status
         await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
         if self._shutting_down:
             self.begin_shutdown()
 
     async def _denial_start(self, message: ASGIMessage) -> None:
-        if self._accepted or self._response_started:
+        if self._handshake is _Handshake.ACCEPTED or self._handshake is _Handshake.DENYING:
             raise ASGIMessageError("websocket.http.response.start after accept or twice")
         status = message.get("status")
         if not isinstance(status, int) or not 100 <= status <= 999:
@@ -605,13 +620,12 @@ class WSStream(AppStream[WebSocketOwner]):
             *_check_headers(message.get("headers", ())),
             *self.server_state.default_headers(),
         ]
-        self._response_started = True
-        if not self._declined:
-            self._declined = True
+        before, self._handshake = self._handshake, _Handshake.DENYING
+        if before is _Handshake.PENDING:
             await self._owner.ws_decline(self.stream_id)
 
     async def _denial_body(self, message: ASGIMessage) -> None:
-        if not self._response_started or not self._declined:
+        if self._handshake is not _Handshake.DENYING:
             raise ASGIMessageError("websocket.http.response.body before its start message")
         body = message.get("body", b"")
         if not isinstance(body, bytes | bytearray | memoryview):
