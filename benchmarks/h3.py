@@ -40,31 +40,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import REPO, free_port, proc_stat, wait_listening
+from benchmarks.harness import REPO, Certs, free_port, make_certs, proc_stat, wait_listening
 
 APP = "benchmarks.apps:app"
 LOAD = Path(__file__).resolve().parent / "h3_load.py"
 #: Server core and client core (as benchmarks/harness.py pins them); None with one core.
 SERVER_CPU, CLIENT_CPU = (0, 1) if (os.cpu_count() or 1) > 1 else (None, None)
-
-
-@dataclass(frozen=True)
-class Certs:
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def make_certs(folder: Path) -> Certs:
-    import trustme
-
-    authority = trustme.CA()
-    issued = authority.issue_cert("127.0.0.1", "localhost")
-    certs = Certs(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    authority.cert_pem.write_to_path(str(certs.ca))
-    issued.cert_chain_pems[0].write_to_path(str(certs.cert))
-    issued.private_key_pem.write_to_path(str(certs.key))
-    return certs
 
 
 def server_command(name: str, port: int, certs: Certs) -> list[str]:

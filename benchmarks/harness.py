@@ -1,6 +1,6 @@
 """What the benchmark scripts share: ports, starting and stopping a tricorn process, waiting
-for it to listen, reading wrk's report, the process table, and the revision and versions a
-report names.
+for it to listen, reading wrk's report, the process table, the revision and versions a
+report names, and the test certificates for TLS runs (``make_certs``).
 
 ``run.py`` (with ``servers.py`` and ``scenarios.py``) drives many servers and tools; the
 single-purpose scripts (``upload.py``, ``pathsend.py``, ``restart_load.py``, ``wsgi.py``)
@@ -24,6 +24,38 @@ from pathlib import Path
 
 #: The checkout the servers run from (``benchmarks.*`` apps are imported from here).
 REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Certs:
+    """PEM files for TLS runs: the throwaway CA, the certificate chain, its key (PKCS#8)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certs(folder: Path) -> Certs:
+    """A throwaway CA (trustme) and a certificate for 127.0.0.1 and localhost from it, as
+    ``ca.pem``, ``cert.pem`` and ``key.pem`` in ``folder``. The key is PKCS#8, which every
+    server takes (Granian takes nothing else)."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1", "localhost")
+    certs = Certs(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    authority.cert_pem.write_to_path(str(certs.ca))
+    certs.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    certs.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certs
 
 
 def free_port() -> int:

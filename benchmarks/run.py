@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import git_revision, package_version
+from benchmarks.harness import git_revision, make_certs, package_version
 from benchmarks.scenarios import (
     GROUPS,
     H2_LATENCY_MAX_RATE,
@@ -139,23 +139,8 @@ class Harness:
 
     def tls_files(self) -> TLSFiles:
         if self.tls is None:
-            import trustme
-            from cryptography.hazmat.primitives import serialization
-
-            ca = trustme.CA()
-            cert = ca.issue_cert("127.0.0.1", "localhost")
-            cert_path = self.workdir / "cert.pem"
-            key_path = self.workdir / "key.pem"
-            cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-            key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
-            key_path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,  # Granian takes PKCS#8 only
-                    serialization.NoEncryption(),
-                )
-            )
-            self.tls = TLSFiles(cert_path, key_path)
+            certs = make_certs(self.workdir)
+            self.tls = TLSFiles(certs.cert, certs.key)
         return self.tls
 
     # --- running --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import tricorn_process
+from benchmarks.harness import make_certs, tricorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 20 << 20
@@ -80,16 +80,6 @@ def h2load_seconds(value: str) -> float:
     return float(number) * _UNITS[value[len(number) :]]
 
 
-def _certificates(folder: Path) -> tuple[str, str]:
-    import trustme
-
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    return str(certfile), str(keyfile)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -110,7 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         body = Path(folder) / "body.bin"
         body.write_bytes(os.urandom(SIZE))
-        tls = _certificates(Path(folder))
+        certs = make_certs(Path(folder))
+        tls = str(certs.cert), str(certs.key)
         print(f"client: {args.client}; median of {args.repeat} uploads of 20 MiB, seconds")
         print("| tricorn | backend | windows | h1 | h2c | h2c/h1 | TLS h1 | TLS h2 | TLS h2/h1 |")
         print("|---|---|---|---|---|---|---|---|---|")

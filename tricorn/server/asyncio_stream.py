@@ -37,6 +37,7 @@ import anyio
 from anyio.abc import SocketStream
 
 from tricorn.constants import ERROR_LOGGER
+from tricorn.server.sendfile import unsent
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -292,9 +293,7 @@ class AsyncioSocketStream(SocketStream):
         ):
             with contextlib.suppress(OSError):  # a failure: the transport's write meets it
                 sent = os.writev(self._socket.fileno(), chunks)
-        # The rest (all of it when the gathering write could not go; mostly nothing) goes
-        # as ``send`` sends it, which also counts this among the sends that yield.
-        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
+        await self.send(unsent(chunks, sent))  # which counts it among the sends that yield
 
     async def _drain(self) -> None:
         protocol = self._protocol
@@ -404,7 +403,12 @@ class AsyncioTasks:
         """Cancel every task still running and wait until they have all finished."""
         self._closed = True
         while self._tasks:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
+            await cancel_and_wait(list(self._tasks))
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """What leaving a task group does for its tasks: cancel them, and return once every one
+    has finished. (A task started meanwhile is not among them: callers look again.)"""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)

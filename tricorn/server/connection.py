@@ -435,7 +435,12 @@ StreamProtocolT = TypeVar("StreamProtocolT", bound=StreamProtocol)
 class MultiplexedConnection(Connection[StreamProtocolT]):
     """What the HTTP/2 and HTTP/3 connections share of ``StreamOwner``: a response head
     (and the end, when no body follows) and trailers go to the protocol at once, a body
-    through the subclass's ``_send_data`` (which waits for flow control)."""
+    through the subclass's ``_send_data`` (which waits for flow control); and how a
+    request becomes a running stream (``_start_stream``), which the subclass's
+    ``_spawn_stream`` starts its own way."""
+
+    #: The streams whose app runs, by stream id.
+    _streams: dict[int, HTTPStream | WSStream]
 
     def _check_open(self, stream_id: int) -> None:
         """Raise ``ClientDisconnected`` when ``stream_id`` can send no more."""
@@ -466,6 +471,34 @@ class MultiplexedConnection(Connection[StreamProtocolT]):
         self._check_open(stream_id)
         self.protocol.send(Trailers(stream_id, headers))
         await self._queued_end()
+
+    # --- streams ---------------------------------------------------------------------
+
+    def _start_stream(self, request: Request) -> None:
+        """A request the protocol passed: an HTTP stream, or a WebSocket (RFC 8441, RFC 9220:
+        an extended CONNECT), for the app."""
+        if request.protocol is not None:
+            self._start_websocket(request)
+            return
+        self._spawn_stream(self._new_http_stream(request))
+
+    def _start_websocket(self, request: Request) -> None:
+        info = self._websocket_handshake(request)  # None: a bad one, answered
+        if info is not None:
+            self._spawn_stream(self._new_websocket_stream(request, info))
+
+    def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
+        """Enter ``stream`` in ``_streams`` and start its ``run`` in a task."""
+        raise NotImplementedError
+
+    def _stream_gone(self, stream_id: int) -> None:
+        """The stream ``stream_id`` was reset or its peer left: its app hears so."""
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        self._stop_reading()
+        for stream_id in list(self._streams):
+            self._stream_gone(stream_id)
 
     # --- WebSocketOwner: the part HTTP/2 and HTTP/3 share --------------------------
 

@@ -22,6 +22,7 @@ from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
 from tricorn.protocols.events import Body, EndBody, Event, Headers, Request, WindowUpdated
 from tricorn.protocols.http2 import ErrorCodes, HTTP2Protocol
+from tricorn.server.asyncio_stream import cancel_and_wait
 from tricorn.server.connection import (
     DISCONNECT_ERRORS,
     HTTP2_SETTINGS,
@@ -157,10 +158,7 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         connection broke, or ``run`` was cancelled) are cancelled, and the connection
         closes once they have finished (a stream started meanwhile, by a push, too)."""
         while tasks:
-            pending = list(tasks.values())
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending)
+            await cancel_and_wait(list(tasks.values()))
             for stream_id, task in list(tasks.items()):
                 if task.done():  # cancelled before it ran: it never called stream_done
                     del tasks[stream_id]
@@ -332,11 +330,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         if (metrics := self.state.metrics) is not None:
             metrics.reset("sent", code)
 
-    def _disconnect(self) -> None:
-        self._stop_reading()
-        for stream_id in list(self._streams):
-            self._stream_gone(stream_id)
-
     def _stream_gone(self, stream_id: int) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
@@ -345,12 +338,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         if outbox is not None:
             outbox.failed = True
             outbox.done.set()
-
-    def _start_stream(self, request: Request) -> None:
-        if request.protocol is not None:
-            self._start_websocket(request)
-            return
-        self._spawn_stream(self._new_http_stream(request))
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
@@ -362,11 +349,6 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
             tasks[stream.stream_id] = task  # type: ignore[assignment]  # loop.create_task's
         else:
             start_task(stream.run, name=TASK_NAME)
-
-    def _start_websocket(self, request: Request) -> None:
-        info = self._websocket_handshake(request)  # None: a bad one, answered
-        if info is not None:
-            self._spawn_stream(self._new_websocket_stream(request, info))
 
     # --- writing --------------------------------------------------------------------
 

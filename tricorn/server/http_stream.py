@@ -12,7 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 from urllib.parse import unquote
 
 import anyio
@@ -93,6 +93,55 @@ class StreamOwner(Protocol):
 
     def stream_done(self, stream_id: int) -> None:
         """The app instance ended; the connection forgets the stream."""
+
+
+OwnerT = TypeVar("OwnerT", bound=StreamOwner)
+
+
+class AppStream(Generic[OwnerT]):
+    """What every stream that runs an app (``HTTPStream``, ``WSStream``) begins with: the
+    facts of the request it serves, set once, and what its access line will say.
+
+    The connection (``owner``, which the stream calls) finds a stream by ``stream_id``;
+    ``start_time`` is when it began (the access line's duration); ``_status``,
+    ``_bytes_sent`` and ``_outcome`` are the line's status, size and what cut it short."""
+
+    __slots__ = (
+        "_bytes_sent",
+        "_outcome",
+        "_owner",
+        "_status",
+        "app",
+        "request",
+        "scope",
+        "server_state",
+        "start_time",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        owner: OwnerT,
+        request: Request,
+        scope: Scope,
+        app: ASGI3App,
+        server_state: ServerState,
+    ) -> None:
+        self._owner = owner
+        self.request = request
+        self.stream_id = request.stream_id
+        self.scope = scope
+        self.app = app
+        self.server_state = server_state
+        self.start_time = server_state.clock()
+        self._status = 0
+        self._bytes_sent = 0
+        self._outcome: str | None = None
+
+    def _cut(self, outcome: str | None) -> None:
+        """Note what cut the stream short (the first cause is the one logged)."""
+        if self._outcome is None:
+            self._outcome = outcome
 
 
 def build_scope(
@@ -188,7 +237,7 @@ def raised_for_disconnect(error: BaseException) -> bool:
     return False
 
 
-class HTTPStream:
+class HTTPStream(AppStream[StreamOwner]):
     """Runs the ASGI app for one request and translates its messages for the connection."""
 
     __slots__ = (
@@ -201,28 +250,18 @@ class HTTPStream:
         "_body_requested",
         "_body_sent",
         "_body_waited",
-        "_bytes_sent",
         "_closing",
         "_disconnected",
         "_final_body_delivered",
         "_log_held",
         "_logged",
-        "_outcome",
-        "_owner",
         "_pending_headers",
         "_response_complete",
         "_started",
-        "_status",
         "_trailers",
         "_trailers_expected",
         "_wait_started",
         "_wakeup",
-        "app",
-        "request",
-        "scope",
-        "server_state",
-        "start_time",
-        "stream_id",
     )
 
     def __init__(
@@ -234,12 +273,7 @@ class HTTPStream:
         server_state: ServerState,
         access_log: AccessLogger | None,
     ) -> None:
-        self._owner = owner
-        self.request = request
-        self.stream_id = request.stream_id
-        self.scope = scope
-        self.app = app
-        self.server_state = server_state
+        super().__init__(owner, request, scope, app, server_state)
         self._access_log = access_log
         self._body: deque[bytes] = deque()
         self._body_complete = not request.expects_body
@@ -255,20 +289,16 @@ class HTTPStream:
         self._final_body_delivered = False
         self._wakeup: anyio.Event | None = None
         self._started = False
-        self._status = 0
         self._trailers_expected = False
         self._trailers: Headers = []
         self._pending_headers: Headers | None = None
         self._response_complete = False
-        self._bytes_sent = 0
         self._body_sent = False
         # The access log: written once, when the response ends or the app does; _outcome is
         # what cut it short, if something did (first cause wins).
         self._logged = False
         self._log_held = False  # while a body timeout's 408 is being written
         self._app_done = False
-        self._outcome: str | None = None
-        self.start_time = server_state.clock()
 
     # --- fed by the connection ---------------------------------------------------
 
@@ -346,11 +376,6 @@ class HTTPStream:
             if not self._logged and not self._log_held:
                 self._log_unfinished()
             self._owner.stream_done(self.stream_id)
-
-    def _cut(self, outcome: str) -> None:
-        """Note what cut the response short (the first cause is the one logged)."""
-        if self._outcome is None:
-            self._outcome = outcome
 
     def _log_unfinished(self) -> None:
         """The access log line of a response that did not go out complete."""

@@ -480,23 +480,10 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
         elif event.status is not None:  # a head the protocol answered (413, 431, 501)
             self._request_refused(event.status, event.method, event.target, version="3")
 
-    def _start_stream(self, request: Request) -> None:
-        if request.protocol is not None:
-            self._start_websocket(request)
-            return
-        self._spawn(self._new_http_stream(request))
-
-    def _spawn(self, stream: HTTPStream | WSStream) -> None:
+    def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
         assert self._task_group is not None
         self._task_group.start_soon(stream.run, name=TASK_NAME)
-
-    def _start_websocket(self, request: Request) -> None:
-        """RFC 9220: an extended CONNECT with ``:protocol websocket`` is a WebSocket, run by
-        ``WSStream`` as on HTTP/2."""
-        info = self._websocket_handshake(request)  # None: a bad one, answered
-        if info is not None:
-            self._spawn(self._new_websocket_stream(request, info))
 
     def _handshake_answered(self, stream_id: int) -> None:
         self.protocol.release(stream_id)  # no stream runs: decline the rest of it
@@ -509,11 +496,6 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
         elif stream is not None:
             stream.feed_disconnect()
         self._acked.set()  # a sender waiting on this stream looks again, and stops
-
-    def _disconnect(self) -> None:
-        self._stop_reading()
-        for stream_id in list(self._streams):
-            self._stream_gone(stream_id)
 
     async def _feed_websockets(self) -> None:
         while self._ws_input:

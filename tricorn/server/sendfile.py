@@ -41,6 +41,13 @@ UNAVAILABLE_ERRNOS = frozenset(
 )
 
 
+def unsent(chunks: list[bytes], sent: int) -> bytes:
+    """What a gathering write (``send_chunks``: ``sendmsg``, ``os.writev``) of ``chunks``
+    left unsent after the kernel took ``sent`` bytes: all of it when the write could not
+    go, mostly nothing. The socket streams send it the ordinary way."""
+    return b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b""
+
+
 @runtime_checkable
 class FileSocket(Protocol):
     """A socket stream that can take ``os.sendfile``."""

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import anyio
 import trio
 from anyio.abc import SocketStream
+
+from tricorn.server.sendfile import unsent
 
 #: Sends that did not have to wait before one yields to the scheduler anyway (as asyncio's).
 SEND_YIELD_EVERY = 16
@@ -104,9 +107,7 @@ class TrioSocketStream(SocketStream):
             except BlockingIOError:
                 pass
             except OSError as error:
-                if self._closed:
-                    raise anyio.ClosedResourceError from None
-                raise anyio.BrokenResourceError from error
+                self._failed(error)
             await self._wait(trio.lowlevel.wait_readable, "receiving from")
             waited = True
         if not waited:
@@ -131,9 +132,7 @@ class TrioSocketStream(SocketStream):
                 waited = True
                 continue
             except OSError as error:
-                if self._closed:
-                    raise anyio.ClosedResourceError from None
-                raise anyio.BrokenResourceError from error
+                self._failed(error)
             view = view[sent:]
         if waited:
             self._sends_without_yield = 0
@@ -154,12 +153,14 @@ class TrioSocketStream(SocketStream):
         except BlockingIOError:
             sent = 0
         except OSError as error:
-            if self._closed:
-                raise anyio.ClosedResourceError from None
-            raise anyio.BrokenResourceError from error
-        # The rest (all of it when the gathering write could not go; mostly nothing) goes
-        # as ``send`` sends it, which also counts this among the sends that yield.
-        await self.send(b"".join(chunks)[sent:] if sent < sum(map(len, chunks)) else b"")
+            self._failed(error)
+        await self.send(unsent(chunks, sent))  # which counts it among the sends that yield
+
+    def _failed(self, error: OSError) -> NoReturn:
+        """A socket call failed: the stream was closed meanwhile, or the connection broke."""
+        if self._closed:
+            raise anyio.ClosedResourceError from None
+        raise anyio.BrokenResourceError from error
 
     async def _wait(self, wait: Callable[[socket.socket], Awaitable[None]], doing: str) -> None:
         """``wait_readable``/``wait_writable`` on our socket, with anyio's errors."""

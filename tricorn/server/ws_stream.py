@@ -23,6 +23,7 @@ the app does, not on how the bytes were chunked or on task scheduling.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
 from typing import Any, Protocol
@@ -46,7 +47,7 @@ from tricorn.protocols.websocket import (
 from tricorn.server import access_log as outcomes
 from tricorn.server.asgi_types import ASGI3App, Scope
 from tricorn.server.asgi_types import Message as ASGIMessage
-from tricorn.server.http_stream import ASGIMessageError, StreamOwner, _check_headers
+from tricorn.server.http_stream import AppStream, ASGIMessageError, StreamOwner, _check_headers
 from tricorn.server.state import TASK_NAME, ServerState, WriteLock
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -122,6 +123,22 @@ class _Wakeup:
             self._trio.reschedule(task)
 
 
+class _Handshake(enum.Enum):
+    """Where the handshake is: waiting for the app, or how the app answered it."""
+
+    PENDING = "pending"
+    #: ``websocket.accept``: the handshake's answer is out (``ws_accept``), frames follow.
+    ACCEPTED = "accepted"
+    #: A denial response is on its way (``ws_decline`` told the connection).
+    DECLINED = "declined"
+    #: The denial response's head is set (``websocket.http.response.start``, or 403/500).
+    DENYING = "denying"
+
+
+#: The answers that end the WebSocket before it opens: the app hears the disconnect.
+_DECLINING = (_Handshake.DECLINED, _Handshake.DENYING)
+
+
 class WebSocketOwner(StreamOwner, Protocol):
     """What a ``WSStream`` needs from its connection, beyond ``StreamOwner``."""
 
@@ -145,7 +162,7 @@ class ChunkWriter(Protocol):
         """Write ``b"".join(chunks)``, gathered in one write where the socket can."""
 
 
-class WSStream:
+class WSStream(AppStream[WebSocketOwner]):
     """Runs the ASGI app for one WebSocket and translates its messages."""
 
     def __init__(
@@ -157,20 +174,13 @@ class WSStream:
         app: ASGI3App,
         server_state: ServerState,
     ) -> None:
+        super().__init__(owner, request, scope, app, server_state)
         config = server_state.config
-        self._owner = owner
         self._write_chunks: ChunkWriter | None = getattr(owner, "ws_write_chunks", None)
-        self.request = request
-        self.stream_id = request.stream_id
         self.info = info
-        self.app = app
-        self.server_state = server_state
-        self.scope = scope
         self.protocol: WebSocketProtocol | None = None
         self._connect_delivered = False
-        self._accepted = False
-        self._declined = False
-        self._response_started = False
+        self._handshake = _Handshake.PENDING
         self._closed_by_app = False
         self._finished = False
         self._shutting_down = False
@@ -196,12 +206,10 @@ class WSStream:
         self._max_message_size = config.ws_max_message_size
         self._max_fragments = config.ws_max_fragments
         self._compression_level = config.ws_compression_level
-        # For the access log line written when the session ends.
-        self.start_time = server_state.clock()
-        self._status = 0  # the handshake answer's (101/200) or the denial's
+        # For the access log line written when the session ends (besides AppStream's:
+        # _status is the handshake answer's (101/200) or the denial's, _outcome what ended
+        # it if not a clean close).
         self._first_close: int | None = None  # the first close frame's code, either side's
-        self._outcome: str | None = None  # what ended it, if not a clean close (first wins)
-        self._bytes_sent = 0
         self._messages_in = 0
         self._messages_out = 0
 
@@ -293,8 +301,7 @@ class WSStream:
 
     def _ended(self, outcome: str | None, code: int | None) -> None:
         """Note why and with which close code the session ends (the first of each counts)."""
-        if self._outcome is None:
-            self._outcome = outcome
+        self._cut(outcome)
         if self._first_close is None:
             self._first_close = code
 
@@ -398,7 +405,7 @@ class WSStream:
             size=self._bytes_sent,
             duration=self.server_state.clock() - self.start_time,
             outcome=self._outcome or outcomes.OK,
-            close_code=self._first_close if self._accepted else None,
+            close_code=self._first_close if self._handshake is _Handshake.ACCEPTED else None,
             messages_in=self._messages_in,
             messages_out=self._messages_out,
         )
@@ -416,16 +423,16 @@ class WSStream:
                 error_log.error(
                     "Exception in ASGI app (WebSocket %s)", self.scope["path"], exc_info=error
                 )
-            if self._accepted:
+            if self._handshake is _Handshake.ACCEPTED:
                 await self._close(INTERNAL_ERROR, "")
-            elif not self._response_started:
+            elif self._handshake is not _Handshake.DENYING:
                 await self._deny(500, b"Internal Server Error")
             else:
                 await self._owner.abort(self.stream_id)
             return
-        if not self._accepted and not self._declined:
+        if self._handshake is _Handshake.PENDING:
             await self._deny(403, b"Forbidden")  # the app returned without accepting
-        elif self._accepted:
+        elif self._handshake is _Handshake.ACCEPTED:
             await self._close(1000, "")
 
     async def _keepalive(self, scope: anyio.CancelScope) -> None:
@@ -441,8 +448,8 @@ class WSStream:
                 or self._close_code is not None
                 or self._failure is not None
             ):
-                if protocol is None and not self._declined:
-                    continue
+                if self._handshake is _Handshake.PENDING:
+                    continue  # the handshake waits for the app
                 return
             self._pong = anyio.Event()
             protocol.ping(b"tricorn")
@@ -472,15 +479,15 @@ class WSStream:
         await self._finish()
 
     async def _deny(self, status: int, body: bytes) -> None:
-        if not self._declined:
-            self._declined = True
+        if self._handshake is _Handshake.PENDING:
+            self._handshake = _Handshake.DECLINED
             await self._owner.ws_decline(self.stream_id)
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             *self.server_state.default_headers(),
         ]
-        self._response_started = True
+        self._handshake = _Handshake.DENYING
         self._status = status
         await self._owner.send_response(self.stream_id, status, headers, body, True)
         self._bytes_sent += len(body)
@@ -500,7 +507,7 @@ class WSStream:
                 return {"type": "websocket.receive", "bytes": data}
             if self._failure is not None:
                 self._fail_now()  # the app took what came before the protocol error
-            if self._close_code is not None or self._declined or self._closed_by_app:
+            if self._close_code is not None or self._handshake in _DECLINING or self._closed_by_app:
                 return {
                     "type": "websocket.disconnect",
                     "code": self._close_code if self._close_code is not None else 1000,
@@ -522,13 +529,13 @@ class WSStream:
                 raise ASGIMessageError(
                     f"websocket.close code/reason of the wrong type: {message!r}"
                 )
-            if self._accepted:
+            if self._handshake is _Handshake.ACCEPTED:
                 self._closed_by_app = True
                 try:
                     await self._close(code, reason)
                 except LocalProtocolError as error:
                     raise ASGIMessageError(f"websocket.close: {error}") from None
-            elif not self._declined:
+            elif self._handshake is _Handshake.PENDING:
                 await self._deny(403, b"Forbidden")
         elif kind == "websocket.http.response.start":
             await self._denial_start(message)
@@ -538,7 +545,7 @@ class WSStream:
             raise ASGIMessageError(f"unknown WebSocket message type {kind!r}")
 
     async def _send_message(self, message: ASGIMessage) -> None:
-        if not self._accepted:
+        if self._handshake is not _Handshake.ACCEPTED:
             raise ASGIMessageError("websocket.send before websocket.accept")
         protocol = self.protocol
         assert protocol is not None
@@ -579,7 +586,7 @@ class WSStream:
             metrics.ws_messages_sent += 1
 
     async def _accept(self, message: ASGIMessage) -> None:
-        if self._accepted or self._declined:
+        if self._handshake is not _Handshake.PENDING:
             raise ASGIMessageError("websocket.accept sent twice or after a denial response")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and not isinstance(subprotocol, str):
@@ -595,14 +602,14 @@ class WSStream:
             max_fragments=self._max_fragments,
             compression_level=self._compression_level,
         )
-        self._accepted = True
+        self._handshake = _Handshake.ACCEPTED
         self._status = answer.status
         await self._owner.ws_accept(self.stream_id, answer.status, answer.headers)
         if self._shutting_down:
             self.begin_shutdown()
 
     async def _denial_start(self, message: ASGIMessage) -> None:
-        if self._accepted or self._response_started:
+        if self._handshake is _Handshake.ACCEPTED or self._handshake is _Handshake.DENYING:
             raise ASGIMessageError("websocket.http.response.start after accept or twice")
         status = message.get("status")
         if not isinstance(status, int) or not 100 <= status <= 999:
@@ -613,13 +620,12 @@ class WSStream:
             *_check_headers(message.get("headers", ())),
             *self.server_state.default_headers(),
         ]
-        self._response_started = True
-        if not self._declined:
-            self._declined = True
+        before, self._handshake = self._handshake, _Handshake.DENYING
+        if before is _Handshake.PENDING:
             await self._owner.ws_decline(self.stream_id)
 
     async def _denial_body(self, message: ASGIMessage) -> None:
-        if not self._response_started or not self._declined:
+        if self._handshake is not _Handshake.DENYING:
             raise ASGIMessageError("websocket.http.response.body before its start message")
         body = message.get("body", b"")
         if not isinstance(body, bytes | bytearray | memoryview):
