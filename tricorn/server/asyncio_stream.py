@@ -37,6 +37,7 @@ import anyio
 from anyio.abc import SocketStream
 
 from tricorn.constants import ERROR_LOGGER
+from tricorn.server.state import TASK_NAME
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -272,7 +273,12 @@ class AsyncioSocketStream(SocketStream):
 
     async def send(self, item: bytes) -> None:
         protocol = self._protocol
-        self.send_nowait(item)
+        transport = self._transport
+        if self._closed:  # send_nowait, without its call (once per response)
+            raise anyio.ClosedResourceError
+        if protocol.lost or transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.error
+        transport.write(item)
         if protocol.writing_paused:
             await self._drain()
         else:
@@ -393,6 +399,16 @@ class AsyncioTasks:
         task.add_done_callback(self._done)
         if self._closed:
             task.cancel()  # started after cancel_all: it never runs
+        return task
+
+    def start_soon_quiet(self, coroutine: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        """``start_soon`` for a coroutine that handles its own errors (an HTTP/1.1 request's):
+        its end is not looked at, which saves a call per request."""
+        task: asyncio.Task[object] = self._loop.create_task(coroutine, name=TASK_NAME)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self._closed:
+            task.cancel()
         return task
 
     def _done(self, task: asyncio.Task[object]) -> None:

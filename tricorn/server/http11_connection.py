@@ -14,7 +14,6 @@ Over a plain socket, ``http.response.pathsend`` files go out with ``os.sendfile`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -46,7 +45,7 @@ from tricorn.server.sendfile import (
     FileSocket,
     file_socket,
 )
-from tricorn.server.state import TASK_NAME, StreamScope
+from tricorn.server.state import StreamScope
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -54,10 +53,6 @@ error_log = logging.getLogger(ERROR_LOGGER)
 #: Bytes asked of the socket per read once a WebSocket is open: a 64 KiB message is one
 #: frame of 64 KiB + 14 bytes, which a 64 KiB read would cut in two (as HTTP/2's reads).
 WS_RECEIVE_SIZE = 262144
-
-#: What a request task enters where it has no cancel scope of its own (asyncio: its task
-#: handle cancels it).
-_NO_SCOPE = contextlib.nullcontext()
 
 #: What cancels one request task: its asyncio task, or on trio the cancel scope it runs in.
 _TaskHandle = asyncio.Task[object] | StreamScope
@@ -384,35 +379,40 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             tasks = self._stream_tasks = {}
         asyncio_tasks = self.state.asyncio_tasks
         if asyncio_tasks is not None:
-            # A plain asyncio task: its handle cancels it, no cancel scope per request.
-            tasks[stream] = asyncio_tasks.start_soon(
-                self._run_stream, stream, tasks, None, name=TASK_NAME
-            )
+            # A plain asyncio task: its handle cancels it, no cancel scope per request; it
+            # logs its own errors (``_run_stream``), so no done callback of ours looks.
+            tasks[stream] = asyncio_tasks.start_soon_quiet(self._run_stream(stream, tasks))
         else:
             scope = tasks[stream] = self.state.cancel_scope()
-            self.state.spawn(self._run_stream, stream, tasks, scope)
+            self.state.spawn(self._run_stream_in, stream, tasks, scope)
 
-    async def _run_stream(
+    async def _run_stream_in(
         self,
         stream: HTTPStream | WSStream,
         tasks: dict[HTTPStream | WSStream, _TaskHandle],
-        scope: StreamScope | None,
+        scope: StreamScope,
+    ) -> None:
+        """``_run_stream`` in the cancel scope that cancels it (trio)."""
+        with scope:
+            await self._run_stream(stream, tasks)
+
+    async def _run_stream(
+        self, stream: HTTPStream | WSStream, tasks: dict[HTTPStream | WSStream, _TaskHandle]
     ) -> None:
         """One request's task, in the server's task group: it must not raise (but for its
-        own cancellation, on asyncio)."""
-        with scope if scope is not None else _NO_SCOPE:
-            try:
-                await stream.run()
-            except Exception:
-                error_log.exception("Unexpected error on the connection from %s", self._peer())
-                self._broken = True
-                self._disconnect()
-            finally:
-                del tasks[stream]
-                if not tasks:
-                    if self._stream_tasks is tasks:
-                        self._stream_tasks = None
-                    self._streams_idle()
+        own cancellation)."""
+        try:
+            await stream.run()
+        except Exception:
+            error_log.exception("Unexpected error on the connection from %s", self._peer())
+            self._broken = True
+            self._disconnect()
+        finally:
+            del tasks[stream]
+            if not tasks:
+                if self._stream_tasks is tasks:
+                    self._stream_tasks = None
+                self._streams_idle()
 
     def _streams_idle(self) -> None:
         """The last running request task of the connection has ended."""
@@ -428,9 +428,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     async def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
     ) -> None:
-        self.protocol.send(Response(stream_id, status, headers))
-        self._queue_body(stream_id, body, end)
-        await self._write(self.protocol.data_to_send())
+        protocol = self.protocol
+        protocol.send(Response(stream_id, status, headers))
+        if body or end:  # _queue_body, without its call (once per response)
+            protocol.send_body(stream_id, body, end)
+        await self._write(protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
 
