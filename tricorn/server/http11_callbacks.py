@@ -207,7 +207,8 @@ class CallbackHTTP11Connection(HTTP11Connection):
             self._finish()
 
     def _streams_idle(self) -> None:
-        super()._streams_idle()
+        if self._streams_done is not None:  # super()._streams_idle(), without its call
+            self._streams_done.set()
         if self.pushed and self._closing:
             self._finish()
 

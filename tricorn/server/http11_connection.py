@@ -25,7 +25,7 @@ import anyio.lowlevel
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols import events
-from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
+from tricorn.protocols.events import Body, EndBody, Headers, Request
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
@@ -429,7 +429,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
     ) -> None:
         protocol = self.protocol
-        protocol.send(Response(stream_id, status, headers))
+        protocol.send_response(stream_id, status, headers)
         if body or end:  # _queue_body, without its call (once per response)
             protocol.send_body(stream_id, body, end)
         await self._write(protocol.data_to_send())
