@@ -84,7 +84,13 @@ class _Wakeup:
 class _Protocol(asyncio.Protocol):
     """Buffers what the transport reads and wakes the one reader and the one writer."""
 
-    def __init__(self, transport: asyncio.Transport, high_water: int) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        high_water: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """``loop``: the running loop when the caller knows it already."""
         self.transport = transport
         self.high_water = high_water
         self.buffer = bytearray()
@@ -98,7 +104,9 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         #: The reader waits here for bytes (or EOF); the writer for the transport to drain.
-        loop = self.loop = asyncio.get_running_loop()  # once per connection (see _Wakeup)
+        if loop is None:
+            loop = asyncio.get_running_loop()  # once per connection (see _Wakeup)
+        self.loop = loop
         self.readable = _Wakeup(loop)
         self.drained = _Wakeup(loop)
 

@@ -14,6 +14,7 @@ Over a plain socket, ``http.response.pathsend`` files go out with ``os.sendfile`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -58,6 +59,14 @@ WS_RECEIVE_SIZE = 262144
 _TaskHandle = asyncio.Task[object] | StreamScope
 
 
+@functools.cache
+def _httptools_protocol() -> type[HTTP11Protocol]:
+    """The httptools parser's protocol class, imported once (not per connection)."""
+    from tricorn.protocols.http11_httptools import HTTPToolsProtocol
+
+    return HTTPToolsProtocol
+
+
 def _header(headers: Headers, name: bytes) -> bytes | None:
     for key, value in headers:
         if key == name:
@@ -77,9 +86,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if config.http1_parser == "h11":
             protocol_class = H11Protocol
         elif config.http1_parser == "httptools":  # optional: imported only when chosen
-            from tricorn.protocols.http11_httptools import HTTPToolsProtocol
-
-            protocol_class = HTTPToolsProtocol
+            protocol_class = _httptools_protocol()
         settings = protocol_settings(config, HTTP11_SETTINGS)
         self.protocol = protocol_class(**settings, h2c_preface=True)
         #: What cancels each running request task of this connection (None when none runs).
