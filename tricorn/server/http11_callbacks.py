@@ -101,7 +101,10 @@ class CallbackHTTP11Connection(HTTP11Connection):
             if not self._paused and self._must_wait():
                 self._paused = True
                 self.stream._transport.pause_reading()
-            self._arm()
+            # A request in progress: its deadline is _body_deadline (``_deadline``), which
+            # is what _arm would find, without its two calls.
+            if self._current is None or self._body_deadline < self._timer_at:
+                self._arm()
 
     def _take(self, received: list[events.Event]) -> None:
         """``_handle`` for the events a pushed connection handles itself; the first other
