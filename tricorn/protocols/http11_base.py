@@ -138,7 +138,8 @@ class HTTP11Base:
     """One HTTP/1.1 server connection, without I/O, short of its request parser.
 
     Feed bytes with :meth:`receive_data`; it returns events. Answer each request with
-    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``) and write
+    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``; or
+    :meth:`send_response` and :meth:`send_body`, the same without the event objects) and write
     :meth:`data_to_send`. After a complete request the protocol is :attr:`paused` until the
     response to it has ended; then :meth:`next_events` parses requests already buffered
     (pipelining). When :attr:`should_close` is true, write what is left and close.
