@@ -439,20 +439,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         protocol.send_response(stream_id, status, headers)
         if body or end:  # _queue_body, without its call (once per response)
             protocol.send_body(stream_id, body, end)
-        data = protocol.data_to_send()
-        lock = self._write_lock
-        if not self._broken and self.state.metrics is None and lock.acquire_nowait():
-            # _write's uncontended case, without its coroutine (once per response).
-            try:
-                try:
-                    await self.transport.send(data)
-                finally:
-                    lock.release()
-            except DISCONNECT_ERRORS:
-                self._connection_lost()
-                raise ClientDisconnected("the client has gone away") from None
-        else:
-            await self._write(data)
+        await self._write(protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
 
