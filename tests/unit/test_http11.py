@@ -1386,3 +1386,30 @@ def test_h11_never_lets_the_body_bypass_its_writer() -> None:
     protocol.send(Response(1, 200, LENGTH_13))
     protocol.data_to_send()
     assert protocol.body_sendable_elsewhere(1) == 0
+
+
+def test_send_response_writes_what_sending_a_response_event_writes(make: Make) -> None:
+    """``send_response`` (the server's path, no event object) is ``send(Response(...))``."""
+    with_event, without = make(), make()
+    for protocol in (with_event, without):
+        protocol.receive_data(GET)
+    with_event.send(Response(1, 200, LENGTH_13))
+    without.send_response(1, 200, LENGTH_13)
+    expected = with_event.data_to_send()
+    assert expected.startswith(b"HTTP/1.1 200 ")
+    assert without.data_to_send() == expected
+
+
+def test_send_response_refuses_what_send_refuses(make: Make) -> None:
+    """A head for a stream that is not current, or a second head, names the same fault."""
+    for stream_id in (2, 1):
+        with_event, without = make(), make()
+        for protocol in (with_event, without):
+            protocol.receive_data(GET)
+            if stream_id == 1:
+                protocol.send(Response(1, 200, LENGTH_13))
+        with pytest.raises(LocalProtocolError) as by_event:
+            with_event.send(Response(stream_id, 200, LENGTH_13))
+        with pytest.raises(LocalProtocolError) as by_call:
+            without.send_response(stream_id, 200, LENGTH_13)
+        assert str(by_call.value) == str(by_event.value)

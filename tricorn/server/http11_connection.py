@@ -14,7 +14,7 @@ Over a plain socket, ``http.response.pathsend`` files go out with ``os.sendfile`
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import math
 import os
@@ -26,7 +26,7 @@ import anyio.lowlevel
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ClientDisconnected, LocalProtocolError
 from tricorn.protocols import events
-from tricorn.protocols.events import Body, EndBody, Headers, Request, Response
+from tricorn.protocols.events import Body, EndBody, Headers, Request
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.protocols.websocket import HandshakeError, parse_upgrade_request
@@ -46,7 +46,7 @@ from tricorn.server.sendfile import (
     FileSocket,
     file_socket,
 )
-from tricorn.server.state import TASK_NAME, StreamScope
+from tricorn.server.state import StreamScope
 from tricorn.server.ws_stream import WSStream
 
 error_log = logging.getLogger(ERROR_LOGGER)
@@ -55,12 +55,16 @@ error_log = logging.getLogger(ERROR_LOGGER)
 #: frame of 64 KiB + 14 bytes, which a 64 KiB read would cut in two (as HTTP/2's reads).
 WS_RECEIVE_SIZE = 262144
 
-#: What a request task enters where it has no cancel scope of its own (asyncio: its task
-#: handle cancels it).
-_NO_SCOPE = contextlib.nullcontext()
-
 #: What cancels one request task: its asyncio task, or on trio the cancel scope it runs in.
 _TaskHandle = asyncio.Task[object] | StreamScope
+
+
+@functools.cache
+def _httptools_protocol() -> type[HTTP11Protocol]:
+    """The httptools parser's protocol class, imported once (not per connection)."""
+    from tricorn.protocols.http11_httptools import HTTPToolsProtocol
+
+    return HTTPToolsProtocol
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:
@@ -82,9 +86,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if config.http1_parser == "h11":
             protocol_class = H11Protocol
         elif config.http1_parser == "httptools":  # optional: imported only when chosen
-            from tricorn.protocols.http11_httptools import HTTPToolsProtocol
-
-            protocol_class = HTTPToolsProtocol
+            protocol_class = _httptools_protocol()
         settings = protocol_settings(config, HTTP11_SETTINGS)
         self.protocol = protocol_class(**settings, h2c_preface=True)
         #: What cancels each running request task of this connection (None when none runs).
@@ -384,35 +386,40 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             tasks = self._stream_tasks = {}
         asyncio_tasks = self.state.asyncio_tasks
         if asyncio_tasks is not None:
-            # A plain asyncio task: its handle cancels it, no cancel scope per request.
-            tasks[stream] = asyncio_tasks.start_soon(
-                self._run_stream, stream, tasks, None, name=TASK_NAME
-            )
+            # A plain asyncio task: its handle cancels it, no cancel scope per request; it
+            # logs its own errors (``_run_stream``), so no done callback of ours looks.
+            tasks[stream] = asyncio_tasks.start_soon_quiet(self._run_stream(stream, tasks))
         else:
             scope = tasks[stream] = self.state.cancel_scope()
-            self.state.spawn(self._run_stream, stream, tasks, scope)
+            self.state.spawn(self._run_stream_in, stream, tasks, scope)
 
-    async def _run_stream(
+    async def _run_stream_in(
         self,
         stream: HTTPStream | WSStream,
         tasks: dict[HTTPStream | WSStream, _TaskHandle],
-        scope: StreamScope | None,
+        scope: StreamScope,
+    ) -> None:
+        """``_run_stream`` in the cancel scope that cancels it (trio)."""
+        with scope:
+            await self._run_stream(stream, tasks)
+
+    async def _run_stream(
+        self, stream: HTTPStream | WSStream, tasks: dict[HTTPStream | WSStream, _TaskHandle]
     ) -> None:
         """One request's task, in the server's task group: it must not raise (but for its
-        own cancellation, on asyncio)."""
-        with scope if scope is not None else _NO_SCOPE:
-            try:
-                await stream.run()
-            except Exception:
-                error_log.exception("Unexpected error on the connection from %s", self._peer())
-                self._broken = True
-                self._disconnect()
-            finally:
-                del tasks[stream]
-                if not tasks:
-                    if self._stream_tasks is tasks:
-                        self._stream_tasks = None
-                    self._streams_idle()
+        own cancellation)."""
+        try:
+            await stream.run()
+        except Exception:
+            error_log.exception("Unexpected error on the connection from %s", self._peer())
+            self._broken = True
+            self._disconnect()
+        finally:
+            del tasks[stream]
+            if not tasks:
+                if self._stream_tasks is tasks:
+                    self._stream_tasks = None
+                self._streams_idle()
 
     def _streams_idle(self) -> None:
         """The last running request task of the connection has ended."""
@@ -428,9 +435,11 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     async def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
     ) -> None:
-        self.protocol.send(Response(stream_id, status, headers))
-        self._queue_body(stream_id, body, end)
-        await self._write(self.protocol.data_to_send())
+        protocol = self.protocol
+        protocol.send_response(stream_id, status, headers)
+        if body or end:  # _queue_body, without its call (once per response)
+            protocol.send_body(stream_id, body, end)
+        await self._write(protocol.data_to_send())
         if end:
             await self._response_finished(stream_id)
 

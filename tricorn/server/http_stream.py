@@ -12,7 +12,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote
 
 import anyio
@@ -162,7 +162,9 @@ def build_scope(
         after_scheme = raw_path.partition(b"://")[2]
         slash = after_scheme.find(b"/")
         raw_path = after_scheme[slash:] if slash >= 0 else b"/"
-    path = unquote(raw_path.decode("ascii", "replace"))
+    path = raw_path.decode("ascii", "replace")
+    if "%" in path:  # unquote's own test, without its call
+        path = unquote(path)
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -183,15 +185,14 @@ def build_scope(
     }
 
 
-def _check_headers(value: object) -> Headers:
+def _check_headers(value: Any) -> Headers:
     # A list or tuple (what apps send) skips the ABC check, a cost per response.
     if type(value) not in (list, tuple) and (
         not isinstance(value, Iterable) or isinstance(value, bytes | str)
     ):
         raise ASGIMessageError(f"response headers must be an iterable of pairs, not {value!r}")
-    pairs = cast(Iterable[Any], value)
     headers: Headers = []
-    for pair in pairs:
+    for pair in value:
         try:
             name, header_value = pair
         except (TypeError, ValueError):

@@ -216,10 +216,6 @@ class WriteLock:
         self._locked = True
         return True
 
-    def release(self) -> None:
-        """Release what ``acquire_nowait`` took."""
-        self._release()
-
     async def __aenter__(self) -> None:
         if not self._locked and not self._waiters:
             # Taken before any yield: writers get the lock in the order they asked for it,
@@ -253,3 +249,6 @@ class WriteLock:
                 self._waiters = None  # back to the lean state once nobody waits
         else:
             self._locked = False
+
+    #: Release what ``acquire_nowait`` took (``_release`` itself: no second call).
+    release = _release
