@@ -439,16 +439,14 @@ async def test_statsd_timers_past_the_sample_size_are_a_sample_with_its_rate() -
     lines = parse_statsd(datagrams)
     requests = [float(value) for name, value, kind, _ in lines if name == REQUESTS_LINE]
     assert requests == [count]
-    timings = [rest for name, *rest in lines if name == "tricorn.request_duration"]
+    timings = [line for line in lines if line[0] == "tricorn.request_duration"]
     assert len(timings) == STATSD_MAX_TIMINGS
-    rate = f"@{STATSD_MAX_TIMINGS / count:.4g}"
-    assert all(kind == "ms" and float(value) >= 0 for value, kind, _ in timings)
-    assert all(f"|ms|{rate}" in line for line in _raw_lines(datagrams, "tricorn.request_duration:"))
-
-
-def _raw_lines(datagrams: list[bytes], start: str) -> list[str]:
-    lines = [line for d in datagrams for line in d.decode().split("\n")]
-    return [line for line in lines if line.startswith(start)]
+    assert all(kind == "ms" and float(value) >= 0 for _, value, kind, _ in timings)
+    # Each line stands for count / STATSD_MAX_TIMINGS requests: statsd's "|@rate".
+    rate = f"|@{STATSD_MAX_TIMINGS / count:.4g}"
+    raw = [line for datagram in datagrams for line in datagram.decode().split("\n")]
+    sampled = [line for line in raw if line.startswith("tricorn.request_duration:")]
+    assert len(sampled) == STATSD_MAX_TIMINGS and all(rate in line for line in sampled)
 
 
 # --- workers > 1: the supervisor exports per-worker series and the sums --------------------
