@@ -115,13 +115,14 @@ def micro() -> tuple[float, float]:
 
     metrics = Metrics()
     scope = {"http_version": "1.1", "method": "GET"}
+    counters = metrics.protocols[0]
 
     def ours() -> None:
-        metrics.bytes_received[0] += 40
-        metrics.streams_started[0] += 1
-        metrics.bytes_sent[0] += 120
+        counters.bytes_received += 40
+        counters.streams_started += 1
+        counters.bytes_sent += 120
         metrics.response_done(scope, 200, metrics.clock())
-        metrics.streams_done += 1
+        counters.streams_done += 1
 
     registry = CollectorRegistry()
     requests = Counter("r_total", "", ["protocol", "method", "status"], registry=registry)

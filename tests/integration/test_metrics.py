@@ -44,6 +44,7 @@ from tests.integration.test_workers import (
     wait_until,
 )
 from tricorn.server.asgi_types import Receive, Scope, Send
+from tricorn.server.metrics import STATSD_MAX_TIMINGS
 
 pytestmark = pytest.mark.anyio
 
@@ -404,6 +405,48 @@ async def test_statsd_sends_every_count_exactly_once_across_flushes() -> None:
 
 
 REQUESTS_LINE = "tricorn.requests.http_1_1.GET.2xx.ok"
+
+
+async def test_statsd_timers_past_the_sample_size_are_a_sample_with_its_rate() -> None:
+    """More requests in one interval than the sample holds: the flush (here the last one,
+    at shutdown) counts every request and sends exactly STATSD_MAX_TIMINGS timer lines,
+    each with the sample rate, every value one of a request's durations (>= 0)."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+    receiver.setblocking(False)
+    port = receiver.getsockname()[1]
+    count = STATSD_MAX_TIMINGS + STATSD_MAX_TIMINGS // 4
+    datagrams: list[bytes] = []
+    try:
+        settings: dict[str, Any] = {"statsd_host": f"127.0.0.1:{port}", "statsd_interval": 3600}
+        async with serving(app, **settings) as server:
+            stream = await open_raw(server)
+            async with stream:
+                # Pipelined, in batches: the server answers them one after another.
+                for start in range(0, count, 50):
+                    batch = min(50, count - start)
+                    await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * batch)
+                    for _ in range(batch):
+                        assert (await read_response(stream)).startswith(b"HTTP/1.1 200 ")
+        while True:  # the flush at shutdown went out before serve returned
+            try:
+                datagrams.append(receiver.recv(65536))
+            except BlockingIOError:
+                break
+    finally:
+        receiver.close()
+    lines = parse_statsd(datagrams)
+    requests = [float(value) for name, value, kind, _ in lines if name == REQUESTS_LINE]
+    assert requests == [count]
+    timings = [line for line in lines if line[0] == "tricorn.request_duration"]
+    assert len(timings) == STATSD_MAX_TIMINGS
+    assert all(kind == "ms" and float(value) >= 0 for _, value, kind, _ in timings)
+    # Each line stands for count / STATSD_MAX_TIMINGS requests: statsd's "|@rate".
+    rate = f"|@{STATSD_MAX_TIMINGS / count:.4g}"
+    raw = [line for datagram in datagrams for line in datagram.decode().split("\n")]
+    sampled = [line for line in raw if line.startswith("tricorn.request_duration:")]
+    assert len(sampled) == STATSD_MAX_TIMINGS and all(rate in line for line in sampled)
 
 
 # --- workers > 1: the supervisor exports per-worker series and the sums --------------------

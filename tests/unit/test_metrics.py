@@ -113,6 +113,54 @@ def test_duration_lands_in_its_bucket() -> None:
     assert histogram[-1] == pytest.approx(100.0215)
 
 
+def test_requests_and_durations_add_up_by_labels_and_by_protocol() -> None:
+    """Each request is one count by its labels and its duration's bucket together: the
+    snapshot adds the buckets up for ``requests_total`` and the labels up for each
+    protocol's histogram, with the requests cut short (counted apart) in both."""
+    metrics = Metrics()
+    now = 1000.0
+    metrics.clock = lambda: now
+    answered = [
+        ("1.1", "GET", 200, 0.0004),  # bucket 0 (le 0.001)
+        ("1.1", "GET", 204, 0.3),  # le 0.5
+        ("1.0", "GET", 200, 7.0),  # le 10; HTTP/1.0 counts as http/1.1
+        ("2", "POST", 404, 0.002),  # le 0.0025
+        ("2", "GET", 200, 0.0004),
+        ("3", "BREW", 500, 100.0),  # +Inf; a method of "other"
+    ]
+    for version, method, status, seconds in answered:
+        metrics.response_done({"http_version": version, "method": method}, status, now - seconds)
+    metrics.response_cut({"http_version": "2", "method": "GET"}, 200, "client_gone", now - 0.3)
+    metrics.request_ended(0, None, 400, "rejected", 0.0)
+    snapshot = metrics.snapshot()
+    assert snapshot["requests_total"] == {
+        ("http/1.1", "GET", "2xx", "ok"): 3,
+        ("h2", "POST", "4xx", "ok"): 1,
+        ("h2", "GET", "2xx", "ok"): 1,
+        ("h3", "other", "5xx", "ok"): 1,
+        ("h2", "GET", "2xx", "client_gone"): 1,
+        ("http/1.1", "other", "4xx", "rejected"): 1,
+    }
+
+    def bucket(bound: float) -> int:
+        return DURATION_BUCKETS.index(bound)
+
+    histograms = snapshot["request_duration_seconds"]
+    expected = {
+        ("http/1.1",): {0: 2, bucket(0.5): 1, bucket(10.0): 1},
+        ("h2",): {0: 1, bucket(0.0025): 1, bucket(0.5): 1},
+        ("h3",): {len(DURATION_BUCKETS): 1},
+    }
+    assert set(histograms) == set(expected)
+    for protocol, counts in expected.items():
+        histogram = histograms[protocol]
+        assert len(histogram) == len(DURATION_BUCKETS) + 2
+        assert {i: n for i, n in enumerate(histogram[:-1]) if n} == counts, protocol
+    assert histograms[("http/1.1",)][-1] == pytest.approx(0.0004 + 0.3 + 7.0)
+    assert histograms[("h2",)][-1] == pytest.approx(0.002 + 0.0004 + 0.3)
+    assert histograms[("h3",)][-1] == pytest.approx(100.0)
+
+
 def test_connections_websockets_and_in_flight() -> None:
     metrics = Metrics()
     metrics.connection_opened(0)

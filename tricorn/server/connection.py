@@ -139,6 +139,10 @@ class Connection(Generic[ProtocolT]):
         if self.EXTENSIONS:
             offered = {**offered, **{name: {} for name in self.EXTENSIONS}}
         self.extensions = offered
+        metrics = state.metrics
+        #: This protocol's counts (``metrics.ProtocolCounters``): reads, writes, streams;
+        #: None when no metric is exported.
+        self._counters = None if metrics is None else metrics.protocols[self.METRICS_INDEX]
         self._write_lock = state.write_lock()
         #: The reader stops at its next look (``_stop_reading``).
         self._closing = False
@@ -291,8 +295,8 @@ class Connection(Generic[ProtocolT]):
             send, size = cast(_Send, self._send_chunks), sum(map(len, data))
         else:
             send, size = cast(_Send, self.transport.send), len(data)
-        if (metrics := self.state.metrics) is not None:
-            metrics.bytes_sent[self.METRICS_INDEX] += size
+        if (counters := self._counters) is not None:
+            counters.bytes_sent += size
         lock = self._write_lock
         try:
             if lock.acquire_nowait(skip_yield=skip_yield):
@@ -346,15 +350,15 @@ class Connection(Generic[ProtocolT]):
 
     def _new_http_stream(self, request: Request) -> HTTPStream:
         """Every HTTP request of every protocol starts here: the place for a request count."""
+        if (counters := self._counters) is not None:
+            counters.streams_started += 1
         state = self.state
-        if (metrics := state.metrics) is not None:
-            metrics.streams_started[self.METRICS_INDEX] += 1
         return HTTPStream(self, request, self._scope(request), state.app, state, state.access_log)
 
     def _new_websocket_stream(self, request: Request, info: WebSocketRequestInfo) -> WSStream:
         """Every WebSocket of every protocol starts here (its handshake was valid)."""
-        if (metrics := self.state.metrics) is not None:
-            metrics.streams_started[self.METRICS_INDEX] += 1
+        if (counters := self._counters) is not None:
+            counters.streams_started += 1
         scope = websocket_scope(self._scope(request), info)
         return WSStream(self, request, info, scope, self.state.app, self.state)
 
@@ -362,12 +366,14 @@ class Connection(Generic[ProtocolT]):
         """Every stream's app (HTTP or WebSocket) ends here, on every protocol: called by
         ``stream_done``. ``stream`` is the stream it may be (a ``WSStream`` of that id whose
         handshake was accepted ends an open WebSocket)."""
-        if (metrics := self.state.metrics) is not None:
-            metrics.streams_done += 1
+        if (counters := self._counters) is not None:
+            counters.streams_done += 1
             if (
-                isinstance(stream, WSStream)
+                stream is not None
+                and isinstance(stream, WSStream)
                 and stream.stream_id == stream_id
                 and stream.protocol is not None  # accepted: it was an open WebSocket
+                and (metrics := self.state.metrics) is not None
             ):
                 metrics.ws_open -= 1
 

@@ -87,8 +87,8 @@ class CallbackHTTP11Connection(HTTP11Connection):
         """``data_received`` while pushed: what the reader task does with one read."""
         if self._closing:  # stopped: what comes now is not read as requests
             return
-        if (metrics := self.state.metrics) is not None:
-            metrics.bytes_received[0] += len(data)
+        if (counters := self._counters) is not None:
+            counters.bytes_received += len(data)
         protocol = self.protocol
         had_partial_head = protocol.has_partial_head
         self._take(protocol.receive_data(data))

@@ -186,7 +186,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
     async def _read_until_closed(self, scope: anyio.CancelScope) -> None:
         protocol = self.protocol
         transport = self.transport
-        metrics = self.state.metrics
+        counters = self._counters
         while not self._closing:
             # A deadline moves earlier at once; one that moves later (a request starts: inf;
             # it ends: a new idle deadline) stays where it was while what this reader awaits
@@ -219,8 +219,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 self._receiving = False
             if self._closing:
                 return  # stopped while the bytes came: they are not read as requests
-            if metrics is not None:
-                metrics.bytes_received[0] += len(data)
+            if counters is not None:
+                counters.bytes_received += len(data)
             if self._websocket is not None:
                 await self._websocket.feed_data(data)
                 if not data:
@@ -488,8 +488,8 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
                 raise
             finally:
                 protocol.body_sent_elsewhere(stream_id, sent)
-                if (metrics := self.state.metrics) is not None:
-                    metrics.bytes_sent[self.METRICS_INDEX] += sent  # beside _write
+                if (counters := self._counters) is not None:
+                    counters.bytes_sent += sent  # beside _write
         return sent
 
     async def _sendfile_piece(

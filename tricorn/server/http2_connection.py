@@ -202,8 +202,8 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
                     self._peer_gone = True
                 finally:
                     self._receiving = False
-            if (metrics := self.state.metrics) is not None:
-                metrics.bytes_received[1] += len(data)
+            if (counters := self._counters) is not None:
+                counters.bytes_received += len(data)
             self._read_scope = None
             if scope.cancelled_caught:
                 if self._closing:
@@ -366,8 +366,8 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
             self._unflushed = 0
             if not data:
                 return
-            if (metrics := self.state.metrics) is not None:
-                metrics.bytes_sent[1] += len(data)
+            if (counters := self._counters) is not None:
+                counters.bytes_sent += len(data)
             try:
                 await self.transport.send(data)
             except DISCONNECT_ERRORS:

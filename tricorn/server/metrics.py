@@ -1,12 +1,15 @@
 """Counters and histograms of one server (their export is ``metrics_export.py``).
 
 The request path only adds to plain ints (``Metrics``): no locks, no label lookups in a
-library, no allocation per request. A scrape turns them into a ``Snapshot`` (plain data:
-the same shape whether it comes from this process or, as JSON, from a worker), which
-``metrics_export`` renders for Prometheus or sends as statsd, and which
-``tricorn.process.metrics`` adds up across workers.
+library, no formatting and no socket per request. A read, a write, a stream's start and
+end each add to one attribute of their protocol's ``ProtocolCounters``; a response's end
+is one call (``response_done``: one count by labels and duration bucket together, one sum,
+and the statsd sample's counter). A scrape or a statsd flush turns them into a
+``Snapshot`` (plain data: the same shape whether it comes from this process or, as JSON,
+from a worker), which ``metrics_export`` renders for Prometheus or formats as statsd
+lines, and which ``tricorn.process.metrics`` adds up across workers.
 
-Every label is bounded: protocol (``http/1.1``, ``h2``), method (the standard methods and
+Every label is bounded: protocol (``http/1.1``, ``h2``, ``h3``), method (the standard methods and
 ``other``), status class, HTTP/2 error code names, named kinds of protocol errors and abuse
 limits. Never a path or a client address.
 """
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 error_log = logging.getLogger(ERROR_LOGGER)
 _random = random.random
+_log1p = math.log1p
 
 #: The protocol label of connections, requests and bytes: a connection class's
 #: ``METRICS_INDEX`` is its place here.
@@ -49,12 +53,21 @@ STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx", "none")
 _NO_STATUS = len(STATUS_CLASSES) - 1
 #: status // 100 (statuses are 100..999) -> its place in STATUS_CLASSES.
 _STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
-#: Where h2's counts start in ``Metrics.requests``.
+#: The requests answered completely (outcome ok) are counted by *slot*: one per (protocol,
+#: method, status class), (protocol * len(METHODS) + method) * len(STATUS_CLASSES) + status
+#: class. Where h2's slots start:
 _PROTOCOL_STRIDE = len(METHODS) * len(STATUS_CLASSES)
-#: A method's first place in ``Metrics.requests`` (its index times the status classes), and
-#: a status's offset from there (100..999; the rest of the list is never read).
-_METHOD_SLOT = {method: index * len(STATUS_CLASSES) for index, method in enumerate(METHODS)}
-_OTHER_METHOD_SLOT = _OTHER_METHOD * len(STATUS_CLASSES)
+_SLOT_COUNT = len(PROTOCOLS) * _PROTOCOL_STRIDE
+#: A scope's ``http_version`` -> its method -> the method's first slot (its status class is
+#: added); HTTP/1.0 and 1.1 are both "http/1.1".
+_SLOTS = {
+    version: {
+        method: protocol * _PROTOCOL_STRIDE + index * len(STATUS_CLASSES)
+        for index, method in enumerate(METHODS[:-1])
+    }
+    for version, protocol in (("1.0", HTTP1), ("1.1", HTTP1), ("2", HTTP2), ("3", HTTP3))
+}
+#: A status's offset from its method's first slot (100..999; the rest is never read).
 _STATUS_SLOT = [_STATUS_INDEX[status // 100] for status in range(1000)]
 #: Request duration buckets, seconds: from a cached hello world to a slow upload.
 DURATION_BUCKETS = (
@@ -163,27 +176,49 @@ def tls_failure_reason(message: str) -> str:
 # --- counting ---------------------------------------------------------------------------
 
 
+class ProtocolCounters:
+    """The counts of one protocol label that its connections update themselves, per read,
+    write and stream: each connection holds its protocol's (``Connection._counters``), so
+    that each count is one attribute away (``counters.bytes_sent += size``)."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "connections_open",
+        "connections_total",
+        "streams_done",
+        "streams_started",
+    )
+
+    def __init__(self) -> None:
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.connections_open = 0
+        #: Connections closed (not handed off to another protocol).
+        self.connections_total = 0
+        #: App instances started (HTTP requests and WebSockets) and ended: the difference,
+        #: summed over the protocols, is in flight.
+        self.streams_started = 0
+        self.streams_done = 0
+
+
 class Metrics:
     """The counters of one server (one ``serve``), incremented from its event loop only."""
 
     __slots__ = (
         "_timings_weight",
         "abuse",
-        "bytes_received",
-        "bytes_sent",
         "clock",
-        "connections_open",
-        "connections_total",
+        "cut_duration_sums",
+        "cut_durations",
         "duration_sums",
-        "durations",
         "goaways",
         "protocol_errors",
+        "protocols",
         "proxy_protocol",
         "requests",
         "requests_cut",
         "resets",
-        "streams_done",
-        "streams_started",
         "timings",
         "timings_next",
         "timings_seen",
@@ -196,22 +231,20 @@ class Metrics:
 
     def __init__(self, *, timings: int = 0) -> None:
         self.clock = time.monotonic
-        n = len(PROTOCOLS)
-        self.connections_open = [0] * n
-        self.connections_total = [0] * n
-        self.bytes_received = [0] * n
-        self.bytes_sent = [0] * n
-        #: Requests whose outcome is "ok", flat: (protocol * len(METHODS) + method) *
-        #: len(STATUS_CLASSES) + status class; the others (rare) by their labels.
-        self.requests = [0] * (n * len(METHODS) * len(STATUS_CLASSES))
-        #: (protocol, method, status class, outcome) -> count, for outcomes other than ok.
+        #: Per protocol label (``PROTOCOLS``): connections, bytes, streams.
+        self.protocols = tuple(ProtocolCounters() for _ in PROTOCOLS)
+        #: Requests answered completely (outcome ok), by slot (``_SLOTS``) and duration
+        #: bucket, flat: ``bucket * _SLOT_COUNT + slot`` (the last bucket is +Inf). One count
+        #: per request says both its labels and its duration bucket; a snapshot adds them
+        #: up into ``requests_total`` and the histogram.
+        self.requests = [0] * ((len(DURATION_BUCKETS) + 1) * _SLOT_COUNT)
+        #: Their durations' sums, by slot.
+        self.duration_sums = [0.0] * _SLOT_COUNT
+        #: (protocol, method, status class, outcome) -> count, for outcomes other than ok;
+        #: their durations per protocol: a count per bucket, and the sums.
         self.requests_cut: dict[tuple[str, ...], int] = {}
-        #: Per protocol: a count per duration bucket (the last is +Inf); and the sums.
-        self.durations = [[0] * (len(DURATION_BUCKETS) + 1) for _ in PROTOCOLS]
-        self.duration_sums = [0.0] * n
-        #: App instances started (per protocol) and ended: in flight is the difference.
-        self.streams_started = [0] * n
-        self.streams_done = 0
+        self.cut_durations = [[0] * (len(DURATION_BUCKETS) + 1) for _ in PROTOCOLS]
+        self.cut_duration_sums = [0.0] * len(PROTOCOLS)
         self.ws_open = 0
         self.ws_total = 0
         self.ws_messages_received = 0
@@ -225,34 +258,36 @@ class Metrics:
         self.tls_failures: dict[str, int] = {}
         #: PROXY protocol step results (``PROXY_RESULTS``) -> count.
         self.proxy_protocol: dict[str, int] = {}
-        #: For statsd: up to ``timings`` request durations (ms) sampled since the last flush
-        #: (a reservoir sample), and how many requests there were.
+        #: For statsd: up to ``STATSD_MAX_TIMINGS`` request durations (ms) sampled since the
+        #: last flush (a reservoir sample), and how many requests there were.
         self.timings: list[float] | None = [] if timings else None
         self.timings_seen = 0
-        #: Once the sample is full: the count of the next duration that goes into it.
-        self.timings_next = 0
+        #: The count of the next duration that goes into the sample: each one until it is
+        #: full, then one drawn ahead (``_take_timing``).
+        self.timings_next = 1
         self._timings_weight = 0.0
 
     # --- the hooks (each called from one place; see connection.py) ---------------------
 
     def connection_opened(self, protocol: int) -> None:
-        self.connections_open[protocol] += 1
+        self.protocols[protocol].connections_open += 1
 
     def connection_closed(self, protocol: int, handed_off: bool) -> None:
         """Counted in the total when it closes, unless it goes on in another protocol (h2c:
         the HTTP/1.1 connection that read the preface or the upgrade becomes an h2 one)."""
-        self.connections_open[protocol] -= 1
+        counters = self.protocols[protocol]
+        counters.connections_open -= 1
         if not handed_off:
-            self.connections_total[protocol] += 1
+            counters.connections_total += 1
 
     def stream_started(self, protocol: int) -> None:
         """An HTTP request or a WebSocket handshake starts its app instance (the connection
-        inlines this: ``streams_started[protocol] += 1``)."""
-        self.streams_started[protocol] += 1
+        inlines this: ``counters.streams_started += 1``)."""
+        self.protocols[protocol].streams_started += 1
 
-    def stream_done(self, websocket_open: bool) -> None:
+    def stream_done(self, websocket_open: bool, protocol: int = HTTP1) -> None:
         """A stream's app instance ended (inlined by the connection too)."""
-        self.streams_done += 1
+        self.protocols[protocol].streams_done += 1
         if websocket_open:
             self.ws_open -= 1
 
@@ -261,34 +296,29 @@ class Metrics:
         self.ws_total += 1
 
     def response_done(self, scope: Mapping[str, Any], status: int, start_time: float) -> None:
-        """A response was sent completely, outcome ok (where the access line is written)."""
+        """A response was sent completely, outcome ok (where the access line is written):
+        everything a request counts, in one call."""
         # Written for speed: this runs once per request (tricorn.server.metrics docstring):
         # no call but the clock's in the common case (a known method, a duration in the
-        # first bucket, no statsd sample to replace), dict and list subscripts that the
-        # interpreter specialises, no allocation but the duration's float.
+        # first bucket, a duration the statsd sample does not take), dict and list
+        # subscripts that the interpreter specialises, two counts (the slot-and-bucket, the
+        # sum), no allocation but the duration's float and the counts' ints.
         duration = self.clock() - start_time
         try:
-            slot = _METHOD_SLOT[scope["method"]] + _STATUS_SLOT[status]
+            slot = _SLOTS[scope["http_version"]][scope["method"]] + _STATUS_SLOT[status]
         except KeyError:
-            slot = _OTHER_METHOD_SLOT + _STATUS_SLOT[status]
-        protocol = _VERSION_INDEX.get(scope["http_version"], HTTP1)
-        self.requests[protocol * _PROTOCOL_STRIDE + slot] += 1
-        self.duration_sums[protocol] += duration
-        histogram = self.durations[protocol]
+            slot = _odd_slot(scope, status)
+        self.duration_sums[slot] += duration
         if duration <= _FIRST_BUCKET:
-            histogram[0] += 1
+            self.requests[slot] += 1
         else:
-            histogram[bisect_left(DURATION_BUCKETS, duration)] += 1
+            self.requests[bisect_left(DURATION_BUCKETS, duration) * _SLOT_COUNT + slot] += 1
         timings = self.timings
         if timings is not None:
             seen = self.timings_seen + 1
             self.timings_seen = seen
-            if seen <= STATSD_MAX_TIMINGS:
-                timings.append(duration * 1000.0)
-                if seen == STATSD_MAX_TIMINGS:
-                    self._skip_ahead(seen)
-            elif seen == self.timings_next:
-                self._replace_timing(timings, seen, duration * 1000.0)
+            if seen == self.timings_next:
+                self._take_timing(timings, seen, duration * 1000.0)
 
     def response_cut(
         self, scope: Mapping[str, Any], status: int, outcome: str, start_time: float
@@ -307,10 +337,9 @@ class Metrics:
         status_label = STATUS_CLASSES[_STATUS_INDEX[status // 100] if status else _NO_STATUS]
         key = (PROTOCOLS[protocol], method_label, status_label, outcome)
         self.requests_cut[key] = self.requests_cut.get(key, 0) + 1
-        self.duration_sums[protocol] += duration
-        self.durations[protocol][bisect_left(DURATION_BUCKETS, duration)] += 1
-        if self.timings is not None:
-            self.sample_timing(duration * 1000.0)
+        self.cut_duration_sums[protocol] += duration
+        self.cut_durations[protocol][bisect_left(DURATION_BUCKETS, duration)] += 1
+        self.sample_timing(duration * 1000.0)
 
     def proxy_protocol_result(self, result: str) -> None:
         """The PROXY protocol step of one connection ended (``PROXY_RESULTS``)."""
@@ -319,40 +348,36 @@ class Metrics:
     def sample_timing(self, milliseconds: float) -> None:
         """Offer one duration to the statsd sample (``response_done`` inlines this)."""
         timings = self.timings
-        if timings is None:
-            return
-        seen = self.timings_seen + 1
-        self.timings_seen = seen
-        if seen <= STATSD_MAX_TIMINGS:
-            timings.append(milliseconds)
-            if seen == STATSD_MAX_TIMINGS:
-                self._skip_ahead(seen)
-        elif seen == self.timings_next:
-            self._replace_timing(timings, seen, milliseconds)
+        if timings is not None:
+            seen = self.timings_seen + 1
+            self.timings_seen = seen
+            if seen == self.timings_next:
+                self._take_timing(timings, seen, milliseconds)
 
     # The sample is a reservoir (every duration of the interval equally likely to be in it)
     # kept with Li's "Algorithm L": once it is full, the number of durations to pass over
     # before the next one that replaces a random element is drawn at once, so that most
-    # requests only compare ``timings_seen`` with ``timings_next`` (a random draw for each,
-    # the plain reservoir algorithm, cost a third of the metrics' instructions per request).
+    # requests only compare ``timings_seen`` with ``timings_next``. The weight W (the
+    # largest of the sample's random keys) shrinks by U ** (1/k) at each replacement, and
+    # the durations passed over before the next follow a geometric law of parameter W.
 
-    def _skip_ahead(self, seen: int) -> None:
-        """The sample is full at ``seen``: draw the first duration to replace one."""
-        self._timings_weight = math.exp(math.log(1.0 - _random()) / STATSD_MAX_TIMINGS)
-        self._draw_next(seen)
-
-    def _draw_next(self, seen: int) -> None:
-        weight = self._timings_weight
+    def _take_timing(self, timings: list[float], seen: int, milliseconds: float) -> None:
+        """Duration number ``seen`` goes into the sample: appended while it is not full,
+        else in place of a random one; then the next one to take is drawn."""
+        if seen <= STATSD_MAX_TIMINGS:
+            timings.append(milliseconds)
+            if seen < STATSD_MAX_TIMINGS:
+                self.timings_next = seen + 1
+                return
+            weight = (1.0 - _random()) ** _INVERSE_MAX_TIMINGS  # full: the first W
+        else:
+            timings[int(_random() * STATSD_MAX_TIMINGS)] = milliseconds
+            weight = self._timings_weight * (1.0 - _random()) ** _INVERSE_MAX_TIMINGS
+        self._timings_weight = weight
         if weight >= 1.0:  # a draw of exactly 0 (2**-53): take the very next one
             self.timings_next = seen + 1
-            return
-        skip = math.floor(math.log(1.0 - _random()) / math.log(1.0 - weight))
-        self.timings_next = seen + skip + 1
-
-    def _replace_timing(self, timings: list[float], seen: int, milliseconds: float) -> None:
-        timings[int(_random() * STATSD_MAX_TIMINGS)] = milliseconds
-        self._timings_weight *= math.exp(math.log(1.0 - _random()) / STATSD_MAX_TIMINGS)
-        self._draw_next(seen)
+        else:
+            self.timings_next = seen + 1 + math.floor(math.log(1.0 - _random()) / _log1p(-weight))
 
     def protocol_error(self, protocol: str, kind: str) -> None:
         key = (protocol, kind)
@@ -412,30 +437,44 @@ class Metrics:
     def snapshot(self) -> Snapshot:
         """Every series now, as plain data (see ``Snapshot``)."""
         s: Snapshot = {}
-        s["connections_open"] = _by_protocol(self.connections_open)
-        s["connections_total"] = _by_protocol(self.connections_total)
-        s["received_bytes_total"] = _by_protocol(self.bytes_received)
-        s["sent_bytes_total"] = _by_protocol(self.bytes_sent)
-        requests: dict[tuple[str, ...], Any] = {}
+        protocols = self.protocols
+        s["connections_open"] = _by_protocol([p.connections_open for p in protocols])
+        s["connections_total"] = _by_protocol([p.connections_total for p in protocols])
+        s["received_bytes_total"] = _by_protocol([p.bytes_received for p in protocols])
+        s["sent_bytes_total"] = _by_protocol([p.bytes_sent for p in protocols])
+        by_slot = [0] * _SLOT_COUNT
+        histograms = [list(cut) for cut in self.cut_durations]
         for index, count in enumerate(self.requests):
             if count:
-                rest, status = divmod(index, len(STATUS_CLASSES))
+                bucket, slot = divmod(index, _SLOT_COUNT)
+                by_slot[slot] += count
+                histograms[slot // _PROTOCOL_STRIDE][bucket] += count
+        requests: dict[tuple[str, ...], Any] = {}
+        for slot, count in enumerate(by_slot):
+            if count:
+                rest, status = divmod(slot, len(STATUS_CLASSES))
                 protocol, method = divmod(rest, len(METHODS))
                 labels = (PROTOCOLS[protocol], METHODS[method], STATUS_CLASSES[status], "ok")
                 requests[labels] = count
         requests.update(self.requests_cut)
         s["requests_total"] = requests
+        sums = self.duration_sums
         s["request_duration_seconds"] = {
-            (PROTOCOLS[protocol],): [*histogram, self.duration_sums[protocol]]
-            for protocol, histogram in enumerate(self.durations)
+            (PROTOCOLS[protocol],): [
+                *histogram,
+                math.fsum(sums[protocol * _PROTOCOL_STRIDE : (protocol + 1) * _PROTOCOL_STRIDE])
+                + self.cut_duration_sums[protocol],
+            ]
+            for protocol, histogram in enumerate(histograms)
             if any(histogram)
         }
-        s["requests_in_flight"] = {(): sum(self.streams_started) - self.streams_done}
+        started = sum(p.streams_started for p in protocols)
+        s["requests_in_flight"] = {(): started - sum(p.streams_done for p in protocols)}
         s["websocket_connections_open"] = {(): self.ws_open}
         s["websocket_connections_total"] = {(): self.ws_total}
         s["websocket_messages_received_total"] = {(): self.ws_messages_received}
         s["websocket_messages_sent_total"] = {(): self.ws_messages_sent}
-        s["http2_streams_total"] = {(): self.streams_started[HTTP2]}
+        s["http2_streams_total"] = {(): protocols[HTTP2].streams_started}
         for direction in ("sent", "received"):
             s[f"http2_resets_{direction}_total"] = {
                 (code,): n for (way, code), n in self.resets.items() if way == direction
@@ -458,8 +497,15 @@ class Metrics:
         if self.timings is not None:
             self.timings = []
         self.timings_seen = 0
-        self.timings_next = 0
+        self.timings_next = 1
         return timings, seen
+
+
+def _odd_slot(scope: Mapping[str, Any], status: int) -> int:
+    """The slot of a request ``_SLOTS`` does not name: a method of "other"."""
+    protocol = _VERSION_INDEX.get(scope["http_version"], HTTP1)
+    method = _METHOD_INDEX.get(scope["method"], _OTHER_METHOD)
+    return (protocol * len(METHODS) + method) * len(STATUS_CLASSES) + _STATUS_SLOT[status]
 
 
 def _by_protocol(values: list[int]) -> dict[tuple[str, ...], Any]:
@@ -593,6 +639,7 @@ def snapshot_from_json(data: bytes) -> Snapshot:
 #: Request durations kept per flush for statsd timers (a uniform sample past this; the
 #: timer lines then carry the sample rate).
 STATSD_MAX_TIMINGS = 1000
+_INVERSE_MAX_TIMINGS = 1.0 / STATSD_MAX_TIMINGS
 
 
 # --- wiring into serve ------------------------------------------------------------------

@@ -579,8 +579,8 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
         datagrams = self.protocol.datagrams_to_send(anyio.current_time())
         if datagrams:
             sent = await self.endpoint.send(datagrams)
-            if (metrics := self.state.metrics) is not None:
-                metrics.bytes_sent[self.METRICS_INDEX] += sent
+            if (counters := self._counters) is not None:
+                counters.bytes_sent += sent
 
     # --- StreamOwner --------------------------------------------------------------------
 
