@@ -1047,6 +1047,28 @@ class HTTP2Protocol(FrameScanner):
         if end_stream:
             self._local_end(stream)
 
+    def respond(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, *, end_stream: bool
+    ) -> bool:
+        """A response head and its first body bytes at once (most responses are one of each):
+        True once both are queued (``end_stream``: the body is the whole response). False,
+        with nothing queued, when the windows do not take all of ``body`` now, or the stream
+        is not open: then ``send_response``, and ``send_data`` as ``sendable`` allows."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.local_closed or self._closed:
+            return False
+        if body and not stream.head:
+            h2 = self._h2
+            h2_stream = h2.streams.get(stream_id)
+            if h2_stream is None or len(body) > min(
+                h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window
+            ):
+                return False
+        self.send_response(stream_id, status, headers)
+        if body or end_stream:
+            self.send_data(stream_id, body, end_stream=end_stream)
+        return True
+
     def _send_block(self, stream_id: int, block: Headers, end_stream: bool) -> None:
         """A response head or trailers: HPACK-encoded and framed here, not by h2 (its send
         path was a third of the cost of a small response); h2's state machines are given the
