@@ -146,3 +146,42 @@ def test_a_header_list_between_the_limit_and_twice_it_is_answered_431() -> None:
     got = pair.to_client()
     assert of(got, h2e.ResponseReceived)[0].headers == [(b":status", b"431")]
     assert not of(events, StreamReset)
+
+
+def test_respond_sends_head_and_body_in_one_call_when_the_window_takes_it() -> None:
+    pair = Pair()
+    stream_id, _ = pair.request(GET)
+    assert pair.server.respond(
+        stream_id, 200, [(b"content-type", b"text/plain")], b"hi", end_stream=True
+    )
+    got = pair.to_client()
+    (response,) = of(got, h2e.ResponseReceived)
+    assert response.headers == [(b":status", b"200"), (b"content-type", b"text/plain")]
+    assert of(got, h2e.DataReceived)[0].data == b"hi"
+    assert of(got, h2e.StreamEnded)
+    assert pair.server.active_streams == 0
+
+
+def test_respond_queues_nothing_when_the_window_is_too_small() -> None:
+    pair = Pair()
+    pair.client.update_settings({0x4: 1})  # INITIAL_WINDOW_SIZE: 1 byte per stream
+    pair.to_server()
+    pair.to_client()
+    stream_id, _ = pair.request(GET)
+    assert not pair.server.respond(stream_id, 200, [], b"hello", end_stream=True)
+    assert pair.server.data_to_send() == b""
+    # the general path still works: the head, then what the window allows
+    pair.server.send(Response(stream_id, 200, []))
+    assert pair.server.sendable(stream_id) == 1
+    pair.server.send(Body(stream_id, b"h"))
+    got = pair.to_client()
+    assert of(got, h2e.ResponseReceived)
+    assert of(got, h2e.DataReceived)[0].data == b"h"
+
+
+def test_respond_refuses_a_stream_that_is_not_open() -> None:
+    pair = Pair()
+    stream_id, _ = pair.request(GET)
+    _answer(pair, stream_id, [], b"done")
+    assert not pair.server.respond(stream_id, 200, [], b"again", end_stream=True)
+    assert not pair.server.respond(99, 200, [], b"x", end_stream=True)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from h2.config import H2Configuration
-from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, H2Connection
+from h2.connection import ConnectionInputs, ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated as H2ConnectionTerminated
 from h2.events import DataReceived as H2DataReceived
@@ -48,7 +48,7 @@ from h2.events import WindowUpdated as H2WindowUpdated
 from h2.exceptions import H2Error
 from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamInputs, StreamState
+from h2.stream import H2Stream, StreamInputs, StreamState
 from hpack import NeverIndexedHeaderTuple
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 from hyperframe.frame import DataFrame
@@ -132,7 +132,6 @@ _CONN_SEND_HEADERS = ConnectionInputs.SEND_HEADERS
 _CONN_SEND_DATA = ConnectionInputs.SEND_DATA
 _SEND_DATA = StreamInputs.SEND_DATA
 _CONN_RECV_HEADERS = ConnectionInputs.RECV_HEADERS
-_CLIENT_STREAMS = AllowedStreamIDs.ODD
 #: A request head after the rules: method, target, scheme, protocol, authority (or host),
 #: content-length, expects 100-continue, priority field, the header list the app sees.
 _CheckedHead = tuple[
@@ -520,8 +519,19 @@ class HTTP2Protocol(FrameScanner):
             # new stream); here once their number has doubled.
             open_streams = h2.open_inbound_streams + h2.open_outbound_streams
             self._h2_prune_at = max(64, 2 * open_streams)
-        receive_head(h2._begin_new_stream(stream_id, _CLIENT_STREAMS).state_machine, ended)
-        self._open_request(stream_id, headers, ended, events)
+        # What h2's ``_begin_new_stream`` does, without its checks (the scanner made them: a
+        # client's odd id above the highest) and its three log calls.
+        h2_stream = H2Stream(
+            stream_id,
+            config=h2.config,
+            inbound_window_size=h2.local_settings.initial_window_size,
+            outbound_window_size=h2.remote_settings.initial_window_size,
+        )
+        h2_stream.max_outbound_frame_size = h2.max_outbound_frame_size
+        h2_streams[stream_id] = h2_stream
+        h2.highest_inbound_stream_id = stream_id
+        receive_head(h2_stream.state_machine, ended)
+        self._open_request(stream_id, headers, ended, events, h2_stream)
 
     def _on_request(self, event: H2RequestReceived, events: list[Event]) -> None:
         self._open_request(event.stream_id, event.headers, event.stream_ended is not None, events)
@@ -532,6 +542,7 @@ class HTTP2Protocol(FrameScanner):
         raw_headers: Iterable[tuple[bytes, bytes]],
         ended: bool,
         events: list[Event],
+        h2_stream: H2Stream | None = None,
     ) -> None:
         window = 0 if ended else self._initial_window_size
         if not self._admit(stream_id, window, events):
@@ -570,7 +581,8 @@ class HTTP2Protocol(FrameScanner):
         stream.remote_closed = ended
         self._streams[stream_id] = stream
         self._client_streams += 1
-        h2_stream = self._h2.streams.get(stream_id)
+        if h2_stream is None:
+            h2_stream = self._h2.streams.get(stream_id)
         if h2_stream is not None:
             # The body bypasses h2 (``_body_frame``); content-length is checked here instead.
             h2_stream._expected_content_length = None
@@ -1034,6 +1046,28 @@ class HTTP2Protocol(FrameScanner):
         self._send_block(stream_id, block, end_stream)
         if end_stream:
             self._local_end(stream)
+
+    def respond(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, *, end_stream: bool
+    ) -> bool:
+        """A response head and its first body bytes at once (most responses are one of each):
+        True once both are queued (``end_stream``: the body is the whole response). False,
+        with nothing queued, when the windows do not take all of ``body`` now, or the stream
+        is not open: then ``send_response``, and ``send_data`` as ``sendable`` allows."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.local_closed or self._closed:
+            return False
+        if body and not stream.head:
+            h2 = self._h2
+            h2_stream = h2.streams.get(stream_id)
+            if h2_stream is None or len(body) > min(
+                h2.outbound_flow_control_window, h2_stream.outbound_flow_control_window
+            ):
+                return False
+        self.send_response(stream_id, status, headers)
+        if body or end_stream:
+            self.send_data(stream_id, body, end_stream=end_stream)
+        return True
 
     def _send_block(self, stream_id: int, block: Headers, end_stream: bool) -> None:
         """A response head or trailers: HPACK-encoded and framed here, not by h2 (its send

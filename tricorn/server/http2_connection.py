@@ -456,7 +456,24 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
 
     # --- StreamOwner ------------------------------------------------------------------
 
-    # send_response, send_body, send_trailers: MultiplexedConnection's
+    async def send_response(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        # A head with its body (the usual small response) in one call to the protocol, when
+        # its window takes the body and little waits to be written (as ``_send_data``).
+        if (
+            body
+            and not self._broken
+            and stream_id not in self._outboxes
+            and self._unflushed + len(body) <= HIGH_WATER
+            and stream_id in self._streams
+            and self.protocol.respond(stream_id, status, headers, body, end_stream=end)
+        ):
+            await self._queued(len(body))
+            return
+        await super().send_response(stream_id, status, headers, body, end)
+
+    # send_body, send_trailers: MultiplexedConnection's
 
     def _check_open(self, stream_id: int) -> None:
         if self._broken or stream_id not in self._streams:
