@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import stat
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
+from tests.integration.sd_notify import GUARD, Notifications
 from tests.integration.test_process import ROOT, StderrLines, tricorn
 
 TRICORN = [sys.executable, "-m", "tricorn", "--no-access-log"]
@@ -110,56 +110,23 @@ def test_listen_fds_for_another_process_are_ignored() -> None:
 # --- sd_notify --------------------------------------------------------------------------------
 
 
-@contextmanager
-def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(tmp_path / "notify.sock"))
-    listener.settimeout(15)
-    try:
-        yield listener
-    finally:
-        listener.close()
-
-
-def _datagrams_until(listener: socket.socket, wanted: str) -> list[str]:
-    seen: list[str] = []
-    while not any(wanted in message for message in seen):
-        seen.append(listener.recv(4096).decode())
-    return seen
-
-
 def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     port = free_port()
-    with notify_socket(tmp_path) as listener:
-        env = {"NOTIFY_SOCKET": listener.getsockname(), "WATCHDOG_USEC": "200000"}
+    with Notifications(str(tmp_path / "notify.sock")) as listener:
+        env = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "200000"}
         with running([*TRICORN, "--bind", f"127.0.0.1:{port}"], env) as process:
-            ready = _datagrams_until(listener, "READY=1")
+            ready = listener.texts("READY=1")
             # READY comes once the sockets accept: a request right after it is served.
             assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
-            pings = _datagrams_until(listener, "WATCHDOG=1")
+            pings = listener.texts("WATCHDOG=1")
             process.send_signal(signal.SIGTERM)
-            stopping = _datagrams_until(listener, "STOPPING=1")
-            process.wait(timeout=15)
+            stopping = listener.texts("STOPPING=1")
+            process.wait(timeout=GUARD)
     assert ready[-1].splitlines()[0] == "READY=1"
     assert "STATUS=serving on 1 socket(s)" in ready[-1]
     assert pings[-1] == "WATCHDOG=1"
     assert "STOPPING=1" in stopping[-1]
     assert process.returncode == 0
-
-
-def _datagrams_with_pids_until(listener: socket.socket, wanted: str) -> list[tuple[int, str]]:
-    """Datagrams as (sender pid, text) until one holds ``wanted``: the pid comes from the
-    kernel (SCM_CREDENTIALS), as systemd reads it to apply NotifyAccess=main."""
-    seen: list[tuple[int, str]] = []
-    while not any(wanted in text for _, text in seen):
-        data, ancillary, _, _ = listener.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("iII")))
-        pids = [
-            struct.unpack("iII", cdata)[0]
-            for level, kind, cdata in ancillary
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
-        ]
-        seen.append((pids[0] if pids else 0, data.decode()))
-    return seen
 
 
 def test_with_workers_the_supervisor_alone_notifies_and_pings_the_watchdog(
@@ -169,22 +136,21 @@ def test_with_workers_the_supervisor_alone_notifies_and_pings_the_watchdog(
     WATCHDOG=1 every WATCHDOG_USEC / 2, RELOADING=1/READY=1 around a SIGHUP roll and
     STOPPING=1; no datagram comes from a worker (NotifyAccess=main would drop it)."""
     port = free_port()
-    with notify_socket(tmp_path) as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        env = {"NOTIFY_SOCKET": listener.getsockname(), "WATCHDOG_USEC": "200000"}
+    with Notifications(str(tmp_path / "notify.sock")) as listener:
+        env = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "200000"}
         command = [*TRICORN, "--workers", "2", "--bind", f"127.0.0.1:{port}"]
         with running(command, env) as process:
-            seen = _datagrams_with_pids_until(listener, "READY=1")
+            seen = listener.until("READY=1")
             assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
             for _ in range(3):
-                seen += _datagrams_with_pids_until(listener, "WATCHDOG=1")
+                seen += listener.until("WATCHDOG=1")
             process.send_signal(signal.SIGHUP)
-            seen += _datagrams_with_pids_until(listener, "RELOADING=1")
-            seen += _datagrams_with_pids_until(listener, "READY=1")
-            seen += _datagrams_with_pids_until(listener, "WATCHDOG=1")  # still pinging
+            seen += listener.until("RELOADING=1")
+            seen += listener.until("READY=1")
+            seen += listener.until("WATCHDOG=1")  # still pinging
             process.send_signal(signal.SIGTERM)
-            seen += _datagrams_with_pids_until(listener, "STOPPING=1")
-            process.wait(timeout=15)
+            seen += listener.until("STOPPING=1")
+            process.wait(timeout=GUARD)
     assert {pid for pid, _ in seen} == {process.pid}
     texts = [text for _, text in seen]
     assert texts.count("WATCHDOG=1") >= 4

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
+from tests.integration.sd_notify import Notifications
 
 ROOT = Path(__file__).resolve().parents[2]
 TRICORN = [sys.executable, "-m", "tricorn"]
@@ -98,6 +99,8 @@ class Server:
     port: int
     log_path: Path
     app_path: Path
+    #: What the supervisor tells systemd (READY=1, RELOADING=1, ...).
+    notifications: Notifications
 
     @property
     def url(self) -> str:
@@ -131,18 +134,35 @@ class Server:
 
 @contextmanager
 def supervisor(
-    tmp_path: Path, *args: str, workers: int = 2, wait: bool = True, app: str = "wapp:app"
+    tmp_path: Path,
+    *args: str,
+    workers: int = 2,
+    workers_flag: bool = True,
+    wait: bool = True,
+    ready: bool = True,
+    app: str = "wapp:app",
 ) -> Iterator[Server]:
+    """Start ``python -m tricorn --workers N`` (``workers_flag=False``: no flag, the count
+    comes from a ``--config`` file in ``args``). With ``wait``, return once the supervisor
+    has every worker ready (its READY=1 on ``NOTIFY_SOCKET``, as systemd hears it) and
+    ``workers`` of them logged that they serve (``ready=False``: the log lines alone).
+
+    A worker logs "serving on" before it tells the supervisor it is ready, so that line
+    alone is no sign that the supervisor knows: a worker killed in between is, for the
+    supervisor, one that died before it was ever ready (and while none had been ready yet,
+    a start-up failure that ends the server).
+    """
     port = free_port()
     app_path = tmp_path / "wapp.py"
     app_path.write_text(APP.format(version="v1"))
     log_path = tmp_path / "tricorn.log"
+    notifications = Notifications(f"@tricorn-test-{os.getpid()}-{port}-{time.monotonic_ns()}")
+    env = {**os.environ, "NOTIFY_SOCKET": notifications.address}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
                 *TRICORN,
-                "--workers",
-                str(workers),
+                *(["--workers", str(workers)] if workers_flag else []),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--app-dir",
@@ -154,11 +174,14 @@ def supervisor(
                 app,
             ],
             cwd=ROOT,
+            env=env,
             stdout=log,
             stderr=log,
         )
-    server = Server(process, port, log_path, app_path)
+    server = Server(process, port, log_path, app_path, notifications)
     try:
+        if wait and ready:
+            notifications.until("READY=1", timeout=GUARD)
         if wait:
             wait_until(lambda: server.serving_lines() >= workers, f"{workers} workers serving")
         yield server
@@ -170,6 +193,7 @@ def supervisor(
             for pid in left:  # only the workers this test's supervisor started
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
+        notifications.close()
 
 
 @dataclass
@@ -405,13 +429,21 @@ def test_sighup_with_broken_new_code_keeps_the_old_workers(tmp_path: Path) -> No
 
 
 def test_sighup_rereads_the_config_file(tmp_path: Path) -> None:
+    """workers = 2 in the file (no --workers flag, which would win over the file), then 3
+    and SIGHUP: once the roll is done and the old workers are gone, three new ones serve.
+    (During a roll the surge worker makes one more: the count is read after it.)"""
     config = tmp_path / "tricorn.toml"
     config.write_text("workers = 2\n")
-    with supervisor(tmp_path, "--config", str(config), workers=2) as server:
+    with supervisor(tmp_path, "--config", str(config), workers_flag=False) as server:
+        old = server.workers()
+        assert len(old) == 2
         config.write_text("workers = 3\n")
         server.signal(signal.SIGHUP)
         wait_until(lambda: "Rolling restart done" in server.log(), "the rolling restart")
-        wait_until(lambda: len(server.workers()) == 3, "three workers")
+        wait_until(lambda: not server.workers() & old, "the old workers gone")
+        wait_until(lambda: server.serving_lines() == 2 + 3, "three new workers serving")
+        assert len(server.workers()) == 3
+        assert server.get().status_code == 200
 
 
 def test_sighup_with_a_bad_config_file_keeps_serving(tmp_path: Path) -> None:
@@ -504,7 +536,11 @@ def test_max_worker_lifetime_recycles(tmp_path: Path) -> None:
 
 def test_max_worker_memory_recycles(tmp_path: Path) -> None:
     # 1 MiB: any Python process is past it, so every worker is replaced once it serves.
-    with supervisor(tmp_path, "--max-worker-memory", "1", "--worker-timeout", "2") as server:
+    # (No READY=1 to wait for: each worker is replaced as soon as it is sampled, so they
+    # are never all ready at once, which READY=1 waits for.)
+    with supervisor(
+        tmp_path, "--max-worker-memory", "1", "--worker-timeout", "2", ready=False
+    ) as server:
         old = server.workers()
         wait_until(lambda: not server.workers() & old, "every first worker replaced")
         assert "(max_worker_memory)" in server.log()
@@ -549,7 +585,9 @@ def test_workers_in_the_toml_file_and_w(tmp_path: Path) -> None:
     config.write_text("workers = 3\n")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with supervisor(tmp_path / "a", "--config", str(config), workers=3) as server:
+    with supervisor(
+        tmp_path / "a", "--config", str(config), workers=3, workers_flag=False
+    ) as server:
         assert len(server.workers()) == 3
     with supervisor(tmp_path / "b", "-w", "3", workers=2) as server:
         wait_until(lambda: server.serving_lines() == 3, "three serving")
