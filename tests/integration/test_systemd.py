@@ -129,6 +129,42 @@ def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
+def test_a_notify_socket_nobody_reads_does_not_stall_the_server(tmp_path: Path) -> None:
+    """The service manager stops reading: its socket queue (``net.unix.max_dgram_qlen``,
+    10 by default) fills with watchdog pings. The pings are dropped then, not waited for
+    in the event loop, and STOPPING=1 waits at most NOTIFY_TIMEOUT: requests are served
+    and SIGTERM stops the server (before, the first ping blocked the loop for good)."""
+    port = free_port()
+    path = str(tmp_path / "deaf.sock")
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(path)
+    try:
+        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000"}  # a ping every 10 ms
+        with running([*TRICORN, "--bind", f"127.0.0.1:{port}"], env) as process:
+            deaf.settimeout(GUARD)
+            while not deaf.recv(4096).startswith(b"READY=1"):
+                pass  # READY waits for the manager (it must not be lost); pings do not
+            queued = 0  # from here on nobody reads
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+                probe.connect(path)
+                probe.setblocking(False)
+                try:  # top the queue up, so that it is full whatever the server sent
+                    while queued < 10_000:
+                        probe.send(b"X")
+                        queued += 1
+                except BlockingIOError:
+                    pass
+            assert queued < 10_000  # the queue is bounded and full now
+            for _ in range(20):
+                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=GUARD)
+                assert response.status_code == 200
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=GUARD)
+        assert process.returncode == 0
+    finally:
+        deaf.close()
+
+
 def test_with_workers_the_supervisor_alone_notifies_and_pings_the_watchdog(
     tmp_path: Path,
 ) -> None:

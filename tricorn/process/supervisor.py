@@ -237,7 +237,7 @@ class Supervisor:
                 self._reap()
             now = time.monotonic()
             if watchdog is not None and now >= next_watchdog:
-                systemd.notify("WATCHDOG=1")
+                systemd.notify("WATCHDOG=1", wait=False)
                 next_watchdog = now + watchdog
             if self.status is None and now >= next_tick:
                 next_tick = now + tick

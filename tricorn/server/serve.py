@@ -397,7 +397,7 @@ async def _watchdog(interval: float) -> None:
     """``WATCHDOG=1`` every ``interval`` seconds, from the event loop: a blocked loop stops
     the pings and systemd restarts the service."""
     while True:
-        systemd.notify("WATCHDOG=1")
+        systemd.notify("WATCHDOG=1", wait=False)
         await anyio.sleep(interval)
 
 

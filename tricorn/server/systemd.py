@@ -56,10 +56,18 @@ def _name(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
 
 
-def notify(*states: str, environ: dict[str, str] | None = None) -> bool:
+# How long READY=1 or STOPPING=1 waits for room in a full notify socket (see notify).
+NOTIFY_TIMEOUT = 2.0
+
+
+def notify(*states: str, environ: dict[str, str] | None = None, wait: bool = True) -> bool:
     """Send ``states`` (``"READY=1"``, ``"STATUS=..."``) to systemd; False outside systemd.
 
-    Never raises: a service manager that went away must not take the server with it.
+    Never raises: a service manager that went away must not take the server with it. The
+    socket queues only ``net.unix.max_dgram_qlen`` datagrams; when the manager does not
+    read and the queue is full, a message waits at most ``NOTIFY_TIMEOUT`` seconds (READY,
+    STOPPING: systemd needs them) and with ``wait=False`` not at all (the watchdog pings,
+    sent from the event loop: the next one comes anyway), then it is dropped.
     """
     env = os.environ if environ is None else environ
     address = env.get("NOTIFY_SOCKET", "")
@@ -70,6 +78,7 @@ def notify(*states: str, environ: dict[str, str] | None = None) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.connect(address)
+            sock.settimeout(NOTIFY_TIMEOUT if wait else 0.0)
             sock.sendall("\n".join(states).encode())
     except OSError as error:
         error_log.debug("sd_notify to %r failed: %s", address, error)
