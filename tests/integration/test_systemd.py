@@ -78,8 +78,10 @@ def test_socket_activation_serves_every_passed_socket(tmp_path: Path, backend: s
     ]
     with running(command) as process:
         lines = StderrLines(process)
-        # systemd-socket-activate starts tricorn on the first connection, which waits in
-        # the passed socket's backlog meanwhile.
+        # systemd-socket-activate says "Listening on ... as 3." and "as 4." once both are
+        # bound (a request before that is refused), then starts tricorn on the first
+        # connection, which waits in the passed socket's backlog meanwhile.
+        lines.wait_for(f"Listening on {path} as 4.")
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=15)
         lines.wait_for("serving on")
         over_unix = _unix_get(path)
