@@ -308,6 +308,17 @@ def test_max_worker_memory_recycles_past_the_limit() -> None:
     assert stops(h.ready(new)) == [wid]
 
 
+def test_ready_is_notified_at_boot_while_a_memory_replacement_starts() -> None:
+    # The first worker is past the limit before the second is ready: its replacement is
+    # still starting when the second becomes ready, and two workers serve.
+    h = Harness(workers=2, max_worker_memory=100 << 20)
+    first, second = spawns(h.start())
+    h.ready(first)
+    (replacement,) = spawns(h.feed(h.policy.memory(first, (100 << 20) + 1, 0)))
+    assert Notify("READY=1") in h.ready(second)
+    assert Notify("READY=1") not in h.ready(replacement)  # once, at boot
+
+
 def test_worker_timeout_kills_a_silent_worker_and_says_how_long() -> None:
     h = Harness(workers=2, worker_timeout=5)
     first, second = h.boot()

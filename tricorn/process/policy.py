@@ -172,7 +172,7 @@ class Policy:
                 actions += self._stop(old, now, f"replaced ({old.retiring})")
         if self.mode == "running":
             actions += self._reconcile(now)
-            if not self.booted and self._all_ready():
+            if not self.booted and self._enough_ready():
                 self.booted = True
                 actions.append(Notify("READY=1"))
             elif self.rolling and not any(
@@ -384,8 +384,12 @@ class Policy:
 
     # --- internals ----------------------------------------------------------------
 
-    def _all_ready(self) -> bool:
-        return all(w.ready for w in self.workers.values() if not w.stopping)
+    def _enough_ready(self) -> bool:
+        """``target`` workers serve. A replacement still starting does not hold this back:
+        the worker it replaces serves until it is ready (with ``max_worker_memory`` recycling
+        each worker soon after its start, one is nearly always starting)."""
+        ready = sum(1 for w in self.workers.values() if w.ready and not w.stopping)
+        return ready >= self.target
 
     def _counts(self, worker: Worker) -> bool:
         """Whether ``worker`` fills one of the ``target`` places."""
