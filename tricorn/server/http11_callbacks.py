@@ -90,13 +90,15 @@ class CallbackHTTP11Connection(HTTP11Connection):
         if (counters := self._counters) is not None:
             counters.bytes_received += len(data)
         protocol = self.protocol
-        had_partial_head = protocol.has_partial_head
         self._take(protocol.receive_data(data))
-        if protocol.has_partial_head:
-            if not had_partial_head or self._head_started is None:
-                self._head_started = self.state.current_time()
-        else:
+        # The reader's bookkeeping (``_read_until_closed``) without its first look: a head
+        # that completed in these bytes either started a request (``_start_stream`` cleared
+        # ``_head_started``) or handed the connection over, so a partial head now is one
+        # that began before these bytes only if ``_head_started`` is set.
+        if not protocol.has_partial_head:
             self._head_started = None
+        elif self._head_started is None:
+            self._head_started = self.state.current_time()
         if self.pushed:
             if not self._paused and self._must_wait():
                 self._paused = True

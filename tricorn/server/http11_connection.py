@@ -156,12 +156,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             return True  # the app has not yet accepted or refused the WebSocket
         if self._websocket is not None:
             return self._websocket.buffered_size > self.state.config.max_body_buffer
+        config = self.state.config
         current = self._current
-        if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
+        if current is not None and current.buffered_body_size >= config.max_body_buffer:
             return True
-        return bool(
-            self.protocol.paused and self.protocol.buffered_size >= self.state.config.max_head_size
-        )
+        protocol = self.protocol
+        # The size first: it is small after nearly every read, and ``paused`` is not asked.
+        return protocol.buffered_size >= config.max_head_size and protocol.paused
 
     async def _read_loop(self) -> None:
         # One cancel scope for many reads: its deadline (idle, head or body timeout) moves as

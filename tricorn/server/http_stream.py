@@ -263,6 +263,7 @@ class HTTPStream(AppStream[StreamOwner]):
         "_trailers_expected",
         "_wait_started",
         "_wakeup",
+        "buffered_body_size",
     )
 
     def __init__(
@@ -277,6 +278,9 @@ class HTTPStream(AppStream[StreamOwner]):
         super().__init__(owner, request, scope, app, server_state)
         self._access_log = access_log
         self._body: deque[bytes] = deque()
+        #: The bytes in ``_body`` (the app has not taken them yet): kept, not summed, as the
+        #: connection asks after every read (backpressure, ``max_body_buffer``).
+        self.buffered_body_size = 0
         self._body_complete = not request.expects_body
         self._body_requested = False
         # Request-body pacing (body_read_timeout, body_min_rate): the bytes received, the
@@ -303,14 +307,11 @@ class HTTPStream(AppStream[StreamOwner]):
 
     # --- fed by the connection ---------------------------------------------------
 
-    @property
-    def buffered_body_size(self) -> int:
-        return sum(map(len, self._body))
-
     def feed_body(self, data: bytes) -> None:
         if data:
             self._body.append(data)
             self._body_received += len(data)
+            self.buffered_body_size += len(data)
             self._wake()
 
     def feed_end(self) -> None:
@@ -463,6 +464,7 @@ class HTTPStream(AppStream[StreamOwner]):
             if self._body:
                 data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
                 self._body.clear()
+                self.buffered_body_size = 0
                 self._owner.body_consumed(self.stream_id, len(data))
                 self._body_idle = 0.0
                 more = not self._body_complete
