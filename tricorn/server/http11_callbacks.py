@@ -116,8 +116,11 @@ class CallbackHTTP11Connection(HTTP11Connection):
             if isinstance(event, Request):  # _route's first two cases, without its call
                 self._start_stream(event)
             elif isinstance(event, EndBody):
-                if self._current is not None:
-                    self._current.feed_end()
+                current = self._current
+                # A bodiless request's stream knows its body complete from the start (and its
+                # task has not run yet): no call for the EndBody that follows its head.
+                if current is not None and current.request.expects_body:
+                    current.feed_end()
             elif not route(event):
                 self.hand_over(received[index:])
                 return

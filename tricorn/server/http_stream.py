@@ -582,8 +582,17 @@ class HTTPStream(AppStream[StreamOwner]):
         if self._disconnected:
             raise ClientDisconnected(f"stream {self.stream_id}: the client has gone away")
         message_type = message.get("type")
-        if message_type == "http.response.body":
-            await self._send_body(message)
+        if message_type == "http.response.body":  # the checks here: a coroutine call less
+            if not self._started:
+                raise ASGIMessageError("http.response.body sent before http.response.start")
+            if self._response_complete:
+                raise ASGIMessageError("http.response.body sent after the response was complete")
+            body = message.get("body", b"")
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise ASGIMessageError(
+                    f"http.response.body body must be bytes, not {type(body).__name__}"
+                )
+            await self._send_bytes(bytes(body), bool(message.get("more_body", False)))
         elif message_type == "http.response.start":
             if self._started:
                 raise ASGIMessageError("http.response.start sent twice")
@@ -622,19 +631,6 @@ class HTTPStream(AppStream[StreamOwner]):
             await self._owner.send_informational(self.stream_id, 103, hints)
         else:
             raise ASGIMessageError(f"unknown message type {message_type!r}")
-
-    async def _send_body(self, message: Message) -> None:
-        if not self._started:
-            raise ASGIMessageError("http.response.body sent before http.response.start")
-        if self._response_complete:
-            raise ASGIMessageError("http.response.body sent after the response was complete")
-        body = message.get("body", b"")
-        more_body = message.get("more_body", False)
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIMessageError(
-                f"http.response.body body must be bytes, not {type(body).__name__}"
-            )
-        await self._send_bytes(bytes(body), bool(more_body))
 
     async def _send_bytes(self, body: bytes, more_body: bool) -> None:
         body_done = not more_body
