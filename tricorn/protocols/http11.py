@@ -10,7 +10,6 @@ the whole budget of this hot path); the rules it enforces are the ``check_*`` fu
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Unpack
 
 from tricorn.protocols.events import Body, EndBody, Event, H2CPrefaceReceived
 from tricorn.protocols.http11_base import HTTP11Base, HTTP11Limits
@@ -52,10 +51,9 @@ class HTTP11Protocol(HTTP11Base):
     (pipelining). When :attr:`should_close` is true, write what is left and close.
     """
 
+    # No ``__init__`` of its own: ``HTTP11Base``'s takes the limits (``HTTP11Limits``), and
+    # one passing ``**limits`` on cost a call and two keyword dicts per connection.
     __slots__ = ()
-
-    def __init__(self, **limits: Unpack[HTTP11Limits]) -> None:
-        super().__init__(**limits)
 
     # --- the parser (HTTP11Base does the rest) -------------------------------------------
 
