@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
 import math
 from collections.abc import Callable, Coroutine
@@ -262,26 +264,46 @@ class CallbackHTTP11Connection(HTTP11Connection):
 
 
 def _addresses(
-    transport: asyncio.Transport,
+    transport: asyncio.Transport, server: tuple[str, int] | None
 ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
     """``peer_addresses`` from what the transport found at its start: uvloop's socket
     object makes (and detaches) a ``socket.socket`` for each ``getpeername`` and
-    ``getsockname``, six Python calls per connection. None for an address it has not
-    (the peer had gone already)."""
+    ``getsockname``, six Python calls per connection (~3,000 instructions each). None for
+    an address it has not (the peer had gone already). ``server``: the local address
+    when the listener knows it already (``_bound_address``); else it is asked too."""
     remote = transport.get_extra_info("peername")
-    local = transport.get_extra_info("sockname")
     client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
-    server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+    if server is None:
+        local = transport.get_extra_info("sockname")
+        server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
     return client, server
+
+
+def _bound_address(sock: Any) -> tuple[str, int] | None:
+    """The local address of every connection a listening socket accepts, when it is bound
+    to one address; None for a wildcard (``0.0.0.0``, ``::``), whose connections each have
+    the address of the interface they came in by."""
+    address = sock.getsockname()
+    if not isinstance(address, tuple):
+        return None
+    host = str(address[0])
+    try:
+        if ipaddress.ip_address(host.partition("%")[0]).is_unspecified:
+            return None
+    except ValueError:
+        return None
+    return host, int(address[1])
 
 
 class _CallbackProtocol(_Protocol):
     """The transport's protocol: pushes to the connection, or (handed over) buffers for
     the reader task as ``AsyncioSocketStream``'s own protocol does."""
 
-    def __init__(self, server: CallbackServer) -> None:
+    def __init__(self, server: CallbackServer, local: tuple[str, int] | None) -> None:
         # _Protocol.__init__ runs in connection_made, once there is a transport.
         self.server = server
+        #: The listener's own address when its connections all share it (``_bound_address``).
+        self.local = local
         self.connection: CallbackHTTP11Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -291,7 +313,7 @@ class _CallbackProtocol(_Protocol):
         server = self.server
         try:
             stream = AsyncioSocketStream(tcp, protocol=self)
-            client, local = _addresses(tcp)
+            client, local = _addresses(tcp, self.local)
             connection = CallbackHTTP11Connection(server.state, stream, client=client, server=local)
             connection.stream = stream
             self.connection = connection
@@ -351,9 +373,8 @@ class CallbackServer:
         self.state.write_lock()
         loop = self.loop = asyncio.get_running_loop()
         for sock in sockets:
-            server = await loop.create_server(
-                lambda: _CallbackProtocol(self), sock=sock, backlog=self.state.config.backlog
-            )
+            factory = functools.partial(_CallbackProtocol, self, _bound_address(sock))
+            server = await loop.create_server(factory, sock=sock, backlog=self.state.config.backlog)
             self._servers.append(server)
 
     def close(self) -> None:
