@@ -3,7 +3,7 @@ saw, read from ``X-Forwarded-*`` and RFC 7239 ``Forwarded`` headers.
 
 Pure: no I/O (a malformed value is a debug log line and is otherwise ignored). The server
 parses the settings once (``ProxyHeaders.from_config``) and calls ``ProxyHeaders.apply`` on
-each scope after ``request_scope`` made it (``Connection._scope``), so HTTP/1.1, HTTP/2,
+each scope after ``build_scope`` made it (``Connection._scope``), so HTTP/1.1, HTTP/2,
 WebSocket and WSGI (whose environ is made from the scope) all follow.
 
 The rules (docs/decisions.md, "Proxy headers"):
@@ -427,7 +427,7 @@ class ProxyHeaders:
         return Forwarded(new_client, new_scheme, new_server, host_header, prefix)
 
     def apply(self, scope: Scope) -> None:
-        """Rewrite ``scope`` (an HTTP scope fresh from ``request_scope``) with what trusted
+        """Rewrite ``scope`` (an HTTP scope fresh from ``build_scope``) with what trusted
         proxies say: client, scheme, server, the ``host`` header, root_path and the path."""
         names = self._names
         for name, _ in scope["headers"]:
