@@ -32,7 +32,7 @@ from tricorn.protocols.events import Event, Headers, InformationalResponse, Requ
 from tricorn.protocols.websocket import HandshakeError, WebSocketRequestInfo, parse_upgrade_request
 from tricorn.server.access_log import format_client
 from tricorn.server.asgi_types import Scope
-from tricorn.server.http_stream import HTTPStream, request_scope, scope_base
+from tricorn.server.http_stream import HTTPStream, build_scope
 from tricorn.server.state import ServerState
 from tricorn.server.ws_stream import WSStream, websocket_scope
 
@@ -159,8 +159,6 @@ class Connection(Generic[ProtocolT]):
         self._idle_since = state.current_time()
         #: The earliest request-body pace check (``HTTPStream.check_body_pace``).
         self._body_deadline = math.inf
-        #: What every request's scope shares (``scope_base``), made at the first request.
-        self._scope_base: dict[str, Any] | None = None
         #: What ``run`` returns: set when the connection switches protocol.
         self._handoff: Handoff | None = None
         #: The reader saw the client's EOF, or the socket failed: nothing left to drain.
@@ -346,16 +344,15 @@ class Connection(Generic[ProtocolT]):
         """The HTTP scope of a request (a WebSocket's is made from it), then what a trusted
         proxy says about it (client, scheme, host, prefix: ``server/forwarded.py``)."""
         state = self.state
-        base = self._scope_base
-        if base is None:
-            base = self._scope_base = scope_base(
-                scheme=self.scheme,
-                client=self.client,
-                server=self.server,
-                root_path=state.config.root_path,
-                extensions=self.extensions,
-            )
-        scope = request_scope(base, request, state.lifespan_state)
+        scope = build_scope(
+            request,
+            scheme=self.scheme,
+            client=self.client,
+            server=self.server,
+            root_path=state.config.root_path,
+            state=state.lifespan_state,
+            extensions=self.extensions,
+        )
         if state.proxy_headers is not None:
             state.proxy_headers.apply(scope)
         return scope
