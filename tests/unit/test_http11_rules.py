@@ -299,6 +299,11 @@ def test_response_framing_rules() -> None:
 
 def test_check_no_injection_counts_the_head_lines() -> None:
     check_no_injection(b"HTTP/1.1 200 OK\r\na: b\r\n\r\n", 3, 1)
-    for head in (b"HTTP/1.1 200 OK\r\na: b\r\nc: d\r\n\r\n", b"HTTP/1.1 200 OK\r\na: \0\r\n\r\n"):
+    for head in (
+        b"HTTP/1.1 200 OK\r\na: b\r\nc: d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: \0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: b\rc\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: b\nc\r\n\r\n",
+    ):
         with pytest.raises(LocalProtocolError, match="CR, LF or NUL"):
             check_no_injection(head, 3, 1)

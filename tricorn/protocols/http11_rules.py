@@ -544,10 +544,18 @@ def check_response_framing(length: int | None, chunked: bool, stream_id: int) ->
         )
 
 
+#: CR and NUL as LF, every other byte as itself (``check_no_injection``).
+_CR_NUL_AS_LF = bytes(10 if byte in (0, 13) else byte for byte in range(256))
+
+
 def check_no_injection(head: bytes, lines: int, stream_id: int) -> None:
-    """Refuse header values that would inject lines (CR, LF) or carry NUL bytes."""
-    # find, not ``b"\0" in head`` (see check_no_obs_fold): once per response head.
-    if head.count(b"\n") != lines or head.count(b"\r") != lines or head.find(b"\0") >= 0:
+    """Refuse header values that would inject lines (CR, LF) or carry NUL bytes.
+
+    ``lines`` is the number of CRLF pairs the writer put in ``head``: with CR and NUL
+    counted as LF, there are twice as many LFs exactly when no value has any of the three
+    (one translation and one count, where three searches cost twice as much).
+    """
+    if head.translate(_CR_NUL_AS_LF).count(b"\n") != 2 * lines:
         raise LocalProtocolError(
             f"stream {stream_id}: a response header value contains CR, LF or NUL"
         )
