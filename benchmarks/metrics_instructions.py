@@ -3,8 +3,8 @@ calls per hello-world request with metrics off, with ``metrics_bind`` (Prometheu
 ``statsd_host``, and with both.
 
     python benchmarks/metrics_instructions.py [--requests 2000] [--warmup 300] \\
-        [--backends asyncio,trio] [--protocols h1,h2c] [--no-strace] [--no-callgrind] \\
-        [--repeat N]
+        [--backends asyncio,trio,uvloop] [--protocols h1,h1close,h2c] [--no-strace] \\
+        [--no-callgrind] [--repeat N] [--http1-parser tricorn|httptools|h11]
 
 Requests/s on a loaded 2-core machine move by more than the 3% being looked for; these
 counts do not. For each backend, protocol and variant:
@@ -12,8 +12,10 @@ counts do not. For each backend, protocol and variant:
 - instructions: the server runs under ``valgrind --tool=callgrind`` (every thread counted
   together); a client sends ``--warmup`` requests, the counters are zeroed
   (``callgrind_control -z``), the client sends exactly ``--requests`` more, and the counters
-  are dumped (``callgrind_control -d``): instructions / requests. HTTP/1.1: one keep-alive
-  connection, one request at a time; h2c: one connection, waves of 8 streams written at once.
+  are dumped (``callgrind_control -d``): instructions / requests. HTTP/1.1 (``h1``): one
+  keep-alive connection, one request at a time; ``h1close``: a new connection per request,
+  sent with ``connection: close`` and read to the server's close; h2c: one connection, waves
+  of 8 streams written at once.
   The statsd flush is per second, not per request, so it is left out of that window
   (``--statsd-interval 3600``) and counted apart: the instructions of an idle window of
   ``--idle`` seconds with the default 1 s interval, per flush.
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = "benchmarks.apps:app"
 VARIANTS = ("off", "prometheus", "statsd", "both")
 REQUEST = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n"
+CLOSE_REQUEST = b"GET / HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n"
 WAVE = 8
 
 
@@ -70,8 +73,12 @@ def _wait_for_port(port: int, server: subprocess.Popen[bytes], limit: float = 30
     raise SystemExit(f"the server on port {port} did not start in {limit:g} s")
 
 
+SERVER_OPTIONS = ["--http1-parser", "tricorn"]  # set from --http1-parser
+
+
 def server_command(backend: str, variant: str, port: int, sink: int, interval: float) -> list[str]:
     command = [sys.executable, "-m", "tricorn", APP, "--no-access-log", "--backend", backend]
+    command += SERVER_OPTIONS
     command += ["--bind", f"127.0.0.1:{port}"]
     if variant in ("prometheus", "both"):
         command += ["--metrics-bind", f"127.0.0.1:{_free_port()}"]
@@ -114,6 +121,27 @@ class H1Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class H1CloseClient:
+    """One connection per request, ``connection: close``; the response is read to EOF."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def run(self, count: int) -> None:
+        for _ in range(count):
+            with socket.create_connection(("127.0.0.1", self.port)) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.sendall(CLOSE_REQUEST)
+                response = b""
+                while data := sock.recv(65536):
+                    response += data
+            if not response.lower().startswith(b"http/1.1 200"):
+                raise SystemExit(f"unexpected response: {response[:200]!r}")
+
+    def close(self) -> None:
+        pass
 
 
 class H2Client:
@@ -162,7 +190,11 @@ class H2Client:
         self.sock.close()
 
 
-CLIENTS: dict[str, type[H1Client] | type[H2Client]] = {"h1": H1Client, "h2c": H2Client}
+CLIENTS: dict[str, type[H1Client] | type[H1CloseClient] | type[H2Client]] = {
+    "h1": H1Client,
+    "h1close": H1CloseClient,
+    "h2c": H2Client,
+}
 
 
 # --- instructions --------------------------------------------------------------------------
@@ -230,7 +262,8 @@ def instructions(
         client.run(args.warmup)
         _zero(server.pid)
         client.run(args.requests)
-        result["per_request"] = _dump(server.pid, outdir, "requests") / args.requests
+        label = f"{backend}-{protocol}-{variant}"  # METRICS_CALLGRIND_KEEP's file suffix
+        result["per_request"] = _dump(server.pid, outdir, label) / args.requests
         client.close()
         result["threads"] = len(os.listdir(f"/proc/{server.pid}/task"))
     finally:
@@ -318,7 +351,9 @@ def main() -> None:
     parser.add_argument("--no-idle", action="store_true")
     parser.add_argument("--only-idle", action="store_true", help="only the flush's cost")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the variants")
+    parser.add_argument("--http1-parser", default="tricorn", help="tricorn, httptools, h11")
     args = parser.parse_args()
+    SERVER_OPTIONS[:] = ["--http1-parser", args.http1_parser]
     variants = args.variants.split(",")
     print(f"load average: {os.getloadavg()[0]:.2f}", flush=True)
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a statsd that never reads

@@ -6,6 +6,7 @@ itself). The hand-over cases run on trio too, where they are the ordinary path."
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import anyio
 import pytest
@@ -16,6 +17,7 @@ from tests.helpers import open_raw, read_response, read_until_closed, serving
 from tests.integration import apps, ws_apps
 from tests.integration.h2_client import H2Client, settings_payload
 from tricorn import Config, serve
+from tricorn.server.http11_callbacks import _bound_address
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +159,22 @@ async def test_cancelling_serve_closes_idle_keep_alive_connections() -> None:
             group.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
                 assert await read_until_closed(stream) == b""
+
+
+def test_a_listener_bound_to_one_address_gives_it_to_its_connections() -> None:
+    """The scope's ``server`` of a connection on a listener bound to one address is that
+    address (not asked of each connection); a wildcard's connections are each asked."""
+    with socket.socket() as one, socket.socket() as wildcard:
+        one.bind(("127.0.0.1", 0))
+        wildcard.bind(("0.0.0.0", 0))  # bound, never listening: nothing can connect
+        assert _bound_address(one) == ("127.0.0.1", one.getsockname()[1])
+        assert _bound_address(wildcard) is None
+    if socket.has_ipv6:
+        with socket.socket(socket.AF_INET6) as one, socket.socket(socket.AF_INET6) as wildcard:
+            try:
+                one.bind(("::1", 0))
+            except OSError:
+                return  # no IPv6 loopback here
+            wildcard.bind(("::", 0))
+            assert _bound_address(one) == ("::1", one.getsockname()[1])
+            assert _bound_address(wildcard) is None

@@ -23,8 +23,8 @@ from tricorn.protocols.http11_rules import (
     check_content_length_limit,
     check_field_line,
     check_final_status,
-    check_head_bytes,
     check_head_limits,
+    check_head_lines,
     check_header_name,
     check_host,
     check_informational_status,
@@ -91,15 +91,26 @@ def test_check_authority_form_refuses_targets_without_a_valid_port(target: bytes
     assert status_of(error) == 400
 
 
-@pytest.mark.parametrize("head", [b"GET / HTTP/1.1\r\nA: \x00", b"GET /\r HTTP/1.1", b"GET /\n"])
-def test_check_head_bytes_refuses_control_bytes_and_bare_cr_or_lf(head: bytes) -> None:
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\nA: \x00",
+        b"GET /\r HTTP/1.1",
+        b"GET /\n",
+        b"GET / HTTP/1.1\r\nA: b\r",  # a bare CR just before the head's end
+        b"GET / HTTP/1.1\r\nA: b\n",
+        b"GET / HTTP/1.1\r\r\nA: b",
+        b"GET / HTTP/1.1\r\nA: \x7f",
+    ],
+)
+def test_check_head_lines_refuses_control_bytes_and_bare_cr_or_lf(head: bytes) -> None:
     with pytest.raises(PeerError) as error:
-        check_head_bytes(head, head.count(b"\r\n"))
+        check_head_lines(head.split(b"\r\n"))
     assert status_of(error) == 400
 
 
-def test_check_head_bytes_accepts_htab_and_obs_text() -> None:
-    check_head_bytes(b"GET / HTTP/1.1\r\nA: b\tc\xff", 1)
+def test_check_head_lines_accepts_htab_and_obs_text() -> None:
+    check_head_lines(b"GET / HTTP/1.1\r\nA: b\tc\xff".split(b"\r\n"))
 
 
 def test_check_partial_head_bytes_lets_a_final_cr_wait_for_its_lf() -> None:
@@ -288,6 +299,11 @@ def test_response_framing_rules() -> None:
 
 def test_check_no_injection_counts_the_head_lines() -> None:
     check_no_injection(b"HTTP/1.1 200 OK\r\na: b\r\n\r\n", 3, 1)
-    for head in (b"HTTP/1.1 200 OK\r\na: b\r\nc: d\r\n\r\n", b"HTTP/1.1 200 OK\r\na: \0\r\n\r\n"):
+    for head in (
+        b"HTTP/1.1 200 OK\r\na: b\r\nc: d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: \0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: b\rc\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\na: b\nc\r\n\r\n",
+    ):
         with pytest.raises(LocalProtocolError, match="CR, LF or NUL"):
             check_no_injection(head, 3, 1)

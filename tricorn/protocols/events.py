@@ -9,8 +9,24 @@ on a connection 1, 2, 3, ...
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar, dataclass_transform
 
 Headers = list[tuple[bytes, bytes]]
+
+_EventT = TypeVar("_EventT", bound=type)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _event(cls: _EventT) -> _EventT:
+    """An event class: a slotted dataclass, frozen to the type checker but not at run time.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: for
+    the request head and its end, made once per request, that was about 4,400 instructions
+    of an HTTP/1.1 keep-alive hello world (callgrind); a plain ``__init__`` stores the
+    fields directly. Events are never changed after they are made (mypy --strict refuses an
+    assignment to a field); equality and hashing are those of a frozen dataclass.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)  # type: ignore[return-value]
 
 
 class Event:
@@ -19,7 +35,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class StreamEvent(Event):
     """An event of one stream (a request and its response); its id comes first.
 
@@ -32,7 +48,7 @@ class StreamEvent(Event):
 # --- from the peer ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class Request(StreamEvent):
     """A request head: the start of a new stream.
 
@@ -55,33 +71,33 @@ class Request(StreamEvent):
     expect_continue: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class Body(StreamEvent):
     """A piece of a message body (request body from the peer, response body to it)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class EndBody(StreamEvent):
     """The end of a message body; for requests no more ``Body`` follows on this stream."""
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class Trailers(StreamEvent):
     """Trailing headers; they also end the message."""
 
     headers: Headers
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class StreamReset(StreamEvent):
     """The stream was reset (HTTP/2 RST_STREAM), by the peer or, when sent, by us."""
 
     error_code: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ConnectionClosed(Event):
     """The peer closed the connection, or the protocol decided it must close.
 
@@ -92,7 +108,7 @@ class ConnectionClosed(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ProtocolError(Event):
     """The peer broke the protocol.
 
@@ -112,7 +128,7 @@ class ProtocolError(Event):
     target: bytes | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class H2CPrefaceReceived(Event):
     """An HTTP/1.1 connection received the HTTP/2 connection preface (prior knowledge).
 
@@ -123,7 +139,7 @@ class H2CPrefaceReceived(Event):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class UpgradeRequested(StreamEvent):
     """An HTTP/1.1 request asks to switch protocols (``Upgrade: h2c`` or ``websocket``).
 
@@ -138,12 +154,12 @@ class UpgradeRequested(StreamEvent):
     data: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class WindowUpdated(StreamEvent):
     """HTTP/2: the peer opened a flow-control window; ``stream_id`` 0 is the connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class PriorityUpdated(StreamEvent):
     """HTTP/2: the sending order among streams changed."""
 
@@ -151,7 +167,7 @@ class PriorityUpdated(StreamEvent):
 # --- to the peer -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class Response(StreamEvent):
     """A final response head."""
 
@@ -159,7 +175,7 @@ class Response(StreamEvent):
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class InformationalResponse(StreamEvent):
     """A 1xx response head (100 Continue, 103 Early Hints)."""
 
@@ -167,7 +183,7 @@ class InformationalResponse(StreamEvent):
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class PushPromise(StreamEvent):
     """HTTP/2 server push: promise a response for ``path`` on a new stream."""
 

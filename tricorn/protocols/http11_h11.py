@@ -32,8 +32,8 @@ from tricorn.protocols.http11_rules import (
     check_content_length,
     check_final_status,
     check_framing_fields,
-    check_head_bytes,
     check_head_limits,
+    check_head_lines,
     check_host,
     check_no_obs_fold,
     check_request_line,
@@ -207,12 +207,11 @@ class H11Protocol(HTTP11Base):
         is not written as the plain decimal (``08``, ``5, 5``, ``8`` beside ``08``): h11 would
         compare the spellings as text, so it is handed the one value instead.
         """
-        line_ends = head.count(b"\r\n")
-        line_end = head.find(b"\r\n")
-        request_line = head if line_end < 0 else head[:line_end]
+        lines = head.split(b"\r\n")
+        line_ends = len(lines) - 1
         try:
-            check_head_bytes(head, line_ends)
-            start = check_request_line(request_line, self._max_line)
+            check_head_lines(lines)
+            start = check_request_line(lines[0], self._max_line)
             check_head_limits(len(head) + 4, line_ends, self._max_head, self._max_headers)
         except PeerError as error:  # the first fault in byte order, as if read in pieces
             raise self._first_fault(head + b"\r\n\r\n") or error from None

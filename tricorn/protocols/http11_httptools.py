@@ -11,7 +11,7 @@ llhttp is both more lenient and stricter than tricorn's rules (``http11_rules``)
 answer is kept the same this way:
 
 - a head llhttp accepts gets the checks llhttp lacks, on what it reports: the head's bytes
-  (``check_head_bytes``), the request line rebuilt from llhttp's method, target and version
+  (``check_head_lines``), the request line rebuilt from llhttp's method, target and version
   must be the line received (llhttp takes ``GET  /``, ``HTTP/2.0`` and a bare ``GET /``),
   the size and count limits, header names through ``check_header_name``, values stripped of
   trailing whitespace (llhttp keeps it), then Content-Length, Host and Transfer-Encoding as
@@ -33,8 +33,8 @@ from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_base import HTTP11Limits
 from tricorn.protocols.http11_rules import (
     PeerError,
-    check_head_bytes,
     check_head_limits,
+    check_head_lines,
     read_header_fields,
 )
 
@@ -75,9 +75,10 @@ class HTTPToolsProtocol(HTTP11Protocol):
         """llhttp's parse of the head, checked by tricorn's rules in their order; our parser
         (``super()._parse_head``) decides a head llhttp refuses or misreports."""
         # Long on purpose: once per request on the hot path; each call split off cost ~1%.
-        line_ends = head.count(b"\r\n")
+        lines = head.split(b"\r\n")
+        line_ends = len(lines) - 1
         try:
-            check_head_bytes(head, line_ends)  # the first rule: the same answer as our parser's
+            check_head_lines(lines)  # the first rule: the same answer as our parser's
         except PeerError as error:  # the first fault in byte order, as our parser answers
             raise self._first_fault(head + b"\r\n\r\n") or error from None
         sink = self._sink

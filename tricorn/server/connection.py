@@ -174,6 +174,15 @@ class Connection(Generic[ProtocolT]):
         """The protocol object and the protocol's own state (the end of ``__init__``)."""
         raise NotImplementedError
 
+    def _protocol_settings(self, table: Mapping[str, str]) -> dict[str, Any]:
+        """``protocol_settings(config, table)``, read once per server (``ServerState``): per
+        connection it was a comprehension of getattr calls. Not to be changed."""
+        known = self.state.protocol_settings
+        settings = known.get(id(table))
+        if settings is None:
+            settings = known[id(table)] = protocol_settings(self.state.config, table)
+        return settings
+
     # --- running ------------------------------------------------------------------
 
     async def run(self, handoff: Handoff | None = None) -> Handoff | None:

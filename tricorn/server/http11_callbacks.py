@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
 import math
 from collections.abc import Callable, Coroutine
@@ -90,13 +92,15 @@ class CallbackHTTP11Connection(HTTP11Connection):
         if (counters := self._counters) is not None:
             counters.bytes_received += len(data)
         protocol = self.protocol
-        had_partial_head = protocol.has_partial_head
         self._take(protocol.receive_data(data))
-        if protocol.has_partial_head:
-            if not had_partial_head or self._head_started is None:
-                self._head_started = self.state.current_time()
-        else:
+        # The reader's bookkeeping (``_read_until_closed``) without its first look: a head
+        # that completed in these bytes either started a request (``_start_stream`` cleared
+        # ``_head_started``) or handed the connection over, so a partial head now is one
+        # that began before these bytes only if ``_head_started`` is set.
+        if not protocol.has_partial_head:
             self._head_started = None
+        elif self._head_started is None:
+            self._head_started = self.state.current_time()
         if self.pushed:
             if not self._paused and self._must_wait():
                 self._paused = True
@@ -114,8 +118,11 @@ class CallbackHTTP11Connection(HTTP11Connection):
             if isinstance(event, Request):  # _route's first two cases, without its call
                 self._start_stream(event)
             elif isinstance(event, EndBody):
-                if self._current is not None:
-                    self._current.feed_end()
+                current = self._current
+                # A bodiless request's stream knows its body complete from the start (and its
+                # task has not run yet): no call for the EndBody that follows its head.
+                if current is not None and current.request.expects_body:
+                    current.feed_end()
             elif not route(event):
                 self.hand_over(received[index:])
                 return
@@ -257,26 +264,46 @@ class CallbackHTTP11Connection(HTTP11Connection):
 
 
 def _addresses(
-    transport: asyncio.Transport,
+    transport: asyncio.Transport, server: tuple[str, int] | None
 ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
     """``peer_addresses`` from what the transport found at its start: uvloop's socket
     object makes (and detaches) a ``socket.socket`` for each ``getpeername`` and
-    ``getsockname``, six Python calls per connection. None for an address it has not
-    (the peer had gone already)."""
+    ``getsockname``, six Python calls per connection (~3,000 instructions each). None for
+    an address it has not (the peer had gone already). ``server``: the local address
+    when the listener knows it already (``_bound_address``); else it is asked too."""
     remote = transport.get_extra_info("peername")
-    local = transport.get_extra_info("sockname")
     client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
-    server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+    if server is None:
+        local = transport.get_extra_info("sockname")
+        server = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
     return client, server
+
+
+def _bound_address(sock: Any) -> tuple[str, int] | None:
+    """The local address of every connection a listening socket accepts, when it is bound
+    to one address; None for a wildcard (``0.0.0.0``, ``::``), whose connections each have
+    the address of the interface they came in by."""
+    address = sock.getsockname()
+    if not isinstance(address, tuple):
+        return None
+    host = str(address[0])
+    try:
+        if ipaddress.ip_address(host.partition("%")[0]).is_unspecified:
+            return None
+    except ValueError:
+        return None
+    return host, int(address[1])
 
 
 class _CallbackProtocol(_Protocol):
     """The transport's protocol: pushes to the connection, or (handed over) buffers for
     the reader task as ``AsyncioSocketStream``'s own protocol does."""
 
-    def __init__(self, server: CallbackServer) -> None:
+    def __init__(self, server: CallbackServer, local: tuple[str, int] | None) -> None:
         # _Protocol.__init__ runs in connection_made, once there is a transport.
         self.server = server
+        #: The listener's own address when its connections all share it (``_bound_address``).
+        self.local = local
         self.connection: CallbackHTTP11Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -286,7 +313,7 @@ class _CallbackProtocol(_Protocol):
         server = self.server
         try:
             stream = AsyncioSocketStream(tcp, protocol=self)
-            client, local = _addresses(tcp)
+            client, local = _addresses(tcp, self.local)
             connection = CallbackHTTP11Connection(server.state, stream, client=client, server=local)
             connection.stream = stream
             self.connection = connection
@@ -346,9 +373,8 @@ class CallbackServer:
         self.state.write_lock()
         loop = self.loop = asyncio.get_running_loop()
         for sock in sockets:
-            server = await loop.create_server(
-                lambda: _CallbackProtocol(self), sock=sock, backlog=self.state.config.backlog
-            )
+            factory = functools.partial(_CallbackProtocol, self, _bound_address(sock))
+            server = await loop.create_server(factory, sock=sock, backlog=self.state.config.backlog)
             self._servers.append(server)
 
     def close(self) -> None:

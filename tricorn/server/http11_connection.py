@@ -36,7 +36,6 @@ from tricorn.server.connection import (
     HTTP11_SETTINGS,
     Connection,
     Handoff,
-    protocol_settings,
 )
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.sendfile import (
@@ -87,8 +86,7 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             protocol_class = H11Protocol
         elif config.http1_parser == "httptools":  # optional: imported only when chosen
             protocol_class = _httptools_protocol()
-        settings = protocol_settings(config, HTTP11_SETTINGS)
-        self.protocol = protocol_class(**settings, h2c_preface=True)
+        self.protocol = protocol_class(**self._protocol_settings(HTTP11_SETTINGS), h2c_preface=True)
         #: What cancels each running request task of this connection (None when none runs).
         self._stream_tasks: dict[HTTPStream | WSStream, _TaskHandle] | None = None
         self._streams_done: anyio.Event | None = None
@@ -156,12 +154,13 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
             return True  # the app has not yet accepted or refused the WebSocket
         if self._websocket is not None:
             return self._websocket.buffered_size > self.state.config.max_body_buffer
+        config = self.state.config
         current = self._current
-        if current is not None and current.buffered_body_size >= self.state.config.max_body_buffer:
+        if current is not None and current.buffered_body_size >= config.max_body_buffer:
             return True
-        return bool(
-            self.protocol.paused and self.protocol.buffered_size >= self.state.config.max_head_size
-        )
+        protocol = self.protocol
+        # The size first: it is small after nearly every read, and ``paused`` is not asked.
+        return protocol.buffered_size >= config.max_head_size and protocol.paused
 
     async def _read_loop(self) -> None:
         # One cancel scope for many reads: its deadline (idle, head or body timeout) moves as

@@ -157,7 +157,7 @@ def build_scope(
     """The ASGI HTTP scope for a request head (ASGI HTTP spec 2.4)."""
     target = request.target
     raw_path, _, query_string = target.partition(b"?")
-    if not raw_path.startswith(b"/") and raw_path != b"*":
+    if raw_path[:1] != b"/" and raw_path != b"*":  # a slice: startswith costs 3x as much
         # absolute-form (RFC 9112 3.2.2): keep only the path of "http://host/path".
         after_scheme = raw_path.partition(b"://")[2]
         slash = after_scheme.find(b"/")
@@ -263,6 +263,7 @@ class HTTPStream(AppStream[StreamOwner]):
         "_trailers_expected",
         "_wait_started",
         "_wakeup",
+        "buffered_body_size",
     )
 
     def __init__(
@@ -277,6 +278,9 @@ class HTTPStream(AppStream[StreamOwner]):
         super().__init__(owner, request, scope, app, server_state)
         self._access_log = access_log
         self._body: deque[bytes] = deque()
+        #: The bytes in ``_body`` (the app has not taken them yet): kept, not summed, as the
+        #: connection asks after every read (backpressure, ``max_body_buffer``).
+        self.buffered_body_size = 0
         self._body_complete = not request.expects_body
         self._body_requested = False
         # Request-body pacing (body_read_timeout, body_min_rate): the bytes received, the
@@ -303,14 +307,11 @@ class HTTPStream(AppStream[StreamOwner]):
 
     # --- fed by the connection ---------------------------------------------------
 
-    @property
-    def buffered_body_size(self) -> int:
-        return sum(map(len, self._body))
-
     def feed_body(self, data: bytes) -> None:
         if data:
             self._body.append(data)
             self._body_received += len(data)
+            self.buffered_body_size += len(data)
             self._wake()
 
     def feed_end(self) -> None:
@@ -463,6 +464,7 @@ class HTTPStream(AppStream[StreamOwner]):
             if self._body:
                 data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
                 self._body.clear()
+                self.buffered_body_size = 0
                 self._owner.body_consumed(self.stream_id, len(data))
                 self._body_idle = 0.0
                 more = not self._body_complete
@@ -580,8 +582,17 @@ class HTTPStream(AppStream[StreamOwner]):
         if self._disconnected:
             raise ClientDisconnected(f"stream {self.stream_id}: the client has gone away")
         message_type = message.get("type")
-        if message_type == "http.response.body":
-            await self._send_body(message)
+        if message_type == "http.response.body":  # the checks here: a coroutine call less
+            if not self._started:
+                raise ASGIMessageError("http.response.body sent before http.response.start")
+            if self._response_complete:
+                raise ASGIMessageError("http.response.body sent after the response was complete")
+            body = message.get("body", b"")
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise ASGIMessageError(
+                    f"http.response.body body must be bytes, not {type(body).__name__}"
+                )
+            await self._send_bytes(bytes(body), bool(message.get("more_body", False)))
         elif message_type == "http.response.start":
             if self._started:
                 raise ASGIMessageError("http.response.start sent twice")
@@ -620,19 +631,6 @@ class HTTPStream(AppStream[StreamOwner]):
             await self._owner.send_informational(self.stream_id, 103, hints)
         else:
             raise ASGIMessageError(f"unknown message type {message_type!r}")
-
-    async def _send_body(self, message: Message) -> None:
-        if not self._started:
-            raise ASGIMessageError("http.response.body sent before http.response.start")
-        if self._response_complete:
-            raise ASGIMessageError("http.response.body sent after the response was complete")
-        body = message.get("body", b"")
-        more_body = message.get("more_body", False)
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIMessageError(
-                f"http.response.body body must be bytes, not {type(body).__name__}"
-            )
-        await self._send_bytes(bytes(body), bool(more_body))
 
     async def _send_bytes(self, body: bytes, more_body: bool) -> None:
         body_done = not more_body

@@ -96,6 +96,9 @@ class ServerState:
         #: What makes a request task's cancel scope: trio's own on trio (anyio's wraps one
         #: in an object of its own, built through its backend lookup), else anyio's.
         self.cancel_scope: Callable[[], StreamScope] = anyio.CancelScope
+        #: The protocols' settings read from ``config``, by table (``id`` of one of
+        #: ``connection.py``'s tables): read once, not per connection.
+        self.protocol_settings: dict[int, dict[str, Any]] = {}
 
     def use_task_group(self, group: TaskGroup) -> None:
         """Run the tasks of ``spawn`` (connections, HTTP/1.1 requests) under ``group``.
