@@ -99,13 +99,19 @@ def test_duration_lands_in_its_bucket() -> None:
     metrics = Metrics()
     now = 0.0
     metrics.clock = lambda: now
-    for seconds in (0.0005, 0.001, 0.02, 100.0):
+    # The first three buckets are found by compares, the rest by bisection: both edges.
+    durations = (0.0005, 0.001, 0.0011, 0.0025, 0.004, 0.005, 0.0051, 0.02, 100.0)
+    for seconds in durations:
         metrics.response_done({"http_version": "1.1", "method": "GET"}, 200, now - seconds)
     histogram = metrics.snapshot()["request_duration_seconds"][("http/1.1",)]
     assert histogram[0] == 2  # le=0.001 holds 0.0005 and 0.001 itself
+    assert histogram[DURATION_BUCKETS.index(0.0025)] == 2  # 0.0011, 0.0025
+    assert histogram[DURATION_BUCKETS.index(0.005)] == 2  # 0.004, 0.005
+    assert histogram[DURATION_BUCKETS.index(0.01)] == 1  # 0.0051
     assert histogram[DURATION_BUCKETS.index(0.025)] == 1
     assert histogram[len(DURATION_BUCKETS)] == 1  # +Inf
-    assert histogram[-1] == pytest.approx(100.0215)
+    assert sum(histogram[:-1]) == len(durations)
+    assert histogram[-1] == pytest.approx(sum(durations))
 
 
 def test_requests_and_durations_add_up_by_labels_and_by_protocol() -> None:
