@@ -121,3 +121,9 @@ async def test_http3_requests_are_counted_with_protocol_h3(certificates: Certifi
     assert value(samples, "tricorn_requests_total", **ok) == 3
     assert value(samples, "tricorn_connections_total", protocol="h3") == 1
     assert value(samples, "tricorn_requests_total", **{**ok, "protocol": "h2"}) == 0
+    # Every datagram read is counted under h3: at least the client's first Initial, which
+    # RFC 9000 14.1 pads to 1,200 bytes; and none under another protocol label.
+    assert value(samples, "tricorn_received_bytes_total", protocol="h3") >= 1200
+    assert value(samples, "tricorn_sent_bytes_total", protocol="h3") > 0
+    for other in ("http/1.1", "h2"):
+        assert value(samples, "tricorn_received_bytes_total", protocol=other) == 0

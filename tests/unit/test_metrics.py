@@ -41,10 +41,7 @@ END_STREAM, END_HEADERS = 0x1, 0x4
 
 
 def request(metrics: Metrics, method: str, status: int, version: str = "1.1") -> None:
-    protocol = 1 if version == "2" else 0
-    metrics.stream_started(protocol)
     metrics.response_done({"http_version": version, "method": method}, status, metrics.clock())
-    metrics.stream_done(False)
 
 
 def test_requests_are_counted_by_protocol_method_and_status_class() -> None:
@@ -61,8 +58,6 @@ def test_requests_are_counted_by_protocol_method_and_status_class() -> None:
         ("h2", "POST", "5xx", "ok"): 1,
         ("http/1.1", "GET", "other", "ok"): 1,
     }
-    assert snapshot["requests_in_flight"] == {(): 0}
-    assert snapshot["http2_streams_total"] == {(): 1}
     histogram = snapshot["request_duration_seconds"][("http/1.1",)]
     assert len(histogram) == len(DURATION_BUCKETS) + 2  # the buckets, +Inf, the sum
     assert sum(histogram[:-1]) == 4
@@ -104,13 +99,19 @@ def test_duration_lands_in_its_bucket() -> None:
     metrics = Metrics()
     now = 0.0
     metrics.clock = lambda: now
-    for seconds in (0.0005, 0.001, 0.02, 100.0):
+    # The first three buckets are found by compares, the rest by bisection: both edges.
+    durations = (0.0005, 0.001, 0.0011, 0.0025, 0.004, 0.005, 0.0051, 0.02, 100.0)
+    for seconds in durations:
         metrics.response_done({"http_version": "1.1", "method": "GET"}, 200, now - seconds)
     histogram = metrics.snapshot()["request_duration_seconds"][("http/1.1",)]
     assert histogram[0] == 2  # le=0.001 holds 0.0005 and 0.001 itself
+    assert histogram[DURATION_BUCKETS.index(0.0025)] == 2  # 0.0011, 0.0025
+    assert histogram[DURATION_BUCKETS.index(0.005)] == 2  # 0.004, 0.005
+    assert histogram[DURATION_BUCKETS.index(0.01)] == 1  # 0.0051
     assert histogram[DURATION_BUCKETS.index(0.025)] == 1
     assert histogram[len(DURATION_BUCKETS)] == 1  # +Inf
-    assert histogram[-1] == pytest.approx(100.0215)
+    assert sum(histogram[:-1]) == len(durations)
+    assert histogram[-1] == pytest.approx(sum(durations))
 
 
 def test_requests_and_durations_add_up_by_labels_and_by_protocol() -> None:
@@ -162,20 +163,30 @@ def test_requests_and_durations_add_up_by_labels_and_by_protocol() -> None:
 
 
 def test_connections_websockets_and_in_flight() -> None:
+    """The requests in flight are what the servers counting here say runs at the snapshot
+    (``ServerState.running_streams``), summed; HTTP/2 streams are the h2 connections'
+    count (``HTTP2Connection._spawn_stream``)."""
     metrics = Metrics()
+    running = {"first": 0, "second": 0}
+    metrics.running.append(lambda: running["first"])
+    metrics.running.append(lambda: running["second"])
     metrics.connection_opened(0)
     metrics.connection_closed(0, handed_off=True)  # the h2c upgrade's HTTP/1.1 part
     metrics.connection_opened(1)
-    metrics.stream_started(1)
+    metrics.protocols[1].streams_started += 1
     metrics.websocket_accepted()
+    running["first"], running["second"] = 1, 2
     snapshot = metrics.snapshot()
     assert snapshot["connections_open"] == {("http/1.1",): 0, ("h2",): 1, ("h3",): 0}
-    assert snapshot["requests_in_flight"] == {(): 1}
+    assert snapshot["requests_in_flight"] == {(): 3}
+    assert snapshot["http2_streams_total"] == {(): 1}
     assert snapshot["websocket_connections_open"] == {(): 1}
-    metrics.stream_done(websocket_open=True)
+    metrics.ws_open -= 1  # Connection._on_stream_done, for an accepted WebSocket
+    running["first"], running["second"] = 0, 0
     metrics.connection_closed(1, handed_off=False)
     snapshot = metrics.snapshot()
     assert snapshot["connections_total"] == {("http/1.1",): 0, ("h2",): 1, ("h3",): 0}
+    assert snapshot["requests_in_flight"] == {(): 0}
     assert snapshot["websocket_connections_open"] == {(): 0}
     assert snapshot["websocket_connections_total"] == {(): 1}
 

@@ -358,16 +358,13 @@ class Connection(Generic[ProtocolT]):
         return scope
 
     def _new_http_stream(self, request: Request) -> HTTPStream:
-        """Every HTTP request of every protocol starts here: the place for a request count."""
-        if (counters := self._counters) is not None:
-            counters.streams_started += 1
+        """Every HTTP request of every protocol starts here (no count per request: a
+        snapshot counts the requests in flight, ``running_streams``)."""
         state = self.state
         return HTTPStream(self, request, self._scope(request), state.app, state, state.access_log)
 
     def _new_websocket_stream(self, request: Request, info: WebSocketRequestInfo) -> WSStream:
         """Every WebSocket of every protocol starts here (its handshake was valid)."""
-        if (counters := self._counters) is not None:
-            counters.streams_started += 1
         scope = websocket_scope(self._scope(request), info)
         return WSStream(self, request, info, scope, self.state.app, self.state)
 
@@ -375,16 +372,19 @@ class Connection(Generic[ProtocolT]):
         """Every stream's app (HTTP or WebSocket) ends here, on every protocol: called by
         ``stream_done``. ``stream`` is the stream it may be (a ``WSStream`` of that id whose
         handshake was accepted ends an open WebSocket)."""
-        if (counters := self._counters) is not None:
-            counters.streams_done += 1
-            if (
-                stream is not None
-                and isinstance(stream, WSStream)
-                and stream.stream_id == stream_id
-                and stream.protocol is not None  # accepted: it was an open WebSocket
-                and (metrics := self.state.metrics) is not None
-            ):
-                metrics.ws_open -= 1
+        if (
+            self._counters is not None  # metrics on
+            and isinstance(stream, WSStream)
+            and stream.stream_id == stream_id
+            and stream.protocol is not None  # accepted: it was an open WebSocket
+            and (metrics := self.state.metrics) is not None
+        ):
+            metrics.ws_open -= 1
+
+    def running_streams(self) -> int:
+        """The app instances (HTTP requests, WebSockets) running on this connection now:
+        ``requests_in_flight``, counted when a snapshot is taken."""
+        raise NotImplementedError
 
     def _request_refused(
         self,
@@ -456,6 +456,9 @@ class MultiplexedConnection(Connection[StreamProtocolT]):
 
     #: The streams whose app runs, by stream id.
     _streams: dict[int, HTTPStream | WSStream]
+
+    def running_streams(self) -> int:
+        return len(self._streams)
 
     def _check_open(self, stream_id: int) -> None:
         """Raise ``ClientDisconnected`` when ``stream_id`` can send no more."""

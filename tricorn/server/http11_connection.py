@@ -425,6 +425,9 @@ class HTTP11Connection(Connection[HTTP11Protocol | H11Protocol]):
         if self._streams_done is not None:
             self._streams_done.set()
 
+    def running_streams(self) -> int:
+        return len(self._stream_tasks or ())
+
     # --- StreamOwner ---------------------------------------------------------------
 
     def _queue_body(self, stream_id: int, body: bytes, end: bool) -> None:

@@ -341,6 +341,8 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
 
     def _spawn_stream(self, stream: HTTPStream | WSStream) -> None:
         self._streams[stream.stream_id] = stream
+        if (counters := self._counters) is not None:
+            counters.streams_started += 1  # http2_streams_total
         start_task = self._start_task
         assert start_task is not None
         tasks = self._stream_tasks

@@ -1,13 +1,14 @@
 """Counters and histograms of one server (their export is ``metrics_export.py``).
 
 The request path only adds to plain ints (``Metrics``): no locks, no label lookups in a
-library, no formatting and no socket per request. A read, a write, a stream's start and
-end each add to one attribute of their protocol's ``ProtocolCounters``; a response's end
-is one call (``response_done``: one count by labels and duration bucket together, one sum,
-and the statsd sample's counter). A scrape or a statsd flush turns them into a
-``Snapshot`` (plain data: the same shape whether it comes from this process or, as JSON,
-from a worker), which ``metrics_export`` renders for Prometheus or formats as statsd
-lines, and which ``tricorn.process.metrics`` adds up across workers.
+library, no formatting and no socket per request. A read, a write (and an HTTP/2 stream's
+start) each add to one attribute of their protocol's ``ProtocolCounters``; a response's end is one
+call (``response_done``: one count by labels and duration bucket together, one sum, and the
+statsd sample's counter). The requests in flight are not counted per request: a snapshot
+counts the app instances running on the live connections (``running``). A scrape or a statsd
+flush turns them into a ``Snapshot`` (plain data: the same shape whether it comes from this
+process or, as JSON, from a worker), which ``metrics_export`` renders for Prometheus or
+formats as statsd lines, and which ``tricorn.process.metrics`` adds up across workers.
 
 Every label is bounded: protocol (``http/1.1``, ``h2``, ``h3``), method (the standard methods and
 ``other``), status class, HTTP/2 error code names, named kinds of protocol errors and abuse
@@ -23,7 +24,7 @@ import math
 import random
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,22 +59,17 @@ _STATUS_INDEX = (0, 1, 2, 3, 4, 5, 0, 0, 0, 0)
 #: class. Where h2's slots start:
 _PROTOCOL_STRIDE = len(METHODS) * len(STATUS_CLASSES)
 _SLOT_COUNT = len(PROTOCOLS) * _PROTOCOL_STRIDE
-#: A scope's ``http_version`` -> its method -> the method's first slot (its status class is
-#: added); HTTP/1.0 and 1.1 are both "http/1.1".
-_SLOTS = {
-    version: {
-        method: protocol * _PROTOCOL_STRIDE + index * len(STATUS_CLASSES)
-        for index, method in enumerate(METHODS[:-1])
-    }
-    for version, protocol in (("1.0", HTTP1), ("1.1", HTTP1), ("2", HTTP2), ("3", HTTP3))
-}
+#: A scope's ``http_version`` -> the first slot of its GETs (its status class is added);
+#: HTTP/1.0 and 1.1 are both "http/1.1". Other methods: ``_odd_slot``.
+_GET_SLOTS = {"1.0": 0, "1.1": 0, "2": _PROTOCOL_STRIDE, "3": 2 * _PROTOCOL_STRIDE}
 #: A status's offset from its method's first slot (100..999; the rest is never read).
 _STATUS_SLOT = [_STATUS_INDEX[status // 100] for status in range(1000)]
 #: Request duration buckets, seconds: from a cached hello world to a slow upload.
 DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
-_FIRST_BUCKET = DURATION_BUCKETS[0]
+_FIRST_BUCKET, _SECOND_BUCKET, _THIRD_BUCKET = DURATION_BUCKETS[:3]
+_TWO_SLOT_COUNTS = 2 * _SLOT_COUNT
 
 #: HTTP/2 error codes by number (RFC 9113 7).
 H2_ERROR_CODES = (
@@ -186,7 +182,6 @@ class ProtocolCounters:
         "bytes_sent",
         "connections_open",
         "connections_total",
-        "streams_done",
         "streams_started",
     )
 
@@ -196,10 +191,9 @@ class ProtocolCounters:
         self.connections_open = 0
         #: Connections closed (not handed off to another protocol).
         self.connections_total = 0
-        #: App instances started (HTTP requests and WebSockets) and ended: the difference,
-        #: summed over the protocols, is in flight.
+        #: App instances started (HTTP requests and WebSockets): counted by HTTP/2 only
+        #: (``HTTP2Connection._spawn_stream``), for ``http2_streams_total``.
         self.streams_started = 0
-        self.streams_done = 0
 
 
 class Metrics:
@@ -219,6 +213,7 @@ class Metrics:
         "requests",
         "requests_cut",
         "resets",
+        "running",
         "timings",
         "timings_next",
         "timings_seen",
@@ -233,10 +228,10 @@ class Metrics:
         self.clock = time.monotonic
         #: Per protocol label (``PROTOCOLS``): connections, bytes, streams.
         self.protocols = tuple(ProtocolCounters() for _ in PROTOCOLS)
-        #: Requests answered completely (outcome ok), by slot (``_SLOTS``) and duration
-        #: bucket, flat: ``bucket * _SLOT_COUNT + slot`` (the last bucket is +Inf). One count
-        #: per request says both its labels and its duration bucket; a snapshot adds them
-        #: up into ``requests_total`` and the histogram.
+        #: Requests answered completely (outcome ok), by slot (``_GET_SLOTS``,
+        #: ``_odd_slot``) and duration bucket, flat: ``bucket * _SLOT_COUNT + slot`` (the
+        #: last bucket is +Inf). One count per request says both its labels and its duration
+        #: bucket; a snapshot adds them up into ``requests_total`` and the histogram.
         self.requests = [0] * ((len(DURATION_BUCKETS) + 1) * _SLOT_COUNT)
         #: Their durations' sums, by slot.
         self.duration_sums = [0.0] * _SLOT_COUNT
@@ -258,6 +253,9 @@ class Metrics:
         self.tls_failures: dict[str, int] = {}
         #: PROXY protocol step results (``PROXY_RESULTS``) -> count.
         self.proxy_protocol: dict[str, int] = {}
+        #: What counts the app instances running now, one per ``serve`` counting here
+        #: (``ServerState.running_streams``): their sum is ``requests_in_flight``.
+        self.running: list[Callable[[], int]] = []
         #: For statsd: up to ``STATSD_MAX_TIMINGS`` request durations (ms) sampled since the
         #: last flush (a reservoir sample), and how many requests there were.
         self.timings: list[float] | None = [] if timings else None
@@ -280,17 +278,6 @@ class Metrics:
         if not handed_off:
             counters.connections_total += 1
 
-    def stream_started(self, protocol: int) -> None:
-        """An HTTP request or a WebSocket handshake starts its app instance (the connection
-        inlines this: ``counters.streams_started += 1``)."""
-        self.protocols[protocol].streams_started += 1
-
-    def stream_done(self, websocket_open: bool, protocol: int = HTTP1) -> None:
-        """A stream's app instance ended (inlined by the connection too)."""
-        self.protocols[protocol].streams_done += 1
-        if websocket_open:
-            self.ws_open -= 1
-
     def websocket_accepted(self) -> None:
         self.ws_open += 1
         self.ws_total += 1
@@ -299,18 +286,27 @@ class Metrics:
         """A response was sent completely, outcome ok (where the access line is written):
         everything a request counts, in one call."""
         # Written for speed: this runs once per request (tricorn.server.metrics docstring):
-        # no call but the clock's in the common case (a known method, a duration in the
-        # first bucket, a duration the statsd sample does not take), dict and list
+        # no call but the clock's in the common case (GET, a duration in the first three
+        # buckets, a duration the statsd sample does not draw for), dict and list
         # subscripts that the interpreter specialises, two counts (the slot-and-bucket, the
         # sum), no allocation but the duration's float and the counts' ints.
         duration = self.clock() - start_time
-        try:
-            slot = _SLOTS[scope["http_version"]][scope["method"]] + _STATUS_SLOT[status]
-        except KeyError:
+        if scope["method"] == "GET":  # a compare: the method is a new str, not hashed yet
+            try:
+                slot = _GET_SLOTS[scope["http_version"]] + _STATUS_SLOT[status]
+            except KeyError:  # an app changed the scope's http_version
+                slot = _odd_slot(scope, status)
+        else:
             slot = _odd_slot(scope, status)
         self.duration_sums[slot] += duration
+        # The first buckets by compares: bisect_left's call and the index's product cost
+        # more than two compares (under 5 ms: most requests, and every one under callgrind).
         if duration <= _FIRST_BUCKET:
             self.requests[slot] += 1
+        elif duration <= _SECOND_BUCKET:
+            self.requests[_SLOT_COUNT + slot] += 1
+        elif duration <= _THIRD_BUCKET:
+            self.requests[_TWO_SLOT_COUNTS + slot] += 1
         else:
             self.requests[bisect_left(DURATION_BUCKETS, duration) * _SLOT_COUNT + slot] += 1
         timings = self.timings
@@ -318,7 +314,11 @@ class Metrics:
             seen = self.timings_seen + 1
             self.timings_seen = seen
             if seen == self.timings_next:
-                self._take_timing(timings, seen, duration * 1000.0)
+                if seen < STATSD_MAX_TIMINGS:  # filling: no draw, no call
+                    timings.append(duration * 1000.0)
+                    self.timings_next = seen + 1
+                else:
+                    self._take_timing(timings, seen, duration * 1000.0)
 
     def response_cut(
         self, scope: Mapping[str, Any], status: int, outcome: str, start_time: float
@@ -468,8 +468,7 @@ class Metrics:
             for protocol, histogram in enumerate(histograms)
             if any(histogram)
         }
-        started = sum(p.streams_started for p in protocols)
-        s["requests_in_flight"] = {(): started - sum(p.streams_done for p in protocols)}
+        s["requests_in_flight"] = {(): sum(running() for running in self.running)}
         s["websocket_connections_open"] = {(): self.ws_open}
         s["websocket_connections_total"] = {(): self.ws_total}
         s["websocket_messages_received_total"] = {(): self.ws_messages_received}
@@ -502,7 +501,8 @@ class Metrics:
 
 
 def _odd_slot(scope: Mapping[str, Any], status: int) -> int:
-    """The slot of a request ``_SLOTS`` does not name: a method of "other"."""
+    """The slot of a request of another method than GET (a method not in ``METHODS``:
+    "other")."""
     protocol = _VERSION_INDEX.get(scope["http_version"], HTTP1)
     method = _METHOD_INDEX.get(scope["method"], _OTHER_METHOD)
     return (protocol * len(METHODS) + method) * len(STATUS_CLASSES) + _STATUS_SLOT[status]

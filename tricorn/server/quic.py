@@ -422,7 +422,10 @@ class HTTP3Connection(MultiplexedConnection[HTTP3Protocol]):
     # --- input: called by the endpoint's reader ----------------------------------------
 
     def feed(self, data: bytes, addr: tuple[str, int]) -> None:
+        """A datagram for this connection (the endpoint routed it by connection id)."""
         self._address = addr
+        if (counters := self._counters) is not None:
+            counters.bytes_received += len(data)
         protocol = self.protocol
         received = protocol.receive_datagram(data, addr, anyio.current_time())
         if self._handshaking and protocol.handshake_complete:

@@ -48,6 +48,9 @@ class Closable(Protocol):
     def begin_shutdown(self) -> None:
         """Finish in-flight work, then close; close now if idle."""
 
+    def running_streams(self) -> int:
+        """The app instances running on it now (``requests_in_flight``)."""
+
 
 class ServerState:
     """Shared by every connection of one ``serve`` call."""
@@ -74,6 +77,8 @@ class ServerState:
         self.connections: set[Closable] = set()
         #: The counters (tricorn.server.metrics), or None when no metric is exported.
         self.metrics = metrics_for(config)
+        if self.metrics is not None:
+            self.metrics.running.append(self.running_streams)
         self.shutting_down = False
         self._all_closed: anyio.Event | None = None
         self._date_second = -1
@@ -166,6 +171,10 @@ class ServerState:
         if yields is None:
             yields = self._lock_yields = sniffio.current_async_library() == "trio"
         return WriteLock(yield_after_acquire=yields)
+
+    def running_streams(self) -> int:
+        """The app instances running on every connection now (``Metrics.running``)."""
+        return sum(connection.running_streams() for connection in self.connections)
 
     def add(self, connection: Closable) -> None:
         self.connections.add(connection)
