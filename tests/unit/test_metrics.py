@@ -426,6 +426,7 @@ def test_dogstatsd_tags_and_sampled_timings() -> None:
         "status:2xx,outcome:ok"
     ]
     timings = [line for line in lines if "|ms" in line]
+    # Full at 1,000, then one of each two: 500 and 500 more, full again at the last.
     assert len(timings) == STATSD_MAX_TIMINGS
     assert all("|ms|@0.5|#env:prod" in line for line in timings)
 
@@ -451,19 +452,52 @@ def test_statsd_sample_is_uniform_over_the_interval_and_counts_every_duration(
         _offer(metrics, float(value), inline)
     timings, seen = metrics.take_timings()
     assert seen == offered
-    assert len(timings) == STATSD_MAX_TIMINGS
+    # Full at 1,000, 2,000, 4,000, 8,000 and 16,000 durations, halved each time: at the
+    # end 500 from windows of 32 and one from each of the 125 windows of 32 after.
+    assert len(timings) == 625
     values = [round(value) for value in timings]
-    assert len(set(values)) == STATSD_MAX_TIMINGS and set(values) <= set(range(offered))
-    # Uniform: every tenth of the interval holds about a tenth of the sample (a binomial
-    # count of mean 100 and deviation under 10), the mean is about the middle.
+    assert len(set(values)) == len(values) and set(values) <= set(range(offered))
+    # Uniform: one duration from each window of 32 in a row, so every tenth of the
+    # interval (62.5 windows) holds 62 or 63 of them, and the mean is about the middle.
+    assert all(value // 32 == index for index, value in enumerate(sorted(values)))
     tenths = Counter(value * 10 // offered for value in values)
     assert sorted(tenths) == list(range(10))
-    assert all(60 <= count <= 140 for count in tenths.values()), tenths
-    assert abs(statistics.mean(values) - offered / 2) < offered * 0.05
-    # The next interval starts a new sample.
+    assert all(61 <= count <= 64 for count in tenths.values()), tenths
+    assert abs(statistics.mean(values) - offered / 2) < offered * 0.02
+    # The next interval's windows are as long as would have taken 4/5 of the sample from
+    # the last one: 25 here, so the same number of durations fills it without a halving.
+    for value in range(offered):
+        _offer(metrics, float(value), inline)
+    timings, seen = metrics.take_timings()
+    assert (seen, len(timings)) == (offered, 800)
+    assert all(value // 25 == index for index, value in enumerate(sorted(timings)))
+    # An interval with no request, then one: windows of one again, every duration in.
+    assert metrics.take_timings() == ([], 0)
     _offer(metrics, 5.0, inline)
     assert metrics.take_timings() == ([5.0], 1)
     assert metrics.take_timings() == ([], 0)
+
+
+def test_statsd_sample_halving_keeps_every_duration_equally_likely() -> None:
+    """Over many intervals of 1,500 durations (full at 1,000, then windows of two: the
+    halving and the first window of a pair split at random), every position of the
+    interval is in the sample about as often: 750 times in 1,500 intervals."""
+    random.seed(3)
+    taken = Counter[int]()
+    intervals = 1500
+    for _ in range(intervals):
+        metrics = Metrics(timings=STATSD_MAX_TIMINGS)
+        for value in range(1500):
+            metrics.sample_timing(float(value))
+        timings, _ = metrics.take_timings()
+        assert len(timings) == 750
+        taken.update(round(value) for value in timings)
+    # Each position is in with probability 1/2: a binomial count of mean 750, deviation
+    # about 19; the first 1,000 and the last 500 alike.
+    assert all(650 <= taken[position] <= 850 for position in range(1500)), taken.most_common(3)
+    first = statistics.mean(taken[position] for position in range(1000))
+    last = statistics.mean(taken[position] for position in range(1000, 1500))
+    assert abs(first - 750) < 5 and abs(last - 750) < 5
 
 
 def test_statsd_sample_keeps_everything_up_to_its_size() -> None:
