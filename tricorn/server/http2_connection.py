@@ -28,7 +28,6 @@ from tricorn.server.connection import (
     HTTP2_SETTINGS,
     Handoff,
     MultiplexedConnection,
-    protocol_settings,
 )
 from tricorn.server.http_stream import HTTPStream
 from tricorn.server.state import TASK_NAME
@@ -79,7 +78,7 @@ class HTTP2Connection(MultiplexedConnection[HTTP2Protocol]):
         config = self.state.config
         self.protocol = HTTP2Protocol(
             clock=self.state.clock,
-            **protocol_settings(config, HTTP2_SETTINGS),
+            **self._protocol_settings(HTTP2_SETTINGS),
             enable_connect_protocol=True,
             hold_reset_slots=True,
         )
