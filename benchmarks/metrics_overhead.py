@@ -112,16 +112,17 @@ def micro() -> tuple[float, float]:
 
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+    from tricorn.protocols.events import Request
     from tricorn.server.metrics import Metrics
 
     metrics = Metrics()
-    scope = {"http_version": "1.1", "method": "GET"}
+    head = Request(1, b"GET", b"/", [], "1.1")
     counters = metrics.protocols[0]
 
     def ours() -> None:
         counters.bytes_received += 40
         counters.bytes_sent += 120
-        metrics.response_done(scope, 200, metrics.clock())
+        metrics.response_done(head, 200, metrics.clock())
 
     registry = CollectorRegistry()
     requests = Counter("r_total", "", ["protocol", "method", "status"], registry=registry)

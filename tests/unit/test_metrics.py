@@ -14,7 +14,7 @@ from hpack import Encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.test_http2 import GET, Pair, frame
-from tricorn.protocols.events import ProtocolError
+from tricorn.protocols.events import ProtocolError, Request
 from tricorn.protocols.http11 import HTTP11Protocol
 from tricorn.protocols.http11_h11 import H11Protocol
 from tricorn.server.metrics import (
@@ -40,8 +40,13 @@ PING, SETTINGS, PRIORITY, HEADERS, CONTINUATION = 6, 4, 2, 1, 9
 END_STREAM, END_HEADERS = 0x1, 0x4
 
 
+def head(method: str, version: str) -> Request:
+    """A request head as the protocols give it (the labels are read from it)."""
+    return Request(1, method.encode(), b"/", [], version)
+
+
 def request(metrics: Metrics, method: str, status: int, version: str = "1.1") -> None:
-    metrics.response_done({"http_version": version, "method": method}, status, metrics.clock())
+    metrics.response_done(head(method, version), status, metrics.clock())
 
 
 def test_requests_are_counted_by_protocol_method_and_status_class() -> None:
@@ -102,7 +107,7 @@ def test_duration_lands_in_its_bucket() -> None:
     # The first three buckets are found by compares, the rest by bisection: both edges.
     durations = (0.0005, 0.001, 0.0011, 0.0025, 0.004, 0.005, 0.0051, 0.02, 100.0)
     for seconds in durations:
-        metrics.response_done({"http_version": "1.1", "method": "GET"}, 200, now - seconds)
+        metrics.response_done(head("GET", "1.1"), 200, now - seconds)
     histogram = metrics.snapshot()["request_duration_seconds"][("http/1.1",)]
     assert histogram[0] == 2  # le=0.001 holds 0.0005 and 0.001 itself
     assert histogram[DURATION_BUCKETS.index(0.0025)] == 2  # 0.0011, 0.0025
@@ -130,7 +135,7 @@ def test_requests_and_durations_add_up_by_labels_and_by_protocol() -> None:
         ("3", "BREW", 500, 100.0),  # +Inf; a method of "other"
     ]
     for version, method, status, seconds in answered:
-        metrics.response_done({"http_version": version, "method": method}, status, now - seconds)
+        metrics.response_done(head(method, version), status, now - seconds)
     metrics.response_cut({"http_version": "2", "method": "GET"}, 200, "client_gone", now - 0.3)
     metrics.request_ended(0, None, 400, "rejected", 0.0)
     snapshot = metrics.snapshot()
@@ -436,7 +441,7 @@ def _offer(metrics: Metrics, milliseconds: float, inline: bool) -> None:
     inlines the sampling; the clock made to give that duration) or ``sample_timing``."""
     if inline:
         metrics.clock = lambda: 0.0
-        metrics.response_done({"http_version": "1.1", "method": "GET"}, 200, -milliseconds / 1e3)
+        metrics.response_done(head("GET", "1.1"), 200, -milliseconds / 1e3)
     else:
         metrics.sample_timing(milliseconds)
 

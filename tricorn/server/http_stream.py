@@ -390,7 +390,7 @@ class HTTPStream(AppStream[StreamOwner]):
         self._logged = True
         if (metrics := self.server_state.metrics) is not None:
             if self._outcome is None:
-                metrics.response_done(self.scope, self._status, self.start_time)
+                metrics.response_done(self.request, self._status, self.start_time)
             else:
                 metrics.response_cut(
                     self.scope, self._sent_status(), self._outcome, self.start_time
