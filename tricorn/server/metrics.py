@@ -4,7 +4,7 @@ The request path only adds to plain ints (``Metrics``): no locks, no label looku
 library, no formatting and no socket per request. A read, a write (and an HTTP/2 stream's
 start) each add to one attribute of their protocol's ``ProtocolCounters``; a response's end is one
 call (``response_done``: one count by labels and duration bucket together, one sum, and the
-statsd sample's counter). The requests in flight are not counted per request: a snapshot
+statsd sample's countdown). The requests in flight are not counted per request: a snapshot
 counts the app instances running on the live connections (``running``). A scrape or a statsd
 flush turns them into a ``Snapshot`` (plain data: the same shape whether it comes from this
 process or, as JSON, from a worker), which ``metrics_export`` renders for Prometheus or
@@ -201,6 +201,7 @@ class Metrics:
     """The counters of one server (one ``serve``), incremented from its event loop only."""
 
     __slots__ = (
+        "_timings_left",
         "_timings_stride",
         "_timings_window",
         "abuse",
@@ -218,7 +219,6 @@ class Metrics:
         "running",
         "timings",
         "timings_next",
-        "timings_seen",
         "tls_failures",
         "ws_messages_received",
         "ws_messages_sent",
@@ -259,15 +259,17 @@ class Metrics:
         #: (``ServerState.running_streams``): their sum is ``requests_in_flight``.
         self.running: list[Callable[[], int]] = []
         #: For statsd: up to ``STATSD_MAX_TIMINGS`` request durations (ms) sampled since the
-        #: last flush (one from each window of ``_timings_stride`` requests), and how many
-        #: requests there were.
+        #: last flush (one from each window of ``_timings_stride`` requests).
         self.timings: list[float] | None = [] if timings else None
-        self.timings_seen = 0
-        #: The count of the next duration that goes into the sample, drawn in its window
-        #: (``_take_timing``); the window's first count and its length.
+        #: The count (since the last flush) of the next duration that goes into the sample,
+        #: drawn in its window (``_take_timing``); the window's first count and its length.
         self.timings_next = 1
         self._timings_window = 1
         self._timings_stride = 1
+        #: How many requests until that one (it is the one that brings this to 0): a
+        #: countdown rather than a count of the requests, whose ints pass 256 and so are
+        #: made anew each request (``timings_seen`` is worked out from the two).
+        self._timings_left = 1
 
     # --- the hooks (each called from one place; see connection.py) ---------------------
 
@@ -314,14 +316,14 @@ class Metrics:
             self.requests[bisect_left(DURATION_BUCKETS, duration) * _SLOT_COUNT + slot] += 1
         timings = self.timings
         if timings is not None:
-            seen = self.timings_seen + 1
-            self.timings_seen = seen
-            if seen == self.timings_next:
-                if self._timings_stride == 1 and len(timings) < STATSD_MAX_TIMINGS:
-                    timings.append(duration * 1000.0)  # windows of one: no draw, no call
-                    self._timings_window = self.timings_next = seen + 1
-                else:
-                    self._take_timing(timings, duration * 1000.0)
+            left = self._timings_left - 1
+            if left:
+                self._timings_left = left
+            elif self._timings_stride == 1 and len(timings) < STATSD_MAX_TIMINGS:
+                timings.append(duration * 1000.0)  # windows of one: no draw, no call
+                self._timings_window = self.timings_next = self.timings_next + 1  # left: 1
+            else:
+                self._take_timing(timings, duration * 1000.0)
 
     def response_cut(
         self, scope: Mapping[str, Any], status: int, outcome: str, start_time: float
@@ -352,10 +354,16 @@ class Metrics:
         """Offer one duration to the statsd sample (``response_done`` inlines this)."""
         timings = self.timings
         if timings is not None:
-            seen = self.timings_seen + 1
-            self.timings_seen = seen
-            if seen == self.timings_next:
+            left = self._timings_left - 1
+            if left:
+                self._timings_left = left
+            else:
                 self._take_timing(timings, milliseconds)
+
+    @property
+    def timings_seen(self) -> int:
+        """How many requests were offered to the sample since the last flush."""
+        return self.timings_next - self._timings_left
 
     # The sample is stratified: the interval's requests are cut into windows of
     # ``_timings_stride`` in a row, and one duration of each window, at a random place in
@@ -372,6 +380,7 @@ class Metrics:
         then the place of the next window's is drawn."""
         stride = self._timings_stride
         window = self._timings_window
+        taken = self.timings_next
         if len(timings) == STATSD_MAX_TIMINGS:
             # Full, at the first window of a pair: the windows so far pair up, one duration
             # of each pair kept; this window is the first half of a window twice as long.
@@ -380,12 +389,14 @@ class Metrics:
             self._timings_stride = stride * 2
             if _random() < 0.5:  # the longer window's duration comes from its second half
                 self.timings_next = window + stride + _floor(_random() * stride)
+                self._timings_left = self.timings_next - taken
                 return
             stride *= 2
         timings.append(milliseconds)
         window += stride
         self._timings_window = window
         self.timings_next = window + _floor(_random() * stride) if stride > 1 else window
+        self._timings_left = self.timings_next - taken
 
     def protocol_error(self, protocol: str, kind: str) -> None:
         key = (protocol, kind)
@@ -507,8 +518,7 @@ class Metrics:
         stride = max(1, -(-seen * 5 // (4 * STATSD_MAX_TIMINGS)))
         self._timings_stride = stride
         self._timings_window = 1
-        self.timings_seen = 0
-        self.timings_next = 1 + _floor(_random() * stride) if stride > 1 else 1
+        self.timings_next = self._timings_left = 1 + _floor(_random() * stride) if stride > 1 else 1
         return timings, seen
 
 
