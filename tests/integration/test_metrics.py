@@ -229,6 +229,33 @@ async def test_scrape_counts_http11_h2c_websocket_and_errors() -> None:
     assert missing.status_code == 404
 
 
+async def rewriting_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app (a method-override middleware, say) that rewrites its scope's method and
+    version before it answers."""
+    if scope["type"] == "http":
+        scope["method"] = "DELETE"
+        scope["http_version"] = "7"
+    await app(scope, receive, send)
+
+
+async def test_requests_are_labelled_by_what_the_client_sent_not_the_rewritten_scope() -> None:
+    with metrics_socket() as (bind, port):
+        async with serving(rewriting_app, metrics_bind=bind) as server:
+            await http11_traffic(server)  # 3 GETs, a POST, a method of "other"
+            await h2c_traffic(server)
+
+            def done(samples: Samples) -> bool:
+                return value(samples, "tricorn_request_duration_seconds_count", protocol="h2") >= 2
+
+            samples = await scrape_until(port, done)
+    ok = {"status": "2xx", "outcome": "ok"}
+    requests = samples["tricorn_requests_total"]
+    assert value(samples, "tricorn_requests_total", protocol="http/1.1", method="GET", **ok) == 3
+    assert value(samples, "tricorn_requests_total", protocol="http/1.1", method="POST", **ok) == 1
+    assert value(samples, "tricorn_requests_total", protocol="h2", method="GET", **ok) == 2
+    assert not any(("method", "DELETE") in labels for labels in requests)
+
+
 async def test_h2_abuse_limit_goaway_and_reset_sent_are_counted() -> None:
     """A PING flood past its limit is a GOAWAY(ENHANCE_YOUR_CALM) and an abuse trigger; a
     stream whose app fails after its head is reset (INTERNAL_ERROR)."""
