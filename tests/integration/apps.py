@@ -86,6 +86,15 @@ async def raises(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("secret detail that must not reach the client")
 
 
+async def raises_after_responding(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sends a whole 500 and then raises, as Starlette's ServerErrorMiddleware does (it
+    answers the error itself and re-raises it for the server to log)."""
+    if scope["type"] != "http":
+        return
+    await respond(send, 500, b"Internal Server Error")
+    raise RuntimeError("raised after the response was complete")
+
+
 async def no_response(scope: Scope, receive: Receive, send: Send) -> None:
     return
 

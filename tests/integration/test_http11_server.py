@@ -234,6 +234,25 @@ async def test_app_exception_gives_500_without_detail(caplog: pytest.LogCaptureF
     assert any("Exception in ASGI app" in r.message and r.exc_info for r in caplog.records)
 
 
+async def test_an_error_raised_after_a_complete_response_keeps_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starlette and FastAPI answer an unhandled error with their own whole 500 and then
+    re-raise it: the error is logged, and the keep-alive connection serves what the client
+    sent next (closing it reset the next request, already on its way)."""
+    caplog.set_level(logging.ERROR, logger="tricorn.error")
+    async with serving(apps.raises_after_responding) as server:
+        stream = await open_raw(server)
+        for index in range(3):
+            await stream.send(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % index)
+            response = await read_response(stream)
+            assert response.startswith(b"HTTP/1.1 500 ")
+            assert response.endswith(b"Internal Server Error")
+        await stream.aclose()
+    errors = [r for r in caplog.records if "Exception in ASGI app" in r.message]
+    assert len(errors) == 3 and all(r.exc_info for r in errors)
+
+
 async def test_app_returning_without_response_gives_500(caplog: pytest.LogCaptureFixture) -> None:
     async with serving(apps.no_response) as server, httpx.AsyncClient() as client:
         assert (await client.get(server.url)).status_code == 500

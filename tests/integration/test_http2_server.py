@@ -14,6 +14,7 @@ import pytest
 from h2spec import run_suite
 from tests.helpers import Certificates, issue_certificates, serving
 from tests.integration import apps
+from tests.integration.h2_client import h2_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +134,18 @@ async def test_bad_certificate_paths_are_one_line_errors(tmp_path: Path) -> None
     config = Config(bind=["127.0.0.1:0"], certfile=str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"certfile = .*missing\.pem.*no such file"):
         await serve(apps.hello, config)
+
+
+async def test_an_error_raised_after_a_complete_response_resets_nothing() -> None:
+    """Starlette's shape (its own whole 500, then the error re-raised for the log): the
+    stream ended with END_STREAM and stays so, no RST_STREAM after it."""
+    async with (
+        serving(apps.raises_after_responding) as server,
+        h2_connection(server.host, server.port) as client,
+    ):
+        first = await client.response(await client.request(path="/1"))
+        second = await client.response(await client.request(path="/2"))
+    for response in (first, second):
+        assert response.status == 500
+        assert response.body == b"Internal Server Error"
+    assert [frame for frame in client.frames if frame.kind == "RST_STREAM"] == []

@@ -434,7 +434,9 @@ class HTTPStream(AppStream[StreamOwner]):
         else:
             headline = f"Exception in ASGI app ({self.scope['method']} {self.scope['path']})"
             error_log.error(app_error_headline(headline, error), exc_info=error)
-        if self._disconnected:
+        if self._disconnected or self._response_complete:
+            # A whole response went out (Starlette answers its own 500, then re-raises for
+            # the log): the connection is in step, and keeps serving.
             return
         if self._started and self._pending_headers is None:
             await self._owner.abort(self.stream_id)  # the head is on the wire: too late for a 500
