@@ -336,6 +336,27 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path, backend: str) ->
     assert result[0].status_code == 200
 
 
+def test_new_connections_are_refused_at_once_while_the_workers_stop(tmp_path: Path) -> None:
+    """Once SIGTERM has stopped every worker's accepting, a new connection is refused at
+    once, not queued for the whole graceful_timeout and then reset: the supervisor closed
+    its own copies of the listening sockets as it began to stop."""
+    import socket
+
+    with supervisor(tmp_path, "--graceful-timeout", "30") as server:
+        result: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: result.append(server.get("/slow?2")))
+        thread.start()
+        wait_until(lambda: _established(server.port), "the slow request")
+        server.signal(signal.SIGTERM)
+        # Logged by each worker once it has closed its listeners.
+        wait_until(lambda: server.log().count("Shutting down: waiting") == 2, "both stopping")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=GUARD).close()
+        thread.join(GUARD)
+        assert server.wait_exit() == 0
+    assert result[0].status_code == 200
+
+
 def _established(port: int) -> bool:
     """Whether a connection to ``port`` on 127.0.0.1 is established (from /proc/net/tcp)."""
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]

@@ -42,7 +42,7 @@ from tricorn.process.policy import (
 )
 from tricorn.process.worker import CONFIG_ENV, config_to_json
 from tricorn.server import systemd
-from tricorn.server.listeners import open_config_sockets
+from tricorn.server.listeners import close_sockets, open_config_sockets
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -208,8 +208,7 @@ class Supervisor:
             for child in self.children.values():  # only after an unexpected error
                 child.process.kill()
                 child.process.wait()
-            for sock in self.sockets:
-                sock.close()
+            self._close_listeners()
             self.metrics.close()
             wake_read.close()
             wake_write.close()
@@ -336,6 +335,12 @@ class Supervisor:
     # --- actions ------------------------------------------------------------------
 
     def _do(self, actions: list[Action]) -> None:
+        if self.policy.mode != "running":
+            # Stopping: no worker is started again. Our copies of the listening sockets
+            # would keep them open after every worker closed its own: a new client's
+            # connection would wait in the backlog for the whole graceful_timeout, then be
+            # reset. Closed, it is refused at once (and a unix socket file removed).
+            self._close_listeners()
         for action in actions:
             if isinstance(action, Spawn):
                 self._spawn(action.wid)
@@ -354,6 +359,10 @@ class Supervisor:
                 self.config = self.previous_config
             elif isinstance(action, Exit):
                 self.status = action.status
+
+    def _close_listeners(self) -> None:
+        close_sockets(self.sockets)
+        self.sockets = []
 
     def _pid(self, wid: int) -> int | str:
         child = self.children.get(wid)

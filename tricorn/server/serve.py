@@ -35,6 +35,7 @@ from tricorn.server.lifespan import Lifespan, LifespanFailure
 from tricorn.server.listeners import (
     BoundAddress,
     bound_address,
+    close_sockets,
     open_config_sockets,
     peer_addresses,
     to_listener,
@@ -113,8 +114,7 @@ async def serve(
             raise leaves[0] from None
         raise
     finally:
-        for sock in sockets + (quic[0] if quic is not None else []):
-            sock.close()
+        close_sockets(sockets + (quic[0] if quic is not None else []))
         if exporters is not None:
             exporters.close()
     error_log.info("Server stopped")
