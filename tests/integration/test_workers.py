@@ -530,6 +530,26 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     assert server.log().count("the supervisor is gone, stopping") == 2
 
 
+def test_sigusr1_before_the_workers_are_ready_reaches_them_once_they_are(
+    tmp_path: Path,
+) -> None:
+    """SIGUSR1 (reopen the log files) while the workers still import the app: relayed
+    then, it would end them (its default action) and the server with them; the
+    supervisor relays it once each is ready."""
+    (tmp_path / "slow_import.py").write_text("import time\ntime.sleep(2)\nfrom wapp import app\n")
+    with supervisor(tmp_path, wait=False, app="slow_import:app") as server:
+        wait_until(lambda: "Supervisor" in server.log(), "the supervisor's signal handlers")
+        server.signal(signal.SIGUSR1)
+        wait_until(lambda: server.log().count(": reopened the log files") == 3, "the reopens")
+        wait_until(lambda: server.serving_lines() == 2, "two workers serving")
+        assert server.get().status_code == 200
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    log = server.log()
+    assert "Received SIGUSR1: reopened the log files" in log
+    assert "before it was ready" not in log
+
+
 # --- 2. recycling ---------------------------------------------------------------------
 
 
