@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -680,3 +681,65 @@ def test_log_config_sends_the_access_log_to_a_file(tmp_path: Path, options: list
     assert all(line.startswith("ACCESS 127.0.0.1:") for line in written)
     assert sum('"GET /two?x=1 HTTP/1.1" 200 13 ' in line for line in written) == 1
     assert "INFO:     " in err  # the error log is untouched: the defaults still apply
+
+
+def _wait_for_lines(path: Path, text: str, count: int, timeout: float = 15.0) -> None:
+    """Wait until ``path`` holds ``count`` lines containing ``text`` (it may not exist yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count(text) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path}: fewer than {count} lines with {text!r}")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--backend", "trio"], ["--backend", "asyncio"], ["--backend", "asyncio", "--workers", "2"]],
+    ids=["trio", "asyncio", "asyncio-2-workers"],
+)
+def test_sigusr1_reopens_the_log_files_after_logrotate_moved_them(
+    tmp_path: Path, options: list[str]
+) -> None:
+    """gunicorn's SIGUSR1, for logrotate's postrotate (kill -USR1): the server keeps
+    serving (SIGUSR1's default action would end it), and the lines after it go to new
+    files of the same names, from the supervisor and from every worker."""
+    access_file, error_file = tmp_path / "access.log", tmp_path / "error.log"
+    config = {
+        "version": 1,
+        "formatters": {"plain": {"format": "%(process)d %(message)s"}},
+        "handlers": {
+            name: {"class": "logging.FileHandler", "filename": str(path), "formatter": "plain"}
+            for name, path in (("access", access_file), ("error", error_file))
+        },
+        "loggers": {
+            "tricorn.access": {"handlers": ["access"], "propagate": False},
+            "tricorn.error": {"handlers": ["error"], "propagate": False},
+        },
+    }
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(json.dumps(config))
+    workers = 2 if "--workers" in options else 1
+    with tricorn("tests.integration.apps:hello", "--log-config", str(log_config), *options) as (
+        process,
+        port,
+    ):
+        _wait_for_lines(error_file, "tricorn serving on", workers)
+        for _ in range(4):
+            assert httpx.get(f"http://127.0.0.1:{port}/before").status_code == 200
+        access_file.rename(tmp_path / "access.log.1")  # what logrotate does, then USR1
+        error_file.rename(tmp_path / "error.log.1")
+        process.send_signal(signal.SIGUSR1)
+        _wait_for_lines(error_file, "reopened the log files", 1 + (workers if workers > 1 else 0))
+        for _ in range(4):
+            assert httpx.get(f"http://127.0.0.1:{port}/after").status_code == 200
+        assert process.poll() is None
+        status, _, err = stop(process, signal.SIGTERM)
+    assert status == 0, err
+    old_access, new_access = (tmp_path / "access.log.1").read_text(), access_file.read_text()
+    assert old_access.count("GET /before") == 4 and "/after" not in old_access
+    assert new_access.count("GET /after") == 4 and "/before" not in new_access
+    new_error = error_file.read_text()
+    assert "Received SIGUSR1: reopened the log files" in new_error
+    assert "Server stopped" in new_error
+    assert "serving on" in (tmp_path / "error.log.1").read_text()

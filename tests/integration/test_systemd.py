@@ -94,6 +94,7 @@ def test_socket_activation_serves_every_passed_socket(tmp_path: Path, backend: s
     assert f"fd 4 (local): unix:{path}" in err
     assert "127.0.0.1:8000" not in err  # the default bind was not opened
     assert process.returncode == 0
+    assert os.path.exists(path)  # systemd's socket file is systemd's to remove
 
 
 def test_listen_fds_for_another_process_are_ignored() -> None:
@@ -239,6 +240,30 @@ def test_unix_socket_mode_and_group_are_applied(tmp_path: Path) -> None:
         process.wait(timeout=15)
     assert stat.S_IMODE(info.st_mode) == 0o666
     assert info.st_gid == os.getgid()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_socket_file_is_removed_at_a_clean_stop(tmp_path: Path, workers: str) -> None:
+    """As with Uvicorn and gunicorn: after SIGTERM no socket file is left for a proxy to
+    connect to (with workers, the supervisor created it and removes it)."""
+    path = str(tmp_path / "app.sock")
+    with unix_server(path, "--workers", workers) as (process, _):
+        assert _unix_get(path).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    assert not os.path.exists(path)
+
+
+def test_a_socket_file_replaced_meanwhile_is_left_alone(tmp_path: Path) -> None:
+    """Only the file the server created is removed: one put in its place since (another
+    server's, here a plain file) stays."""
+    path = tmp_path / "app.sock"
+    with unix_server(str(path)) as (process, _):
+        path.unlink()
+        path.write_text("someone else's")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    assert path.read_text() == "someone else's"
 
 
 def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:

@@ -336,6 +336,27 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path, backend: str) ->
     assert result[0].status_code == 200
 
 
+def test_new_connections_are_refused_at_once_while_the_workers_stop(tmp_path: Path) -> None:
+    """Once SIGTERM has stopped every worker's accepting, a new connection is refused at
+    once, not queued for the whole graceful_timeout and then reset: the supervisor closed
+    its own copies of the listening sockets as it began to stop."""
+    import socket
+
+    with supervisor(tmp_path, "--graceful-timeout", "30") as server:
+        result: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: result.append(server.get("/slow?2")))
+        thread.start()
+        wait_until(lambda: _established(server.port), "the slow request")
+        server.signal(signal.SIGTERM)
+        # Logged by each worker once it has closed its listeners.
+        wait_until(lambda: server.log().count("Shutting down: waiting") == 2, "both stopping")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=GUARD).close()
+        thread.join(GUARD)
+        assert server.wait_exit() == 0
+    assert result[0].status_code == 200
+
+
 def _established(port: int) -> bool:
     """Whether a connection to ``port`` on 127.0.0.1 is established (from /proc/net/tcp)."""
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
@@ -507,6 +528,26 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         server.process.wait()
         wait_until(lambda: not any(alive(pid) for pid in pids), "the orphaned workers gone")
     assert server.log().count("the supervisor is gone, stopping") == 2
+
+
+def test_sigusr1_before_the_workers_are_ready_reaches_them_once_they_are(
+    tmp_path: Path,
+) -> None:
+    """SIGUSR1 (reopen the log files) while the workers still import the app: relayed
+    then, it would end them (its default action) and the server with them; the
+    supervisor relays it once each is ready."""
+    (tmp_path / "slow_import.py").write_text("import time\ntime.sleep(2)\nfrom wapp import app\n")
+    with supervisor(tmp_path, wait=False, app="slow_import:app") as server:
+        wait_until(lambda: "Supervisor" in server.log(), "the supervisor's signal handlers")
+        server.signal(signal.SIGUSR1)
+        wait_until(lambda: server.log().count(": reopened the log files") == 3, "the reopens")
+        wait_until(lambda: server.serving_lines() == 2, "two workers serving")
+        assert server.get().status_code == 200
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    log = server.log()
+    assert "Received SIGUSR1: reopened the log files" in log
+    assert "before it was ready" not in log
 
 
 # --- 2. recycling ---------------------------------------------------------------------

@@ -440,6 +440,35 @@ def test_the_default_access_log_format_formats_the_sample() -> None:
     assert line == '127.0.0.1:51000 - "GET /index.html?page=2 HTTP/1.1" 200 1024 1.5ms ok'
 
 
+def test_reopening_log_files_follows_a_moved_file_and_never_truncates(tmp_path: Path) -> None:
+    """SIGUSR1's work: a moved file gets a new one of its name; a file in "w" mode that was
+    not moved is reopened for appending, its lines kept; stream handlers are left alone."""
+    from tricorn.config.logging import reopen_log_files
+
+    logger = logging.getLogger("tricorn.test.reopen")
+    moved, kept = tmp_path / "moved.log", tmp_path / "kept.log"
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(moved),
+        logging.FileHandler(kept, mode="w"),
+        logging.StreamHandler(),
+    ]
+    for handler in handlers:
+        logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("one")
+        moved.rename(tmp_path / "moved.log.1")
+        assert reopen_log_files() == []
+        logger.warning("two")
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    assert (tmp_path / "moved.log.1").read_text() == "one\n"
+    assert moved.read_text() == "two\n"
+    assert kept.read_text() == "one\ntwo\n"
+
+
 # --- the PROXY protocol ---------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ import logging.config
 import os
 import sys
 import tomllib
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tricorn.constants import ACCESS_LOGGER, ERROR_LOGGER
@@ -271,3 +272,54 @@ def configure_logging(config: Config) -> None:
     if config.log_config:
         apply_log_config(config.log_config)
     logging.getLogger(ACCESS_LOGGER).disabled = not config.access_log
+
+
+def reopen_logs(cause: str) -> None:
+    """SIGUSR1 (as with gunicorn): reopen the log files, and say so in the new ones;
+    ``cause`` starts the line ("Received SIGUSR1")."""
+    failed = reopen_log_files()
+    error_log = logging.getLogger(ERROR_LOGGER)
+    error_log.info("%s: reopened the log files", cause)
+    for path in failed:
+        error_log.warning("%s: cannot reopen the log file %s", cause, path)
+
+
+def reopen_log_files() -> list[str]:
+    """Reopen the file of every ``logging.FileHandler`` (``WatchedFileHandler``,
+    ``RotatingFileHandler``...) of every logger, as gunicorn does on SIGUSR1: after
+    logrotate has moved a file away, the lines go to a new file of the same name.
+
+    Returns the paths that could not be opened (each such handler tries again at its
+    next record). A handler opened in "w" mode is reopened in "a" mode: a reopen must not
+    truncate a file that was not moved. Handlers writing to a stream are left as they are.
+    """
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    handlers = {
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if isinstance(handler, logging.FileHandler)
+    }
+    failed: list[str] = []
+    for handler in handlers:
+        handler.acquire()
+        try:
+            old = handler.stream
+            if handler.mode == "w":
+                handler.mode = "a"
+            try:
+                handler.stream = handler._open()
+            except OSError:
+                handler.stream = None  # emit() tries to open it again
+                failed.append(handler.baseFilename)
+            if old is not None:
+                with suppress(OSError, ValueError):
+                    old.flush()
+                    old.close()
+        finally:
+            handler.release()
+    return failed

@@ -24,6 +24,7 @@ from typing import Any
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config, load_config
+from tricorn.config.logging import reopen_logs
 from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError
@@ -42,7 +43,7 @@ from tricorn.process.policy import (
 )
 from tricorn.process.worker import CONFIG_ENV, config_to_json
 from tricorn.server import systemd
-from tricorn.server.listeners import open_config_sockets
+from tricorn.server.listeners import close_sockets, open_config_sockets
 
 error_log = logging.getLogger(ERROR_LOGGER)
 
@@ -54,6 +55,7 @@ HANDLED_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
     signal.SIGQUIT,
+    signal.SIGUSR1,
 )
 #: Environment variables meant for the supervisor alone (systemd's).
 PRIVATE_ENV = (
@@ -153,6 +155,10 @@ class _Child:
     process: subprocess.Popen[bytes]
     pipe: int
     buffer: bytes = b""
+    #: It said "ready": its event loop handles SIGUSR1 (before, SIGUSR1 could end it).
+    ready: bool = False
+    #: A SIGUSR1 came before it was ready: relay it then.
+    reopen_pending: bool = False
 
 
 class Supervisor:
@@ -208,8 +214,7 @@ class Supervisor:
             for child in self.children.values():  # only after an unexpected error
                 child.process.kill()
                 child.process.wait()
-            for sock in self.sockets:
-                sock.close()
+            self._close_listeners()
             self.metrics.close()
             wake_read.close()
             wake_write.close()
@@ -258,6 +263,8 @@ class Supervisor:
                 continue
             if signum == signal.SIGHUP:
                 self._reload()
+            elif signum == signal.SIGUSR1:
+                self._reopen_logs()
             else:
                 self._do(self.policy.signal(signum, time.monotonic()))
 
@@ -278,6 +285,17 @@ class Supervisor:
             )
         self.previous_config, self.config = self.config, config
         self._do(self.policy.reload(settings_from(config), time.monotonic()))
+
+    def _reopen_logs(self) -> None:
+        """SIGUSR1, as with gunicorn: reopen our log files, then have every worker reopen
+        its own (each process writes its lines to its own handlers)."""
+        reopen_logs("Received SIGUSR1")
+        for child in self.children.values():
+            if child.ready:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signal.SIGUSR1)
+            else:
+                child.reopen_pending = True
 
     def _files_changed(self) -> None:
         changed = self.watcher.take() if self.watcher is not None else []
@@ -305,6 +323,11 @@ class Supervisor:
         now = time.monotonic()
         for line in lines:
             if line == b"ready":
+                child.ready = True
+                if child.reopen_pending:
+                    child.reopen_pending = False
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.send_signal(signal.SIGUSR1)
                 self._do(self.policy.ready(wid, now))
             elif line.startswith(b"beat "):
                 try:
@@ -336,6 +359,12 @@ class Supervisor:
     # --- actions ------------------------------------------------------------------
 
     def _do(self, actions: list[Action]) -> None:
+        if self.policy.mode != "running":
+            # Stopping: no worker is started again. Our copies of the listening sockets
+            # would keep them open after every worker closed its own: a new client's
+            # connection would wait in the backlog for the whole graceful_timeout, then be
+            # reset. Closed, it is refused at once (and a unix socket file removed).
+            self._close_listeners()
         for action in actions:
             if isinstance(action, Spawn):
                 self._spawn(action.wid)
@@ -354,6 +383,10 @@ class Supervisor:
                 self.config = self.previous_config
             elif isinstance(action, Exit):
                 self.status = action.status
+
+    def _close_listeners(self) -> None:
+        close_sockets(self.sockets)
+        self.sockets = []
 
     def _pid(self, wid: int) -> int | str:
         child = self.children.get(wid)

@@ -12,7 +12,8 @@ The pipe protocol, one ASCII line per message on the inherited ``--pipe`` fd:
 - ``beat N``: sent every ``--beat`` seconds by a task of the event loop (a blocked loop
   stops beating); ``N`` is the number of HTTP requests and WebSockets served so far.
 
-SIGTERM stops gracefully, a second SIGTERM at once. SIGINT, SIGHUP, SIGTTIN, SIGTTOU and
+SIGTERM stops gracefully, a second SIGTERM at once. SIGUSR1 reopens the log files (the
+supervisor relays it once the worker is ready). SIGINT, SIGHUP, SIGTTIN, SIGTTOU and
 SIGQUIT are the supervisor's business and ignored here (a terminal's CTRL+C reaches the
 whole process group; the supervisor then stops the workers in order). When the supervisor
 goes away (the pipe breaks, or the parent pid changes) the worker shuts down gracefully.
@@ -37,7 +38,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from tricorn.config import Config
-from tricorn.config.logging import configure_logging, error_line
+from tricorn.config.logging import configure_logging, error_line, reopen_logs
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import AppLoadError, ConfigError, TricornError
 from tricorn.server.app import load_configured_app
@@ -104,8 +105,11 @@ async def _main(app: CountingApp, config: Config, pipe: Pipe, beat: float) -> No
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-                async for _ in signals:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGUSR1) as signals:
+                async for signum in signals:
+                    if signum == signal.SIGUSR1:  # from the supervisor, after its own
+                        reopen_logs(f"Worker {os.getpid()}")
+                        continue
                     if shutdown.is_set():
                         error_log.warning("Worker %d: second SIGTERM, stopping now", os.getpid())
                         group.cancel_scope.cancel()
@@ -150,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipe", type=int, required=True)
     parser.add_argument("--beat", type=float, default=1.0)
     args = parser.parse_args(argv)
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT):
+    # SIGUSR1 too until the event loop handles it: its default action would end the worker.
+    ignored = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT)
+    for signum in (*ignored, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)
     config = config_from_json(os.environ.pop(CONFIG_ENV))
     try:

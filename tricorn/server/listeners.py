@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,12 +84,21 @@ class UnixSocketOptions:
     group: str = ""
 
 
+#: The socket files ``open_sockets`` created, by their socket: ``(path, st_dev, st_ino)``.
+#: ``close_sockets`` removes them, not those of sockets passed in (systemd's, ``fd://N``).
+_created_files: weakref.WeakKeyDictionary[socket.socket, tuple[str, int, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _unix_socket(path: str, backlog: int, options: UnixSocketOptions) -> socket.socket:
     value = f"unix:{path}"
     _remove_stale_socket(path, value)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
+        info = os.stat(path)
+        _created_files[sock] = (path, info.st_dev, info.st_ino)
         os.chmod(path, options.mode)
         if options.user or options.group:
             os.chown(path, _user_id(options.user), _group_id(options.group))
@@ -173,12 +183,30 @@ def open_sockets(
             else:
                 sockets.extend(_tcp_sockets(value, backlog))
     except BaseException:
-        for sock in sockets:
-            sock.close()
+        close_sockets(sockets)
         raise
     for sock in sockets:
         sock.setblocking(False)
     return sockets
+
+
+def close_sockets(sockets: list[socket.socket]) -> None:
+    """Close listening sockets, and remove the socket files ``open_sockets`` created for
+    them, as Uvicorn and gunicorn do at exit: a proxy then gets "no such file" rather
+    than "connection refused" from a path nobody serves. A file that is no longer the one
+    created (replaced by another server since) is left alone. Safe to call twice."""
+    for sock in sockets:
+        created = _created_files.pop(sock, None)
+        sock.close()
+        if created is None:
+            continue
+        path, device, inode = created
+        try:
+            info = os.stat(path)
+            if (info.st_dev, info.st_ino) == (device, inode):
+                os.unlink(path)
+        except OSError:
+            pass  # gone already, or not ours to remove
 
 
 def open_config_sockets(config: Config) -> list[socket.socket]:

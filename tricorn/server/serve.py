@@ -16,6 +16,7 @@ from anyio.abc import ByteStream, SocketListener, SocketStream, TaskStatus
 
 from tricorn.config import Config
 from tricorn.config.loader import check_config, show_value
+from tricorn.config.logging import reopen_logs
 from tricorn.config.tls import build_ssl_context
 from tricorn.constants import ERROR_LOGGER
 from tricorn.errors import ConfigError, TricornError
@@ -35,6 +36,7 @@ from tricorn.server.lifespan import Lifespan, LifespanFailure
 from tricorn.server.listeners import (
     BoundAddress,
     bound_address,
+    close_sockets,
     open_config_sockets,
     peer_addresses,
     to_listener,
@@ -113,8 +115,7 @@ async def serve(
             raise leaves[0] from None
         raise
     finally:
-        for sock in sockets + (quic[0] if quic is not None else []):
-            sock.close()
+        close_sockets(sockets + (quic[0] if quic is not None else []))
         if exporters is not None:
             exporters.close()
     error_log.info("Server stopped")
@@ -359,9 +360,12 @@ async def _serve_until_signalled(app: ASGI3App, config: Config) -> None:
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
-            signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
             with anyio.open_signal_receiver(*signums) as signals:
                 async for signum in signals:
+                    if signum == signal.SIGUSR1:
+                        reopen_logs("Received SIGUSR1")
+                        continue
                     if signum == signal.SIGHUP:
                         # One process cannot re-import its app in place: only the supervisor
                         # (workers >= 2) rolls workers. Dying on it would cut every request.
