@@ -246,6 +246,46 @@ PROXY = [
 ]
 
 
+def http3_streams() -> list[tuple[int, bytes]]:
+    """HTTP/3 request streams (RFC 9114 frames, QPACK blocks with the static table only, as
+    pylsqpack's encoder makes them with no dynamic table), and a client control stream."""
+    import pylsqpack
+    from aioquic.h3.connection import FrameType, encode_frame
+
+    def head(fields: list[tuple[bytes, bytes]]) -> bytes:
+        return encode_frame(FrameType.HEADERS, pylsqpack.Encoder().encode(0, fields)[1])
+
+    base = [(b":scheme", b"https"), (b":authority", b"localhost"), (b":path", b"/")]
+    get = head([(b":method", b"GET"), *base])
+    post = head([(b":method", b"POST"), *base, (b"content-length", b"5")])
+    chunked = head([(b":method", b"POST"), *base, (b"user-agent", b"fuzz")])
+    trailers = head([(b"x-checksum", b"abc")])
+    connect = head(
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            *base,
+            (b"sec-websocket-version", b"13"),
+        ]
+    )
+    data = encode_frame(FrameType.DATA, b"hello")
+    unknown = b"\x21\x03abc"  # a reserved frame type (0x1f * N + 0x21): ignored
+    settings = b"\x00" + encode_frame(FrameType.SETTINGS, b"\x06\x44\x00")  # control stream
+    return [
+        (0x01, get),
+        (0x00, get),
+        (0x03, post + data),
+        (0x05, head([(b":method", b"POST"), *base, (b"content-length", b"40")]) + data * 8),
+        (0x01, chunked + data + data + trailers),
+        (0x01, unknown + get),
+        (0x00, connect + data),
+        (0x01, get + data),  # DATA on a bodiless GET: the body length is checked
+        (0x07, head([(b":method", b"GET"), *base, (b"x-long", b"v" * 300)])),
+        (0x11, settings),
+        (0x11, b"\x02" + b"\x3f\xe1\x1f"),  # the encoder stream: set the table capacity
+    ]
+
+
 def write(target: str, seeds: list[tuple[int, bytes]]) -> None:
     folder = ROOT / target
     folder.mkdir(parents=True, exist_ok=True)  # files already there (merged finds) stay
@@ -273,6 +313,7 @@ def main() -> None:
     write("hpack", [(0x20 | (index & 0x40), block) for index, block in enumerate(hpack_seeds)])
     write("websocket", WEBSOCKET)
     write("proxy", PROXY)
+    write("http3", http3_streams())
 
 
 if __name__ == "__main__":

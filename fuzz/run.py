@@ -30,6 +30,8 @@ MODULES = {
     "hpack": (["tricorn.protocols.http2"], ["tricorn.protocols", "h2", "hpack", "hyperframe"]),
     "websocket": (["tricorn.protocols.websocket"], ["tricorn.protocols", "wsproto"]),
     "proxy": (["tricorn.protocols.proxy_protocol"], ["tricorn.protocols"]),
+    # aioquic's H3 layer (frames, QPACK's glue) is instrumented; its QUIC and TLS are not.
+    "http3": (["tricorn.protocols.http3"], ["tricorn.protocols", "aioquic.h3"]),
 }
 
 

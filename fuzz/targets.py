@@ -35,4 +35,5 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "hpack": harness.check_hpack_block,
     "websocket": harness.check_websocket,
     "proxy": harness.check_proxy,
+    "http3": harness.check_http3,
 }
